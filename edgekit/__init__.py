@@ -1,0 +1,34 @@
+"""edgekit: train, compress, export and benchmark compact vision models for the edge.
+
+The public API mirrors the CLI: ``edgekit train`` is :func:`edgekit.train`, and so on.
+Heavy submodules load on first use so ``import edgekit`` stays fast.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_API = {
+    "create_model": "edgekit.registry",
+    "list_models": "edgekit.registry",
+    "register_model": "edgekit.registry",
+    "Checkpoint": "edgekit.checkpoint",
+    "load_checkpoint": "edgekit.checkpoint",
+    "save_checkpoint": "edgekit.checkpoint",
+    "load_data": "edgekit.data",
+    "train": "edgekit.train.trainer",
+    "evaluate": "edgekit.evaluate",
+    "quickstart": "edgekit.quickstart",
+    "EdgekitError": "edgekit.errors",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'edgekit' has no attribute {name!r}")
+
+
+__all__ = sorted(_API) + ["__version__"]

@@ -1,0 +1,163 @@
+"""The checkpoint contract every stage reads and writes (see DESIGN.md).
+
+A checkpoint is one ``torch.save`` file holding only plain data and tensors, so it
+loads with ``torch.load(weights_only=True)``: a file crafted to run code on load is
+rejected, not executed. It describes itself:
+
+* ``arch``: registry name and keyword arguments, and the ``channel_plan`` of a
+  pruned model, so the module is rebuilt from its definition (never unpickled);
+* ``state_dict``, ``task`` (classify | regression | label_distribution | clip_classify
+  | tabular), ``labels``, ``input_spec`` (see :mod:`edgekit.data.transforms`);
+* ``metrics`` and ``provenance`` (parent hash, command, versions, time).
+"""
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from . import __version__
+from .channel_plan import apply_plan, extract_plan
+from .errors import EdgekitError
+from .fileio import atomic_path, check_writable, sha256_file
+
+FORMAT = "edgekit.checkpoint"
+VERSION = 1
+TASKS = ("classify", "regression", "label_distribution", "clip_classify", "tabular")
+
+
+def versions() -> dict[str, str]:
+    """Versions of the stack that produced an artifact (recorded in provenance)."""
+    import torchvision
+
+    return {"edgekit": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "python": platform.python_version()}
+
+
+@dataclass
+class Checkpoint:
+    """A loaded (or about to be saved) checkpoint. ``.model`` rebuilds the network lazily."""
+
+    arch: str
+    arch_kwargs: dict[str, Any]
+    state_dict: dict[str, torch.Tensor]
+    task: str = "classify"
+    labels: list[str] = field(default_factory=list)
+    input_spec: dict[str, Any] = field(default_factory=dict)
+    channel_plan: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    @cached_property
+    def model(self) -> nn.Module:
+        """The network rebuilt from its definition + channel plan, weights loaded, in eval mode."""
+        model = build_model(self.arch, self.arch_kwargs, self.channel_plan)
+        try:
+            model.load_state_dict(self.state_dict, strict=True)
+        except RuntimeError as exc:
+            raise EdgekitError(f"checkpoint weights do not fit {self.arch}: {str(exc).splitlines()[0]}") from exc
+        return model.eval()
+
+    @property
+    def eval_transform(self) -> Callable:
+        """PIL image -> model input tensor, the exact preprocessing used in evaluation."""
+        from .data.transforms import eval_transform
+
+        return eval_transform(self.input_spec)
+
+    @property
+    def num_outputs(self) -> int:
+        return int(self.arch_kwargs.get("num_classes", len(self.labels)))
+
+    @property
+    def sha256(self) -> str | None:
+        return sha256_file(self.path) if self.path else None
+
+    def derive(self, model: nn.Module, *, stage: str, metrics: dict[str, Any] | None = None,
+               **changes: Any) -> "Checkpoint":
+        """A child checkpoint for ``model`` (pruned, distilled, fine-tuned): same contract,
+        this checkpoint as parent in provenance. Widths are re-planned from ``model``."""
+        ref = build_model(changes.get("arch", self.arch), changes.get("arch_kwargs", self.arch_kwargs))
+        child = replace(self, state_dict=_cpu_state(model), channel_plan=extract_plan(model, ref),
+                        metrics=dict(metrics or {}), path=None,
+                        provenance={"parent": self.sha256, "parent_path": str(self.path) if self.path else None,
+                                    "stage": stage}, **changes)
+        child.__dict__.pop("model", None)
+        return child
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, "version": VERSION,
+                "arch": {"name": self.arch, "kwargs": self.arch_kwargs, "channel_plan": self.channel_plan},
+                "state_dict": self.state_dict, "task": self.task, "labels": list(self.labels),
+                "input_spec": self.input_spec, "metrics": self.metrics, "provenance": self.provenance,
+                "extra": self.extra}
+
+    def save(self, path: str | Path, force: bool = False) -> Path:
+        """Write atomically; refuse to overwrite unless ``force``."""
+        path = check_writable(path, force)
+        prov = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": " ".join(sys.argv),
+                "versions": versions(), **self.provenance}
+        self.provenance = prov
+        with atomic_path(path) as tmp:
+            torch.save(self.to_dict(), tmp)
+        self.path = path
+        return path
+
+
+def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def build_model(arch: str, arch_kwargs: dict[str, Any], channel_plan: dict[str, Any] | None = None) -> nn.Module:
+    """Architecture from the registry, resized by ``channel_plan`` (weights not loaded)."""
+    from .registry import create_model
+
+    return apply_plan(create_model(arch, **arch_kwargs), channel_plan or {})
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, *, arch: str, arch_kwargs: dict[str, Any],
+                    task: str = "classify", labels: list[str] | None = None,
+                    input_spec: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None,
+                    provenance: dict[str, Any] | None = None, extra: dict[str, Any] | None = None,
+                    force: bool = False) -> Checkpoint:
+    """Save ``model`` under the contract. Its widths may differ from the architecture's
+    definition (pruning); they are recorded as a channel plan."""
+    if task not in TASKS:
+        raise EdgekitError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+    plan = extract_plan(model, build_model(arch, arch_kwargs))
+    ckpt = Checkpoint(arch=arch, arch_kwargs=dict(arch_kwargs), state_dict=_cpu_state(model), task=task,
+                      labels=list(labels or []), input_spec=dict(input_spec or {}), channel_plan=plan,
+                      metrics=dict(metrics or {}), provenance=dict(provenance or {}), extra=dict(extra or {}))
+    ckpt.save(path, force=force)
+    return ckpt
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read a checkpoint safely (``weights_only``); errors are one clear line."""
+    path = Path(path)
+    if not path.is_file():
+        raise EdgekitError(f"checkpoint not found: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise EdgekitError(f"{path} is not a readable edgekit checkpoint (corrupt, or it carries code): "
+                           f"{first[:200]}") from exc
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise EdgekitError(f"{path} is not an edgekit checkpoint (no '{FORMAT}' header)")
+    if obj.get("version", 0) > VERSION:
+        raise EdgekitError(f"{path} was written by a newer edgekit (format v{obj['version']})")
+    arch = obj["arch"]
+    return Checkpoint(arch=arch["name"], arch_kwargs=dict(arch["kwargs"]), state_dict=obj["state_dict"],
+                      task=obj["task"], labels=list(obj["labels"]), input_spec=dict(obj["input_spec"]),
+                      channel_plan=dict(arch.get("channel_plan") or {}), metrics=dict(obj["metrics"]),
+                      provenance=dict(obj["provenance"]), extra=dict(obj.get("extra") or {}), path=path)

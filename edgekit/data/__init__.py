@@ -1,0 +1,197 @@
+"""Datasets by spec string, the same in every command.
+
+=========================  ===================================================
+``digits``                 scikit-learn's real 8x8 digits (10 classes)
+``synthetic[:k=v,...]``    generated shapes; options classes, n, size, seed
+``imagefolder:PATH``       a folder per class; ``train/`` + ``val/`` if present
+``csv:PATH``               ``path,target[,sigma][,split]`` rows (regression)
+=========================  ===================================================
+
+Every spec takes ``val=FRACTION`` and ``seed=N`` options after a ``?`` for
+folder-like sources (``imagefolder:data/?val=0.1``) or after ``:`` for built-ins
+(``digits:val=0.25``). Splits are seeded and stratified, so every stage sees the
+same validation images.
+"""
+from __future__ import annotations
+
+import csv as _csv
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ..errors import EdgekitError
+from . import builtin
+from .datasets import (IMAGE_EXTENSIONS, ArrayImages, ImageList, Subset, Transformed, readable_images,
+                       seeded_split)
+from .transforms import eval_transform, make_input_spec, train_transform
+
+log = logging.getLogger("edgekit.data")
+
+__all__ = ["DataBundle", "load_data", "parse_spec", "make_input_spec", "eval_transform", "train_transform"]
+
+
+@dataclass
+class DataBundle:
+    """Train and validation splits of one source, with what a checkpoint needs to know about it."""
+
+    spec: str
+    train: Dataset
+    val: Dataset
+    labels: list[str]
+    task: str = "classify"
+    default_input: int = 32
+    skipped: int = 0
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def subset_train(self, fraction: float, seed: int = 0) -> "DataBundle":
+        """The same bundle with only ``fraction`` of the training split (stratified, seeded)."""
+        if not 0 < fraction <= 1:
+            raise EdgekitError(f"training fraction must be in (0, 1], got {fraction}")
+        if fraction == 1:
+            return self
+        targets = self.train.targets  # type: ignore[attr-defined]
+        _, keep = seeded_split(len(targets), fraction, seed, targets if self.task == "classify" else None)
+        return DataBundle(self.spec, Subset(self.train, keep), self.val, self.labels, self.task,
+                          self.default_input, self.skipped, {**self.info, "train_fraction": fraction})
+
+    def loader(self, split: str, transform: Callable, batch_size: int, shuffle: bool = False,
+               workers: int = 0, sampler: Any = None, drop_last: bool = False) -> DataLoader:
+        """A DataLoader over ``split`` ('train' or 'val') with ``transform`` applied."""
+        base = {"train": self.train, "val": self.val}[split]
+        return DataLoader(Transformed(base, transform, _target_tensor(self.task)), batch_size=batch_size,
+                          shuffle=shuffle and sampler is None, sampler=sampler, num_workers=workers,
+                          drop_last=drop_last, persistent_workers=workers > 0)
+
+
+def _target_tensor(task: str) -> Callable[[Any], Any] | None:
+    if task == "classify":
+        return None
+    return lambda t: torch.as_tensor(t, dtype=torch.float32)
+
+
+def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
+    """``kind:rest?k=v&k=v`` or ``kind:k=v,k=v`` -> (kind, path, options)."""
+    if not spec or not isinstance(spec, str):
+        raise EdgekitError("empty data spec; use digits, synthetic, imagefolder:PATH or csv:PATH")
+    kind, _, rest = spec.partition(":")
+    opts: dict[str, str] = {}
+    path = rest
+    if kind in ("digits", "synthetic"):
+        path, option_text = "", rest
+    else:
+        path, _, option_text = rest.partition("?")
+    for item in filter(None, option_text.replace("&", ",").split(",")):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise EdgekitError(f"malformed option {item!r} in data spec {spec!r}; expected key=value")
+        opts[key.strip()] = value.strip()
+    return kind, path, opts
+
+
+def load_data(spec: str, seed: int | None = None) -> DataBundle:
+    """Open the dataset named by ``spec`` and split it (see module docstring)."""
+    kind, path, opts = parse_spec(spec)
+    try:
+        val = float(opts.pop("val", 0.2))
+        split_seed = int(opts.pop("seed", seed if seed is not None else 0))
+        if kind == "digits":
+            bundle = _arrays(spec, *builtin.digits(), val, split_seed, default_input=32)
+        elif kind == "synthetic":
+            size = int(opts.pop("size", 32))
+            images, targets, labels = builtin.synthetic(int(opts.pop("classes", 4)), int(opts.pop("n", 400)),
+                                                        size, int(opts.pop("gen_seed", 0)))
+            bundle = _arrays(spec, images, targets, labels, val, split_seed, default_input=size)
+        elif kind == "imagefolder":
+            bundle = _imagefolder(spec, Path(path), val, split_seed)
+        elif kind == "csv":
+            bundle = _csv_regression(spec, Path(path), val, split_seed)
+        else:
+            raise EdgekitError(f"unknown data source {kind!r} in {spec!r}; "
+                               "use digits, synthetic, imagefolder:PATH or csv:PATH")
+    except ValueError as exc:
+        raise EdgekitError(f"bad option in data spec {spec!r}: {exc}") from exc
+    if opts:
+        raise EdgekitError(f"unknown option(s) {', '.join(sorted(opts))} in data spec {spec!r}")
+    if len(bundle.train) == 0 or len(bundle.val) == 0:
+        raise EdgekitError(f"data spec {spec!r} gives an empty train or validation split")
+    return bundle
+
+
+def _arrays(spec: str, images: np.ndarray, targets: list[int], labels: list[str], val: float, seed: int,
+            default_input: int) -> DataBundle:
+    base = ArrayImages(images, targets)
+    tr, va = seeded_split(len(base), val, seed, targets)
+    return DataBundle(spec, Subset(base, tr), Subset(base, va), labels, "classify", default_input)
+
+
+def _class_folder(root: Path) -> tuple[list[Path], list[int], list[str], int]:
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not classes:
+        raise EdgekitError(f"{root} has no class sub-folders (expected {root}/<class>/<image>)")
+    files, targets = [], []
+    for i, c in enumerate(classes):
+        imgs = sorted(p for p in (root / c).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+        files += imgs
+        targets += [i] * len(imgs)
+    good, bad = readable_images(files)
+    good_set = set(good)
+    keep = [(f, t) for f, t in zip(files, targets) if f in good_set]
+    return [f for f, _ in keep], [t for _, t in keep], classes, len(bad)
+
+
+def _imagefolder(spec: str, root: Path, val: float, seed: int) -> DataBundle:
+    if not root.is_dir():
+        raise EdgekitError(f"image folder not found: {root}")
+    if (root / "train").is_dir() and (root / "val").is_dir():
+        tr_files, tr_t, labels, bad1 = _class_folder(root / "train")
+        va_files, va_t, va_labels, bad2 = _class_folder(root / "val")
+        if va_labels != labels:
+            raise EdgekitError(f"{root}/train and {root}/val have different class folders")
+        train, valid, skipped = ImageList(tr_files, tr_t), ImageList(va_files, va_t), bad1 + bad2
+    else:
+        files, targets, labels, skipped = _class_folder(root)
+        base = ImageList(files, targets)
+        tr, va = seeded_split(len(base), val, seed, targets)
+        train, valid = Subset(base, tr), Subset(base, va)
+    if len(train) == 0:
+        raise EdgekitError(f"no readable images under {root} ({skipped} unreadable)")
+    return DataBundle(spec, train, valid, labels, "classify", 224, skipped)
+
+
+def _csv_regression(spec: str, path: Path, val: float, seed: int) -> DataBundle:
+    if not path.is_file():
+        raise EdgekitError(f"CSV file not found: {path}")
+    with open(path, newline="") as fh:
+        rows = list(_csv.DictReader(fh))
+    if not rows or "path" not in rows[0] or "target" not in rows[0]:
+        raise EdgekitError(f"{path} needs a header with at least 'path' and 'target' columns")
+    has_sigma = "sigma" in rows[0]
+    files, targets, splits = [], [], []
+    for n, row in enumerate(rows, start=2):
+        try:
+            y = float(row["target"])
+            target = (y, float(row["sigma"])) if has_sigma else y
+        except (TypeError, ValueError):
+            raise EdgekitError(f"{path}:{n}: target/sigma is not a number: {row}") from None
+        files.append((path.parent / row["path"]).resolve())
+        targets.append(target)
+        splits.append((row.get("split") or "").strip())
+    good, bad = readable_images(files)
+    good_set = set(good)
+    keep = [i for i, f in enumerate(files) if f in good_set]
+    if not keep:
+        raise EdgekitError(f"no readable images listed in {path}")
+    base = ImageList([files[i] for i in keep], [targets[i] for i in keep])
+    kept_splits = [splits[i] for i in keep]
+    if any(kept_splits):
+        tr = [i for i, s in enumerate(kept_splits) if s != "val"]
+        va = [i for i, s in enumerate(kept_splits) if s == "val"]
+    else:
+        tr, va = seeded_split(len(base), val, seed)
+    task = "label_distribution" if has_sigma else "regression"
+    return DataBundle(spec, Subset(base, tr), Subset(base, va), [], task, 224, len(bad))

@@ -1,0 +1,72 @@
+"""Preprocessing derived from a checkpoint's input spec.
+
+The input spec is plain data stored in every checkpoint and export manifest::
+
+    {"shape": [3, 32, 32], "layout": "NCHW", "dtype": "float32", "color": "RGB",
+     "mean": [...], "std": [...], "resize": 32 | [32, 32], "crop": null | 224}
+
+``resize`` is an int (shorter side, aspect kept, then centre ``crop``) or an
+``[H, W]`` pair (direct resize). The eval transform is the exact preprocessing the
+model was evaluated with; exporters and benchmarks reuse it so parity and accuracy
+are measured on what the model really sees.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import torch
+from torchvision.transforms import v2 as T
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def make_input_spec(size: int, channels: int = 3, mean: Sequence[float] = IMAGENET_MEAN,
+                    std: Sequence[float] = IMAGENET_STD, crop_ratio: float | None = None) -> dict[str, Any]:
+    """Input spec for square ``size`` inputs.
+
+    ``crop_ratio`` (e.g. 0.875) gives ImageNet-style evaluation: resize the shorter side
+    to ``size / crop_ratio`` then centre-crop ``size``; without it images are resized
+    straight to ``size x size``.
+    """
+    resize: int | list[int] = [size, size] if crop_ratio is None else int(round(size / crop_ratio))
+    return {"shape": [channels, size, size], "layout": "NCHW", "dtype": "float32",
+            "color": "RGB" if channels == 3 else "L", "mean": list(mean), "std": list(std),
+            "resize": resize, "crop": None if crop_ratio is None else size}
+
+
+def _to_tensor(spec: dict[str, Any]) -> list[Callable]:
+    return [T.ToImage(), T.ToDtype(torch.float32, scale=True), T.Normalize(spec["mean"], spec["std"])]
+
+
+def _color(spec: dict[str, Any]) -> Callable:
+    mode = spec.get("color", "RGB")
+    return lambda img: img.convert(mode) if getattr(img, "mode", mode) != mode else img
+
+
+def eval_transform(spec: dict[str, Any]) -> Callable:
+    """PIL image -> normalised CHW float tensor, exactly as in evaluation."""
+    resize = spec["resize"]
+    steps: list[Callable] = [_color(spec), T.Resize(resize if isinstance(resize, int) else tuple(resize),
+                                                     antialias=True)]
+    if spec.get("crop"):
+        steps.append(T.CenterCrop(spec["crop"]))
+    return T.Compose(steps + _to_tensor(spec))
+
+
+def train_transform(spec: dict[str, Any], augment: str = "standard") -> Callable:
+    """Training augmentation matched to the input size.
+
+    ``standard``: small inputs (<= 64 px) get padded random crops (CIFAR recipe) plus
+    flips; larger ones RandomResizedCrop + flip (ImageNet recipe). ``none``: the eval
+    transform. Flips are left out for ``no_flip`` (digits and text are not symmetric).
+    """
+    if augment == "none":
+        return eval_transform(spec)
+    h, w = spec["shape"][1:]
+    flip = [] if augment == "no_flip" else [T.RandomHorizontalFlip()]
+    if max(h, w) <= 64:
+        steps = [_color(spec), T.Resize((h, w), antialias=True), T.RandomCrop((h, w), padding=max(1, h // 8))]
+    else:
+        steps = [_color(spec), T.RandomResizedCrop((h, w), antialias=True)]
+    return T.Compose(steps + flip + _to_tensor(spec))

@@ -1,0 +1,1 @@
+"""edgekit's own architectures, registered into :mod:`edgekit.registry` on import."""
