@@ -1,0 +1,223 @@
+"""The training engine shared by ``train``, ``prune`` recovery and ``distill``.
+
+:func:`fit` owns what every stage needs and none should repeat: optimizer and
+warm-up + cosine schedule, AMP and channels_last on CUDA, a rich progress bar
+(loss, accuracy, images/s), one JSON line of metrics per epoch, per-epoch
+callbacks (atomic checkpoints, resume state) and DDP samplers. What differs between
+stages is only the loss: a :data:`StepLoss` maps ``(model, x, y, epoch)`` to a
+:class:`StepOutput` whose named terms are logged.
+"""
+from __future__ import annotations
+
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ..fileio import append_jsonl
+from . import distributed as dist_utils
+from .metrics import evaluate_model
+from .mix import Mixer
+
+
+@dataclass
+class StepOutput:
+    """One step's loss, its named terms (logged), and logits/targets for running accuracy."""
+
+    loss: torch.Tensor
+    terms: dict[str, float] = field(default_factory=dict)
+    logits: torch.Tensor | None = None
+    targets: torch.Tensor | None = None
+
+
+StepLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor, int], StepOutput]
+
+
+@dataclass
+class OptimConfig:
+    """Optimizer and schedule: SGD (momentum, Nesterov) or AdamW; linear warm-up then cosine."""
+
+    optimizer: str = "sgd"
+    lr: float | None = None  # default: 0.1 for SGD, 1e-3 for AdamW, scaled by batch/256 * 4 (see below)
+    weight_decay: float | None = None
+    momentum: float = 0.9
+    warmup_epochs: float = 1.0
+    min_lr_ratio: float = 0.0
+
+    def resolved_lr(self) -> float:
+        if self.lr is not None:
+            return self.lr
+        return 0.05 if self.optimizer == "sgd" else 2e-3
+
+
+def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
+    """Optimizer with weight decay off for norms and biases (standard practice)."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    wd = cfg.weight_decay if cfg.weight_decay is not None else (5e-4 if cfg.optimizer == "sgd" else 0.05)
+    groups = [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
+    lr = cfg.resolved_lr()
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=lr)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=lr)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; expected sgd, adamw or adam")
+
+
+def build_scheduler(opt: torch.optim.Optimizer, cfg: OptimConfig, epochs: int,
+                    steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Per-iteration linear warm-up over ``warmup_epochs``, then cosine to ``min_lr_ratio``."""
+    total = max(1, epochs * steps_per_epoch)
+    warm = min(int(cfg.warmup_epochs * steps_per_epoch), total - 1)
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        t = (step - warm) / max(1, total - warm)
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def classification_loss(mixer: Mixer | None = None, label_smoothing: float = 0.0,
+                        total_epochs: int = 1) -> StepLoss:
+    """Cross-entropy with optional mixup/CutMix (per the mixer's schedule)."""
+    ce = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+
+    def step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epoch: int) -> StepOutput:
+        if mixer is not None and mixer.should_mix(epoch, total_epochs):
+            xm, ya, yb, lam = mixer.mix(x, y)
+            out = model(xm)
+            loss = lam * ce(out, ya) + (1 - lam) * ce(out, yb)
+            return StepOutput(loss, {"ce": float(loss), "mixed": 1.0}, out, ya if lam >= 0.5 else yb)
+        out = model(x)
+        loss = ce(out, y)
+        return StepOutput(loss, {"ce": float(loss), "mixed": 0.0}, out, y)
+
+    return step
+
+
+def regression_loss() -> StepLoss:
+    """L1 on a single-output model (MAE is the metric reported)."""
+
+    def step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epoch: int) -> StepOutput:
+        target = y[:, 0] if y.dim() > 1 else y
+        loss = nn.functional.l1_loss(model(x).reshape(-1), target)
+        return StepOutput(loss, {"l1": float(loss)})
+
+    return step
+
+
+@dataclass
+class FitState:
+    """What a resumed run needs besides the model weights."""
+
+    epoch: int = 0  # next epoch to run
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def fit(model: nn.Module, loader: DataLoader, *, epochs: int, loss_fn: StepLoss, optim: OptimConfig,
+        device: torch.device, val_loader: DataLoader | None = None, task: str = "classify",
+        log_path: str | None = None, on_epoch_end: Callable[[int, dict[str, Any], dict[str, Any]], None] | None = None,
+        resume_state: dict[str, Any] | None = None, progress: bool = True, desc: str = "train",
+        extra_params: Iterable[nn.Parameter] = ()) -> list[dict[str, Any]]:
+    """Train ``model`` for ``epochs`` and return the per-epoch metric records.
+
+    ``on_epoch_end(epoch, record, state)`` receives the resumable state (optimizer,
+    scheduler, RNG, history) after each epoch; ``resume_state`` is such a dict to
+    continue from. Under DDP (``torchrun``) the model is wrapped here, only rank 0
+    logs, and validation runs on rank 0.
+    """
+    model.to(device)
+    use_cuda = device.type == "cuda"
+    if use_cuda:
+        model.to(memory_format=torch.channels_last)
+    train_model = dist_utils.wrap(model, device)
+    opt = build_optimizer(model, optim)
+    for p in extra_params:
+        opt.add_param_group({"params": [p], "weight_decay": 0.0})
+    sched = build_scheduler(opt, optim, epochs, len(loader))
+    scaler = torch.amp.GradScaler("cuda", enabled=use_cuda)
+    history: list[dict[str, Any]] = []
+    start = 0
+    if resume_state:
+        opt.load_state_dict(resume_state["optimizer"])
+        sched.load_state_dict(resume_state["scheduler"])
+        torch.set_rng_state(resume_state["rng"])
+        history = list(resume_state.get("history", []))
+        start = int(resume_state["epoch"])
+    is_main = dist_utils.is_main()
+    for epoch in range(start, epochs):
+        sampler = getattr(loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+        train_model.train()
+        record = _run_epoch(train_model, loader, loss_fn, opt, sched, scaler, device, epoch, epochs,
+                            progress and is_main, desc, use_cuda)
+        if val_loader is not None and is_main:
+            val = evaluate_model(model, val_loader, task, device)
+            record.update({f"val_{k}": v for k, v in val.items() if k != "n"})
+        record["lr"] = opt.param_groups[0]["lr"]
+        history.append(record)
+        if is_main and log_path:
+            append_jsonl(log_path, record)
+        state = {"epoch": epoch + 1, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                 "rng": torch.get_rng_state(), "history": history}
+        if on_epoch_end is not None and is_main:
+            on_epoch_end(epoch, record, state)
+        dist_utils.barrier()
+    return history
+
+
+def _run_epoch(model: nn.Module, loader: DataLoader, loss_fn: StepLoss, opt: torch.optim.Optimizer,
+               sched: Any, scaler: torch.amp.GradScaler, device: torch.device, epoch: int, epochs: int,
+               show: bool, desc: str, use_cuda: bool) -> dict[str, Any]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    n_seen, n_correct, n_scored, loss_sum = 0, 0, 0, 0.0
+    term_sums: dict[str, float] = {}
+    t0 = time.perf_counter()
+    columns = (TextColumn(f"{desc} epoch {epoch + 1}/{epochs}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[stats]}"), TimeRemainingColumn())
+    with Progress(*columns, disable=not show, transient=False) as bar:
+        task = bar.add_task(desc, total=len(loader), stats="")
+        for x, y in loader:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            if use_cuda:
+                x = x.to(memory_format=torch.channels_last)
+            ctx = torch.autocast("cuda", dtype=torch.float16) if use_cuda else nullcontext()
+            with ctx:
+                out = loss_fn(model, x, y, epoch)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(out.loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            sched.step()
+            b = x.shape[0]
+            n_seen += b
+            loss_sum += float(out.loss) * b
+            for k, v in out.terms.items():
+                term_sums[k] = term_sums.get(k, 0.0) + v * b
+            if out.logits is not None and out.targets is not None and out.targets.dtype == torch.long:
+                n_correct += int((out.logits.argmax(1) == out.targets).sum())
+                n_scored += b
+            rate = n_seen / max(time.perf_counter() - t0, 1e-9)
+            acc = f" acc {100.0 * n_correct / n_scored:.1f}%" if n_scored else ""
+            bar.update(task, advance=1, stats=f"loss {loss_sum / n_seen:.4f}{acc} {rate:.0f} img/s")
+    elapsed = time.perf_counter() - t0
+    world = dist_utils.world_size()
+    record: dict[str, Any] = {"epoch": epoch + 1, "loss": loss_sum / max(n_seen, 1),
+                              "epoch_seconds": elapsed, "images_per_s": world * n_seen / max(elapsed, 1e-9)}
+    record.update({k: v / max(n_seen, 1) for k, v in term_sums.items()})
+    if n_scored:
+        record["train_top1"] = 100.0 * n_correct / n_scored
+    return record
