@@ -12,6 +12,7 @@ rejected, not executed. It describes itself:
 """
 from __future__ import annotations
 
+import json
 import platform
 import sys
 import time
@@ -37,7 +38,7 @@ def versions() -> dict[str, str]:
     """Versions of the stack that produced an artifact (recorded in provenance)."""
     import torchvision
 
-    return {"edgekit": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+    return {"edgekit": __version__, "torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
             "python": platform.python_version()}
 
 
@@ -95,10 +96,11 @@ class Checkpoint:
         return child
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": FORMAT, "version": VERSION,
-                "arch": {"name": self.arch, "kwargs": self.arch_kwargs, "channel_plan": self.channel_plan},
-                "state_dict": self.state_dict, "task": self.task, "labels": list(self.labels),
-                "input_spec": self.input_spec, "metrics": self.metrics, "provenance": self.provenance,
+        """Plain data + tensors only: everything but the state dict is JSON-normalised."""
+        meta = _plain({"arch": {"name": self.arch, "kwargs": self.arch_kwargs, "channel_plan": self.channel_plan},
+                       "task": self.task, "labels": list(self.labels), "input_spec": self.input_spec,
+                       "metrics": self.metrics, "provenance": self.provenance})
+        return {"format": FORMAT, "version": VERSION, **meta, "state_dict": self.state_dict,
                 "extra": self.extra}
 
     def save(self, path: str | Path, force: bool = False) -> Path:
@@ -111,6 +113,11 @@ class Checkpoint:
             torch.save(self.to_dict(), tmp)
         self.path = path
         return path
+
+
+def _plain(obj: Any) -> Any:
+    """Round-trip through JSON so only str/int/float/bool/list/dict reach the pickle."""
+    return json.loads(json.dumps(obj, default=str))
 
 
 def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:

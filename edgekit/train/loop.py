@@ -98,10 +98,10 @@ def classification_loss(mixer: Mixer | None = None, label_smoothing: float = 0.0
             xm, ya, yb, lam = mixer.mix(x, y)
             out = model(xm)
             loss = lam * ce(out, ya) + (1 - lam) * ce(out, yb)
-            return StepOutput(loss, {"ce": float(loss), "mixed": 1.0}, out, ya if lam >= 0.5 else yb)
+            return StepOutput(loss, {"ce": float(loss.detach()), "mixed": 1.0}, out, ya if lam >= 0.5 else yb)
         out = model(x)
         loss = ce(out, y)
-        return StepOutput(loss, {"ce": float(loss), "mixed": 0.0}, out, y)
+        return StepOutput(loss, {"ce": float(loss.detach()), "mixed": 0.0}, out, y)
 
     return step
 
@@ -112,7 +112,7 @@ def regression_loss() -> StepLoss:
     def step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epoch: int) -> StepOutput:
         target = y[:, 0] if y.dim() > 1 else y
         loss = nn.functional.l1_loss(model(x).reshape(-1), target)
-        return StepOutput(loss, {"l1": float(loss)})
+        return StepOutput(loss, {"l1": float(loss.detach())})
 
     return step
 
@@ -204,7 +204,7 @@ def _run_epoch(model: nn.Module, loader: DataLoader, loss_fn: StepLoss, opt: tor
             sched.step()
             b = x.shape[0]
             n_seen += b
-            loss_sum += float(out.loss) * b
+            loss_sum += float(out.loss.detach()) * b
             for k, v in out.terms.items():
                 term_sums[k] = term_sums.get(k, 0.0) + v * b
             if out.logits is not None and out.targets is not None and out.targets.dtype == torch.long:

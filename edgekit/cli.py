@@ -1,0 +1,165 @@
+"""The ``edgekit`` command line: one small command per stage over the library API.
+
+Each command parses its options, calls the library function of the same name and
+prints the result. Every :class:`~edgekit.errors.EdgekitError` becomes one line on
+stderr and exit status 2; nothing here holds logic of its own.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from typing import Any, Callable
+
+import click
+
+from .errors import EdgekitError
+
+
+def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn user-facing errors into one stderr line and exit 2 (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except EdgekitError as exc:
+            click.echo(f"edgekit: error: {exc}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("edgekit: interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+def _parse_kv(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``key=value`` pairs with JSON-typed values (``width_mult=0.5`` -> 0.5)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq:
+            raise EdgekitError(f"expected key=value, got {pair!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="edgekit")
+@click.option("-v", "--verbose", is_flag=True, help="Log more detail.")
+def main(verbose: bool) -> None:
+    """edgekit: train, compress, export and benchmark compact vision models for the edge."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="edgekit: %(levelname)s: %(message)s")
+
+
+@main.command()
+@click.option("--arch", required=True, help="Registry name (see `edgekit zoo`) or package.module:function.")
+@click.option("--data", required=True, help="Data spec: digits, synthetic, imagefolder:PATH, csv:PATH.")
+@click.option("-o", "--output", required=True, type=click.Path(), help="Checkpoint to write.")
+@click.option("--epochs", default=10, show_default=True, type=int)
+@click.option("--batch-size", default=64, show_default=True, type=int)
+@click.option("--input-size", type=int, help="Square input size (default: the dataset's).")
+@click.option("--optimizer", type=click.Choice(["sgd", "adamw", "adam"]), default="sgd", show_default=True)
+@click.option("--lr", type=float, help="Peak learning rate (default 0.05 SGD, 2e-3 AdamW).")
+@click.option("--weight-decay", type=float)
+@click.option("--warmup-epochs", default=1.0, show_default=True, type=float)
+@click.option("--label-smoothing", default=0.0, show_default=True, type=float)
+@click.option("--mix", type=click.Choice(["none", "mixup", "cutmix", "mwh", "mwh-cutmix"]), default="none",
+              show_default=True, help="mwh = mixup without hesitation schedule.")
+@click.option("--mix-alpha", type=float, help="Beta(alpha, alpha) for mixing (default 0.5, CutMix 1.0).")
+@click.option("--small-input/--no-small-input", default=None,
+              help="Stride-1 stem for small images (default: on for inputs <= 64 px on ImageNet nets).")
+@click.option("--arch-arg", "arch_args", multiple=True, help="Extra architecture kwarg key=value (repeatable).")
+@click.option("--weights", type=click.Path(), help="Local pretrained weights (state dict or checkpoint).")
+@click.option("--train-fraction", default=1.0, show_default=True, type=float)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--workers", default=0, show_default=True, type=int)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--resume", is_flag=True, help="Continue an interrupted run writing to --output.")
+@click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
+@_guard
+def train(arch: str, data: str, output: str, arch_args: tuple[str, ...], **kw: Any) -> None:
+    """Train ARCH on DATA into a checkpoint (resumable; DDP under torchrun)."""
+    from .train.trainer import train as run
+
+    ckpt = run(arch, data, output, arch_kwargs=_parse_kv(arch_args), **kw)
+    m = ckpt.metrics
+    if ckpt.task == "classify" and "val_top1" in m:
+        click.echo(f"{output}: val top-1 {m['val_top1']:.2f}%  top-5 {m['val_top5']:.2f}%  "
+                   f"({m.get('images_per_s') or 0:.0f} img/s)")
+    else:
+        click.echo(f"{output}: " + ", ".join(f"{k} {v:.4g}" for k, v in m.items() if isinstance(v, float)))
+
+
+@main.command("eval")
+@click.argument("checkpoint", type=click.Path())
+@click.option("--data", required=True, help="Data spec.")
+@click.option("--split", type=click.Choice(["val", "train"]), default="val", show_default=True)
+@click.option("--batch-size", default=128, show_default=True, type=int)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_guard
+def eval_cmd(checkpoint: str, data: str, split: str, batch_size: int, device: str, as_json: bool) -> None:
+    """Evaluate CHECKPOINT on DATA (top-1/top-5, or MAE for regression)."""
+    from .evaluate import evaluate
+
+    res = evaluate(checkpoint, data, split=split, batch_size=batch_size, device=device)
+    if as_json:
+        click.echo(json.dumps(res))
+    elif "top1" in res:
+        click.echo(f"top-1 {res['top1']:.2f}%  top-5 {res['top5']:.2f}%  loss {res['loss']:.4f}  (n={res['n']})")
+    else:
+        click.echo(f"MAE {res['mae']:.4f}  RMSE {res['rmse']:.4f}  (n={res['n']})")
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_guard
+def info(checkpoint: str, as_json: bool) -> None:
+    """Show a checkpoint: architecture, size, input spec, labels, metrics, lineage."""
+    from .inspect import checkpoint_summary, format_summary
+
+    summary = checkpoint_summary(checkpoint)
+    click.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary))
+
+
+@main.command()
+@click.option("--filter", "pattern", default="", help="Only names containing this text.")
+@click.option("--no-macs", is_flag=True, help="Skip MAC counting (faster).")
+@_guard
+def zoo(pattern: str, no_macs: bool) -> None:
+    """List architectures with parameters and MACs at their default input."""
+    from .inspect import zoo_rows
+
+    click.echo(f"{'name':<28} {'source':<12} {'input':>5} {'params (M)':>11} {'MACs (M)':>11}")
+    for row in zoo_rows(pattern, macs=not no_macs):
+        params = f"{row['params'] / 1e6:.2f}" if row["params"] is not None else "-"
+        macs = f"{row['macs'] / 1e6:.1f}" if row.get("macs") is not None else "-"
+        click.echo(f"{row['name']:<28} {row['source']:<12} {row['input']:>5} {params:>11} {macs:>11}")
+
+
+@main.command()
+@click.option("-o", "--output", default="quickstart", show_default=True, type=click.Path(),
+              help="Folder for everything the run writes.")
+@click.option("--epochs", default=8, show_default=True, type=int)
+@click.option("--force", is_flag=True, help="Reuse a non-empty output folder.")
+@_guard
+def quickstart(output: str, epochs: int, force: bool) -> None:
+    """Run the main job end to end on built-in data (digits) and print a summary."""
+    from .quickstart import quickstart as run
+
+    run(output, epochs=epochs, force=force)
+
+
+# Stage commands (export, verify, bench, report, prune, distill) are added below, each a thin
+# wrapper over its library function.
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,20 @@
+"""``edgekit eval``: score a checkpoint on a data spec's validation split."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .checkpoint import Checkpoint, load_checkpoint
+from .data import DataBundle, load_data
+from .train.metrics import evaluate_model
+from .train.trainer import resolve_device
+
+
+def evaluate(checkpoint: str | Path | Checkpoint, data: str | DataBundle, *, split: str = "val",
+             batch_size: int = 128, device: str = "auto") -> dict[str, Any]:
+    """Top-1/top-5 (classifiers) or MAE/RMSE (regression) with the checkpoint's own eval transform."""
+    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+    bundle = data if isinstance(data, DataBundle) else load_data(data)
+    dev = resolve_device(device)
+    loader = bundle.loader(split, ckpt.eval_transform, batch_size)
+    return evaluate_model(ckpt.model.to(dev), loader, ckpt.task, dev)
