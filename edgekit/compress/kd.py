@@ -1,30 +1,36 @@
-"""Knowledge distillation on logits (Hinton et al., 2015): KL at temperature T, scaled by T^2.
+"""Hinton knowledge distillation: the soft-target KL term, scaled by T^2.
 
-Shared by both compression stages: ``edgekit distill`` (the ``kd`` term, alpha-weighted, see
-:mod:`edgekit.compress.distill`) and pruning recovery (the unpruned model teaching its
-pruned copy). The T^2 factor keeps gradient magnitudes comparable across temperatures;
-T = 4 is the LSH paper's and RepDistiller's ``kd_T`` default.
+``kd_loss(student, teacher, T) = T^2 * KL(softmax(teacher/T) || softmax(student/T))``,
+averaged over the batch (Hinton, Vinyals & Dean 2015). The T^2 factor keeps the
+gradient magnitude of the soft term independent of the temperature, so it can be
+mixed with cross-entropy at fixed weights (CURL's recovery uses T=2 with weights
+0.7 soft / 0.3 hard, methods.md 1.3).
+
+Shared module: pruning recovery (:mod:`edgekit.compress.recovery`) and the
+distillation stage (:mod:`edgekit.compress.distill`) both import it; do not copy it.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-DEFAULT_T = 4.0
+
+def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 4.0) -> torch.Tensor:
+    """``T^2 * KL(p_teacher^T || p_student^T)``, mean over the batch (teacher is not back-propagated)."""
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    t = float(temperature)
+    log_p_s = F.log_softmax(student_logits / t, dim=1)
+    log_p_t = F.log_softmax(teacher_logits.detach() / t, dim=1)
+    return F.kl_div(log_p_s, log_p_t, reduction="batchmean", log_target=True) * (t * t)
 
 
-def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float = DEFAULT_T,
-            reduction: str = "mean") -> torch.Tensor:
-    """``T^2 * KL(softmax(t/T) || softmax(s/T))``, summed over classes.
+def kl_divergence(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
+    """Per-sample ``KL(softmax(p) || softmax(q)) = sum_k p_k (log p_k - log q_k)`` at T=1 (no reduction).
 
-    ``reduction='mean'`` averages over the batch (``batchmean``); ``'none'`` returns one
-    value per sample (for masked averages). The teacher side carries no gradient.
+    The direction matters: CURL's importance uses KL(masked || original) and its label
+    refinement KL(student || stored logits); both put the first argument's distribution first.
     """
-    log_p_s = F.log_softmax(student_logits / T, dim=1)
-    log_p_t = F.log_softmax(teacher_logits.detach() / T, dim=1)
-    per_sample = (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=1) * (T * T)
-    if reduction == "none":
-        return per_sample
-    if reduction == "mean":
-        return per_sample.mean()
-    raise ValueError(f"unknown reduction {reduction!r}")
+    log_p = F.log_softmax(p_logits, dim=-1)
+    log_q = F.log_softmax(q_logits, dim=-1)
+    return (log_p.exp() * (log_p - log_q)).sum(-1)
