@@ -99,12 +99,14 @@ def adapt_small_input(model: nn.Module) -> nn.Module:
 
 
 def create_model(name: str, num_classes: int = 1000, weights: str | Path | None = None,
-                 small_input: bool = False, **kwargs: Any) -> nn.Module:
+                 small_input: bool = False, feature_dim: int | None = None, **kwargs: Any) -> nn.Module:
     """Build architecture ``name`` with ``num_classes`` outputs.
 
     ``weights`` is a local file: a state dict or an edgekit checkpoint. Tensors whose
     shape does not match (a classifier for another number of classes) are skipped and
-    reported, so ImageNet weights can seed a 10-class model.
+    reported, so ImageNet weights can seed a 10-class model. ``feature_dim=D`` puts a
+    Linear connector to D dims before the final classifier (a distilled student whose
+    teacher's feature has D dims; see :func:`edgekit.compress.features.add_connector`).
     """
     entry = get_entry(name)
     try:
@@ -113,6 +115,10 @@ def create_model(name: str, num_classes: int = 1000, weights: str | Path | None 
         raise EdgekitError(f"cannot build {name} with arguments {kwargs}: {exc}") from exc
     if small_input:
         adapt_small_input(model)
+    if feature_dim is not None:
+        from .compress.features import add_connector
+
+        add_connector(model, int(feature_dim))
     if weights is not None:
         load_weights(model, weights)
     return model
