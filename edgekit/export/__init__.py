@@ -1,0 +1,1 @@
+"""Export stage: ONNX, TFLite/LiteRT, Core ML and TensorRT artifacts with a parity gate."""
