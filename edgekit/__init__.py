@@ -22,6 +22,8 @@ _API = {
     "evaluate": "edgekit.evaluate",
     "quickstart": "edgekit.quickstart",
     "EdgekitError": "edgekit.errors",
+    "bench": "edgekit.bench.run",
+    "report": "edgekit.bench.report",
 }
 
 
