@@ -161,5 +161,39 @@ def quickstart(output: str, epochs: int, force: bool) -> None:
 # wrapper over its library function.
 
 
+@main.command()
+@click.option("--teacher", required=True, type=click.Path(), help="Teacher checkpoint.")
+@click.option("--student", required=True, help="Student: registry name (compact_cnn_s) or checkpoint (e.g. pruned).")
+@click.option("--data", required=True, help="Data spec (the teacher's task and classes).")
+@click.option("-o", "--output", required=True, type=click.Path(), help="Student checkpoint to write.")
+@click.option("--method", default="kd", show_default=True,
+              help="none | kd | l2 | lsh | lshl2, or a '+' combination (lshl2+kd).")
+@click.option("--epochs", default=10, show_default=True, type=int)
+@click.option("--alpha", type=float, help="KD weight (default 1 when the method has kd).")
+@click.option("--beta", type=float, help="Feature-loss weight (default 6, the paper's).")
+@click.option("--input-size", type=int, help="Student input size (default: the teacher's).")
+@click.option("--hash-num", type=int, help="LSH hash functions (default 4 x teacher feature dim).")
+@click.option("--bias", type=click.Choice(["median", "mean", "0"]), default="median", show_default=True)
+@click.option("--feature-layer", help="Feature module path for both, or TEACHER_PATH:STUDENT_PATH.")
+@click.option("--all-samples", is_flag=True, help="Feature loss over all samples, not only those the teacher gets right.")
+@click.option("--cache-teacher", is_flag=True, help="Compute teacher outputs once, on disk (turns augmentation off).")
+@click.option("--batch-size", default=64, show_default=True, type=int)
+@click.option("--lr", type=float)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
+@_guard
+def distill(all_samples: bool, **kw: Any) -> None:
+    """Distil a TEACHER checkpoint into a smaller STUDENT (LSH feature mimicking, L2, KD)."""
+    from .compress.distill import distill as run
+
+    ckpt = run(correct_only=not all_samples, **kw)
+    m, prov = ckpt.metrics, ckpt.provenance
+    score = f"val top-1 {m['val_top1']:.2f}% (teacher {m.get('teacher_top1', float('nan')):.2f}%)" \
+        if "val_top1" in m else ", ".join(f"{k} {v:.4g}" for k, v in m.items() if k.startswith("val_"))
+    click.echo(f"{kw['output']}: {prov['method']} student {ckpt.arch} {prov['params'] / 1e6:.3f} M params, "
+               f"{score}, {m['epoch_seconds']:.1f} s/epoch")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

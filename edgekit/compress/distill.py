@@ -223,8 +223,8 @@ def distill(teacher: str | Path | Checkpoint, student: str | Path | Checkpoint, 
     ``OUTPUT.metrics.jsonl``.
     """
     output = Path(output)
-    check_writable(output, force)
     parts = parse_method(method)
+    check_writable(output, force)
     feat_term = _feature_term(parts)
     if bias not in BIAS_MODES:
         raise EdgekitError(f"unknown LSH bias {bias!r}; expected one of {', '.join(BIAS_MODES)}")
