@@ -22,6 +22,7 @@ _API = {
     "evaluate": "edgekit.evaluate",
     "quickstart": "edgekit.quickstart",
     "EdgekitError": "edgekit.errors",
+    "distill": "edgekit.compress.distill",
     "bench": "edgekit.bench.run",
     "report": "edgekit.bench.report",
 }
