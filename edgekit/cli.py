@@ -195,5 +195,66 @@ def distill(all_samples: bool, **kw: Any) -> None:
                f"{score}, {m['epoch_seconds']:.1f} s/epoch")
 
 
+def _int_list(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        return [int(v) for v in text.replace("x", ",").split(",") if v.strip()]
+    except ValueError:
+        raise EdgekitError(f"expected comma-separated integers, got {text!r}") from None
+
+
+@main.command("bench")
+@click.argument("artifacts", nargs=-1, required=True, type=click.Path())
+@click.option("--runtime", default="auto", show_default=True,
+              help="auto | torch | torch-compile | onnxruntime | litert | tensorrt | coreml | adb (comma list ok).")
+@click.option("--threads", default="1", show_default=True, help="Thread counts, e.g. 1,2,4.")
+@click.option("--batch", default=1, show_default=True, type=int)
+@click.option("--warmup", default=10, show_default=True, type=int, help="Untimed runs after the first.")
+@click.option("--runs", type=int, help="Timed runs (default: at least 50 and at least 1 s).")
+@click.option("--min-seconds", type=float, help="Time for at least this long instead of --runs.")
+@click.option("--data", help="Data spec: also measure accuracy on its validation split.")
+@click.option("--delegate", help="onnxruntime: cpu|cuda|tensorrt; litert: xnnpack|none; coreml: all|cpu|cpu_gpu|cpu_ne.")
+@click.option("--device", help="torch device (cpu, cuda).")
+@click.option("--input-shape", help="Input shape when the artifact does not fix it, e.g. 1,3,224,224.")
+@click.option("--cpus", help="Pin each measurement to these cores, e.g. 0,1.")
+@click.option("--timeout", default=600.0, show_default=True, type=float, help="Seconds per measurement.")
+@click.option("--adb-binary", type=click.Path(), help="adb: the benchmark binary to push (LiteRT benchmark_model).")
+@click.option("--adb-serial", help="adb: device serial (default: the only one connected).")
+@click.option("--adb-cores", help="adb: pin to these phone cores (taskset), e.g. 4-7.")
+@click.option("-o", "--output", type=click.Path(), help="Results JSON to write.")
+@click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
+@_guard
+def bench_cmd(artifacts: tuple[str, ...], input_shape: str | None, cpus: str | None, adb_binary: str | None,
+              adb_serial: str | None, adb_cores: str | None, **kw: Any) -> None:
+    """Latency (p50/p90/p99, init, memory; accuracy with --data) of ARTIFACTS on their runtimes."""
+    from .bench.run import bench as run
+
+    adb = {"binary": adb_binary, "serial": adb_serial, "cores": adb_cores} if adb_binary else None
+    rows = run(list(artifacts), input_shape=_int_list(input_shape), cpus=_int_list(cpus), adb=adb,
+               progress=True, **kw)
+    failed = [r for r in rows if r.get("error")]
+    if failed and len(failed) == len(rows):
+        raise EdgekitError(failed[0]["error"] + (f" (and {len(failed) - 1} more failed rows)" if len(failed) > 1 else ""))
+    if kw.get("output"):
+        click.echo(f"{kw['output']}: {len(rows)} rows ({len(failed)} failed); `edgekit report {kw['output']} -o DIR`")
+
+
+@main.command("report")
+@click.argument("results", nargs=-1, required=True, type=click.Path())
+@click.option("-o", "--output", "output_dir", required=True, type=click.Path(), help="Folder for report.md/.html.")
+@click.option("--baseline", help="Model name whose torch rows every speed-up is measured against.")
+@click.option("--title", help="Report title.")
+@click.option("--force", is_flag=True, help="Overwrite an existing report in the folder.")
+@_guard
+def report_cmd(results: tuple[str, ...], output_dir: str, baseline: str | None, title: str | None,
+               force: bool) -> None:
+    """Markdown + self-contained HTML report (tables, plots, comparisons) from RESULTS files."""
+    from .bench.report import report as run
+
+    path = run(list(results), output_dir, baseline=baseline, title=title, force=force)
+    click.echo(f"{path} and {path.with_suffix('.md')}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
