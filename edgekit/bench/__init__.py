@@ -1,0 +1,35 @@
+"""Latency benchmarks and reports: ``edgekit bench`` and ``edgekit report``.
+
+=================  ==========================================================
+``run.py``         :func:`bench`: artifacts x runtimes x threads -> result rows
+``artifact.py``    formats, manifests, model names
+``runners.py``     the runner interface and registry; one module per runtime:
+                   ``torch_runner``, ``onnxruntime_runner``, ``litert_runner``,
+                   ``tensorrt_runner``, ``coreml_runner``, ``adb`` (phones)
+``measure.py``     the timing loop; ``stats.py`` percentiles and the noisy flag
+``isolate.py``     one process per measurement (``worker.py``), with a timeout
+``machine.py``     CPU, cores, OS, memory, load
+``accuracy.py``    accuracy on a data spec in the same session
+``schema.py``      the result row and file format
+``report.py``      Markdown + self-contained HTML; ``plots.py`` its figures
+=================  ==========================================================
+
+``edgekit.bench(...)`` is this package called as a function (it forwards to
+:func:`edgekit.bench.run.bench`), so the name works both before and after the
+package is imported.
+"""
+from __future__ import annotations
+
+import sys
+import types
+from typing import Any
+
+
+class _CallableModule(types.ModuleType):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from .run import bench
+
+        return bench(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,63 @@
+"""Accuracy of an artifact on a data spec, measured by the same session that was timed.
+
+Images go through the model's own evaluation preprocessing: the input spec from the
+artifact's manifest, or the checkpoint's (``eval_transform``), so the number is the
+one the deployed model earns. Batches match the artifact's fixed batch size (the last
+one is zero-padded and the padding dropped). Classification tasks report top-1 (and
+top-5 when there are more than five classes).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import EdgekitError
+from .runners import Session
+
+
+def _input_spec(job: dict[str, Any], session: Session) -> dict[str, Any]:
+    spec = session.info.get("input_spec") or job.get("input_spec") or {}
+    if spec.get("mean") is not None and spec.get("resize") is not None:
+        return spec
+    source = job.get("source_checkpoint")
+    if source:
+        from ..checkpoint import load_checkpoint
+
+        return load_checkpoint(source).input_spec
+    raise EdgekitError("accuracy needs the model's preprocessing: no manifest input spec next to the "
+                       "artifact and no source checkpoint")
+
+
+def measure_accuracy(session: Session, job: dict[str, Any], max_samples: int | None = None) -> dict[str, Any]:
+    """Top-1/top-5 (%) of ``session`` on the validation split of ``job['data']``."""
+    from ..data import load_data
+    from ..data.transforms import eval_transform
+
+    task = session.info.get("task") or job.get("task") or "classify"
+    if task not in ("classify", "clip_classify"):
+        raise EdgekitError(f"accuracy with --data supports classification; this model's task is {task}")
+    bundle = load_data(job["data"])
+    labels = job.get("labels") or session.info.get("labels")
+    if labels and bundle.labels and list(labels) != list(bundle.labels):
+        raise EdgekitError(f"the model's labels ({', '.join(labels[:4])}...) differ from the data's "
+                           f"({', '.join(bundle.labels[:4])}...)")
+    spec = _input_spec(job, session)
+    transform = eval_transform(spec)
+    batch = int(session.info["input_shape"][0])
+    n = len(bundle.val) if max_samples is None else min(len(bundle.val), max_samples)
+    correct1 = correct5 = 0
+    for start in range(0, n, batch):
+        items = [bundle.val[i] for i in range(start, min(n, start + batch))]
+        x = np.stack([transform(img).numpy() for img, _ in items]).astype(np.float32)
+        if len(items) < batch:
+            x = np.concatenate([x, np.zeros((batch - len(items), *x.shape[1:]), np.float32)])
+        logits = session.predict(x)[: len(items)].reshape(len(items), -1)
+        targets = np.asarray([int(t) for _, t in items])
+        order = np.argsort(-logits, axis=1)
+        correct1 += int((order[:, 0] == targets).sum())
+        correct5 += int((order[:, :5] == targets[:, None]).any(axis=1).sum())
+    out: dict[str, Any] = {"data": job["data"], "split": "val", "n": n, "top1": 100.0 * correct1 / max(n, 1)}
+    if len(bundle.labels) > 5:
+        out["top5"] = 100.0 * correct5 / max(n, 1)
+    return out

@@ -1,0 +1,61 @@
+"""ONNX Runtime runner: CPU execution provider with a fixed intra-op thread count;
+CUDA and TensorRT execution providers when this onnxruntime build has them.
+
+The session is the export stage's :class:`~edgekit.export.runtimes.OnnxRunner`:
+``intra_op_num_threads`` = the requested threads, one inter-op thread, and ONNX
+Runtime's defaults otherwise (sequential execution, all graph optimisations), the
+configuration its docs recommend for latency. A run is ``session.run`` on a ready
+input, outputs returned as numpy arrays. The threads in effect are read back from
+the session's options.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import EdgekitError, require
+from .artifact_session import export_runtimes, session_from_runner
+from .runners import Session, runtime_version
+
+PROVIDERS = {"cpu": ["CPUExecutionProvider"],
+             "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+             "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]}
+_QUANT_OPS = {"QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "QuantizeLinear",
+              "DynamicQuantizeLinear", "MatMulNBits"}
+
+
+PRELOAD = ("onnxruntime", "onnx")
+
+
+def preload() -> None:
+    export_runtimes()
+
+
+def onnx_precision(path: str) -> str:
+    """int8 if the graph holds quantized operators, fp16 if most weights are half, else fp32."""
+    import onnx
+
+    model = onnx.load(path, load_external_data=False)
+    if any(n.op_type in _QUANT_OPS for n in model.graph.node):
+        return "int8"
+    half = sum(1 for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT16)
+    return "fp16" if half > len(model.graph.initializer) / 2 else "fp32"
+
+
+def open_session(job: dict[str, Any]) -> Session:
+    OnnxRunner = export_runtimes().OnnxRunner
+
+    ort = require("onnxruntime", "onnx")
+    delegate = job.get("delegate") or "cpu"
+    if delegate not in PROVIDERS:
+        raise EdgekitError(f"onnxruntime: unknown execution provider {delegate!r}; use one of {', '.join(PROVIDERS)}")
+    if PROVIDERS[delegate][0] not in ort.get_available_providers():
+        raise EdgekitError(f"onnxruntime: {PROVIDERS[delegate][0]} is not available in this onnxruntime build "
+                           f"(available: {', '.join(ort.get_available_providers())})")
+    runner = OnnxRunner(Path(job["artifact"]), threads=int(job["threads"]), providers=PROVIDERS[delegate])
+    sess = runner.session
+    info = {"delegate": sess.get_providers()[0], "device": "cpu" if delegate == "cpu" else "cuda",
+            "threads_effective": sess.get_session_options().intra_op_num_threads,
+            "precision": job.get("precision") or onnx_precision(job["artifact"]),
+            "versions": {"onnxruntime": runtime_version("onnxruntime")}}
+    return session_from_runner(runner, job, info)

@@ -1,0 +1,110 @@
+"""The report's figures, each a PNG (bytes) drawn with matplotlib's Agg backend.
+
+* ``latency_plot``: p50 per artifact/runtime/threads as bars, with whiskers up to p90
+  (thick) and p99 (thin); noisy rows hatched.
+* ``distribution_plot``: every timed run per row as a box plot (log axis when the
+  rows span more than a decade).
+* ``pareto_plot``: accuracy against p50 latency with the Pareto front (no faster row is
+  also more accurate) as a step line.
+* ``size_speedup_plot``: artifact size and speed-up of each row against its torch baseline.
+"""
+from __future__ import annotations
+
+import io
+from typing import Any, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+_COLORS = {"torch": "#7f7f7f", "torch-compile": "#bcbd22", "onnxruntime": "#1f77b4", "litert": "#2ca02c",
+           "tensorrt": "#9467bd", "coreml": "#8c564b", "adb": "#d62728"}
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _height(n: int) -> float:
+    return max(2.5, 0.32 * n + 1.2)
+
+
+def latency_plot(rows: Sequence[dict[str, Any]], labels: Sequence[str]) -> bytes:
+    fig, ax = plt.subplots(figsize=(9, _height(len(rows))))
+    y = list(range(len(rows)))[::-1]
+    for yi, row in zip(y, rows):
+        p50 = row.get("p50_ms") if row.get("p50_ms") is not None else row["mean_ms"]
+        ax.barh(yi, p50, color=_COLORS.get(row["runtime"], "#17becf"), hatch="//" if row.get("noisy") else None,
+                edgecolor="black", linewidth=0.4)
+        if row.get("p90_ms") is not None:
+            ax.plot([p50, row["p90_ms"]], [yi, yi], color="black", linewidth=2.2)
+        if row.get("p99_ms") is not None:
+            ax.plot([row.get("p90_ms") or p50, row["p99_ms"]], [yi, yi], color="black", linewidth=0.8)
+            ax.plot([row["p99_ms"]], [yi], marker="|", color="black", markersize=8)
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.set_xlabel("latency (ms): bar p50, thick whisker to p90, thin to p99; hatched = noisy")
+    ax.grid(axis="x", alpha=0.3)
+    return _png(fig)
+
+
+def distribution_plot(rows: Sequence[dict[str, Any]], labels: Sequence[str]) -> bytes:
+    data = [r["latencies_ms"] for r in rows]
+    fig, ax = plt.subplots(figsize=(9, _height(len(rows))))
+    ax.boxplot(data[::-1], vert=False, whis=(1, 99), showfliers=True, flierprops={"markersize": 2})
+    ax.set_yticks(range(1, len(rows) + 1), list(labels)[::-1], fontsize=8)
+    lo = min(min(d) for d in data)
+    hi = max(max(d) for d in data)
+    if lo > 0 and hi / lo > 10:
+        ax.set_xscale("log")
+    ax.set_xlabel("latency of every timed run (ms); box = quartiles, whiskers p1..p99")
+    ax.grid(axis="x", alpha=0.3)
+    return _png(fig)
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of points no other point beats on both latency (lower) and accuracy (higher)."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], float("-inf")
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def pareto_plot(rows: Sequence[dict[str, Any]], labels: Sequence[str]) -> bytes:
+    pts = [(r.get("p50_ms") if r.get("p50_ms") is not None else r["mean_ms"], r["accuracy"]["top1"]) for r in rows]
+    front = pareto_front(pts)
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for (x, yv), row, label in zip(pts, rows, labels):
+        ax.scatter(x, yv, color=_COLORS.get(row["runtime"], "#17becf"), s=30, zorder=3)
+        ax.annotate(label, (x, yv), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    fx = [pts[i][0] for i in front]
+    fy = [pts[i][1] for i in front]
+    ax.step(fx, fy, where="post", color="#d62728", linewidth=1.2, label="Pareto front", zorder=2)
+    ax.set_xlabel("p50 latency (ms)")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def size_speedup_plot(rows: Sequence[dict[str, Any]], labels: Sequence[str],
+                      speedups: Sequence[float | None]) -> bytes:
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, _height(len(rows))), sharey=True)
+    y = list(range(len(rows)))[::-1]
+    colors = [_COLORS.get(r["runtime"], "#17becf") for r in rows]
+    ax1.barh(y, [r.get("model_size_mb") or 0 for r in rows], color=colors)
+    ax1.set_yticks(y, labels, fontsize=8)
+    ax1.set_xlabel("artifact size (MB)")
+    ax2.barh(y, [s or 0 for s in speedups], color=colors)
+    ax2.axvline(1.0, color="black", linewidth=0.8)
+    ax2.set_xlabel("speed-up vs torch eager at the same threads (p50 ratio)")
+    for ax in (ax1, ax2):
+        ax.grid(axis="x", alpha=0.3)
+    return _png(fig)

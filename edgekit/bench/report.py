@@ -1,0 +1,269 @@
+"""``edgekit report``: result files -> Markdown + a self-contained HTML page.
+
+Sections: the sources (file, date, machine); one table of every row (p50/p90/p99,
+mean +- std, init and first run, throughput, size, peak memory, speed-up against the
+torch baseline, accuracy, noisy flag); a comparison across files when several are
+given (before/after pruning, fp32 against int8, two machines: the same
+model/runtime/threads matched up, change in p50); the figures of :mod:`plots`
+(p50 with p90/p99 whiskers, the latency distribution, accuracy against latency with
+its Pareto front, size and speed-up); failed rows with their errors; how the numbers
+were measured. The HTML embeds its figures (base64 PNG) and needs nothing else;
+the Markdown links the same PNGs written beside it.
+
+The torch baseline of a row is the ``torch`` (eager) row of the same model, threads and
+batch in the same results file; a file holding a single torch model uses it for every
+row (e.g. a checkpoint against its pruned and int8 artifacts), and ``baseline=NAME``
+picks the model explicitly.
+"""
+from __future__ import annotations
+
+import base64
+import html
+from collections import Counter
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..errors import EdgekitError
+from ..fileio import atomic_path
+from . import plots
+from .schema import load_results
+
+METHOD = ("Each row ran in its own process: the first inference is timed alone, then warm-up runs, then "
+          "timed runs (each one timed separately with perf_counter_ns; Python's garbage collector paused). "
+          "A run is one inference as an application makes it: input fed, model executed, output fetched. "
+          "Percentiles interpolate linearly between order statistics; std is the sample standard deviation; "
+          "a row is *noisy* when std/mean exceeds its threshold (default 10%). Speed-up = torch eager p50 / "
+          "row p50 at the same threads and batch. Rows from `adb` come from the phone tool's own summary "
+          "(mean, min, max, std; no per-run times).")
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def _source_labels(files: Sequence[Path]) -> list[str]:
+    stems = [f.stem for f in files]
+    counts = Counter(stems)
+    return [f"{f.parent.name}/{f.stem}" if counts[f.stem] > 1 else f.stem for f in files]
+
+
+def _p50(row: dict[str, Any]) -> float | None:
+    return row.get("p50_ms") if row.get("p50_ms") is not None else row.get("mean_ms")
+
+
+def speedups(rows: Sequence[dict[str, Any]], baseline: str | None = None) -> list[tuple[float | None, str | None]]:
+    """(speed-up, baseline model) per row, against torch eager at the same source/threads/batch."""
+    torch_rows = [r for r in rows if r["runtime"] == "torch" and not r.get("error") and _p50(r)]
+    out: list[tuple[float | None, str | None]] = []
+    for row in rows:
+        p50 = _p50(row)
+        if row.get("error") or not p50:
+            out.append((None, None))
+            continue
+        same = [t for t in torch_rows if t["_source"] == row["_source"] and t["threads"] == row["threads"]
+                and t["batch"] == row["batch"]]
+        if baseline is not None:
+            cands = [t for t in same if t["model"] == baseline]
+        else:
+            cands = [t for t in same if t["model"] == row["model"]]
+            if not cands and len({t["model"] for t in same}) == 1:
+                cands = same
+        out.append((_p50(cands[0]) / p50, cands[0]["model"]) if cands else (None, None))
+    return out
+
+
+def _label(row: dict[str, Any], multi: bool) -> str:
+    delegate = row.get("delegate") or ""
+    delegate = {"CPUExecutionProvider": "cpu", "CUDAExecutionProvider": "cuda",
+                "TensorrtExecutionProvider": "trt"}.get(delegate, delegate)
+    text = f"{row['model']} {row['runtime']}/{delegate} {row.get('precision') or ''} t{row['threads']}"
+    if row.get("batch", 1) != 1:
+        text += f" b{row['batch']}"
+    return text + (f" [{row['_source']}]" if multi else "")
+
+
+def _table(header: list[str], body: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell.replace("|", "/") for cell in r) + " |" for r in body]
+    return "\n".join(lines)
+
+
+def _comparison(rows: list[dict[str, Any]], sources: list[str]) -> tuple[list[str], list[list[str]]] | None:
+    """p50 of matching rows across result files, and the change against the first file."""
+    if len(sources) < 2:
+        return None
+
+    def key(r: dict[str, Any], with_model: bool) -> tuple[Any, ...]:
+        k = (r["runtime"], r.get("delegate"), r.get("precision"), r["threads"], r["batch"])
+        return ((r["model"],) + k) if with_model else k
+
+    for with_model in (True, False):
+        table: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {}
+        for r in rows:
+            if not r.get("error"):
+                table.setdefault(key(r, with_model), {}).setdefault(r["_source"], r)
+        matched = {k: v for k, v in table.items() if len(v) > 1}
+        if matched:
+            break
+    if not matched:
+        return None
+    header = (["model"] if with_model else []) + ["runtime", "delegate", "precision", "threads", "batch"]
+    header += [f"p50 ms {s}" for s in sources] + [f"change {s}" for s in sources[1:]]
+    body = []
+    for k, per in matched.items():
+        ref = _p50(per[sources[0]]) if sources[0] in per else None
+        cells = [str(x) for x in k]
+        cells += [_fmt(_p50(per[s])) if s in per else "-" for s in sources]
+        for s in sources[1:]:
+            cells.append(f"{(_p50(per[s]) / ref - 1) * 100:+.1f}%" if ref and s in per else "-")
+        body.append(cells)
+    if not with_model:
+        header[0:0] = ["models"]
+        for cells, (k, per) in zip(body, matched.items()):
+            cells.insert(0, " vs ".join(per[s]["model"] for s in sources if s in per))
+    return header, body
+
+
+def report(result_files: Sequence[str | Path] | str | Path, output_dir: str | Path, *,
+           baseline: str | None = None, title: str | None = None, force: bool = False) -> Path:
+    """Write ``report.md``, ``report.html`` (self-contained) and the figures' PNGs into
+    ``output_dir``; returns the HTML path."""
+    files = [Path(result_files)] if isinstance(result_files, (str, Path)) else [Path(f) for f in result_files]
+    if not files:
+        raise EdgekitError("no results files to report")
+    docs = [load_results(f) for f in files]
+    out = Path(output_dir)
+    md_path, html_path = out / "report.md", out / "report.html"
+    for p in (md_path, html_path):
+        if p.exists() and not force:
+            raise EdgekitError(f"{p} already exists; pass --force to overwrite it")
+    sources = _source_labels(files)
+    rows: list[dict[str, Any]] = []
+    for src, doc in zip(sources, docs):
+        rows.extend({**r, "_source": src} for r in doc["rows"])
+    if not rows:
+        raise EdgekitError("the results files hold no rows")
+    multi = len(files) > 1
+    ok = [r for r in rows if not r.get("error")]
+    failed = [r for r in rows if r.get("error")]
+    speed = speedups(rows, baseline)
+    ok_speed = [s for r, s in zip(rows, speed) if not r.get("error")]
+    labels = [_label(r, multi) for r in ok]
+
+    figures: list[tuple[str, str, bytes]] = []
+    if ok:
+        figures.append(("latency.png", "Latency: p50 with p90/p99 whiskers", plots.latency_plot(ok, labels)))
+        dist = [(r, lab) for r, lab in zip(ok, labels) if r.get("latencies_ms")]
+        if dist:
+            figures.append(("distribution.png", "Latency distribution (every timed run)",
+                            plots.distribution_plot([d[0] for d in dist], [d[1] for d in dist])))
+        acc = [(r, lab) for r, lab in zip(ok, labels) if isinstance(r.get("accuracy"), dict)
+               and r["accuracy"].get("top1") is not None]
+        if acc:
+            figures.append(("pareto.png", "Accuracy against latency, with the Pareto front",
+                            plots.pareto_plot([a[0] for a in acc], [a[1] for a in acc])))
+        figures.append(("size_speedup.png", "Size and speed-up against the torch baseline",
+                        plots.size_speedup_plot(ok, labels, [s[0] for s in ok_speed])))
+
+    # --- Markdown -------------------------------------------------------------------------
+    title = title or "edgekit latency report"
+    md: list[str] = [f"# {title}", "", "## Sources", ""]
+    src_body = []
+    for src, f, doc in zip(sources, files, docs):
+        m = doc.get("machine") or {}
+        n_fail = sum(1 for r in doc["rows"] if r.get("error"))
+        src_body.append([src, str(f), str(doc.get("created", "-")),
+                         f"{m.get('cpu', '-')} ({m.get('usable_cores', '-')}/{m.get('logical_cores', '-')} cores)",
+                         str(m.get("os", "-")), f"{len(doc['rows'])} ({n_fail} failed)"])
+    md += [_table(["source", "file", "created", "CPU (usable/logical cores)", "OS", "rows"], src_body), ""]
+
+    header = (["source"] if multi else []) + [
+        "model", "runtime", "delegate", "precision", "threads", "batch", "p50 ms", "p90 ms", "p99 ms",
+        "mean ± std ms", "runs", "init ms", "first ms", "inputs/s", "size MB", "peak RSS MB", "speed-up",
+        "top-1 %", "flags"]
+    body = []
+    for r, (sp, base) in zip(rows, speed):
+        if r.get("error"):
+            continue
+        acc = r.get("accuracy") or {}
+        flags = []
+        if r.get("noisy"):
+            flags.append(f"noisy (CV {r['cv']:.0%})")
+        if base and base != r["model"]:
+            flags.append(f"speed-up vs {base}")
+        if acc.get("error"):
+            flags.append(f"accuracy: {acc['error']}")
+        mean_std = f"{r['mean_ms']:.3f} ± {r['std_ms']:.3f}" if r.get("std_ms") is not None else _fmt(r.get("mean_ms"))
+        body.append(([r["_source"]] if multi else []) + [
+            r["model"], r["runtime"], str(r.get("delegate") or "-"), str(r.get("precision") or "-"),
+            str(r["threads"]), str(r["batch"]), _fmt(_p50(r)), _fmt(r.get("p90_ms")), _fmt(r.get("p99_ms")),
+            mean_std, _fmt(r.get("timed_runs")), _fmt(r.get("init_ms"), 1), _fmt(r.get("first_run_ms"), 2),
+            _fmt(r.get("throughput_ips"), 1), _fmt(r.get("model_size_mb"), 2), _fmt(r.get("peak_rss_mb"), 0),
+            f"{sp:.2f}x" if sp else "-", _fmt(acc.get("top1"), 2), "; ".join(flags)])
+    md += ["## Results", "", _table(header, body) if body else "_no successful rows_", ""]
+    noisy = [r for r in ok if r.get("noisy")]
+    if noisy:
+        md += [f"**{len(noisy)} of {len(ok)} rows are noisy** (coefficient of variation above the threshold): "
+               "the machine was busy or throttling while they ran; re-run them on a quiet machine before "
+               "trusting small differences. Load average at start: "
+               + ", ".join(sorted({_fmt(r.get('load_avg_1m'), 2) for r in noisy})) + ".", ""]
+    comp = _comparison(rows, sources)
+    if comp:
+        md += ["## Comparison across result files", "", f"Change is p50 against `{sources[0]}`.", "",
+               _table(*comp), ""]
+    if figures:
+        md += ["## Figures", ""]
+        md += [f"### {caption}\n\n![{caption}]({name})\n" for name, caption, _ in figures]
+    if failed:
+        md += ["## Failed measurements", "",
+               _table(["model", "artifact", "runtime", "threads", "error"],
+                      [[r["model"] or "-", str(r.get("artifact")), r["runtime"], str(r["threads"]), r["error"]]
+                       for r in failed]), ""]
+    md += ["## How these numbers were measured", "", METHOD, ""]
+    md_text = "\n".join(md)
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name, _, png in figures:
+        with atomic_path(out / name) as tmp:
+            tmp.write_bytes(png)
+    with atomic_path(md_path) as tmp:
+        tmp.write_text(md_text)
+    with atomic_path(html_path) as tmp:
+        tmp.write_text(_html(title, md, figures))
+    return html_path
+
+
+def _html(title: str, md: list[str], figures: list[tuple[str, str, bytes]]) -> str:
+    """A small Markdown subset (headings, tables, paragraphs, images) rendered to HTML,
+    with the figures inlined as base64 PNG so the page stands alone."""
+    pngs = {name: base64.b64encode(data).decode() for name, _, data in figures}
+    parts: list[str] = []
+    for block in "\n".join(md).split("\n\n"):
+        block = block.strip()
+        if not block:
+            continue
+        if block.startswith("#"):
+            level = len(block) - len(block.lstrip("#"))
+            parts.append(f"<h{level}>{html.escape(block[level:].strip())}</h{level}>")
+        elif block.startswith("|"):
+            lines = block.splitlines()
+            cells = [[c.strip() for c in ln.strip().strip("|").split("|")] for ln in lines if not ln.startswith("|---")]
+            head = "".join(f"<th>{html.escape(c)}</th>" for c in cells[0])
+            rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in cells[1:])
+            parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+        elif block.startswith("!["):
+            alt, name = block[2:].split("](", 1)
+            parts.append(f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{pngs[name.rstrip(")")]}">')
+        else:
+            text = html.escape(block).replace("**", "")
+            parts.append(f"<p>{text}</p>")
+    style = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}"
+             "table{border-collapse:collapse;font-size:13px;margin:1em 0}"
+             "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#f3f3f3}"
+             "td:first-child,th:first-child{text-align:left}img{max-width:100%;border:1px solid #eee}")
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n")

@@ -1,0 +1,188 @@
+"""``edgekit bench``: latency (and accuracy) of artifacts on runtimes, one row per
+(artifact, runtime, threads), every measurement in its own process.
+
+>>> rows = edgekit.bench(["model.pt", "model.onnx", "model.tflite"], threads=(1, 2), output="results.json")
+>>> rows[0]["p50_ms"], rows[0]["p99_ms"], rows[0]["noisy"]
+"""
+from __future__ import annotations
+
+import platform
+import sys
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from .. import __version__
+from ..errors import EdgekitError, suggest
+from ..fileio import check_writable, write_json
+from .artifact import DEFAULT_RUNTIME, FORMATS, Artifact, resolve_artifact
+from .isolate import run_isolated
+from .machine import load_average, machine_info
+from .runners import RUNTIMES, runtime_version, unavailable
+from .schema import error_row, results_document
+
+DEFAULT_TIMEOUT = 600.0
+EXTENSIONS = {fmt: " ".join(ext for ext, f in FORMATS.items() if f == fmt) for fmt in set(FORMATS.values())}
+
+
+def _as_list(value: Any, what: str) -> list[str]:
+    if isinstance(value, str):
+        items = [v.strip() for v in value.split(",") if v.strip()]
+    else:
+        items = [str(v).strip() for v in value]
+    if not items:
+        raise EdgekitError(f"no {what} given")
+    return items
+
+
+def parse_threads(threads: int | str | Iterable[int]) -> list[int]:
+    """``2``, ``"1,2,4"`` or ``(1, 2)`` -> [1, 2, 4]; each a positive integer."""
+    raw = [threads] if isinstance(threads, int) else _as_list(threads, "thread counts")
+    out: list[int] = []
+    for t in raw:
+        try:
+            n = int(t)
+        except ValueError:
+            raise EdgekitError(f"thread count must be an integer, got {t!r}") from None
+        if n < 1:
+            raise EdgekitError(f"thread count must be >= 1, got {n}")
+        out.append(n)
+    return out
+
+
+def plan_runs(artifacts: Sequence[Artifact], runtime: str | Sequence[str]) -> list[tuple[Artifact, str]]:
+    """(artifact, runtime) pairs: ``auto`` picks each format's own runtime; named runtimes
+    pair with the artifacts they can run. An artifact no named runtime runs is an error."""
+    names = _as_list(runtime, "runtimes")
+    for name in names:
+        if name != "auto" and name not in RUNTIMES:
+            raise suggest(name, ["auto", *RUNTIMES], "runtime")
+    pairs: list[tuple[Artifact, str]] = []
+    for art in artifacts:
+        chosen = [DEFAULT_RUNTIME[art.format] if n == "auto" else n for n in names]
+        fits = [r for r in dict.fromkeys(chosen) if art.format in RUNTIMES[r][1]]
+        if not fits:
+            runs = ", ".join(f"{r} runs {'/'.join(EXTENSIONS[f] for f in RUNTIMES[r][1])}" for r in dict.fromkeys(chosen))
+            raise EdgekitError(f"{art.path}: no requested runtime runs a {art.format} artifact ({runs})")
+        pairs.extend((art, r) for r in fits)
+    return pairs
+
+
+def _source_checkpoint(art: Artifact) -> str | None:
+    src = art.manifest.get("source") or art.manifest.get("checkpoint")
+    path = src.get("path") if isinstance(src, dict) else src
+    if not isinstance(path, str):
+        return None
+    p = Path(path)
+    if not p.is_absolute() and art.manifest_path is not None and not p.exists():
+        p = art.manifest_path.parent / p
+    return str(p) if p.exists() else None
+
+
+def _progress(enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _describe(row: dict[str, Any]) -> str:
+    from rich.markup import escape
+
+    if row.get("error"):
+        return f"[red]failed[/red]: {escape(row['error'])}"
+    acc = row.get("accuracy") or {}
+    extra = f"  top-1 {acc['top1']:.2f}%" if "top1" in acc else ""
+    noisy = f"  [yellow]noisy (CV {row['cv']:.0%})[/yellow]" if row.get("noisy") else ""
+    p90 = f"{row['p90_ms']:.3f}" if row.get("p90_ms") is not None else "-"
+    p99 = f"{row['p99_ms']:.3f}" if row.get("p99_ms") is not None else "-"
+    p50 = row.get("p50_ms") if row.get("p50_ms") is not None else row.get("mean_ms")
+    return f"p50 {p50:.3f} ms  p90 {p90}  p99 {p99}{extra}{noisy}"
+
+
+def bench(artifacts: Sequence[str | Path] | str | Path, *, runtime: str | Sequence[str] = "auto",
+          threads: int | str | Iterable[int] = (1,), batch: int = 1, warmup: int = 10, runs: int | None = None,
+          min_seconds: float | None = None, data: str | None = None, output: str | Path | None = None,
+          timeout: float = DEFAULT_TIMEOUT, delegate: str | None = None, device: str | None = None,
+          input_shape: Sequence[int] | None = None, cpus: Sequence[int] | None = None,
+          cv_threshold: float = 0.10, max_samples: int | None = None, adb: dict[str, Any] | None = None,
+          seed: int = 0, force: bool = False, progress: bool = False) -> list[dict[str, Any]]:
+    """Benchmark every artifact on every fitting runtime at every thread count.
+
+    Returns one result row per (artifact, runtime, threads) in the schema of
+    :mod:`edgekit.bench.schema`; with ``output`` also writes them (atomically; an
+    existing file needs ``force``). A measurement that fails, crashes or exceeds
+    ``timeout`` seconds is a row with ``error`` set; the other rows still run.
+    ``runs`` fixes the number of timed runs, ``min_seconds`` times for at least that
+    long; by default at least 50 runs and 1 s. ``data`` adds accuracy on that data
+    spec's validation split. ``delegate`` picks the execution provider / delegate
+    (onnxruntime: cpu|cuda|tensorrt; litert: xnnpack|none; coreml: all|cpu|...),
+    ``cpus`` pins the measuring process to those cores, ``adb`` holds the phone
+    options (``binary``, ``serial``, ``cores``; see :mod:`edgekit.bench.adb`).
+    """
+    if isinstance(artifacts, (str, Path)):
+        artifacts = [artifacts]
+    if not artifacts:
+        raise EdgekitError("no artifacts to benchmark")
+    if batch < 1 or warmup < 0 or (runs is not None and runs < 1) or (min_seconds is not None and min_seconds <= 0):
+        raise EdgekitError("batch and runs must be >= 1, warmup >= 0, min_seconds > 0")
+    if runs is not None and min_seconds is not None:
+        raise EdgekitError("give either runs or min_seconds, not both")
+    out_path = check_writable(output, force) if output is not None else None
+    thread_list = parse_threads(threads)
+    arts = [resolve_artifact(a) for a in artifacts]
+    pairs = plan_runs(arts, runtime)
+    machine = machine_info()
+    console = _progress(progress)
+    rows: list[dict[str, Any]] = []
+    total = len(pairs) * len(thread_list)
+    for art, rt in pairs:
+        for n in thread_list:
+            base = {"model": art.model, "artifact": str(art.path), "format": art.format, "runtime": rt,
+                    "delegate": delegate or RUNTIMES[rt][2], "device": device or "cpu", "threads": n,
+                    "batch": batch, "precision": art.precision, "model_size_mb": art.size_bytes / 2**20,
+                    "manifest": str(art.manifest_path) if art.manifest_path else None, "machine": machine,
+                    "load_avg_1m": load_average(),
+                    "versions": {"edgekit": __version__, "python": platform.python_version(),
+                                 "numpy": runtime_version("numpy")}}
+            if console:
+                console.print(f"\\[{len(rows) + 1}/{total}] {art.path.name} on {rt} ({base['delegate']}), "
+                              f"{n} thread{'s' if n > 1 else ''} ...", end=" ")
+            row = _measure(art, rt, n, base, dict(batch=batch, warmup=warmup, runs=runs, min_seconds=min_seconds,
+                                                    data=data, timeout=timeout, delegate=delegate, device=device,
+                                                    input_shape=input_shape, cpus=cpus, cv_threshold=cv_threshold,
+                                                    max_samples=max_samples, adb=adb, seed=seed))
+            rows.append(row)
+            if console:
+                console.print(_describe(row))
+    if out_path is not None:
+        write_json(out_path, results_document(rows, machine, " ".join(sys.argv)))
+    return rows
+
+
+def _measure(art: Artifact, rt: str, threads: int, base: dict[str, Any], opts: dict[str, Any]) -> dict[str, Any]:
+    why = unavailable(rt)
+    if why:
+        return error_row(base, why)
+    if rt == "adb":
+        from .adb import bench_on_device
+
+        try:
+            return {**base, **bench_on_device(art, threads=threads, warmup=opts["warmup"], runs=opts["runs"],
+                                              timeout=opts["timeout"], **(opts["adb"] or {})), "error": None}
+        except EdgekitError as exc:
+            return error_row(base, str(exc))
+    job = {"artifact": str(art.path), "format": art.format, "runtime": rt, "delegate": opts["delegate"],
+           "device": opts["device"], "threads": threads, "batch": opts["batch"], "warmup": opts["warmup"],
+           "runs": opts["runs"], "min_seconds": opts["min_seconds"], "input_spec": art.input_spec,
+           "input_shape": list(opts["input_shape"]) if opts["input_shape"] else None,
+           "precision": art.precision, "labels": art.labels, "data": opts["data"],
+           "source_checkpoint": _source_checkpoint(art), "cpus": list(opts["cpus"]) if opts["cpus"] else None,
+           "cv_threshold": opts["cv_threshold"], "max_samples": opts["max_samples"], "seed": opts["seed"]}
+    result = run_isolated(job, opts["timeout"])
+    if not result.get("ok"):
+        return error_row(base, result.get("error") or "unknown failure")
+    measured = result["row"]
+    versions = {**base["versions"], **(measured.pop("versions", None) or {})}
+    return {**base, **{k: v for k, v in measured.items() if v is not None or k not in base},
+            "versions": versions, "error": None}

@@ -1,0 +1,152 @@
+"""The runtimes edgekit benchmarks on, and the one interface every runner implements.
+
+A runner opens an artifact as a :class:`Session` inside the isolated worker process
+(:mod:`edgekit.bench.worker`). ``Session.run()`` is one inference as an application
+makes it: feed the input, execute, fetch the output into host memory. The harness
+times exactly that call, so every runtime is measured the same way.
+``Session.predict(x)`` maps a float NCHW batch to outputs (accuracy with ``--data``).
+
+================  ==================  =============================================
+runtime           artifacts           delegates / execution providers
+================  ==================  =============================================
+torch             .pt checkpoint      eager (cpu, cuda)
+torch-compile     .pt checkpoint      inductor (torch.compile)
+onnxruntime       .onnx               cpu, cuda, tensorrt (EPs, when installed)
+litert            .tflite             xnnpack (default), none (builtin kernels)
+tensorrt          .engine / .plan     gpu (CUDA)
+coreml            .mlpackage          all, cpu (macOS only)
+adb               .tflite             the user's benchmark binary on a phone
+================  ==================  =============================================
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import platform
+from dataclasses import dataclass, field
+from typing import Any, Callable, ContextManager
+
+import numpy as np
+
+from ..errors import EdgekitError
+
+# runtime -> (module implementing open_session, formats it runs, default delegate)
+RUNTIMES: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "torch": ("edgekit.bench.torch_runner", ("torch",), "eager"),
+    "torch-compile": ("edgekit.bench.torch_runner", ("torch",), "inductor"),
+    "onnxruntime": ("edgekit.bench.onnxruntime_runner", ("onnx",), "cpu"),
+    "litert": ("edgekit.bench.litert_runner", ("tflite",), "xnnpack"),
+    "tensorrt": ("edgekit.bench.tensorrt_runner", ("tensorrt",), "gpu"),
+    "coreml": ("edgekit.bench.coreml_runner", ("coreml",), "all"),
+    "adb": ("edgekit.bench.adb", ("tflite",), "benchmark_model"),
+}
+
+
+def unavailable(runtime: str) -> str | None:
+    """One line saying why ``runtime`` cannot run on this machine, or None if it can.
+
+    Checked in the parent before a worker starts, so a missing runtime costs nothing
+    and reads the same everywhere."""
+    if runtime == "litert":
+        if importlib.util.find_spec("ai_edge_litert") or importlib.util.find_spec("tflite_runtime"):
+            return None
+        return 'litert runtime unavailable: ai-edge-litert is not installed; pip install "edgekit[tflite]"'
+    if runtime == "tensorrt":
+        if importlib.util.find_spec("tensorrt") is None:
+            return ('tensorrt runtime unavailable: the tensorrt package is not installed (needs an NVIDIA GPU); '
+                    'pip install "edgekit[tensorrt]"')
+        return None
+    if runtime == "coreml":
+        if platform.system() != "Darwin":
+            return f"coreml runtime unavailable: CoreML predictions run only on macOS (this is {platform.system()})"
+        if importlib.util.find_spec("coremltools") is None:
+            return 'coreml runtime unavailable: coremltools is not installed; pip install "edgekit[coreml]"'
+        return None
+    if runtime == "onnxruntime" and importlib.util.find_spec("onnxruntime") is None:
+        return "onnxruntime runtime unavailable: onnxruntime is not installed; pip install onnxruntime"
+    return None
+
+
+@dataclass
+class Session:
+    """An artifact loaded on a runtime, ready to time.
+
+    ``run`` does one inference (input in, output out); ``predict`` maps a float32
+    NCHW batch to a float32 output array; ``context`` wraps the timed region (e.g.
+    ``torch.inference_mode``); ``info`` carries what the runtime reports about itself
+    (delegate or execution provider in effect, threads in effect, precision, input
+    shape and dtype, versions)."""
+
+    run: Callable[[], Any]
+    predict: Callable[[np.ndarray], np.ndarray]
+    info: dict[str, Any] = field(default_factory=dict)
+    context: Callable[[], ContextManager[Any]] = contextlib.nullcontext
+
+
+def preload(job: dict[str, Any]) -> None:
+    """Import the runtime's Python modules, so ``init_ms`` times loading the model and
+    creating the session -- what benchmark_model calls Init -- not library imports."""
+    module = importlib.import_module(RUNTIMES[job["runtime"]][0])
+    for name in getattr(module, "PRELOAD", ()):
+        try:
+            importlib.import_module(name)
+        except ImportError:  # reported by open_session in one line
+            pass
+    if hasattr(module, "preload"):
+        module.preload()
+
+
+def open_session(job: dict[str, Any]) -> Session:
+    """Open ``job['artifact']`` on ``job['runtime']`` (inside the worker)."""
+    module, _, _ = RUNTIMES[job["runtime"]]
+    return importlib.import_module(module).open_session(job)
+
+
+def make_input(shape: tuple[int, ...], dtype: str = "float32", seed: int = 0) -> np.ndarray:
+    """A fixed, seeded input: standard normal floats (a normalised image's range) or
+    random integers over the full range of integer types."""
+    rng = np.random.default_rng(seed)
+    dt = np.dtype(dtype)
+    if np.issubdtype(dt, np.integer):
+        info = np.iinfo(dt)
+        return rng.integers(info.min, int(info.max) + 1, size=shape, dtype=dt)
+    return rng.standard_normal(shape).astype(dt)
+
+
+def nchw_shape(native_shape: list[Any], layout: str, job: dict[str, Any], what: str,
+               fixed_batch: int | None = None) -> tuple[int, ...]:
+    """The float NCHW input to time: ``job['input_shape']`` if given, else the artifact's
+    own input (``native_shape`` in ``layout``) with the batch set to ``job['batch']``;
+    dynamic image dimensions come from the manifest's input spec."""
+    batch = int(job["batch"])
+    if fixed_batch is not None and fixed_batch != batch:
+        raise EdgekitError(f"{what} takes a fixed batch of {fixed_batch}; cannot time batch {batch}")
+    if job.get("input_shape"):
+        return tuple(int(d) for d in job["input_shape"])
+    dims = list(native_shape)
+    if layout == "NHWC" and len(dims) == 4:
+        dims = [dims[0], dims[3], dims[1], dims[2]]
+    spec = list((job.get("input_spec") or {}).get("shape") or [])
+    out = [batch]
+    for i, d in enumerate(dims[1:], start=1):
+        if isinstance(d, int) and d > 0:
+            out.append(d)
+        elif len(spec) == len(dims) - 1:
+            out.append(int(spec[i - 1]))
+        else:
+            raise EdgekitError(f"{what} has a dynamic input dimension {i} ({d!r}) and no manifest gives it; "
+                               "pass input_shape (--input-shape 1,3,224,224)")
+    return tuple(out)
+
+
+def runtime_version(module: str) -> str | None:
+    try:
+        return str(importlib.import_module(module).__version__)
+    except (ImportError, AttributeError):
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version(module.replace("_", "-"))
+        except PackageNotFoundError:
+            return None

@@ -1,0 +1,74 @@
+"""The result schema: one row per (artifact, runtime, threads), the same for every runtime.
+
+A results file is JSON::
+
+    {"format": "edgekit.bench", "version": 1, "created": ..., "command": ...,
+     "machine": {...}, "rows": [ROW, ...]}
+
+Every row carries the fields below (``None`` where a runtime cannot say, e.g. p90 from
+a phone tool that prints only a mean). Times are milliseconds, sizes megabytes.
+A failed measurement is a row with ``error`` set and no statistics.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import EdgekitError
+
+FORMAT = "edgekit.bench"
+VERSION = 1
+
+FIELDS: dict[str, str] = {
+    "model": "the model the artifact is a form of (manifest source, else file stem)",
+    "artifact": "path of the benchmarked file", "format": "torch | onnx | tflite | tensorrt | coreml",
+    "runtime": "torch | torch-compile | onnxruntime | litert | tensorrt | coreml | adb",
+    "delegate": "delegate / execution provider in effect (eager, CPUExecutionProvider, xnnpack, ...)",
+    "device": "cpu, cuda, a GPU name or an adb serial",
+    "threads": "threads requested", "threads_effective": "threads the runtime reports in effect",
+    "process_threads": "OS threads in the measuring process after the runs",
+    "batch": "batch size", "input_shape": "input tensor shape", "input_dtype": "input dtype",
+    "precision": "fp32 | fp16 | int8 (manifest, else read from the weights)",
+    "warmup_runs": "untimed runs after the first", "timed_runs": "runs in the statistics",
+    "init_ms": "load + prepare (session/interpreter creation)", "first_run_ms": "the first inference alone",
+    "min_ms": "", "mean_ms": "", "std_ms": "sample standard deviation", "p50_ms": "", "p90_ms": "", "p99_ms": "",
+    "max_ms": "", "cv": "std / mean", "noisy": "cv above cv_threshold: interference, compare with care",
+    "throughput_ips": "inputs per second (batch / mean latency)",
+    "peak_rss_mb": "peak resident memory of the measuring process",
+    "baseline_rss_mb": "resident memory before the model was loaded",
+    "model_size_mb": "artifact size on disk", "latencies_ms": "every timed run, in order",
+    "accuracy": "{data, n, top1[, top5]} with --data, or {error}", "machine": "CPU model, cores, OS",
+    "load_avg_1m": "1-minute load average when the run started", "versions": "runtime and edgekit versions",
+    "error": "why the measurement failed (None when it succeeded)",
+}
+
+
+def error_row(base: dict[str, Any], error: str) -> dict[str, Any]:
+    """A failed measurement: identification fields plus the one-line error."""
+    return {**{k: None for k in FIELDS}, **base, "error": error, "latencies_ms": []}
+
+
+def results_document(rows: list[dict[str, Any]], machine: dict[str, Any], command: str) -> dict[str, Any]:
+    import time
+
+    from .. import __version__
+
+    return {"format": FORMAT, "version": VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "command": command, "edgekit": __version__, "machine": machine, "rows": rows}
+
+
+def load_results(path: str | Path) -> dict[str, Any]:
+    """Read a results file written by :func:`edgekit.bench`; one clear line if it is not one."""
+    p = Path(path)
+    if not p.is_file():
+        raise EdgekitError(f"results file not found: {p}")
+    try:
+        doc = json.loads(p.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise EdgekitError(f"{p} is not a readable results file: {exc}") from exc
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("rows"), list):
+        raise EdgekitError(f"{p} is not an edgekit bench results file (no '{FORMAT}' header)")
+    if doc.get("version", 0) > VERSION:
+        raise EdgekitError(f"{p} was written by a newer edgekit (results v{doc['version']})")
+    return doc
