@@ -1,0 +1,74 @@
+"""Trainer: learns, resumes after a kill, and runs DDP with 2 CPU processes (gloo)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edgekit import load_checkpoint
+from edgekit.evaluate import evaluate
+
+SMALL = ["--arch", "compact_cnn", "--arch-arg", "width_mult=0.5", "--data", "synthetic:classes=4,n=200",
+         "--batch-size", "16", "--device", "cpu"]
+
+
+def _edgekit(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edgekit", *args], capture_output=True, text=True,
+                          timeout=600, **kw)
+
+
+def test_digits_checkpoint_learns(digits_ckpt: Path) -> None:
+    ck = load_checkpoint(digits_ckpt)
+    res = evaluate(ck, "digits")
+    assert res["top1"] > 40.0, res  # 10 classes: chance is 10 %
+    assert res["top1"] == pytest.approx(ck.metrics["val_top1"], abs=1e-6)
+    log = [json.loads(line) for line in Path(str(digits_ckpt) + ".metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2] and all("images_per_s" in r and "val_top1" in r for r in log)
+
+
+def test_kill_then_resume_finishes_the_run(tmp_path: Path) -> None:
+    out = tmp_path / "run.pt"
+    metrics = Path(str(out) + ".metrics.jsonl")
+    proc = subprocess.Popen([sys.executable, "-m", "edgekit", "train", *SMALL, "--epochs", "4", "-o", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if Path(str(out) + ".resume").exists():
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run finished before it could be killed; make it longer"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = len(metrics.read_text().splitlines())
+    assert 1 <= done_before < 4
+    assert load_checkpoint(out).metrics["epoch"] >= 1  # the last complete epoch is on disk
+
+    res = _edgekit("train", *SMALL, "--epochs", "4", "-o", str(out), "--resume")
+    assert res.returncode == 0, res.stderr
+    assert "epoch 1/4" not in res.stdout + res.stderr, "resume must not restart from epoch 1"
+    epochs = [json.loads(line)["epoch"] for line in metrics.read_text().splitlines()]
+    assert sorted(set(epochs)) == [1, 2, 3, 4] and epochs[-1] == 4
+    ck = load_checkpoint(out)
+    assert ck.metrics["epoch"] == 4
+    assert not Path(str(out) + ".resume").exists()
+    again = _edgekit("train", *SMALL, "--epochs", "4", "-o", str(out), "--resume")
+    assert again.returncode == 2 and "nothing to resume" in again.stderr
+
+
+def test_ddp_two_cpu_processes_agree(tmp_path: Path) -> None:
+    out = tmp_path / "ddp.pt"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                          "--master_port", "29517", "-m", "edgekit", "train", *SMALL, "--epochs", "1",
+                          "-o", str(out)], capture_output=True, text=True, timeout=600, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    ck = load_checkpoint(out)
+    assert ck.metrics["ddp"] == {"world_size": 2, "ranks_agree": True}
+    assert ck.provenance["world_size"] == 2
+    assert evaluate(ck, "synthetic:classes=4,n=200")["n"] == 40
