@@ -60,7 +60,7 @@ def parse_benchmark_model(text: str, *, cv_threshold: float = CV_THRESHOLD) -> d
     elif (m := _OLD_SUMMARY.search(text)):
         warm, init, avg = (float(g) for g in m.groups())
         out.update(init_ms=init / 1e3, warmup_mean_ms=warm / 1e3, mean_ms=avg / 1e3)
-    for m in _LITERT.finditer(text):
+    for m in ([] if summary else _LITERT.finditer(text)):  # the newer LiteRT log, times in ms
         key, sub, value, nruns = m.group(1), m.group(2), float(m.group(3)), m.group(4)
         if key == "Model initialization":
             out["init_ms"] = value
@@ -122,13 +122,16 @@ def core_mask(cores: str | list[int]) -> str:
     """``"4-7"``, ``"4,5"`` or [4, 5] -> the hex mask taskset takes (``f0``)."""
     ids: list[int] = []
     parts = cores.split(",") if isinstance(cores, str) else [str(c) for c in cores]
-    for part in parts:
-        part = part.strip()
-        if "-" in part:
-            lo, hi = part.split("-", 1)
-            ids.extend(range(int(lo), int(hi) + 1))
-        elif part:
-            ids.append(int(part))
+    try:
+        for part in parts:
+            part = part.strip()
+            if "-" in part:
+                lo, hi = part.split("-", 1)
+                ids.extend(range(int(lo), int(hi) + 1))
+            elif part:
+                ids.append(int(part))
+    except ValueError:
+        ids = []
     if not ids or min(ids) < 0:
         raise EdgekitError(f"bad core list {cores!r}; use e.g. 4-7 or 4,5")
     return format(sum(1 << i for i in set(ids)), "x")
