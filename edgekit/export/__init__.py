@@ -1,1 +1,289 @@
-"""Export stage: ONNX, TFLite/LiteRT, Core ML and TensorRT artifacts with a parity gate."""
+"""Export stage: ONNX, TFLite/LiteRT, Core ML and TensorRT artifacts, each behind a parity gate.
+
+:func:`export` turns any checkpoint the registry rebuilds (pruned and distilled ones
+included) into deployable files::
+
+    edgekit.export("model.pt", ["onnx", "tflite"], precision="int8", output_dir="out")
+
+For every (target, precision) pair it converts into a private staging folder, runs the
+artifact on real validation images through its own runtime, compares with PyTorch
+(:mod:`edgekit.export.parity`), and only when the gate passes moves the file into
+``output_dir`` and writes its manifest (:mod:`edgekit.export.manifest`). A failed
+conversion or gate leaves nothing behind. :func:`verify` re-runs the gate later.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+import types
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..checkpoint import Checkpoint, load_checkpoint
+from ..data import DataBundle, load_data
+from ..errors import EdgekitError, suggest
+from . import parity as parity_mod
+from .manifest import (artifact_sha256, artifact_size, build_record, package_versions, read_manifest,
+                       write_manifest)
+from .profiles import load_profile
+from .runtimes import load_runner, require_tensorrt, tensorrt_available
+from .samples import data_spec_for, real_inputs
+
+log = logging.getLogger("edgekit.export")
+
+TARGETS = ("onnx", "tflite", "coreml", "tensorrt")
+PRECISIONS = ("fp32", "fp16", "int8")
+EXTENSIONS = {"onnx": ".onnx", "tflite": ".tflite", "coreml": ".mlpackage", "tensorrt": ".engine"}
+DEFAULT_PRECISION = {"onnx": "fp32", "tflite": "fp32", "coreml": "fp16", "tensorrt": "fp16"}
+_MODULES = {"onnx": "onnxruntime", "tflite": "litert_torch", "coreml": "coremltools"}
+
+__all__ = ["export", "verify", "available_targets", "load_runner", "TARGETS", "PRECISIONS"]
+
+
+def available_targets() -> list[str]:
+    """Targets this machine can produce (converter importable; TensorRT also needs a GPU)."""
+    import importlib.util
+
+    out = [t for t, mod in _MODULES.items() if importlib.util.find_spec(mod) is not None]
+    return out + (["tensorrt"] if tensorrt_available() else [])
+
+
+def _as_list(value: str | list[str] | tuple[str, ...] | None) -> list[str]:
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return [v.strip().lower() for v in items if v and v.strip()]
+
+
+def _resolve_targets(targets: list[str]) -> list[str]:
+    out: list[str] = []
+    for t in targets:
+        if t == "all":
+            avail = available_targets()
+            missing = [x for x in TARGETS if x not in avail]
+            if missing:
+                log.warning("target 'all' skips %s (not available on this machine)", ", ".join(missing))
+            out += avail
+        elif t not in TARGETS:
+            raise suggest(t, list(TARGETS) + ["all"], "export target")
+        else:
+            if t == "tensorrt":
+                require_tensorrt()
+            out.append(t)
+    return list(dict.fromkeys(out))
+
+
+def _jobs(targets: list[str], precisions: list[str]) -> list[tuple[str, str]]:
+    jobs = []
+    for t in targets:
+        for p in precisions or [DEFAULT_PRECISION[t]]:
+            if p not in PRECISIONS:
+                raise suggest(p, PRECISIONS, "precision")
+            jobs.append((t, p))
+    return list(dict.fromkeys(jobs))
+
+
+def artifact_name(stem: str, target: str, precision: str, nhwc: bool = False) -> str:
+    layout = ".nhwc" if nhwc and target == "tflite" else ""
+    return f"{stem}{layout}.{precision}{EXTENSIONS[target]}"
+
+
+@contextmanager
+def _staging(output_dir: Path) -> Iterator[Path]:
+    """A private folder inside ``output_dir`` (same filesystem, so the final move is a rename)."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".edgekit-export-", dir=output_dir))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _move_into_place(staged: Path, final: Path) -> None:
+    if final.exists():  # overwrite was checked up front (force)
+        if final.is_dir():
+            old = final.with_name(f".{final.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(final, old)
+            os.replace(staged, final)
+            shutil.rmtree(old, ignore_errors=True)
+            return
+    os.replace(staged, final)
+
+
+def _torch_outputs(model: torch.nn.Module, x: torch.Tensor, batch: int = 64) -> np.ndarray:
+    with torch.no_grad():
+        return torch.cat([model(x[i:i + batch]).float() for i in range(0, len(x), batch)]).numpy()
+
+
+def _convert(target: str, model: torch.nn.Module, sample: torch.Tensor, out: Path, precision: str,
+             calib: torch.Tensor | None, meta: dict[str, Any], opts: dict[str, Any]) -> dict[str, Any]:
+    if target == "onnx":
+        from . import onnx as conv
+        return conv.convert(model, sample, out, precision=precision, calib=calib, meta=meta,
+                            opset=opts.get("opset") or conv.DEFAULT_OPSET,
+                            dynamic_batch=opts.get("dynamic_batch", True) is not False)
+    if target == "tflite":
+        from . import tflite as conv_t
+        return conv_t.convert(model, sample, out, precision=precision, calib=calib, meta=meta,
+                              nhwc=bool(opts.get("nhwc")))
+    if target == "coreml":
+        from . import coreml as conv_c
+        return conv_c.convert(model, sample, out, precision=precision, calib=calib, meta=meta)
+    from . import tensorrt as conv_r
+    return conv_r.convert(model, sample, out, precision=precision, calib=calib, meta=meta,
+                          max_batch=int(opts.get("max_batch") or 32))
+
+
+def _check(target: str, path: Path, precision: str, ckpt: Checkpoint, x: torch.Tensor, ref: np.ndarray,
+           targets: list[Any], thresholds: dict[str, float] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run the parity gate (or, for Core ML off macOS, the structural check). Returns (parity, io)."""
+    if target == "coreml" and platform.system() != "Darwin":
+        from .coreml import structural_check
+
+        res = structural_check(path, ckpt.model, x[:1], ckpt.num_outputs)
+        io = {"inputs": [{"name": "input", "shape": res["input_shape"], "dtype": "float32", "layout": "NCHW"}],
+              "outputs": [{"name": "output", "shape": res["output_shape"], "dtype": "float32"}]}
+        return res, io
+    runner = load_runner(path)
+    out = runner(x.numpy())
+    nums = parity_mod.parity_numbers(ref, out, ckpt.task, targets)
+    res = {"mode": "numeric", "runtime": runner.runtime, **parity_mod.gate(path.name, precision, nums, thresholds)}
+    desc = runner.describe()
+    inp: dict[str, Any] = {"name": getattr(runner, "input_name", "input"), "shape": desc["input_shape"],
+                           "dtype": desc["input_dtype"], "layout": desc["layout"]}
+    if hasattr(runner, "inp") and np.dtype(runner.inp["dtype"]).kind != "f":
+        inp["quantization"] = {"scale": float(runner.inp["quantization"][0]),
+                               "zero_point": int(runner.inp["quantization"][1])}
+    batch = desc["input_shape"][0] if desc["input_shape"] else 1
+    io = {"inputs": [inp], "outputs": [{"name": "output", "shape": [batch, *list(out.shape[1:])],
+                                        "dtype": "float32"}]}
+    return res, io
+
+
+def export(checkpoint: str | Path | Checkpoint, targets: str | list[str] | None = None, *,
+           precision: str | list[str] | None = None, output_dir: str | Path, calib: str | DataBundle | None = None,
+           calib_size: int | None = None, parity_size: int | None = None, profile: str | Path | None = None,
+           nhwc: bool | None = None, opset: int | None = None, dynamic_batch: bool | None = None,
+           max_batch: int | None = None, name: str | None = None, force: bool = False,
+           thresholds: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    """Export ``checkpoint`` to each target x precision; return one manifest dict per artifact.
+
+    ``targets``: onnx, tflite, coreml, tensorrt, or all (every target this machine can
+    produce); a list or comma-separated string; default onnx (or the profile's).
+    ``precision``: fp32, fp16 or int8 (or a list); default per target: fp32 for onnx and
+    tflite, fp16 for coreml and tensorrt. ``calib``: data spec for int8 calibration and
+    the parity gate (default: the dataset in the checkpoint's provenance); calibration
+    reads ``calib_size`` training images, the gate ``parity_size`` validation images.
+    ``profile``: a deployment profile name or YAML path; explicit arguments override it.
+    ``nhwc``: TFLite takes float NHWC input. Raises :class:`EdgekitError` on any failure,
+    leaving no partial file.
+    """
+    prof = load_profile(profile) if profile else {}
+    targets_l = _resolve_targets(_as_list(targets) or _as_list(prof.get("targets")) or ["onnx"])
+    jobs = _jobs(targets_l, _as_list(precision) or _as_list(prof.get("precision")))
+    calib = calib or prof.get("calib")
+    calib_size = int(calib_size or prof.get("calib_size") or 256)
+    parity_size = int(parity_size or prof.get("parity_size") or 256)
+    opts = {"nhwc": prof.get("nhwc", False) if nhwc is None else nhwc,
+            "opset": opset or prof.get("opset"),
+            "dynamic_batch": prof.get("dynamic_batch", True) if dynamic_batch is None else dynamic_batch,
+            "max_batch": max_batch or prof.get("max_batch")}
+
+    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+    stem = name or (Path(ckpt.path).stem if ckpt.path else ckpt.arch)
+    out_dir = Path(output_dir)
+    finals = {job: out_dir / artifact_name(stem, *job, nhwc=opts["nhwc"]) for job in jobs}
+    for path in finals.values():
+        if path.exists() and not force:
+            raise EdgekitError(f"{path} already exists; pass --force to overwrite it")
+
+    spec = data_spec_for(ckpt, calib)
+    bundle = spec if isinstance(spec, DataBundle) else load_data(spec)
+    model = ckpt.model.eval().cpu()
+    x_val, y_val = real_inputs(ckpt, bundle, "val", parity_size)
+    ref = _torch_outputs(model, x_val)
+    calib_x = real_inputs(ckpt, bundle, "train", calib_size, seed=1)[0] \
+        if any(p == "int8" for _, p in jobs) else None
+    preprocessing = {k: ckpt.input_spec.get(k) for k in ("color", "resize", "crop", "mean", "std", "dtype")}
+    preprocessing["scale"] = "pixel / 255, then (x - mean) / std per channel"
+
+    records = []
+    for (target, prec), final in finals.items():
+        layout = "NHWC" if opts["nhwc"] and target == "tflite" else "NCHW"
+        meta = {"model": stem, "task": ckpt.task, "labels": list(ckpt.labels), "target": target,
+                "precision": prec, "layout": layout, "preprocessing": {**preprocessing, "layout": layout},
+                "input_shape": list(ckpt.input_spec.get("shape") or x_val.shape[1:]),
+                "source_sha256": ckpt.sha256, "producer": f"edgekit {__version__}"}
+        log.info("exporting %s (%s, %s)", final.name, target, prec)
+        with _staging(out_dir) as stage:
+            staged = stage / final.name
+            t0 = time.perf_counter()
+            extras = _convert(target, model, x_val[:1], staged, prec, calib_x, meta, opts)
+            seconds = time.perf_counter() - t0
+            parity, io = _check(target, staged, prec, ckpt, x_val, ref, y_val, thresholds)
+            _move_into_place(staged, final)
+        shape = list(ckpt.input_spec.get("shape") or x_val.shape[1:])
+        input_spec = {**ckpt.input_spec, "layout": layout,
+                      "shape": [shape[1], shape[2], shape[0]] if layout == "NHWC" else shape}
+        record = build_record(
+            model=stem, target=target, precision=prec, file=final.name, path=str(final.resolve()),
+            size_bytes=artifact_size(final), sha256=artifact_sha256(final), task=ckpt.task,
+            labels=list(ckpt.labels), input_spec=input_spec, preprocessing=meta["preprocessing"], **io,
+            parity=parity, export_seconds=round(seconds, 3),
+            calibration={"data": bundle.spec, "split": "train", "n": len(calib_x)} if prec == "int8" else None,
+            parity_data={"data": bundle.spec, "split": "val", "n": len(x_val)},
+            source={"path": str(ckpt.path) if ckpt.path else None, "sha256": ckpt.sha256, "arch": ckpt.arch,
+                    "pruned": bool(ckpt.channel_plan), "metrics": ckpt.metrics},
+            profile=prof.get("profile"), converter=extras, versions=package_versions(target))
+        write_manifest(record, final)
+        records.append(record)
+    return records
+
+
+def verify(artifact: str | Path, checkpoint: str | Path | Checkpoint, data: str | DataBundle | None = None, *,
+           n: int = 256, precision: str | None = None, thresholds: dict[str, float] | None = None) -> dict[str, Any]:
+    """Re-run the parity gate of ``artifact`` against ``checkpoint`` on ``data``'s validation split.
+
+    The precision (hence thresholds) comes from the artifact's manifest, else from its
+    name (``model.int8.tflite``). Returns the parity dict; raises :class:`EdgekitError`
+    with the numbers when the gate fails. Core ML off macOS gets the structural check.
+    """
+    path = Path(artifact)
+    if not path.exists():
+        raise EdgekitError(f"artifact not found: {path}")
+    target = next((t for t, ext in EXTENSIONS.items() if path.suffix.lower() == ext), None)
+    if target is None:
+        raise EdgekitError(f"{path}: unknown artifact type {path.suffix!r}; expected "
+                           + ", ".join(EXTENSIONS.values()))
+    manifest = read_manifest(path)
+    prec = precision or manifest.get("precision") or next(
+        (p for p in PRECISIONS if f".{p}." in f".{path.name}"), None) or DEFAULT_PRECISION[target]
+    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+    spec = data_spec_for(ckpt, data)
+    bundle = spec if isinstance(spec, DataBundle) else load_data(spec)
+    x_val, y_val = real_inputs(ckpt, bundle, "val", n)
+    ref = _torch_outputs(ckpt.model.eval().cpu(), x_val)
+    res, _ = _check(target, path, prec, ckpt, x_val, ref, y_val, thresholds)
+    return {"artifact": str(path), "target": target, "precision": prec, "data": bundle.spec, **res}
+
+
+class _CallableModule(types.ModuleType):
+    """``edgekit.export`` is both this package and the function: once the package is imported,
+    Python binds the attribute ``edgekit.export`` to the module, so the module forwards calls."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        return export(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

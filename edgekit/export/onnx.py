@@ -1,0 +1,176 @@
+"""ONNX: torch.onnx's dynamo exporter, onnx.checker, and onnxruntime for fp16 and int8.
+
+* fp32: ``torch.onnx.export(..., dynamo=True)`` at the chosen opset, batch dimension
+  dynamic unless ``dynamic_batch=False``;
+* fp16: weights and compute converted with onnxruntime's float16 tool, float32 I/O kept
+  (``keep_io_types``) so apps feed the same tensors;
+* int8: onnxruntime static quantization in QDQ format, per-channel weights, activation
+  ranges calibrated on real images (``calib``). ``symmetric=True`` (used for TensorRT,
+  which needs zero points of 0) forces symmetric activations.
+
+Labels, preprocessing and task go into the model's ``metadata_props``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import EdgekitError, require
+from .diagnose import converter_error
+
+DEFAULT_OPSET = 18
+INPUT, OUTPUT = "input", "output"
+
+
+def export_fp32(model: nn.Module, sample: torch.Tensor, out: Path, *, opset: int = DEFAULT_OPSET,
+                dynamic_batch: bool = True) -> None:
+    """Trace ``model`` with the dynamo exporter and write a self-contained .onnx file."""
+    require("onnxscript", "onnx")
+    dyn = ({0: torch.export.Dim("batch", min=1, max=4096)},) if dynamic_batch else None
+    try:
+        with warnings.catch_warnings(), _quiet("torch.onnx", "onnxscript"):
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(model, (sample,), dynamo=True, opset_version=opset, input_names=[INPUT],
+                                        output_names=[OUTPUT], dynamic_shapes=dyn, verbose=False,
+                                        optimize=True, external_data=False)
+        program.save(str(out), external_data=False)
+    except EdgekitError:
+        raise
+    except Exception as exc:
+        raise converter_error("onnx", "torch.onnx (dynamo)", exc, model, sample) from exc
+
+
+def to_fp16(src: Path, out: Path) -> None:
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+    _toposort(model.graph)  # the tool appends its input casts at the end of the node list
+    onnx.save(model, str(out))
+
+
+def _toposort(graph: Any) -> None:
+    """Reorder ``graph.node`` so every node comes after the producers of its inputs."""
+    ready = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        rest = []
+        for node in pending:
+            if all(name in ready for name in node.input):
+                ordered.append(node)
+                ready.update(node.output)
+            else:
+                rest.append(node)
+        if len(rest) == len(pending):  # a cycle or a dangling input: leave it for onnx.checker to name
+            ordered += rest
+            break
+        pending = rest
+    nodes = [type(n)() for n in ordered]
+    for dst, src in zip(nodes, ordered):
+        dst.CopyFrom(src)
+    del graph.node[:]
+    graph.node.extend(nodes)
+
+
+def to_int8(src: Path, out: Path, calib: torch.Tensor, *, symmetric: bool = False, batch: int = 16) -> None:
+    """Static QDQ int8 calibrated on ``calib`` (real, preprocessed images)."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    pre = out.with_name(out.stem + ".pre.onnx")
+    arrays = calib.numpy().astype(np.float32)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter([{INPUT: arrays[i:i + batch]} for i in range(0, len(arrays), batch)])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.items, None)
+
+    try:
+        with _quiet("onnxruntime", "root"):
+            quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+            quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                            extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True})
+    except Exception as exc:
+        raise EdgekitError(f"onnx: onnxruntime int8 quantization failed: {type(exc).__name__}: "
+                           f"{' '.join(str(exc).split())[:300]}") from exc
+    finally:
+        pre.unlink(missing_ok=True)
+
+
+def embed_metadata(path: Path, meta: dict[str, Any]) -> None:
+    """Write labels, preprocessing and the rest of ``meta`` into ``metadata_props``."""
+    import onnx
+
+    model = onnx.load(str(path))
+    props = {"edgekit": json.dumps(meta), "labels": "\n".join(meta.get("labels") or []),
+             "preprocessing": json.dumps(meta.get("preprocessing") or {}), "task": str(meta.get("task", ""))}
+    del model.metadata_props[:]
+    for key, value in props.items():
+        model.metadata_props.add(key=key, value=value)
+    model.producer_name = "edgekit"
+    onnx.save(model, str(path))
+
+
+def check(path: Path) -> dict[str, Any]:
+    """onnx.checker (full) plus the opset and node count."""
+    import onnx
+
+    model = onnx.load(str(path))
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except Exception as exc:
+        raise EdgekitError(f"onnx: {path.name} fails onnx.checker: {str(exc).splitlines()[0][:300]}") from exc
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    return {"opset": opset, "nodes": len(model.graph.node)}
+
+
+def convert(model: nn.Module, sample: torch.Tensor, out: Path, *, precision: str, calib: torch.Tensor | None,
+            meta: dict[str, Any], opset: int = DEFAULT_OPSET, dynamic_batch: bool = True,
+            symmetric: bool = False) -> dict[str, Any]:
+    """Write ``out`` (.onnx) at ``precision``; returns manifest extras."""
+    require("onnx", "onnx")
+    fp32 = out if precision == "fp32" else out.with_name(out.stem + ".fp32tmp.onnx")
+    try:
+        export_fp32(model, sample, fp32, opset=opset, dynamic_batch=dynamic_batch)
+        if precision == "fp16":
+            to_fp16(fp32, out)
+        elif precision == "int8":
+            if calib is None:
+                raise EdgekitError("onnx int8 needs calibration images (--calib)")
+            to_int8(fp32, out, calib, symmetric=symmetric)
+    finally:
+        if fp32 != out:
+            fp32.unlink(missing_ok=True)
+    embed_metadata(out, meta)
+    info = check(out)
+    return {"converter": "torch.onnx (dynamo)", "opset": info["opset"], "nodes": info["nodes"],
+            "dynamic_batch": dynamic_batch}
+
+
+class _quiet:
+    """Silence chatty loggers of the converters for the duration of a block."""
+
+    def __init__(self, *names: str) -> None:
+        self.loggers = [logging.getLogger(n) for n in names]
+        self.levels: list[int] = []
+
+    def __enter__(self) -> None:
+        self.levels = [lg.level for lg in self.loggers]
+        for lg in self.loggers:
+            lg.setLevel(logging.ERROR)
+
+    def __exit__(self, *exc: Any) -> None:
+        for lg, lvl in zip(self.loggers, self.levels):
+            lg.setLevel(lvl)
