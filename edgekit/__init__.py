@@ -25,6 +25,8 @@ _API = {
     "distill": "edgekit.compress.distill",
     "bench": "edgekit.bench.run",
     "report": "edgekit.bench.report",
+    "export": "edgekit.export",
+    "verify": "edgekit.export",
 }
 
 

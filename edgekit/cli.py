@@ -256,5 +256,63 @@ def report_cmd(results: tuple[str, ...], output_dir: str, baseline: str | None, 
     click.echo(f"{path} and {path.with_suffix('.md')}")
 
 
+@main.command("export")
+@click.argument("checkpoint", type=click.Path())
+@click.option("-t", "--target", "targets", multiple=True,
+              help="onnx, tflite, coreml, tensorrt or all (repeatable or comma-separated; default onnx).")
+@click.option("-p", "--precision", "precisions", multiple=True,
+              help="fp32, fp16 or int8 (repeatable; default per target: fp32 onnx/tflite, fp16 coreml/tensorrt).")
+@click.option("-o", "--output", "output_dir", required=True, type=click.Path(), help="Folder for artifacts.")
+@click.option("--calib", help="Data spec for int8 calibration and the parity gate (default: the checkpoint's).")
+@click.option("--calib-size", type=int, help="Calibration images (default 256).")
+@click.option("--parity-size", type=int, help="Validation images for the parity gate (default 256).")
+@click.option("--profile", help="Deployment profile: a name in export/ (e.g. android-cpu-int8) or a YAML path.")
+@click.option("--nhwc/--nchw", default=None, help="TFLite input layout (NHWC float for camera pipelines).")
+@click.option("--opset", type=int, help="ONNX opset (default 18).")
+@click.option("--static-batch", is_flag=True, default=None, help="ONNX: fixed batch 1 instead of a dynamic batch.")
+@click.option("--max-batch", type=int, help="TensorRT: largest batch of the optimization profile.")
+@click.option("--force", is_flag=True, help="Overwrite existing artifacts.")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifests as JSON.")
+@_guard
+def export_cmd(checkpoint: str, targets: tuple[str, ...], precisions: tuple[str, ...], static_batch: bool | None,
+               as_json: bool, **kw: Any) -> None:
+    """Export CHECKPOINT to ONNX / TFLite / Core ML / TensorRT, each artifact behind a parity gate."""
+    from .export import export as run
+
+    records = run(checkpoint, ",".join(targets) or None, precision=",".join(precisions) or None,
+                  dynamic_batch=False if static_batch else None, **kw)
+    if as_json:
+        click.echo(json.dumps(records, indent=2))
+        return
+    for r in records:
+        p = r["parity"]
+        check = (f"cosine {p['cosine']:.6f}, max abs err {p['max_abs_err']:.2g}"
+                 + (f", top-1 agreement {p['top1_agreement']:.1%}" if "top1_agreement" in p else "")
+                 if p.get("mode") == "numeric" else "structural check passed (Core ML runs on macOS only)")
+        click.echo(f"{r['path']}  {r['size_bytes'] / 1e6:.2f} MB  {r['export_seconds']:.1f} s  {check}")
+
+
+@main.command("verify")
+@click.argument("artifact", type=click.Path())
+@click.option("--checkpoint", required=True, type=click.Path(), help="The checkpoint the artifact came from.")
+@click.option("--data", help="Data spec whose validation split is used (default: the checkpoint's dataset).")
+@click.option("-n", "--num", "n", default=256, show_default=True, type=int, help="Validation images.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_guard
+def verify_cmd(artifact: str, checkpoint: str, data: str | None, n: int, as_json: bool) -> None:
+    """Re-run the parity gate of ARTIFACT against its CHECKPOINT on real validation images."""
+    from .export import verify as run
+    from .export.parity import format_numbers
+
+    res = run(artifact, checkpoint, data, n=n)
+    if as_json:
+        click.echo(json.dumps(res, indent=2))
+    elif res.get("mode") == "numeric":
+        click.echo(f"{artifact}: parity gate passed ({res['precision']}, {res['runtime']}): {format_numbers(res)}")
+    else:
+        click.echo(f"{artifact}: structural check passed ({res['ops']} ops, {res['conv_ops']} conv); "
+                   f"{res['note']}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
