@@ -6,7 +6,7 @@ from typing import Any
 
 from .channel_plan import describe_plan
 from .checkpoint import load_checkpoint
-from .registry import count_macs, count_params, get_entry, list_models
+from .registry import build_for_shape, count_macs, count_params, get_entry, list_models
 
 
 def checkpoint_summary(path: str | Path) -> dict[str, Any]:
@@ -56,8 +56,6 @@ def format_summary(s: dict[str, Any]) -> str:
 
 def zoo_rows(pattern: str = "", macs: bool = True) -> list[dict[str, Any]]:
     """One row per registry name: source, default input, params and MACs (built on the meta device)."""
-    import torch
-
     rows = []
     for name in list_models():
         if pattern and pattern not in name:
@@ -66,8 +64,7 @@ def zoo_rows(pattern: str = "", macs: bool = True) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"name": name, "source": entry.source, "input": entry.default_input,
                                "params": None, "macs": None}
         try:
-            with torch.device("meta"):
-                model = entry.factory(num_classes=1000)
+            model = build_for_shape(name)
             row["params"] = count_params(model)
             if macs:
                 row["macs"] = count_macs(model, (1, 3, entry.default_input, entry.default_input))

@@ -151,6 +151,20 @@ def load_weights(model: nn.Module, path: str | Path) -> dict[str, list[str]]:
     }
 
 
+def build_for_shape(name: str, num_classes: int = 1000) -> nn.Module:
+    """Build ``name`` without allocating weights where possible (meta device).
+
+    Used to count parameters and MACs cheaply. A few initialisers (RegNet's) copy
+    real data and fail on meta; those are built on the CPU instead.
+    """
+    entry = get_entry(name)
+    try:
+        with torch.device("meta"):
+            return entry.factory(num_classes=num_classes)
+    except NotImplementedError:
+        return entry.factory(num_classes=num_classes)
+
+
 def count_params(model: nn.Module) -> int:
     """Number of parameters (trainable or not)."""
     return sum(p.numel() for p in model.parameters())
