@@ -35,11 +35,9 @@ def main() -> None:
             ck = edgekit.train(arch, "digits", Path(tmp) / f"{arch}.pt", epochs=args.epochs, lr=0.1,
                                progress=False)
             wall = time.perf_counter() - t0
-            log = Path(tmp) / f"{arch}.pt.metrics.jsonl"
             rows.append((arch, ck.metrics["images_per_s"], ck.metrics["val_top1"], wall,
                          sum(p.numel() for p in ck.model.parameters())))
             print(rows[-1], file=sys.stderr)
-            del log
     cmd = "python " + " ".join([Path(__file__).name, *sys.argv[1:]])
     lines = [
         "# Training throughput on digits (32x32)", "",

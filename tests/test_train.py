@@ -86,3 +86,23 @@ def test_cuda_amp_channels_last_training(tmp_path: Path) -> None:
                progress=False)
     assert ck.metrics["val_top1"] > 25.0
     assert all(t.device.type == "cpu" for t in ck.state_dict.values())  # saved on CPU, loads anywhere
+
+
+def test_csv_regression_trains_and_reports_mae(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from edgekit.train.trainer import train
+
+    rng = np.random.default_rng(0)
+    rows = ["path,target"]
+    for i in range(48):
+        level = int(rng.integers(0, 255))
+        Image.fromarray(np.full((16, 16, 3), level, np.uint8)).save(tmp_path / f"{i}.png")
+        rows.append(f"{i}.png,{level / 255 * 10:.3f}")  # target: brightness on a 0..10 scale
+    (tmp_path / "b.csv").write_text("\n".join(rows) + "\n")
+    ck = train("compact_cnn", f"csv:{tmp_path / 'b.csv'}", tmp_path / "r.pt", epochs=1, input_size=16,
+               batch_size=16, progress=False, arch_kwargs={"width_mult": 0.5})
+    assert ck.task == "regression" and ck.num_outputs == 1
+    res = evaluate(ck, f"csv:{tmp_path / 'b.csv'}")
+    assert res["n"] == 10 and res["mae"] >= 0 and res["rmse"] >= res["mae"]

@@ -103,7 +103,9 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, epochs: int 
         saved = torch.load(state_file, map_location="cpu", weights_only=True)
         model.load_state_dict(saved["model"])
         resume_state = saved["fit"]
-    ckpt = Checkpoint(arch=arch, arch_kwargs=kwargs, state_dict={}, task=bundle.task, labels=bundle.labels,
+    # A label-distribution CSV trains here as plain regression on its target (one output, L1).
+    task = "classify" if bundle.task == "classify" else "regression"
+    ckpt = Checkpoint(arch=arch, arch_kwargs=kwargs, state_dict={}, task=task, labels=bundle.labels,
                       input_spec=spec,
                       provenance={"stage": "train", "data": bundle.spec, "seed": seed, "epochs": epochs,
                                   "optimizer": optimizer, "mix": mix, "world_size": dist_utils.world_size(),
@@ -117,7 +119,7 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, epochs: int 
             torch.save({"model": ckpt.state_dict, "fit": state}, tmp)
 
     history = fit(model, loader, epochs=epochs, loss_fn=loss_fn, optim=optim, device=dev, val_loader=val_loader,
-                  task=bundle.task, log_path=str(metrics_path(output)), on_epoch_end=on_epoch_end,
+                  task=task, log_path=str(metrics_path(output)), on_epoch_end=on_epoch_end,
                   resume_state=resume_state, progress=progress)
     agree = dist_utils.params_agree(model)
     if dist_utils.is_main():
