@@ -55,7 +55,7 @@ def latency_plot(rows: Sequence[dict[str, Any]], labels: Sequence[str]) -> bytes
 def distribution_plot(rows: Sequence[dict[str, Any]], labels: Sequence[str]) -> bytes:
     data = [r["latencies_ms"] for r in rows]
     fig, ax = plt.subplots(figsize=(9, _height(len(rows))))
-    ax.boxplot(data[::-1], vert=False, whis=(1, 99), showfliers=True, flierprops={"markersize": 2})
+    ax.boxplot(data[::-1], orientation="horizontal", whis=(1, 99), showfliers=True, flierprops={"markersize": 2})
     ax.set_yticks(range(1, len(rows) + 1), list(labels)[::-1], fontsize=8)
     lo = min(min(d) for d in data)
     hi = max(max(d) for d in data)
