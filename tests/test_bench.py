@@ -174,3 +174,20 @@ def test_cli_bench_and_report(artifacts: dict[str, Path], tmp_path: Path) -> Non
     assert res.exit_code == 0 and (tmp_path / "rep" / "report.html").exists()
     res = runner.invoke(main, ["bench", str(tmp_path / "missing.onnx")])
     assert res.exit_code == 2 and "edgekit: error: artifact not found" in res.output
+
+
+@pytest.mark.slow
+def test_torch_compile_runtime(artifacts: dict[str, Path]) -> None:
+    rows = edgekit.bench([artifacts["pt"]], runtime="torch,torch-compile", runs=20, timeout=900)
+    eager, compiled = rows
+    assert compiled["error"] is None, compiled["error"]
+    assert compiled["delegate"] == "inductor" and eager["delegate"] == "eager"
+    assert compiled["first_run_ms"] > compiled["p50_ms"]  # compilation lands in the first run
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_torch_on_cuda(artifacts: dict[str, Path]) -> None:
+    rows = edgekit.bench([artifacts["pt"]], device="cuda", runs=20, data="digits")
+    assert rows[0]["error"] is None and rows[0]["device"] == "cuda"
+    assert rows[0]["accuracy"]["top1"] > 50
