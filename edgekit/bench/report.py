@@ -1,7 +1,8 @@
 """``edgekit report``: result files -> Markdown + a self-contained HTML page.
 
 Sections: the sources (file, date, machine); one table of every row (p50/p90/p99,
-mean +- std, init and first run, throughput, size, peak memory, speed-up against the
+mean +- std, init and first run, throughput, size, peak memory and what loading the
+model added to it (``+RSS``: peak minus the memory before loading), speed-up against the
 torch baseline, accuracy, noisy flag); a comparison across files when several are
 given (before/after pruning, fp32 against int8, two machines: the same
 model/runtime/threads matched up, change in p50); the figures of :mod:`plots`
@@ -183,7 +184,7 @@ def report(result_files: Sequence[str | Path] | str | Path, output_dir: str | Pa
 
     header = (["source"] if multi else []) + [
         "model", "runtime", "delegate", "precision", "threads", "batch", "p50 ms", "p90 ms", "p99 ms",
-        "mean ± std ms", "runs", "init ms", "first ms", "inputs/s", "size MB", "peak RSS MB", "speed-up",
+        "mean ± std ms", "runs", "init ms", "first ms", "inputs/s", "size MB", "peak RSS MB", "+RSS MB", "speed-up",
         "top-1 %", "flags"]
     body = []
     for r, (sp, base) in zip(rows, speed):
@@ -203,6 +204,8 @@ def report(result_files: Sequence[str | Path] | str | Path, output_dir: str | Pa
             str(r["threads"]), str(r["batch"]), _fmt(_p50(r)), _fmt(r.get("p90_ms")), _fmt(r.get("p99_ms")),
             mean_std, _fmt(r.get("timed_runs")), _fmt(r.get("init_ms"), 1), _fmt(r.get("first_run_ms"), 2),
             _fmt(r.get("throughput_ips"), 1), _fmt(r.get("model_size_mb"), 2), _fmt(r.get("peak_rss_mb"), 0),
+            _fmt(r["peak_rss_mb"] - r["baseline_rss_mb"], 0) if r.get("baseline_rss_mb") is not None
+            and r.get("peak_rss_mb") is not None else "-",
             f"{sp:.2f}x" if sp else "-", _fmt(acc.get("top1"), 2), "; ".join(flags)])
     md += ["## Results", "", _table(header, body) if body else "_no successful rows_", ""]
     noisy = [r for r in ok if r.get("noisy")]
