@@ -22,11 +22,11 @@ from edgekit.registry import create_model
 
 @pytest.fixture(scope="module")
 def small_digits():
-    return load_data("digits").subset_train(0.25, seed=0)
+    return load_data("digits").subset_train(0.15, seed=0)
 
 
 @pytest.mark.parametrize("arch,path,dim", [("resnet18", "fc", 512), ("mobilenet_v3_small", "classifier.3", 1024),
-                                           ("compact_cnn", "classifier", 256), ("efficientnet_b0", "classifier.1", 1280)])
+                                           ("compact_cnn", "classifier", 256)])
 def test_penultimate_feature_found_by_hooks(arch: str, path: str, dim: int) -> None:
     model = create_model(arch, num_classes=7, small_input=arch != "compact_cnn")
     assert find_classifier(model, (1, 3, 32, 32)) == path
@@ -104,7 +104,8 @@ def test_pruned_student_starts_from_its_weights(digits_ckpt: Path, small_digits,
 
     parent = load_checkpoint(digits_ckpt)
     model = parent.model.train()
-    pruner = tp.pruner.MagnitudePruner(model, torch.randn(1, 3, 32, 32), importance=tp.importance.MagnitudeImportance(p=1),
+    pruner = tp.pruner.MagnitudePruner(model, torch.randn(1, 3, 32, 32),
+                                       importance=tp.importance.MagnitudeImportance(p=1),
                                        pruning_ratio=0.25, ignored_layers=[model.classifier])
     pruner.step()
     pruned_path = parent.derive(model, stage="prune").save(tmp_path / "pruned.pt")

@@ -207,7 +207,7 @@ def distill(teacher: str | Path | Checkpoint, student: str | Path | Checkpoint, 
             output: str | Path, *, method: str = DEFAULT_METHOD, epochs: int = 10, alpha: float | None = None,
             beta: float | None = None, input_size: int | None = None, hash_num: int | None = None,
             bias: str = "median", feature_layer: str | None = None, cache_teacher: bool | str | Path = False,
-            correct_only: bool = True, temperature: float = KD_T, batch_size: int = 64,
+            correct_only: bool = True, temperature: float = KD_T, augment: bool | None = None, batch_size: int = 64,
             optimizer: str = "sgd", lr: float | None = None, weight_decay: float | None = None,
             warmup_epochs: float = 1.0, seed: int = 0, device: str = "auto", workers: int = 0,
             force: bool = False, progress: bool = True) -> Checkpoint:
@@ -218,7 +218,8 @@ def distill(teacher: str | Path | Checkpoint, student: str | Path | Checkpoint, 
     the feature term (default 6). ``hash_num`` defaults to 4 x the teacher's feature size;
     ``bias`` is ``median`` | ``mean`` | ``0``. ``feature_layer`` overrides the penultimate
     feature: a module path for both models or ``TEACHER_PATH:STUDENT_PATH``. ``cache_teacher``
-    (True or a file path) caches teacher outputs on disk and turns augmentation off.
+    (True or a file path) caches teacher outputs on disk and turns augmentation off; ``augment``
+    (default: on unless the teacher is cached) switches training augmentation explicitly.
     The checkpoint is written atomically after every epoch; training log in
     ``OUTPUT.metrics.jsonl``.
     """
@@ -270,7 +271,10 @@ def distill(teacher: str | Path | Checkpoint, student: str | Path | Checkpoint, 
         cache_path = Path(cache_teacher) if not isinstance(cache_teacher, bool) else \
             output.with_name(output.name + ".teacher-cache.pt")
     aug = "no_flip" if bundle.spec.startswith("digits") else "standard"
-    tf = eval_transform(spec) if cache_path else train_transform(spec, aug)
+    if augment and cache_path:
+        raise EdgekitError("cached teacher outputs are for un-augmented images; drop augment or the cache")
+    augment = not cache_path if augment is None else augment
+    tf = train_transform(spec, aug) if augment else eval_transform(spec)
     drop_last = len(bundle.train) > batch_size
     loader = torch.utils.data.DataLoader(_Indexed(Transformed(bundle.train, tf, _target_fn(bundle.task))),
                                          batch_size=batch_size, shuffle=True, num_workers=workers,
@@ -301,6 +305,7 @@ def distill(teacher: str | Path | Checkpoint, student: str | Path | Checkpoint, 
                  "method": "+".join(parts), "alpha": alpha, "beta": beta, "temperature": temperature,
                  "hash_num": projector.hash_num if projector else None, "bias": bias if projector else None,
                  "feature_layer": feature_layer, "correct_only": correct_only, "cache_teacher": bool(cached),
+                 "augment": augment,
                  "data": bundle.spec, "seed": seed, "epochs": epochs, "params": count_params(model)}
     mpath = metrics_path(output)
     if mpath.exists():
