@@ -25,6 +25,7 @@ _API = {
     "distill": "edgekit.compress.distill",
     "bench": "edgekit.bench.run",
     "report": "edgekit.bench.report",
+    "prune": "edgekit.compress.prune",
     "export": "edgekit.export",
     "verify": "edgekit.export",
 }

@@ -314,5 +314,43 @@ def verify_cmd(artifact: str, checkpoint: str, data: str | None, n: int, as_json
                    f"{res['note']}")
 
 
+@main.command("prune")
+@click.argument("checkpoint", type=click.Path())
+@click.option("--data", required=True, help="Data spec (proxy set, BN re-estimation, recovery, evaluation).")
+@click.option("-o", "--output", required=True, type=click.Path(), help="Pruned checkpoint to write.")
+@click.option("--target", default="macs=0.5", show_default=True,
+              help="macs=FRACTION, params=FRACTION or latency=5ms@litert|onnxruntime (measured).")
+@click.option("--method", type=click.Choice(["curl", "l1", "l2", "bn", "taylor", "random"]), default="curl",
+              show_default=True, help="Importance criterion (baselines via Torch-Pruning).")
+@click.option("--rank", type=click.Choice(["kl-per-mac", "kl"]), default="kl-per-mac", show_default=True,
+              help="CURL ranking: KL per MAC saved, or raw KL (the paper).")
+@click.option("--min-keep", default=0.3, show_default=True, type=float, help="Minimum kept fraction per layer.")
+@click.option("--proxy-size", default=256, show_default=True, type=int, help="Proxy images for KL scoring.")
+@click.option("--round-to", type=int, help="Keep channel counts multiples of this.")
+@click.option("--finetune-epochs", default=5, show_default=True, type=int, help="Recovery epochs (0: none).")
+@click.option("--recipe", type=click.Choice(["finetune", "limited-data"]), default="finetune", show_default=True)
+@click.option("--train-fraction", default=1.0, show_default=True, type=float, help="Use only this much training data.")
+@click.option("--lr", default=0.01, show_default=True, type=float)
+@click.option("--batch-size", default=64, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--latency", "measure_latency", is_flag=True,
+              help="Export before/after and report the measured speed-up (onnxruntime, litert; 1 thread).")
+@click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
+@_guard
+def prune_cmd(checkpoint: str, data: str, output: str, **kw: Any) -> None:
+    """Prune CHECKPOINT (CURL by default) to a MACs/params/latency target, re-estimate BN, recover."""
+    from .compress.prune import prune as run
+
+    m = run(checkpoint, data, output, **kw).metrics
+    click.echo(f"{output}: MACs {m['macs_before'] / 1e6:.2f}M -> {m['macs'] / 1e6:.2f}M ({m['macs_ratio']:.3f}), "
+               f"params {m['params_before'] / 1e6:.2f}M -> {m['params'] / 1e6:.2f}M")
+    click.echo(f"top-1: unpruned {m['top1_unpruned']:.2f}%  pruned+BN {m['top1_pruned_bn']:.2f}%  "
+               f"final {m['val_top1']:.2f}%  (scoring {m['score_seconds']:.1f}s, prune {m['prune_seconds']:.1f}s)")
+    for rt, v in (m.get("latency") or {}).items():
+        if isinstance(v, dict):
+            click.echo(f"{rt}: {v['before_ms']:.3f} ms -> {v['after_ms']:.3f} ms ({v['speedup']:.2f}x, measured)")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

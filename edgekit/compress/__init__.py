@@ -8,5 +8,5 @@
 * :mod:`.bn`: BatchNorm statistics re-estimation after pruning;
 * :mod:`.recovery`: fine-tuning and the limited-data recipe (mixup+KD, expanded set, label refinement).
 
-The ``edgekit prune`` entry point is :func:`edgekit.prune.prune`.
+The ``edgekit prune`` entry point is :func:`edgekit.compress.prune.prune` (``edgekit.prune``).
 """

@@ -1,0 +1,202 @@
+"""Recovering accuracy after pruning: plain fine-tuning and CURL's limited-data recipe.
+
+``finetune``: cross-entropy with the standard augmentation on the training split,
+SGD with warm-up + cosine, through the shared :func:`edgekit.train.loop.fit` engine.
+
+``limited_data`` (methods.md 1.3, for when only a small labelled set exists):
+
+1. **mixup + KD**: mixup with alpha=1; the same mixed image goes to the unpruned
+   teacher; loss = 0.7 * T^2 KL(p_T || p_S) at T=2 + 0.3 * mixed cross-entropy.
+2. **expanded set + label refinement**: every training image yields six versions
+   (original; 2x2, 3x3, 4x4 patch shuffles; cutout of side U(0.2, 0.5) of the image;
+   a random rotation in [0, 360)), generated once (seeded). The teacher's logits on
+   each are stored in a table Z. Loss = 0.7 * KL(p_student || softmax(Z_i)) + 0.3 *
+   CE, T=1, and after every step the table moves by plain SGD on its own gradient,
+   Z_i <- Z_i - 1 * dL/dZ_i (the Deep-Decipher label refinement, lr 1).
+
+Epochs and learning rates are the caller's budget; the paper's stage-3 learning rate
+is 1/100 of stage 2's (1e-4 vs 0.01) and is kept as that ratio here.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from ..data import DataBundle, eval_transform, train_transform
+from ..train.loop import OptimConfig, StepOutput, classification_loss, fit
+from ..train.mix import Mixer
+from .kd import kd_loss, kl_divergence
+
+KD_T, KD_WEIGHT = 2.0, 0.7
+REFINE_WEIGHT, LABEL_LR = 0.7, 1.0
+VARIANTS = ("original", "shuffle2", "shuffle3", "shuffle4", "cutout", "rotate")
+
+
+def _augment_name(bundle: DataBundle) -> str:
+    return "no_flip" if bundle.spec.startswith("digits") else "standard"
+
+
+def finetune(model: nn.Module, bundle: DataBundle, spec: dict[str, Any], *, epochs: int, lr: float = 0.01,
+             batch_size: int = 64, seed: int = 0, device: torch.device | str = "cpu", progress: bool = True,
+             log_path: str | None = None) -> list[dict[str, Any]]:
+    """Plain cross-entropy fine-tuning for ``epochs``; returns fit's per-epoch records."""
+    torch.manual_seed(seed)
+    loader = bundle.loader("train", train_transform(spec, _augment_name(bundle)), batch_size, shuffle=True,
+                           drop_last=len(bundle.train) > batch_size)
+    return fit(model, loader, epochs=epochs, loss_fn=classification_loss(), device=torch.device(device),
+               optim=OptimConfig(lr=lr, warmup_epochs=min(1.0, epochs / 5)), log_path=log_path,
+               progress=progress, desc="fine-tune")
+
+
+def mixup_kd_loss(teacher: nn.Module, seed: int = 0, temperature: float = KD_T,
+                  weight: float = KD_WEIGHT) -> Callable[..., StepOutput]:
+    """Stage 2: mixup (alpha=1) with the teacher on the same mixed image."""
+    mixer = Mixer("mixup", alpha=1.0, seed=seed)
+    ce = nn.CrossEntropyLoss()
+
+    def step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epoch: int) -> StepOutput:
+        xm, ya, yb, lam = mixer.mix(x, y)
+        out = model(xm)
+        with torch.no_grad():
+            t = teacher(xm)
+        hard = lam * ce(out, ya) + (1 - lam) * ce(out, yb)
+        soft = kd_loss(out, t, temperature)
+        loss = weight * soft + (1 - weight) * hard
+        return StepOutput(loss, {"kd": float(soft.detach()), "ce": float(hard.detach())}, out,
+                          ya if lam >= 0.5 else yb)
+
+    return step
+
+
+def patch_shuffle(img: np.ndarray, grid: int, rng: np.random.Generator) -> np.ndarray:
+    """Split an HxW(xC) image into grid x grid equal blocks and permute them (edges cropped to fit)."""
+    h, w = img.shape[0] // grid, img.shape[1] // grid
+    if h == 0 or w == 0:
+        return img.copy()
+    blocks = [img[i * h:(i + 1) * h, j * w:(j + 1) * w] for i in range(grid) for j in range(grid)]
+    order = rng.permutation(len(blocks))
+    out = img.copy()
+    for k, src in enumerate(order):
+        i, j = divmod(k, grid)
+        out[i * h:(i + 1) * h, j * w:(j + 1) * w] = blocks[src]
+    return out
+
+
+def cutout(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Zero a rectangle of side alpha*H x alpha*W, alpha ~ U(0.2, 0.5), at a random place."""
+    a = rng.uniform(0.2, 0.5)
+    hh, ww = max(1, int(a * img.shape[0])), max(1, int(a * img.shape[1]))
+    y, x = int(rng.integers(0, img.shape[0] - hh + 1)), int(rng.integers(0, img.shape[1] - ww + 1))
+    out = img.copy()
+    out[y:y + hh, x:x + ww] = 0
+    return out
+
+
+def make_variant(img: Image.Image, variant: str, rng: np.random.Generator) -> Image.Image:
+    """One of the six expanded-set versions of ``img`` (see module docstring)."""
+    if variant == "original":
+        return img
+    if variant == "rotate":
+        return img.rotate(float(rng.uniform(0, 360)))
+    arr = np.asarray(img)
+    if variant.startswith("shuffle"):
+        arr = patch_shuffle(arr, int(variant[-1]), rng)
+    elif variant == "cutout":
+        arr = cutout(arr, rng)
+    else:
+        raise ValueError(f"unknown variant {variant!r}")
+    return Image.fromarray(np.ascontiguousarray(arr))
+
+
+class ExpandedSet(Dataset):
+    """The 6x expanded training set; item ``i`` is variant ``i % 6`` of image ``i // 6``, fixed by seed.
+
+    Images are first resized to the model's input size (so a 4x4 shuffle cuts the
+    picture the model sees), then the variant is drawn from a per-item seeded RNG, so
+    every epoch sees the same expanded set, as if it had been saved to disk once.
+    Items are ``(transform(image), i)``: the index keys the stored-logit table.
+    """
+
+    def __init__(self, base: Dataset, size: tuple[int, int], transform: Callable, seed: int = 0) -> None:
+        self.base, self.size, self.transform, self.seed = base, size, transform, seed
+        self.targets = torch.tensor([int(self.base[i][1]) for i in range(len(base))]).repeat_interleave(
+            len(VARIANTS))
+
+    def __len__(self) -> int:
+        return len(self.base) * len(VARIANTS)
+
+    def image(self, i: int) -> Image.Image:
+        src, v = divmod(i, len(VARIANTS))
+        img = self.base[src][0]
+        img = img.convert("RGB") if img.mode not in ("RGB", "L") else img
+        img = img.resize((self.size[1], self.size[0]), Image.BILINEAR)
+        return make_variant(img, VARIANTS[v], np.random.default_rng([self.seed, i]))
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.transform(self.image(i)), i
+
+
+@torch.no_grad()
+def teacher_logits(teacher: nn.Module, expanded: ExpandedSet, spec: dict[str, Any], device: torch.device,
+                   batch_size: int = 128) -> torch.Tensor:
+    """The teacher's logits on every expanded image under the eval transform (the table Z)."""
+    view = ExpandedSet(expanded.base, expanded.size, eval_transform(spec), expanded.seed)
+    teacher.eval().to(device)
+    out = [teacher(x.to(device)).float().cpu() for x, _ in DataLoader(view, batch_size=batch_size)]
+    return torch.cat(out)
+
+
+def refine_loss(table: torch.Tensor, targets: torch.Tensor, weight: float = REFINE_WEIGHT,
+                label_lr: float = LABEL_LR) -> Callable[..., StepOutput]:
+    """Stage 3: 0.7 KL(student || softmax(Z_i)) + 0.3 CE; Z_i updated in place by SGD at ``label_lr``."""
+    ce = nn.CrossEntropyLoss()
+
+    def step(model: nn.Module, x: torch.Tensor, idx: torch.Tensor, epoch: int) -> StepOutput:
+        idx_cpu = idx.cpu()
+        y = targets[idx_cpu].to(x.device)
+        z = table[idx_cpu].to(x.device).requires_grad_(True)
+        out = model(x)
+        soft = kl_divergence(out, z).mean()
+        hard = ce(out, y)
+        loss = weight * soft + (1 - weight) * hard
+        (gz,) = torch.autograd.grad(loss, z, retain_graph=True)
+        table[idx_cpu] -= label_lr * gz.detach().cpu()
+        return StepOutput(loss, {"kl": float(soft.detach()), "ce": float(hard.detach())}, out, y)
+
+    return step
+
+
+def limited_data(model: nn.Module, teacher: nn.Module, bundle: DataBundle, spec: dict[str, Any], *,
+                 epochs: int, refine_epochs: int | None = None, lr: float = 0.01, batch_size: int = 32,
+                 seed: int = 0, device: torch.device | str = "cpu", progress: bool = True,
+                 log_path: str | None = None) -> dict[str, Any]:
+    """CURL's limited-data recovery: ``epochs`` of mixup+KD, then ``refine_epochs`` on the expanded set."""
+    dev = torch.device(device)
+    teacher = teacher.eval().to(dev)
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    torch.manual_seed(seed)
+    aug = train_transform(spec, _augment_name(bundle))
+    loader = bundle.loader("train", aug, batch_size, shuffle=True, drop_last=len(bundle.train) > batch_size)
+    stage2 = fit(model, loader, epochs=epochs, loss_fn=mixup_kd_loss(teacher, seed), device=dev,
+                 optim=OptimConfig(lr=lr, warmup_epochs=min(1.0, epochs / 5)), log_path=log_path,
+                 progress=progress, desc="mixup+KD")
+    if refine_epochs is None:
+        refine_epochs = max(1, math.ceil(epochs / 8))
+    stage3: list[dict[str, Any]] = []
+    if refine_epochs > 0:
+        h, w = spec["shape"][1:]
+        expanded = ExpandedSet(bundle.train, (h, w), aug, seed)
+        table = teacher_logits(teacher, expanded, spec, dev)
+        loader3 = DataLoader(expanded, batch_size=batch_size, shuffle=True, drop_last=len(expanded) > batch_size)
+        stage3 = fit(model, loader3, epochs=refine_epochs, loss_fn=refine_loss(table, expanded.targets),
+                     device=dev, optim=OptimConfig(lr=lr / 100, warmup_epochs=0.0), log_path=log_path,
+                     progress=progress, desc="label refine")
+    return {"stage2": stage2, "stage3": stage3, "expanded_images": len(bundle.train) * len(VARIANTS),
+            "refine_epochs": refine_epochs}
