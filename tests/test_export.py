@@ -276,3 +276,24 @@ def test_tensorrt_engine(digits_ckpt: Path, tmp_path: Path) -> None:
     assert all(r["parity"]["mode"] == "numeric" and r["parity"]["passed"] for r in recs)
     runner = load_runner(recs[0]["path"])
     assert runner(np.zeros((4, 3, 32, 32), np.float32)).shape == (4, 10)
+
+
+def test_no_dataset_means_asking_for_calib(digits_ckpt: Path) -> None:
+    from dataclasses import replace
+
+    from edgekit.export.samples import data_spec_for
+
+    ckpt = load_checkpoint(digits_ckpt)
+    assert data_spec_for(ckpt, None) == "digits"
+    with pytest.raises(EdgekitError, match="records no dataset; pass --calib SPEC"):
+        data_spec_for(replace(ckpt, provenance={}), None)
+
+
+def test_public_api_names() -> None:
+    import edgekit
+    import edgekit.export  # binds the package to edgekit.export; it must still be callable
+
+    assert callable(edgekit.export) and edgekit.verify is verify
+    from edgekit.export.runtimes import load_runner as lr
+
+    assert lr is load_runner

@@ -63,7 +63,8 @@ def convert_int8(model: nn.Module, sample: torch.Tensor, calib: torch.Tensor, nh
         quantizer = pq.PT2EQuantizer().set_global(pq.get_symmetric_quantization_config(is_per_channel=True))
         try:
             graph = torch.export.export(m, (x,), strict=False).module()
-            graph = prepare_pt2e(graph, quantizer)
+            with contextlib.redirect_stdout(io.StringIO()):  # the quantizer prints partition notes
+                graph = prepare_pt2e(graph, quantizer)
             with torch.no_grad():
                 for img in calib:
                     img = img.unsqueeze(0)
