@@ -170,7 +170,7 @@ def quickstart(output: str, epochs: int, force: bool) -> None:
               help="none | kd | l2 | lsh | lshl2, or a '+' combination (lshl2+kd).")
 @click.option("--epochs", default=10, show_default=True, type=int)
 @click.option("--alpha", type=float, help="KD weight (default 1 when the method has kd).")
-@click.option("--beta", type=float, help="Feature-loss weight (default 6, the paper's).")
+@click.option("--beta", type=float, help="Feature-loss weight (default 1; the paper used 5-7).")
 @click.option("--input-size", type=int, help="Student input size (default: the teacher's).")
 @click.option("--hash-num", type=int, help="LSH hash functions (default 4 x teacher feature dim).")
 @click.option("--bias", type=click.Choice(["median", "mean", "0"]), default="median", show_default=True)

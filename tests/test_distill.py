@@ -58,12 +58,12 @@ def test_distill_end_to_end(digits_ckpt: Path, small_digits, tmp_path: Path) -> 
     assert ckpt.arch == "compact_cnn_s" and ckpt.arch_kwargs["feature_dim"] == 256  # teacher compact_cnn: 256-d
     prov = ckpt.provenance
     assert prov["stage"] == "distill" and prov["method"] == "kd+lshl2" and prov["hash_num"] == 4 * 256
-    assert prov["teacher"] == load_checkpoint(digits_ckpt).sha256 and prov["beta"] == 6.0 and prov["alpha"] == 1.0
+    assert prov["teacher"] == load_checkpoint(digits_ckpt).sha256 and prov["beta"] == 1.0 and prov["alpha"] == 1.0
     # the training log names every term
     rec = json.loads((tmp_path / "student.pt.metrics.jsonl").read_text().splitlines()[-1])
     for term in ("ce", "kd", "l2", "lsh", "teacher_correct"):
         assert term in rec, term
-    assert rec["loss"] == pytest.approx(rec["ce"] + 1.0 * rec["kd"] + 6.0 * (rec["l2"] + rec["lsh"]), rel=0.02)
+    assert rec["loss"] == pytest.approx(rec["ce"] + 1.0 * rec["kd"] + 1.0 * (rec["l2"] + rec["lsh"]), rel=0.02)
     # rebuilt from its definition (weights_only load), it scores what training measured
     again = load_checkpoint(out)
     assert again.model.classifier.connector.out_features == 256
