@@ -5,7 +5,10 @@ import math
 
 import pytest
 
+import time
+
 from edgekit.bench.adb import core_mask
+from edgekit.bench.measure import time_runs
 from edgekit.bench.plots import pareto_front
 from edgekit.bench.stats import summarize
 from edgekit.errors import EdgekitError
@@ -45,3 +48,17 @@ def test_core_mask() -> None:
     assert core_mask([6, 7]) == "c0"
     with pytest.raises(EdgekitError):
         core_mask("x")
+
+
+def test_time_runs_counts_and_durations() -> None:
+    calls = []
+
+    def fn() -> None:
+        calls.append(1)
+        time.sleep(0.005)
+
+    out = time_runs(fn, warmup=3, runs=7)
+    assert len(out["latencies_ms"]) == 7 and len(calls) == 1 + 3 + 7 and out["warmup_runs"] == 3
+    assert all(4.5 <= v < 200 for v in out["latencies_ms"]) and out["first_run_ms"] >= 4.5
+    out = time_runs(fn, warmup=0, min_seconds=0.1)
+    assert len(out["latencies_ms"]) >= 10 and sum(out["latencies_ms"]) >= 100 * 0.9
