@@ -129,18 +129,26 @@ def build(work: Path) -> list[dict[str, Any]]:
                             labels=labels, input_spec=make_input_spec(size))
         files = {"torch": ckpt_path, "onnxruntime": work / f"{name}.fp32.onnx",
                  "litert fp32": work / f"{name}.fp32.tflite", "litert int8": work / f"{name}.int8.tflite"}
-        how = "edgekit.export"
+        notes = json.loads((work / "provenance.json").read_text()) if (work / "provenance.json").exists() else {}
         if not all(p.exists() for p in files.values()):
             t0 = time.perf_counter()
+            how = "edgekit.export (fp32 and int8)"
             try:
                 edgekit.export(ckpt_path, ["onnx", "tflite"], precision="fp32", output_dir=work, calib="digits",
                                parity_size=32, force=True)
+            except Exception as exc:
+                how = f"export converters called directly ({type(exc).__name__}: {str(exc)[:100]})"
+            try:
                 edgekit.export(ckpt_path, "tflite", precision="int8", output_dir=work, calib="digits",
                                calib_size=CALIB_N, parity_size=32, force=True)
-            except Exception as exc:  # an untrained model may fail the int8 parity gate
-                how = f"export converters directly ({type(exc).__name__}: {str(exc)[:120]})"
-                _convert_directly(ckpt_path, files)
+            except Exception as exc:  # an untrained model's near-constant logits can fail the int8 gate
+                how = (f"edgekit.export (fp32); int8 by the export stage's convert_int8 called directly, its parity "
+                       f"gate having rejected the untrained model ({str(exc).split(':', 2)[-1].strip()[:60]}...)")
+            _convert_directly(ckpt_path, files)
+            notes[name] = how
+            (work / "provenance.json").write_text(json.dumps(notes, indent=1))
             print(f"{name}: artifacts via {how} in {time.perf_counter() - t0:.0f} s", flush=True)
+        how = notes.get(name, "edgekit.export")
         missing = [str(p) for p in files.values() if not p.exists()]
         if missing:
             raise SystemExit(f"missing artifacts: {missing}")
