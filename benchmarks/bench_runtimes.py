@@ -2,7 +2,7 @@
 LiteRT fp32 and LiteRT int8 (XNNPACK), at 1 and 2 threads, in one run of ``edgekit.bench``; and the
 harness's p50 against a bare timing loop of the same runtime, model, threads and input.
 
-    python benchmarks/bench_runtimes.py [--out benchmarks/results/runtimes] [--runs 50] [--warmup 10]
+    python benchmarks/bench_runtimes.py [--out benchmarks/results/runtimes] [--runs N] [--warmup 10]
 
 Models are untrained (latency does not depend on the weights): ImageNet heads (1000 classes) at
 224x224, CIFAR-style stride-1 stems (``small_input=True``, 10 classes) at 32x32. Artifacts come from
@@ -12,8 +12,9 @@ model's input spec). Where the export stage's parity gate rejects an untrained m
 the same converter functions are called directly (said in the output).
 
 Each harness measurement is bracketed by two bare loops (a fresh process that loads the artifact
-with the runtime's plain API, runs ``warmup`` untimed and ``runs`` timed calls with perf_counter,
-and reports the median); the ratio is harness p50 / mean of the two bare p50s, so slow drift of a
+with the runtime's plain API, runs ``warmup`` untimed calls and then as many timed calls as the
+harness does by default -- at least 50 and at least 1 s -- each timed with perf_counter, and reports
+the median); the ratio is harness p50 / mean of the two bare p50s, so slow drift of a
 shared machine's load cancels to first order.
 
 Writes OUT/results.json (edgekit results), OUT/bare_loops.json, OUT/report/ (``edgekit report``)
@@ -83,11 +84,13 @@ def bare_loop(spec: dict[str, Any]) -> dict[str, Any]:
     return {"p50_ms": float(np.median(times)), "runs": len(times)}
 
 
-def _loop(call: Any, runs: int, warmup: int) -> list[float]:
+def _loop(call: Any, runs: int | None, warmup: int) -> list[float]:
+    """``runs`` timed calls, or (runs=None) at least 50 calls and at least 1 s, as the harness's default."""
     for _ in range(warmup + 1):
         call()
-    times = []
-    for _ in range(runs):
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < (runs or 50) or (runs is None and time.perf_counter() - start < 1.0):
         t = time.perf_counter()
         call()
         times.append((time.perf_counter() - t) * 1e3)
@@ -106,7 +109,7 @@ def run_bare(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- artifacts
-def build(work: Path) -> list[dict[str, Any]]:
+def build(work: Path, only: list[str] | None = None) -> list[dict[str, Any]]:
     """Checkpoints and their exports; returns one entry per (arch, size)."""
     import torch
 
@@ -119,6 +122,8 @@ def build(work: Path) -> list[dict[str, Any]]:
     torch.set_num_threads(2)
     out = []
     for arch, size in MODELS:
+        if only and f"{arch}_{size}" not in only:
+            continue
         small = size <= 64
         kwargs = {"num_classes": 10 if small else 1000, **({"small_input": True} if small else {})}
         name = f"{arch}_{size}"
@@ -181,8 +186,10 @@ def _convert_directly(ckpt_path: Path, files: dict[str, Path]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "runtimes"))
-    ap.add_argument("--runs", type=int, default=50)
+    ap.add_argument("--runs", type=int, help="Timed runs (default: at least 50 and at least 1 s, both sides).")
     ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--models", help="Only these, e.g. mobilenet_v2_32,resnet18_224 (default: all four).")
+    ap.add_argument("--md", default=str(ROOT / "benchmarks" / "bench_runtimes.md"), help="Markdown to write.")
     ap.add_argument("--bare", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.bare:
@@ -197,7 +204,7 @@ def main() -> None:
     out = Path(args.out)
     work = out / "artifacts"
     work.mkdir(parents=True, exist_ok=True)
-    models = build(work)
+    models = build(work, args.models.split(",") if args.models else None)
     rows, bare, loads = [], [], [load_average()]
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     for m in models:
@@ -228,7 +235,7 @@ def main() -> None:
     write_json(out / "bare_loops.json", bare)
     report = edgekit.report([out / "results.json"], out / "report", force=True,
                             title="edgekit runtimes: mobilenet_v2 and resnet18, 224 and 32 px, 1 and 2 threads")
-    write_markdown(ROOT / "benchmarks" / "bench_runtimes.md", models, rows, bare, loads, started, finished, cmd,
+    write_markdown(Path(args.md), models, rows, bare, loads, started, finished, cmd,
                    report, args)
     print(f"report: {report}")
 
@@ -243,7 +250,8 @@ def write_markdown(path: Path, models: list[dict], rows: list[dict], bare: list[
         versions.update(r.get("versions") or {})
     ratio_of = {(b["model"], b["label"], b["threads"]): b for b in bare}
     lines = ["# Runtimes: mobilenet_v2 and resnet18 at 224 and 32 px, 1 and 2 threads", "",
-             f"Command: `{cmd}` (runs={args.runs}, warm-up={args.warmup}, batch 1, one process per measurement).",
+             f"Command: `{cmd}` (runs={args.runs or 'at least 50 and at least 1 s'}, warm-up={args.warmup}, batch 1, "
+             "one process per measurement).",
              f"Run: {started} to {finished}.",
              f"Machine: {mi['cpu']}, {mi['logical_cores']} logical cores ({mi['usable_cores']} usable), "
              f"{mi['memory_gb']} GB, {mi['os']}, Python {mi['python']}.",
