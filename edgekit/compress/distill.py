@@ -213,17 +213,18 @@ def distill(teacher: str | Path | Checkpoint, student: str | Path | Checkpoint, 
             output: str | Path, *, method: str = DEFAULT_METHOD, epochs: int = 10, alpha: float | None = None,
             beta: float | None = None, input_size: int | None = None, hash_num: int | None = None,
             bias: str = "median", feature_layer: str | None = None, cache_teacher: bool | str | Path = False,
-            correct_only: bool = True, temperature: float = KD_T, augment: bool | None = None, batch_size: int = 64,
-            optimizer: str = "sgd", lr: float | None = None, weight_decay: float | None = None,
+            correct_only: bool = True, temperature: float = KD_T, augment: bool | None = None,
+            batch_size: int = 64, optimizer: str = "sgd", lr: float | None = None, weight_decay: float | None = None,
             warmup_epochs: float = 1.0, seed: int = 0, device: str = "auto", workers: int = 0,
             force: bool = False, progress: bool = True) -> Checkpoint:
     """Distil ``teacher`` (checkpoint) into ``student`` (registry name or checkpoint); returns the student.
 
     ``method``: ``none | kd | l2 | lsh | lshl2`` or a ``+`` combination (default ``kd``, see the
     module docstring for which wins where). ``alpha`` weighs KD (default 1 when used), ``beta``
-    the feature term (default 1; the paper used 5-7 on large data). ``hash_num`` defaults to 4 x the teacher's feature size;
-    ``bias`` is ``median`` | ``mean`` | ``0``. ``feature_layer`` overrides the penultimate
-    feature: a module path for both models or ``TEACHER_PATH:STUDENT_PATH``. ``cache_teacher``
+    the feature term (default 1; the paper used 5-7 on large data). ``hash_num`` defaults to
+    4 x the teacher's feature size; ``bias`` is ``median`` | ``mean`` | ``0``. ``feature_layer``
+    overrides the penultimate feature: a module path for both models or
+    ``TEACHER_PATH:STUDENT_PATH``. ``cache_teacher``
     (True or a file path) caches teacher outputs on disk and turns augmentation off; ``augment``
     (default: on unless the teacher is cached) switches training augmentation explicitly.
     The checkpoint is written atomically after every epoch; training log in
@@ -296,7 +297,7 @@ def distill(teacher: str | Path | Checkpoint, student: str | Path | Checkpoint, 
     projector = None
     if feat_term in ("lsh", "lshl2"):
         assert teach is not None and t_dim is not None
-        std = float(teach.model.get_submodule(teach.tap.layer).weight.std()) if t_layer is None else 1.0
+        std = _classifier_std(teach)
         projector = LSHProjector(t_dim, hash_num or 4 * t_dim, std, seed=seed).to(dev)
         if bias != "0":
             feats = cached[0] if cached is not None else _bias_sample(teach, fixed_loader, dev)
@@ -311,8 +312,7 @@ def distill(teacher: str | Path | Checkpoint, student: str | Path | Checkpoint, 
                  "method": "+".join(parts), "alpha": alpha, "beta": beta, "temperature": temperature,
                  "hash_num": projector.hash_num if projector else None, "bias": bias if projector else None,
                  "feature_layer": feature_layer, "correct_only": correct_only, "cache_teacher": bool(cached),
-                 "augment": augment,
-                 "data": bundle.spec, "seed": seed, "epochs": epochs, "params": count_params(model)}
+                 "augment": augment, "data": bundle.spec, "seed": seed, "epochs": epochs, "params": count_params(model)}
     mpath = metrics_path(output)
     if mpath.exists():
         mpath.unlink()
@@ -370,6 +370,18 @@ def _bias_sample(teach: _Teacher, loader: Any, device: torch.device, max_samples
             if n >= max_samples:
                 break
     return torch.cat(feats)
+
+
+def _classifier_std(teach: _Teacher) -> float:
+    """Std of the teacher's final Linear weights (the LSH hyperplane scale); 1 if it has none."""
+    from .features import find_classifier
+
+    try:
+        fc = teach.model.get_submodule(find_classifier(teach.model, (1, 3, teach.size, teach.size)))
+    except EdgekitError:
+        log.warning("teacher has no final Linear layer; LSH hyperplanes use std 1")
+        return 1.0
+    return float(fc.weight.std())
 
 
 def _copy_head(teach: _Teacher | None, student: nn.Module, shape: tuple[int, ...]) -> None:
