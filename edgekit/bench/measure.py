@@ -37,10 +37,10 @@ def time_runs(fn: Callable[[], Any], *, warmup: int = 10, runs: int | None = Non
         min_n, secs, max_n = DEFAULT_RUNS, DEFAULT_SECONDS, MAX_RUNS
     lat: list[int] = []
     append, clock = lat.append, time.perf_counter_ns
-    deadline = clock() + int(secs * 1e9)
     gc.collect()
     was_enabled = gc.isenabled()
     gc.disable()
+    deadline = clock() + int(secs * 1e9)
     try:
         while True:
             t = clock()
