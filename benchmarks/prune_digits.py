@@ -52,8 +52,10 @@ def main() -> None:
     ap.add_argument("--limited-epochs", type=int, default=15, help="recovery epochs on the 10%% subset")
     ap.add_argument("--proxy", type=int, default=256)
     ap.add_argument("--proxy-limited", type=int, default=128)
+    ap.add_argument("--harsh-target", default="macs=0.25",
+                    help="extra, harsher target evaluated right after pruning only (no recovery)")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--skip", nargs="*", default=[], help="parts to skip: full limited latency")
+    ap.add_argument("--skip", nargs="*", default=[], help="parts to skip: full limited harsh latency")
     ap.add_argument("--out", default=str(HERE / "prune_digits.md"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -73,9 +75,10 @@ def main() -> None:
         if (config, seed) in done:
             return
         t0 = time.perf_counter()
-        ck = prune(teacher, "digits", work / f"{config}-s{seed}.pt", target=args.target, seed=seed, proxy_seed=0,
+        kw.setdefault("target", args.target)
+        ck = prune(teacher, "digits", work / f"{config}-s{seed}.pt", seed=seed, proxy_seed=0,
                    force=True, progress=False, **kw)
-        rec = {"config": config, "seed": seed, **{k: v for k, v in ck.metrics.items() if not isinstance(v, dict)},
+        rec = {"config": config, "seed": seed, "target": kw["target"], **{k: v for k, v in ck.metrics.items() if not isinstance(v, dict)},
                "wall_seconds": time.perf_counter() - t0}
         results.append(rec)
         raw_path.write_text(json.dumps(results, indent=1))
@@ -89,13 +92,19 @@ def main() -> None:
             for name, kw in full.items():
                 run(name, seed, finetune_epochs=args.epochs, proxy_size=args.proxy,
                     scores_path=work / f"scores-{kw['method']}-full.pt", **kw)
-    limited = {"10%-curl-finetune": "finetune", "10%-curl-limited-data": "limited-data"}
+    limited = {"10%-curl-finetune": ("finetune", None), "10%-curl-limited-data": ("limited-data", None),
+               "10%-curl-mixup-kd-only": ("limited-data", 0)}
     if "limited" not in args.skip:
         for seed in args.seeds:
-            for name, recipe in limited.items():
+            for name, (recipe, refine) in limited.items():
                 run(name, seed, method="curl", rank="kl-per-mac", train_fraction=0.1, recipe=recipe,
-                    finetune_epochs=args.limited_epochs, proxy_size=args.proxy_limited,
+                    finetune_epochs=args.limited_epochs, refine_epochs=refine, proxy_size=args.proxy_limited,
                     scores_path=work / "scores-curl-10pct.pt")
+    if "harsh" not in args.skip and args.harsh_target:
+        for seed in args.seeds:
+            for name, kw in full.items():
+                run(f"{args.harsh_target}-{name}-no-recovery", seed, finetune_epochs=0, proxy_size=args.proxy,
+                    scores_path=work / f"scores-{kw['method']}-full.pt", target=args.harsh_target, **kw)
     latency: dict[str, dict] = {}
     lat_path = Path(args.out).with_suffix(".latency.json")
     if lat_path.is_file():
@@ -133,13 +142,13 @@ def write_table(args: argparse.Namespace, teacher: object, results: list[dict], 
         f"{max(1, -(-args.limited_epochs // 8))} label-refinement epoch(s) on the 6x expanded set); "
         f"seeds {args.seeds}; mean ± std over seeds.",
         "",
-        "| config | MACs ratio | top-1 unpruned | top-1 pruned + BN re-est. | top-1 after recovery | "
+        "| config | target | MACs ratio | top-1 unpruned | top-1 pruned + BN re-est. | top-1 after recovery | "
         "scoring s | prune s (graph+score+select+BN) | recovery s | n |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, rows in by.items():
         lines.append(
-            f"| {name} | {statistics.mean(r['macs_ratio'] for r in rows):.3f} | "
+            f"| {name} | {rows[0].get('target', args.target)} | {statistics.mean(r['macs_ratio'] for r in rows):.3f} | "
             f"{mean_std([r['top1_unpruned'] for r in rows])} | {mean_std([r['top1_pruned_bn'] for r in rows])} | "
             f"{mean_std([r['val_top1'] for r in rows])} | "
             f"{statistics.mean(r['score_seconds'] for r in rows if not r.get('scores_cached')) if any(not r.get('scores_cached') for r in rows) else 0:.1f} | "

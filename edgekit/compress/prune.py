@@ -101,7 +101,8 @@ def prune(checkpoint: str | Path | Checkpoint, data: str | DataBundle, output: s
     ``recipe``: finetune | limited-data (mixup+KD from the unpruned model, then the
     expanded set with label refinement). ``train_fraction`` < 1 simulates limited data
     (the proxy set and recovery both draw from that fraction); ``proxy_seed`` fixes the
-    proxy set independently of ``seed``. ``measure_latency`` exports the model before and
+    data draw (the training subset and the proxy set) independently of ``seed``, which
+    then varies selection ties, BN re-estimation and recovery. ``measure_latency`` exports the model before and
     after and records the measured speed-up. The checkpoint's metrics
     hold accuracy unpruned / right after pruning (BN re-estimated) / after recovery,
     MACs and parameters before and after, and the scoring and pruning wall times.
@@ -126,25 +127,32 @@ def prune(checkpoint: str | Path | Checkpoint, data: str | DataBundle, output: s
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     if ckpt.task != "classify":
         raise EdgekitError(f"prune supports classifiers (task 'classify'); this checkpoint is {ckpt.task!r}")
-    bundle = data if isinstance(data, DataBundle) else load_data(data, seed=seed)
+    # the train/val split of the checkpoint's own training run, whatever the pruning seed: a val
+    # split drawn with another seed would hold images the unpruned model was trained on
+    split_seed = int(ckpt.provenance.get("split_seed", ckpt.provenance.get("seed", 0)) or 0)
+    bundle = data if isinstance(data, DataBundle) else load_data(data, seed=split_seed)
     if bundle.task != "classify" or len(bundle.labels) != ckpt.num_outputs:
         raise EdgekitError(f"data {bundle.spec!r} has {len(bundle.labels)} classes but the checkpoint "
                            f"has {ckpt.num_outputs} outputs")
-    bundle = bundle.subset_train(train_fraction, seed)
+    data_seed = seed if proxy_seed is None else proxy_seed
+    bundle = bundle.subset_train(train_fraction, data_seed)
     dev = resolve_device(device)
     seed_everything(seed)
     transform = ckpt.eval_transform
     spec = ckpt.input_spec
     teacher = ckpt.model.eval()
     model = copy.deepcopy(teacher).cpu().eval()
+    for p in model.parameters():  # tracing the dependency graph needs autograd
+        p.requires_grad_(True)
     input_shape = (1, *spec["shape"])
 
-    x, y, proxy_idx = proxy_set(bundle, transform, proxy_size, seed if proxy_seed is None else proxy_seed)
+    x, y, proxy_idx = proxy_set(bundle, transform, proxy_size, data_seed)
     t0 = time.perf_counter()
     graph = UnitGraph(model, x[:1])
     macs0, params0 = count_macs(model, input_shape), count_params(model)
     key = {"parent": ckpt.sha256, "method": method, "proxy": proxy_idx, "data": bundle.spec,
-           "fraction": train_fraction, "seed": seed if method == "random" else None}
+           "fraction": train_fraction, "split_seed": split_seed, "subset_seed": data_seed if train_fraction < 1 else None,
+           "seed": seed if method == "random" else None}
     cache = Path(scores_path) if scores_path else output.with_name(output.name + ".scores.pt")
     scores = _cached_scores(cache, key) if score_cache else None
     t_score = time.perf_counter()
@@ -205,6 +213,7 @@ def prune(checkpoint: str | Path | Checkpoint, data: str | DataBundle, output: s
         "method": method, "rank": rank if method == "curl" else None, "target": str(tgt), "min_keep": min_keep,
         "round_to": round_to, "proxy_size": proxy_size, "recipe": recipe if finetune_epochs else None,
         "finetune_epochs": finetune_epochs, "train_fraction": train_fraction, "seed": seed, "data": bundle.spec,
+        "split_seed": split_seed,
         "groups": summary(graph, sel),
     })
     if measure_latency:

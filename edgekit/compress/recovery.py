@@ -178,9 +178,7 @@ def limited_data(model: nn.Module, teacher: nn.Module, bundle: DataBundle, spec:
                  log_path: str | None = None) -> dict[str, Any]:
     """CURL's limited-data recovery: ``epochs`` of mixup+KD, then ``refine_epochs`` on the expanded set."""
     dev = torch.device(device)
-    teacher = teacher.eval().to(dev)
-    for p in teacher.parameters():
-        p.requires_grad_(False)
+    teacher = teacher.eval().to(dev)  # used under no_grad only; its parameters are left untouched
     torch.manual_seed(seed)
     aug = train_transform(spec, _augment_name(bundle))
     loader = bundle.loader("train", aug, batch_size, shuffle=True, drop_last=len(bundle.train) > batch_size)
