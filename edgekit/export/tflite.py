@@ -7,7 +7,7 @@
   litert-torch's symmetric per-channel quantizer -> calibration forward passes over real
   images -> ``convert_pt2e`` -> ``litert_torch.convert`` with the quantizer's QuantConfig.
   Input and output tensors are int8 with scale/zero point (as NPUs and DSPs want).
-* ``nhwc=True`` wraps the model with ``litert_torch.to_channel_last_io`` so it takes
+* ``nhwc=True`` wraps the model in :class:`ChannelsLastInput` so it takes
   float NHWC images, as phone camera pipelines deliver them.
 
 The batch size is fixed at 1 (the phone case). Labels and preprocessing are stored as an
@@ -39,8 +39,21 @@ def _quiet_converter() -> Iterator[Any]:
     yield lt
 
 
+class ChannelsLastInput(nn.Module):
+    """Takes NHWC images and hands NCHW to the model; the converter folds the transpose into
+    its own NCHW->NHWC layout changes (litert-torch's ``to_channel_last_io`` does the same,
+    but its ``*args`` forward does not trace with a dynamic batch for PT2E calibration)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x.permute(0, 3, 1, 2))
+
+
 def _nhwc(model: nn.Module, sample: torch.Tensor, lt: Any) -> tuple[nn.Module, torch.Tensor]:
-    return lt.to_channel_last_io(model, args=[0]), sample.permute(0, 2, 3, 1).contiguous()
+    return ChannelsLastInput(model).eval(), sample.permute(0, 2, 3, 1).contiguous()
 
 
 def convert_fp32(model: nn.Module, sample: torch.Tensor, nhwc: bool = False) -> bytes:
@@ -53,7 +66,7 @@ def convert_fp32(model: nn.Module, sample: torch.Tensor, nhwc: bool = False) -> 
 
 
 def convert_int8(model: nn.Module, sample: torch.Tensor, calib: torch.Tensor, nhwc: bool = False) -> bytes:
-    """Full-integer PT2E static quantization, calibrated on ``calib`` one image at a time."""
+    """Full-integer PT2E static quantization, calibrated on ``calib`` (real images, in batches)."""
     with _quiet_converter() as lt:
         from litert_torch.quantize import pt2e_quantizer as pq
         from litert_torch.quantize.quant_config import QuantConfig
@@ -62,13 +75,16 @@ def convert_int8(model: nn.Module, sample: torch.Tensor, calib: torch.Tensor, nh
         m, x = _nhwc(model, sample, lt) if nhwc else (model, sample)
         quantizer = pq.PT2EQuantizer().set_global(pq.get_symmetric_quantization_config(is_per_channel=True))
         try:
-            graph = torch.export.export(m, (x,), strict=False).module()
+            # a dynamic batch dimension lets calibration run in batches (observers are slow per call)
+            batch = torch.export.Dim("batch", min=1, max=max(2, len(calib)))
+            x2 = torch.cat([x, x])  # batch 1 would be specialised to a constant
+            graph = torch.export.export(m, (x2,), dynamic_shapes=({0: batch},), strict=False).module()
             with contextlib.redirect_stdout(io.StringIO()):  # the quantizer prints partition notes
                 graph = prepare_pt2e(graph, quantizer)
             with torch.no_grad():
-                for img in calib:
-                    img = img.unsqueeze(0)
-                    graph(img.permute(0, 2, 3, 1).contiguous() if nhwc else img)
+                for i in range(0, len(calib), 32):
+                    imgs = calib[i:i + 32]
+                    graph(imgs.permute(0, 2, 3, 1).contiguous() if nhwc else imgs)
             graph = convert_pt2e(graph, fold_quantize=False)
             return bytes(lt.convert(graph, (x,), quant_config=QuantConfig(pt2e_quantizer=quantizer)).model_content())
         except EdgekitError:
