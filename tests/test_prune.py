@@ -193,7 +193,7 @@ def test_prune_digits_end_to_end(digits_ckpt: Path, tmp_path: Path) -> None:
     from edgekit.compress.prune import prune
 
     out = tmp_path / "pruned.pt"
-    ck = prune(digits_ckpt, "digits", out, target="macs=0.6", proxy_size=32, finetune_epochs=1, progress=False)
+    ck = prune(digits_ckpt, "digits", out, target="macs=0.6", proxy_size=16, finetune_epochs=1, progress=False)
     m = ck.metrics
     assert 0.588 <= m["macs_ratio"] <= 0.6
     assert m["top1_pruned_bn"] > 20 and m["val_top1"] > 20  # well above chance (10 %)
@@ -203,8 +203,8 @@ def test_prune_digits_end_to_end(digits_ckpt: Path, tmp_path: Path) -> None:
     assert (tmp_path / "pruned.pt.scores.pt").is_file()
     # a second run reuses the cached scores; an existing output needs force
     with pytest.raises(EdgekitError, match="already exists"):
-        prune(digits_ckpt, "digits", out, proxy_size=32, finetune_epochs=0, progress=False)
-    ck2 = prune(digits_ckpt, "digits", out, target="macs=0.6", proxy_size=32, finetune_epochs=0, force=True,
+        prune(digits_ckpt, "digits", out, proxy_size=16, finetune_epochs=0, progress=False)
+    ck2 = prune(digits_ckpt, "digits", out, target="macs=0.6", proxy_size=16, finetune_epochs=0, force=True,
                 progress=False)
     assert ck2.metrics["scores_cached"]
 
@@ -218,14 +218,20 @@ def _random_ckpt(arch: str, path: Path, classes: int = 4, size: int = 32, **kw: 
     return path
 
 
-@pytest.mark.parametrize("arch,kw", [("resnet18", {"small_input": True}), ("mobilenet_v2", {}),
-                                     ("compact_cnn", {})])
-def test_prune_curl_reloads_in_fresh_process(arch: str, kw: dict, tmp_path: Path) -> None:
+_SLOW = pytest.mark.slow
+
+
+@pytest.mark.parametrize("arch,kw,method", [
+    ("compact_cnn", {}, "curl"), ("resnet18", {"small_input": True}, "l1"), ("mobilenet_v2", {}, "l1"),
+    pytest.param("resnet18", {"small_input": True}, "curl", marks=_SLOW),
+    pytest.param("mobilenet_v2", {}, "curl", marks=_SLOW)])
+def test_prune_reloads_in_fresh_process(arch: str, kw: dict, method: str, tmp_path: Path) -> None:
     from edgekit.compress.prune import prune
 
-    src = _random_ckpt(arch, tmp_path / "src.pt", **kw)
+    src = _random_ckpt(arch, tmp_path / "src.pt", size=16, **kw)  # 16 px keeps CURL scoring fast
     out = tmp_path / "p.pt"
-    ck = prune(src, "synthetic:classes=4,n=48", out, target="macs=0.6", proxy_size=4, finetune_epochs=0,
+    ck = prune(src, "synthetic:classes=4,n=48", out, target="macs=0.6", method=method, proxy_size=2,
+               finetune_epochs=0,
                bn_images=16, progress=False)
     assert abs(ck.metrics["macs_ratio"] - 0.6) <= 0.012
     assert _fresh_reload(out) == {"out": [1, 4], "plan": True}
