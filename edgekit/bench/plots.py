@@ -47,7 +47,13 @@ def latency_plot(rows: Sequence[dict[str, Any]], labels: Sequence[str]) -> bytes
             ax.plot([row.get("p90_ms") or p50, row["p99_ms"]], [yi, yi], color="black", linewidth=0.8)
             ax.plot([row["p99_ms"]], [yi], marker="|", color="black", markersize=8)
     ax.set_yticks(y, labels, fontsize=8)
-    ax.set_xlabel("latency (ms): bar p50, thick whisker to p90, thin to p99; hatched = noisy")
+    p50s = [r.get("p50_ms") or r["mean_ms"] for r in rows]
+    tops = [r.get("p99_ms") or r.get("p90_ms") or r["mean_ms"] for r in rows]
+    log = min(p50s) > 0 and max(tops) / min(p50s) > 20
+    if log:  # rows spanning decades (a 0.3 ms int8 model next to a 700 ms contended one)
+        ax.set_xscale("log")
+    ax.set_xlabel(f"latency (ms{', log scale' if log else ''}): bar p50, thick whisker to p90, thin to p99; "
+                  "hatched = noisy")
     ax.grid(axis="x", alpha=0.3)
     return _png(fig)
 
