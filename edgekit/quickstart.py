@@ -74,7 +74,9 @@ def _bench(out: Path, epochs: int, res: dict[str, Any]) -> None:
     from .bench.report import report
     from .bench.run import bench
 
-    files = sorted(p for p in (out / "artifacts").iterdir() if p.suffix in (".onnx", ".tflite"))
+    # The checkpoints are benchmarked too: the torch rows are the report's speed-up baseline.
+    files = [out / f"{m['checkpoint']}" for m in res["models"].values()]
+    files += sorted(p for p in (out / "artifacts").iterdir() if p.suffix in (".onnx", ".tflite"))
     rows = bench(files, threads=(1,), warmup=5, runs=30, data=DATA, output=out / "results.json", force=True)
     res["bench"] = [{"model": r["model"], "file": Path(r["artifact"]).name, "runtime": r["runtime"],
                      "precision": r.get("precision"),
@@ -134,7 +136,7 @@ def _print_summary(out: Path, res: dict[str, Any]) -> None:
 
     console = Console()
     table = Table(title=f"edgekit quickstart: {ARCH} on {DATA} (32x32), latency at 1 thread")
-    for col in ("model", "params (M)", "MACs (M)", "val top-1", "onnxruntime p50", "litert p50"):
+    for col in ("model", "params (M)", "MACs (M)", "val top-1", "torch p50", "onnxruntime p50", "litert p50"):
         table.add_column(col, justify="left" if col == "model" else "right")
     lat = {(b["model"], b["runtime"], b["precision"]): b for b in res.get("bench", [])}
     for name, m in res["models"].items():
@@ -147,7 +149,7 @@ def _print_summary(out: Path, res: dict[str, Any]) -> None:
             return f"{row['p50_ms']:.3f} ms" if row and row.get("p50_ms") else "-"
 
         table.add_row(m["checkpoint"], f"{params:.3f}", f"{macs:.2f}", f"{m['val_top1']:.2f}%",
-                      p50("onnxruntime"), p50("litert"))
+                      p50("torch"), p50("onnxruntime"), p50("litert"))
     console.print(table)
     arts = Table(title="artifacts (each passed its parity gate against PyTorch)")
     for col in ("file", "target", "precision", "size (MB)", "parity"):

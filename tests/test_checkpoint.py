@@ -1,7 +1,6 @@
 """The checkpoint contract: safe loading, channel plans, rebuild in a fresh process."""
 from __future__ import annotations
 
-import json
 import pickle
 import subprocess
 import sys

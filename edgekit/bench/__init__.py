@@ -20,16 +20,6 @@ package is imported.
 """
 from __future__ import annotations
 
-import sys
-import types
-from typing import Any
+from ..stage_package import make_callable
 
-
-class _CallableModule(types.ModuleType):
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from .run import bench
-
-        return bench(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+make_callable(__name__, "edgekit.bench.run", "bench")

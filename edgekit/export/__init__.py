@@ -17,10 +17,8 @@ import logging
 import os
 import platform
 import shutil
-import sys
 import tempfile
 import time
-import types
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -32,6 +30,7 @@ from .. import __version__
 from ..checkpoint import Checkpoint, load_checkpoint
 from ..data import DataBundle, load_data
 from ..errors import EdgekitError, suggest
+from ..stage_package import make_callable
 from . import parity as parity_mod
 from .manifest import (artifact_sha256, artifact_size, build_record, package_versions, read_manifest,
                        write_manifest)
@@ -278,12 +277,4 @@ def verify(artifact: str | Path, checkpoint: str | Path | Checkpoint, data: str 
     return {"artifact": str(path), "target": target, "precision": prec, "data": bundle.spec, **res}
 
 
-class _CallableModule(types.ModuleType):
-    """``edgekit.export`` is both this package and the function: once the package is imported,
-    Python binds the attribute ``edgekit.export`` to the module, so the module forwards calls."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
-        return export(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+make_callable(__name__, __name__, "export")
