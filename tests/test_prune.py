@@ -304,15 +304,20 @@ def test_cli_prune_bad_target(synthetic_ckpt: Path, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_latency_target_and_measured_speedup(digits_ckpt: Path, tmp_path: Path) -> None:
-    """``latency=Xms@onnxruntime``: exported, measured, bisected; the speed-up is measured, not inferred."""
+    """``latency=Xms@litert``: exported, measured, bisected; the speed-up is measured, not inferred.
+
+    LiteRT (XNNPACK) is the runtime where compact_cnn's pruned widths pay off on a CPU
+    (onnxruntime gains little at this size), so the target is set there.
+    """
     from edgekit.compress.latency import measure_latency
     from edgekit.compress.prune import prune
 
-    base = measure_latency(load_checkpoint(digits_ckpt), "onnxruntime", data="digits", workdir=tmp_path)
+    base = measure_latency(load_checkpoint(digits_ckpt), "litert", data="digits", workdir=tmp_path)
     goal = 0.8 * base
-    ck = prune(digits_ckpt, "digits", tmp_path / "p.pt", target=f"latency={goal:.4f}ms@onnxruntime",
-               proxy_size=32, finetune_epochs=0, measure_latency=True, latency_runtimes=("onnxruntime",),
+    ck = prune(digits_ckpt, "digits", tmp_path / "p.pt", target=f"latency={goal:.4f}ms@litert",
+               proxy_size=32, finetune_epochs=0, measure_latency=True, latency_runtimes=("litert",),
                progress=False)
     search = ck.metrics["latency_search"]
-    assert search["latency_ms"] <= goal and search["trials"]
-    assert ck.metrics["latency"]["onnxruntime"]["after_ms"] > 0
+    assert search["latency_ms"] <= goal and len(search["trials"]) >= 2
+    assert search["macs_ratio"] < 1.0
+    assert ck.metrics["latency"]["litert"]["after_ms"] > 0
