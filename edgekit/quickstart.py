@@ -148,7 +148,7 @@ def _print_summary(out: Path, res: dict[str, Any]) -> None:
             row = lat.get((name, runtime, "fp32"))
             return f"{row['p50_ms']:.3f} ms" if row and row.get("p50_ms") else "-"
 
-        table.add_row(m["checkpoint"], f"{params:.3f}", f"{macs:.2f}", f"{m['val_top1']:.2f}%",
+        table.add_row(name, f"{params:.3f}", f"{macs:.2f}", f"{m['val_top1']:.2f}%",
                       p50("torch"), p50("onnxruntime"), p50("litert"))
     console.print(table)
     arts = Table(title="artifacts (each passed its parity gate against PyTorch)")
