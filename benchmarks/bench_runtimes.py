@@ -255,12 +255,11 @@ def write_markdown(path: Path, models: list[dict], rows: list[dict], bare: list[
              f"Machine: {mi['cpu']}, {mi['logical_cores']} logical cores ({mi['usable_cores']} usable), "
              f"{mi['memory_gb']} GB, {mi['os']}, Python {mi['python']}.",
              "Versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items()) if v) + ".", "",
-             "**The machine was shared**: three other engineers' jobs (training, conversion, tests) ran on the "
-             "same 2 cores during this run; 1-minute load average "
-             f"{min(x for x in loads if x is not None):.1f} to {max(x for x in loads if x is not None):.1f}. "
-             "Absolute numbers are therefore pessimistic and noisy (rows flagged noisy have CV > 10%); "
-             "2-thread rows suffer most, since another process always holds a core. The harness/bare ratio is "
-             "measured back to back under the same load and is the number to read for harness overhead.", "",
+             f"1-minute load average during the run: {min(x for x in loads if x is not None):.1f} to "
+             f"{max(x for x in loads if x is not None):.1f} on 2 cores (above ~1, another job shared the CPU: "
+             "absolute numbers are then pessimistic and noisy, 2-thread rows most). Rows flagged noisy have "
+             "CV > 10%. The harness/bare ratio is measured back to back under the same conditions and is the "
+             "number to read for harness overhead.", "",
              "Artifacts: " + "; ".join(f"{m['name']} via {m['how']}" for m in models) + ".", "",
              "## Latency (ms) and harness p50 / bare-loop p50", "",
              "| model | input | runtime | threads | p50 | p90 | p99 | mean ± std | bare p50 (before/after) "
