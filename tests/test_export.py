@@ -215,7 +215,6 @@ def test_nhwc_tflite_from_profile(digits_ckpt: Path, tmp_path: Path) -> None:
     assert r["input_spec"]["layout"] == "NHWC" and r["parity"]["top1_agreement"] == 1.0
 
 
-@pytest.mark.skipif("coreml" not in available_targets(), reason="coremltools not installed")
 def test_coreml_package(digits_ckpt: Path, tmp_path: Path) -> None:
     (r,) = export(digits_ckpt, "coreml", output_dir=tmp_path, parity_size=16)
     assert r["precision"] == "fp16" and Path(r["path"]).is_dir()
