@@ -27,7 +27,7 @@ from torch import nn
 from . import __version__
 from .channel_plan import apply_plan, extract_plan
 from .errors import EdgekitError
-from .fileio import atomic_path, check_writable, sha256_file
+from .fileio import atomic_path, check_writable, safe_torch_load, sha256_file
 
 FORMAT = "edgekit.checkpoint"
 VERSION = 1
@@ -151,14 +151,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, *, arch: str, arch_kwarg
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read a checkpoint safely (``weights_only``); errors are one clear line."""
     path = Path(path)
-    if not path.is_file():
-        raise EdgekitError(f"checkpoint not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise EdgekitError(f"{path} is not a readable edgekit checkpoint (corrupt, or it carries code): "
-                           f"{first[:200]}") from exc
+    obj = safe_torch_load(path, "edgekit checkpoint")
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise EdgekitError(f"{path} is not an edgekit checkpoint (no '{FORMAT}' header)")
     if obj.get("version", 0) > VERSION:

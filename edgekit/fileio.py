@@ -76,3 +76,21 @@ def sha256_file(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def safe_torch_load(path: str | os.PathLike, what: str) -> Any:
+    """``torch.load`` with ``weights_only=True``: plain data and tensors only, never code.
+
+    A missing, truncated, foreign or code-carrying file becomes one :class:`EdgekitError`
+    line naming ``what`` was expected (``"edgekit checkpoint"``, ``"weights"``).
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise EdgekitError(f"{what} not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle errors, truncated zips, disallowed globals
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise EdgekitError(f"{path} is not a readable {what} (corrupt, or it carries code): {first[:200]}") from exc

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .errors import EdgekitError, suggest
+from .fileio import safe_torch_load
 
 Factory = Callable[..., nn.Module]
 
@@ -130,12 +131,7 @@ def load_weights(model: nn.Module, path: str | Path) -> dict[str, list[str]]:
     Returns the keys that were skipped because they are missing, unexpected or of another shape.
     """
     path = Path(path)
-    if not path.is_file():
-        raise EdgekitError(f"weights file not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle errors, truncated files, code-carrying pickles
-        raise EdgekitError(f"cannot read weights {path}: {str(exc).splitlines()[0]}") from exc
+    obj = safe_torch_load(path, "weights file")
     state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise EdgekitError(f"{path} holds no state dict of tensors")

@@ -12,6 +12,7 @@ and ``runner.invoke(native)`` runs only the runtime; ``runner(x)`` is
 """
 from __future__ import annotations
 
+import abc
 import platform
 from pathlib import Path
 from typing import Any, Callable
@@ -24,8 +25,8 @@ RUNTIMES = {".onnx": "onnxruntime", ".tflite": "litert", ".mlpackage": "coreml",
             ".engine": "tensorrt", ".plan": "tensorrt"}
 
 
-class Runner:
-    """A loaded artifact. Subclasses fill ``prepare``/``invoke``/``finish``."""
+class Runner(abc.ABC):
+    """A loaded artifact. Subclasses implement ``invoke`` and may override ``prepare``/``finish``."""
 
     runtime = "?"
 
@@ -39,8 +40,9 @@ class Runner:
     def prepare(self, x: np.ndarray) -> Any:
         return np.ascontiguousarray(x, dtype=np.float32)
 
-    def invoke(self, native: Any) -> Any:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def invoke(self, native: Any) -> Any:
+        """Run the runtime on a prepared input; return its raw output."""
 
     def finish(self, out: Any) -> np.ndarray:
         return np.asarray(out, dtype=np.float32)
