@@ -165,8 +165,8 @@ def _convert_directly(ckpt_path: Path, files: dict[str, Path]) -> None:
 
     from edgekit.checkpoint import load_checkpoint
     from edgekit.data import load_data
-    from edgekit.export import onnx as onnx_conv
-    from edgekit.export import tflite as tflite_conv
+    from edgekit.exporters import onnx as onnx_conv
+    from edgekit.exporters import tflite as tflite_conv
 
     ckpt = load_checkpoint(ckpt_path)
     model, tf = ckpt.model.eval(), ckpt.eval_transform
@@ -196,8 +196,8 @@ def main() -> None:
         return
 
     import edgekit
-    from edgekit.bench.machine import load_average, machine_info
-    from edgekit.bench.schema import results_document
+    from edgekit.benchmark.machine import load_average, machine_info
+    from edgekit.benchmark.schema import results_document
     from edgekit.fileio import write_json
 
     out = Path(args.out)
@@ -241,7 +241,7 @@ def main() -> None:
 
 def write_markdown(path: Path, models: list[dict], rows: list[dict], bare: list[dict], loads: list[Any],
                    started: str, finished: str, cmd: str, report: Path, args: Any) -> None:
-    from edgekit.bench.machine import machine_info
+    from edgekit.benchmark.machine import machine_info
 
     mi = machine_info()
     versions: dict[str, str] = {}

@@ -64,8 +64,8 @@ def safe(variant: str) -> str:
 
 def litert_latency_ms(ckpt: object, work: Path, name: str, threads: int = 1) -> dict:
     """Export to fp32 .tflite (parity-gated) and time it on LiteRT: median and p90 (ms, batch 1)."""
-    from edgekit.bench.run import bench
-    from edgekit.export import export
+    from edgekit.benchmark.run import bench
+    from edgekit.exporters.pipeline import export
 
     with tempfile.TemporaryDirectory(dir=work) as tmp:
         rec = export(ckpt, "tflite", output_dir=tmp, name=name, calib="digits", parity_size=64, force=True)[0]

@@ -78,7 +78,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
-    from edgekit.export import available_targets, export
+    from edgekit.exporters.pipeline import available_targets, export
     from edgekit.checkpoint import load_checkpoint
 
     work = Path(args.work)
@@ -164,7 +164,7 @@ def write_table(rows: list[dict], args: argparse.Namespace, shrink_info: dict, t
              "32x32 (commands below; a checkpoint already in the work folder is reused, not retrained). Parity: every artifact run through its own "
              "runtime (onnxruntime CPU, ai-edge-litert XNNPACK) on the whole digits validation split (360 real "
              "images, the checkpoint's eval transform), against PyTorch fp32. int8 calibration: "
-             f"{args.calib_size} training images. Gate thresholds: see `edgekit/export/parity.py`.", "",
+             f"{args.calib_size} training images. Gate thresholds: see `edgekit/exporters/parity.py`.", "",
              "Checkpoints (from their provenance):", ""]
     for label, src in sources.items():
         top1 = f"{src['val_top1']:.2f} %" if isinstance(src.get("val_top1"), float) else "not recorded"

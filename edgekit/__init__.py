@@ -1,7 +1,10 @@
 """edgekit: train, compress, export and benchmark compact vision models for the edge.
 
 The public API mirrors the CLI: ``edgekit train`` is :func:`edgekit.train`, and so on.
-Heavy submodules load on first use so ``import edgekit`` stays fast.
+The stage functions are bound here, at the top level only (as torchvision's ``get_model``
+and timm's ``create_model``); no subpackage shares a stage's name, so importing a
+submodule never rebinds ``edgekit.train`` and friends. Heavy submodules load on first use
+so ``import edgekit`` stays fast.
 """
 from __future__ import annotations
 
@@ -18,16 +21,16 @@ _API = {
     "load_checkpoint": "edgekit.checkpoint",
     "save_checkpoint": "edgekit.checkpoint",
     "load_data": "edgekit.data",
-    "train": "edgekit.train.trainer",
-    "evaluate": "edgekit.evaluate",
-    "quickstart": "edgekit.quickstart",
+    "train": "edgekit.training.trainer",
+    "evaluate": "edgekit.evaluation",
+    "quickstart": "edgekit.walkthrough",
     "EdgekitError": "edgekit.errors",
     "distill": "edgekit.compress.distill",
-    "bench": "edgekit.bench.run",
-    "report": "edgekit.bench.report",
+    "bench": "edgekit.benchmark.run",
+    "report": "edgekit.benchmark.report",
     "prune": "edgekit.compress.prune",
-    "export": "edgekit.export",
-    "verify": "edgekit.export",
+    "export": "edgekit.exporters.pipeline",
+    "verify": "edgekit.exporters.pipeline",
 }
 
 

@@ -85,7 +85,7 @@ def main(verbose: bool) -> None:
 @_guard
 def train(arch: str, data: str, output: str, arch_args: tuple[str, ...], **kw: Any) -> None:
     """Train ARCH on DATA into a checkpoint (resumable; DDP under torchrun)."""
-    from .train.trainer import train as run
+    from .training.trainer import train as run
 
     ckpt = run(arch, data, output, arch_kwargs=_parse_kv(arch_args), **kw)
     m = ckpt.metrics
@@ -106,7 +106,7 @@ def train(arch: str, data: str, output: str, arch_args: tuple[str, ...], **kw: A
 @_guard
 def eval_cmd(checkpoint: str, data: str, split: str, batch_size: int, device: str, as_json: bool) -> None:
     """Evaluate CHECKPOINT on DATA (top-1/top-5, or MAE for regression)."""
-    from .evaluate import evaluate
+    from .evaluation import evaluate
 
     res = evaluate(checkpoint, data, split=split, batch_size=batch_size, device=device)
     if as_json:
@@ -152,7 +152,7 @@ def zoo(pattern: str, no_macs: bool) -> None:
 @_guard
 def quickstart(output: str, epochs: int, force: bool) -> None:
     """Run the main job end to end on built-in data (digits) and print a summary."""
-    from .quickstart import quickstart as run
+    from .walkthrough import quickstart as run
 
     run(output, epochs=epochs, force=force)
 
@@ -228,7 +228,7 @@ def _int_list(text: str | None) -> list[int] | None:
 def bench_cmd(artifacts: tuple[str, ...], input_shape: str | None, cpus: str | None, adb_binary: str | None,
               adb_serial: str | None, adb_cores: str | None, **kw: Any) -> None:
     """Latency (p50/p90/p99, init, memory; accuracy with --data) of ARTIFACTS on their runtimes."""
-    from .bench.run import bench as run
+    from .benchmark.run import bench as run
 
     adb = {"binary": adb_binary, "serial": adb_serial, "cores": adb_cores} if adb_binary else None
     rows = run(list(artifacts), input_shape=_int_list(input_shape), cpus=_int_list(cpus), adb=adb,
@@ -250,7 +250,7 @@ def bench_cmd(artifacts: tuple[str, ...], input_shape: str | None, cpus: str | N
 def report_cmd(results: tuple[str, ...], output_dir: str, baseline: str | None, title: str | None,
                force: bool) -> None:
     """Markdown + self-contained HTML report (tables, plots, comparisons) from RESULTS files."""
-    from .bench.report import report as run
+    from .benchmark.report import report as run
 
     path = run(list(results), output_dir, baseline=baseline, title=title, force=force)
     click.echo(f"{path} and {path.with_suffix('.md')}")
@@ -277,7 +277,7 @@ def report_cmd(results: tuple[str, ...], output_dir: str, baseline: str | None, 
 def export_cmd(checkpoint: str, targets: tuple[str, ...], precisions: tuple[str, ...], static_batch: bool | None,
                as_json: bool, **kw: Any) -> None:
     """Export CHECKPOINT to ONNX / TFLite / Core ML / TensorRT, each artifact behind a parity gate."""
-    from .export import export as run
+    from .exporters.pipeline import export as run
 
     records = run(checkpoint, ",".join(targets) or None, precision=",".join(precisions) or None,
                   dynamic_batch=False if static_batch else None, **kw)
@@ -301,8 +301,8 @@ def export_cmd(checkpoint: str, targets: tuple[str, ...], precisions: tuple[str,
 @_guard
 def verify_cmd(artifact: str, checkpoint: str, data: str | None, n: int, as_json: bool) -> None:
     """Re-run the parity gate of ARTIFACT against its CHECKPOINT on real validation images."""
-    from .export import verify as run
-    from .export.parity import format_numbers
+    from .exporters.pipeline import verify as run
+    from .exporters.parity import format_numbers
 
     res = run(artifact, checkpoint, data, n=n)
     if as_json:

@@ -7,8 +7,8 @@ import sys
 
 def test_stage_functions_survive_submodule_imports() -> None:
     code = (
-        "import edgekit.train.loop, edgekit.export.parity, edgekit.bench.stats, edgekit\n"
-        "from edgekit.train.trainer import train\n"
+        "import edgekit.training.loop, edgekit.exporters.parity, edgekit.benchmark.stats, edgekit\n"
+        "from edgekit.training.trainer import train\n"
         "import inspect\n"
         "for name in ('train', 'export', 'bench', 'prune', 'distill', 'evaluate', 'report', 'verify'):\n"
         "    assert callable(getattr(edgekit, name)), name\n"

@@ -17,10 +17,10 @@ import torch
 from click.testing import CliRunner
 
 import edgekit
-from edgekit.bench.schema import FIELDS, load_results
+from edgekit.benchmark.schema import FIELDS, load_results
 from edgekit.checkpoint import load_checkpoint
 from edgekit.cli import main
-from edgekit.evaluate import evaluate
+from edgekit.evaluation import evaluate
 from edgekit.errors import EdgekitError
 
 RUNS = 20

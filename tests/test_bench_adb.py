@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import edgekit
-from edgekit.bench.adb import parse_benchmark_model
+from edgekit.benchmark.adb import parse_benchmark_model
 from edgekit.errors import EdgekitError
 
 DATA = Path(__file__).parent / "data" / "benchmark_model"

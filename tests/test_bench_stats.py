@@ -7,10 +7,10 @@ import pytest
 
 import time
 
-from edgekit.bench.adb import core_mask
-from edgekit.bench.measure import time_runs
-from edgekit.bench.plots import pareto_front
-from edgekit.bench.stats import summarize
+from edgekit.benchmark.adb import core_mask
+from edgekit.benchmark.measure import time_runs
+from edgekit.benchmark.plots import pareto_front
+from edgekit.benchmark.stats import summarize
 from edgekit.errors import EdgekitError
 
 

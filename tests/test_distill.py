@@ -16,7 +16,7 @@ from edgekit.compress.distill import distill
 from edgekit.compress.features import FeatureTap, feature_dim, find_classifier
 from edgekit.data import load_data
 from edgekit.errors import EdgekitError
-from edgekit.evaluate import evaluate
+from edgekit.evaluation import evaluate
 from edgekit.registry import create_model
 
 
@@ -145,7 +145,7 @@ def _regression_csv(root: Path, n: int = 40) -> Path:
 
 
 def test_regression_teacher_distils_through_features(tmp_path: Path) -> None:
-    from edgekit.train.trainer import train
+    from edgekit.training.trainer import train
 
     csv = _regression_csv(tmp_path)
     spec = f"csv:{csv}"

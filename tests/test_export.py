@@ -5,6 +5,7 @@ fp32 + int8) is shared by the checks on files, manifests, metadata and parity.
 """
 from __future__ import annotations
 
+import inspect
 import json
 import platform
 import zipfile
@@ -17,9 +18,9 @@ from click.testing import CliRunner
 
 from edgekit.checkpoint import load_checkpoint
 from edgekit.errors import EdgekitError
-from edgekit.export import available_targets, export, verify
-from edgekit.export.parity import THRESHOLDS, failures, gate, parity_numbers
-from edgekit.export.runtimes import load_runner, tensorrt_available
+from edgekit.exporters.pipeline import available_targets, export, verify
+from edgekit.exporters.parity import THRESHOLDS, failures, gate, parity_numbers
+from edgekit.exporters.runtimes import load_runner, tensorrt_available
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +105,7 @@ def test_runner_matches_torch_on_any_batch(exported: tuple[Path, list[dict]], di
 def test_labels_and_preprocessing_embedded(exported: tuple[Path, list[dict]], digits_ckpt: Path) -> None:
     import onnx
 
-    from edgekit.export.tflite import read_metadata
+    from edgekit.exporters.tflite import read_metadata
 
     out, recs = exported
     labels = load_checkpoint(digits_ckpt).labels
@@ -152,7 +153,7 @@ def test_failed_gate_leaves_no_file(digits_ckpt: Path, tmp_path: Path) -> None:
 def test_unsupported_operator_names_op_and_module(tmp_path: Path) -> None:
     from torch import nn
 
-    from edgekit.export.tflite import convert
+    from edgekit.exporters.tflite import convert
 
     class Spectrum(nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -192,7 +193,7 @@ def test_tensorrt_unavailable_is_one_line(digits_ckpt: Path, tmp_path: Path) -> 
 # ---------------------------------------------------------------- profiles, layouts, Core ML, pruned models
 
 def test_profiles_load_and_flags_override(tmp_path: Path) -> None:
-    from edgekit.export.profiles import available_profiles, load_profile
+    from edgekit.exporters.profiles import available_profiles, load_profile
 
     names = available_profiles()
     for want in ("android-cpu-int8", "ios-coreml-fp16", "jetson-tensorrt-fp16", "server-onnx-fp32"):
@@ -280,7 +281,7 @@ def test_tensorrt_engine(digits_ckpt: Path, tmp_path: Path) -> None:
 def test_no_dataset_means_asking_for_calib(digits_ckpt: Path) -> None:
     from dataclasses import replace
 
-    from edgekit.export.samples import data_spec_for
+    from edgekit.exporters.samples import data_spec_for
 
     ckpt = load_checkpoint(digits_ckpt)
     assert data_spec_for(ckpt, None) == "digits"
@@ -289,10 +290,18 @@ def test_no_dataset_means_asking_for_calib(digits_ckpt: Path) -> None:
 
 
 def test_public_api_names() -> None:
-    import edgekit
-    import edgekit.export  # binds the package to edgekit.export; it must still be callable
+    import importlib
 
-    assert callable(edgekit.export) and edgekit.verify is verify
-    from edgekit.export.runtimes import load_runner as lr
+    import edgekit
+
+    # every stage's modules imported first: the top-level names must still be the functions
+    for mod in ("edgekit.training.trainer", "edgekit.exporters.pipeline", "edgekit.benchmark.run",
+                "edgekit.benchmark.report", "edgekit.evaluation", "edgekit.walkthrough", "edgekit.compress.prune",
+                "edgekit.compress.distill"):
+        importlib.import_module(mod)
+    for name in ("train", "export", "verify", "bench", "report", "evaluate", "quickstart", "prune", "distill"):
+        assert inspect.isfunction(getattr(edgekit, name)), name
+    assert edgekit.export is export and edgekit.verify is verify
+    from edgekit.exporters.runtimes import load_runner as lr
 
     assert lr is load_runner

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from edgekit.train.mix import Mixer, mwh_probability
+from edgekit.training.mix import Mixer, mwh_probability
 
 
 def test_mwh_boundaries_at_100_epochs() -> None:

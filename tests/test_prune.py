@@ -189,7 +189,7 @@ def _fresh_reload(path: Path) -> dict:
 
 
 def test_prune_digits_end_to_end(digits_ckpt: Path, tmp_path: Path) -> None:
-    from edgekit.evaluate import evaluate
+    from edgekit.evaluation import evaluate
     from edgekit.compress.prune import prune
 
     out = tmp_path / "pruned.pt"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from edgekit import load_checkpoint
-from edgekit.evaluate import evaluate
+from edgekit.evaluation import evaluate
 
 SMALL = ["--arch", "compact_cnn", "--arch-arg", "width_mult=0.5", "--data", "synthetic:classes=4,n=200",
          "--batch-size", "16", "--device", "cpu"]
@@ -80,7 +80,7 @@ def test_cuda_amp_channels_last_training(tmp_path: Path) -> None:
 
     if not torch.cuda.is_available():
         pytest.skip("no CUDA GPU on this machine")
-    from edgekit.train.trainer import train
+    from edgekit.training.trainer import train
 
     ck = train("compact_cnn", "synthetic:classes=4,n=200", tmp_path / "gpu.pt", epochs=2, device="cuda",
                progress=False)
@@ -92,7 +92,7 @@ def test_csv_regression_trains_and_reports_mae(tmp_path: Path) -> None:
     import numpy as np
     from PIL import Image
 
-    from edgekit.train.trainer import train
+    from edgekit.training.trainer import train
 
     rng = np.random.default_rng(0)
     rows = ["path,target"]

@@ -1,7 +1,7 @@
 """``edgekit distill``: train a small student from a teacher checkpoint.
 
 Total loss ``CE(student, y) + alpha * KD_T(student, teacher) + beta * L_feat`` (methods.md
-2.2), trained by the shared :func:`edgekit.train.loop.fit` engine; every term is logged
+2.2), trained by the shared :func:`edgekit.training.loop.fit` engine; every term is logged
 by name in the JSONL training log. Methods, combinable with ``+`` (``lshl2+kd``):
 
 ============  =================================================================
@@ -59,9 +59,9 @@ from ..data.datasets import Transformed
 from ..errors import EdgekitError
 from ..fileio import atomic_path, check_writable
 from ..registry import count_params, create_model, get_entry
-from ..train.loop import OptimConfig, StepOutput, fit
-from ..train.metrics import evaluate_model
-from ..train.trainer import metrics_path, resolve_device, seed_everything
+from ..training.loop import OptimConfig, StepOutput, fit
+from ..training.metrics import evaluate_model
+from ..training.trainer import metrics_path, resolve_device, seed_everything
 from .features import FeatureTap, add_connector, feature_dim
 from .kd import kd_loss
 from .lsh import BIAS_MODES, LSHProjector, feature_mse, masked_mean

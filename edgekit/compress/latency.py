@@ -30,8 +30,8 @@ RUNTIME_TARGET = {"onnxruntime": "onnx", "litert": "tflite"}
 def measure_latency(ckpt: Checkpoint, runtime: str, *, data: str | None = None, threads: int = 1,
                     min_seconds: float = 1.0, workdir: str | Path | None = None) -> float:
     """Median latency (ms, batch 1) of ``ckpt`` exported for ``runtime`` (onnxruntime | litert)."""
-    from ..bench.run import bench
-    from ..export import export
+    from ..benchmark.run import bench
+    from ..exporters.pipeline import export
 
     if runtime not in RUNTIME_TARGET:
         raise EdgekitError(f"latency runtime {runtime!r} not supported; expected one of {', '.join(RUNTIME_TARGET)}")

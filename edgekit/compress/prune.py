@@ -32,8 +32,8 @@ from ..data import DataBundle, load_data
 from ..errors import EdgekitError
 from ..fileio import atomic_path, check_writable
 from ..registry import count_macs, count_params
-from ..train.metrics import evaluate_model
-from ..train.trainer import resolve_device, seed_everything
+from ..training.metrics import evaluate_model
+from ..training.trainer import resolve_device, seed_everything
 
 log = logging.getLogger("edgekit.prune")
 

@@ -1,7 +1,7 @@
 """Recovering accuracy after pruning: plain fine-tuning and CURL's limited-data recipe.
 
 ``finetune``: cross-entropy with the standard augmentation on the training split,
-SGD with warm-up + cosine, through the shared :func:`edgekit.train.loop.fit` engine.
+SGD with warm-up + cosine, through the shared :func:`edgekit.training.loop.fit` engine.
 
 ``limited_data`` (methods.md 1.3, for when only a small labelled set exists):
 
@@ -29,8 +29,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..data import DataBundle, eval_transform, train_transform
-from ..train.loop import OptimConfig, StepOutput, classification_loss, fit
-from ..train.mix import Mixer
+from ..training.loop import OptimConfig, StepOutput, classification_loss, fit
+from ..training.mix import Mixer
 from .kd import kd_loss, kl_divergence
 
 KD_T, KD_WEIGHT = 2.0, 0.7

@@ -1,5 +1,5 @@
 """TensorRT runner: a serialized engine (``.engine`` / ``.plan``) on an NVIDIA GPU,
-loaded by the export stage's :class:`~edgekit.export.runtimes.TensorRTRunner`.
+loaded by the export stage's :class:`~edgekit.exporters.runtimes.TensorRTRunner`.
 
 The input is placed on the GPU once; a run enqueues the engine
 (``execute_async_v3``), synchronises the stream and returns the output tensor on

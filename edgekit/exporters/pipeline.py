@@ -7,8 +7,8 @@ included) into deployable files::
 
 For every (target, precision) pair it converts into a private staging folder, runs the
 artifact on real validation images through its own runtime, compares with PyTorch
-(:mod:`edgekit.export.parity`), and only when the gate passes moves the file into
-``output_dir`` and writes its manifest (:mod:`edgekit.export.manifest`). A failed
+(:mod:`edgekit.exporters.parity`), and only when the gate passes moves the file into
+``output_dir`` and writes its manifest (:mod:`edgekit.exporters.manifest`). A failed
 conversion or gate leaves nothing behind. :func:`verify` re-runs the gate later.
 """
 from __future__ import annotations
@@ -30,7 +30,6 @@ from .. import __version__
 from ..checkpoint import Checkpoint, load_checkpoint
 from ..data import DataBundle, load_data
 from ..errors import EdgekitError, suggest
-from ..stage_package import make_callable
 from . import parity as parity_mod
 from .manifest import (artifact_sha256, artifact_size, build_record, package_versions, read_manifest,
                        write_manifest)
@@ -276,5 +275,3 @@ def verify(artifact: str | Path, checkpoint: str | Path | Checkpoint, data: str 
     res, _ = _check(target, path, prec, ckpt, x_val, ref, y_val, thresholds)
     return {"artifact": str(path), "target": target, "precision": prec, "data": bundle.spec, **res}
 
-
-make_callable(__name__, __name__, "export")

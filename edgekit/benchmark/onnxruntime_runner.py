@@ -1,7 +1,7 @@
 """ONNX Runtime runner: CPU execution provider with a fixed intra-op thread count;
 CUDA and TensorRT execution providers when this onnxruntime build has them.
 
-The session is the export stage's :class:`~edgekit.export.runtimes.OnnxRunner`:
+The session is the export stage's :class:`~edgekit.exporters.runtimes.OnnxRunner`:
 ``intra_op_num_threads`` = the requested threads, one inter-op thread, and ONNX
 Runtime's defaults otherwise (sequential execution, all graph optimisations), the
 configuration its docs recommend for latency. A run is ``session.run`` on a ready

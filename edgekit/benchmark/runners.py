@@ -1,7 +1,7 @@
 """The runtimes edgekit benchmarks on, and the one interface every runner implements.
 
 A runner opens an artifact as a :class:`Session` inside the isolated worker process
-(:mod:`edgekit.bench.worker`). ``Session.run()`` is one inference as an application
+(:mod:`edgekit.benchmark.worker`). ``Session.run()`` is one inference as an application
 makes it: feed the input, execute, fetch the output into host memory. The harness
 times exactly that call, so every runtime is measured the same way.
 ``Session.predict(x)`` maps a float NCHW batch to outputs (accuracy with ``--data``).
@@ -33,13 +33,13 @@ from ..errors import EdgekitError
 
 # runtime -> (module implementing open_session, formats it runs, default delegate)
 RUNTIMES: dict[str, tuple[str, tuple[str, ...], str]] = {
-    "torch": ("edgekit.bench.torch_runner", ("torch",), "eager"),
-    "torch-compile": ("edgekit.bench.torch_runner", ("torch",), "inductor"),
-    "onnxruntime": ("edgekit.bench.onnxruntime_runner", ("onnx",), "cpu"),
-    "litert": ("edgekit.bench.litert_runner", ("tflite",), "xnnpack"),
-    "tensorrt": ("edgekit.bench.tensorrt_runner", ("tensorrt",), "gpu"),
-    "coreml": ("edgekit.bench.coreml_runner", ("coreml",), "all"),
-    "adb": ("edgekit.bench.adb", ("tflite",), "benchmark_model"),
+    "torch": ("edgekit.benchmark.torch_runner", ("torch",), "eager"),
+    "torch-compile": ("edgekit.benchmark.torch_runner", ("torch",), "inductor"),
+    "onnxruntime": ("edgekit.benchmark.onnxruntime_runner", ("onnx",), "cpu"),
+    "litert": ("edgekit.benchmark.litert_runner", ("tflite",), "xnnpack"),
+    "tensorrt": ("edgekit.benchmark.tensorrt_runner", ("tensorrt",), "gpu"),
+    "coreml": ("edgekit.benchmark.coreml_runner", ("coreml",), "all"),
+    "adb": ("edgekit.benchmark.adb", ("tflite",), "benchmark_model"),
 }
 
 

@@ -3,7 +3,7 @@ exists, e.g. ARM boards) with a thread count and the XNNPACK delegate.
 
 XNNPACK is LiteRT's default CPU delegate: the builtin op resolver applies it, and
 ``num_threads`` sizes both the interpreter's and XNNPACK's thread pool. The session
-is the export stage's :class:`~edgekit.export.runtimes.LiteRTRunner` (int8 inputs
+is the export stage's :class:`~edgekit.exporters.runtimes.LiteRTRunner` (int8 inputs
 quantized with the tensor's scale and zero point, NHWC handled). Delegate ``none``
 loads the same model with ``BUILTIN_WITHOUT_DEFAULT_DELEGATES`` (LiteRT's own
 kernels) to show what XNNPACK buys. A run is ``set_tensor`` + ``invoke`` +

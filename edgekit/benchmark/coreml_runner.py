@@ -1,5 +1,5 @@
 """CoreML runner (macOS only): the export stage's
-:class:`~edgekit.export.runtimes.CoreMLRunner` (``MLModel.predict`` on an
+:class:`~edgekit.exporters.runtimes.CoreMLRunner` (``MLModel.predict`` on an
 ``.mlpackage``) with the chosen compute units: delegate ``all`` (default), ``cpu``,
 ``cpu_gpu`` or ``cpu_ne``. Elsewhere the runtime is reported unavailable in one line
 before any process starts: coremltools converts on Linux but cannot predict.

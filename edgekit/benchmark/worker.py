@@ -1,6 +1,6 @@
-"""One measurement, in its own process: ``python -m edgekit.bench.worker JOB.json OUT.json``.
+"""One measurement, in its own process: ``python -m edgekit.benchmark.worker JOB.json OUT.json``.
 
-The parent (:mod:`edgekit.bench.isolate`) writes the job, sets the thread
+The parent (:mod:`edgekit.benchmark.isolate`) writes the job, sets the thread
 environment before any runtime is imported, and waits with a timeout; a runtime
 that crashes or hangs takes only this process down and becomes one failed row.
 Peak memory is this process's high-water mark after the timed runs (the runtime and

@@ -28,8 +28,8 @@ STUDENT = "compact_cnn_s"
 
 
 def _train(out: Path, epochs: int, res: dict[str, Any]) -> None:
-    from .evaluate import evaluate
-    from .train.trainer import train
+    from .evaluation import evaluate
+    from .training.trainer import train
 
     train(ARCH, DATA, out / "model.pt", epochs=epochs, batch_size=64, lr=0.1, force=True)
     res["models"]["model"] = {"checkpoint": "model.pt", **_scores(evaluate(out / "model.pt", DATA))}
@@ -37,7 +37,7 @@ def _train(out: Path, epochs: int, res: dict[str, Any]) -> None:
 
 def _prune(out: Path, epochs: int, res: dict[str, Any]) -> None:
     from .compress.prune import prune
-    from .evaluate import evaluate
+    from .evaluation import evaluate
 
     ck = prune(out / "model.pt", DATA, out / "pruned.pt", target="macs=0.5", finetune_epochs=max(1, epochs // 4),
                proxy_size=64, force=True)
@@ -47,7 +47,7 @@ def _prune(out: Path, epochs: int, res: dict[str, Any]) -> None:
 
 def _distill(out: Path, epochs: int, res: dict[str, Any]) -> None:
     from .compress.distill import distill
-    from .evaluate import evaluate
+    from .evaluation import evaluate
 
     ck = distill(out / "model.pt", STUDENT, DATA, out / "student.pt", epochs=epochs, force=True)
     res["models"]["student"] = {"checkpoint": "student.pt", "method": ck.provenance.get("method"),
@@ -55,7 +55,7 @@ def _distill(out: Path, epochs: int, res: dict[str, Any]) -> None:
 
 
 def _export(out: Path, epochs: int, res: dict[str, Any]) -> None:
-    from .export import available_targets, export
+    from .exporters.pipeline import available_targets, export
 
     arts = out / "artifacts"
     targets = [t for t in available_targets() if t != "tensorrt" or _has_cuda()]
@@ -71,8 +71,8 @@ def _export(out: Path, epochs: int, res: dict[str, Any]) -> None:
 
 
 def _bench(out: Path, epochs: int, res: dict[str, Any]) -> None:
-    from .bench.report import report
-    from .bench.run import bench
+    from .benchmark.report import report
+    from .benchmark.run import bench
 
     # The checkpoints are benchmarked too: the torch rows are the report's speed-up baseline.
     files = [out / f"{m['checkpoint']}" for m in res["models"].values()]

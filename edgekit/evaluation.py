@@ -6,8 +6,8 @@ from typing import Any
 
 from .checkpoint import Checkpoint, load_checkpoint
 from .data import DataBundle, load_data
-from .train.metrics import evaluate_model
-from .train.trainer import resolve_device
+from .training.metrics import evaluate_model
+from .training.trainer import resolve_device
 
 
 def evaluate(checkpoint: str | Path | Checkpoint, data: str | DataBundle, *, split: str = "val",

@@ -110,7 +110,7 @@ def bench(artifacts: Sequence[str | Path] | str | Path, *, runtime: str | Sequen
     """Benchmark every artifact on every fitting runtime at every thread count.
 
     Returns one result row per (artifact, runtime, threads) in the schema of
-    :mod:`edgekit.bench.schema`; with ``output`` also writes them (atomically; an
+    :mod:`edgekit.benchmark.schema`; with ``output`` also writes them (atomically; an
     existing file needs ``force``). A measurement that fails, crashes or exceeds
     ``timeout`` seconds is a row with ``error`` set; the other rows still run.
     ``runs`` fixes the number of timed runs, ``min_seconds`` times for at least that
@@ -118,7 +118,7 @@ def bench(artifacts: Sequence[str | Path] | str | Path, *, runtime: str | Sequen
     spec's validation split. ``delegate`` picks the execution provider / delegate
     (onnxruntime: cpu|cuda|tensorrt; litert: xnnpack|none; coreml: all|cpu|...),
     ``cpus`` pins the measuring process to those cores, ``adb`` holds the phone
-    options (``binary``, ``serial``, ``cores``; see :mod:`edgekit.bench.adb`).
+    options (``binary``, ``serial``, ``cores``; see :mod:`edgekit.benchmark.adb`).
     """
     if isinstance(artifacts, (str, Path)):
         artifacts = [artifacts]

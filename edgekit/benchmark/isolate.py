@@ -1,6 +1,6 @@
 """Run one measurement in a fresh process with a timeout.
 
-Each (artifact, runtime, threads) runs in its own ``python -m edgekit.bench.worker``
+Each (artifact, runtime, threads) runs in its own ``python -m edgekit.benchmark.worker``
 process: runtimes never share a process (no thread pools or allocators left over
 from a previous measurement), the thread environment is set before the runtime is
 imported, and a crash (segfault, abort, out of memory) or a hang becomes one failed
@@ -35,7 +35,7 @@ def run_isolated(job: dict[str, Any], timeout: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as tmp:
         job_path, out_path = Path(tmp) / "job.json", Path(tmp) / "out.json"
         job_path.write_text(json.dumps(job, default=str))
-        proc = subprocess.Popen([sys.executable, "-m", "edgekit.bench.worker", str(job_path), str(out_path)],
+        proc = subprocess.Popen([sys.executable, "-m", "edgekit.benchmark.worker", str(job_path), str(out_path)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                                 start_new_session=True)
         try:

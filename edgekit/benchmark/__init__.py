@@ -14,12 +14,6 @@
 ``report.py``      Markdown + self-contained HTML; ``plots.py`` its figures
 =================  ==========================================================
 
-``edgekit.bench(...)`` is this package called as a function (it forwards to
-:func:`edgekit.bench.run.bench`), so the name works both before and after the
-package is imported.
+``edgekit.bench`` and ``edgekit.report`` are bound to :func:`run.bench` and
+:func:`report.report` at the top level.
 """
-from __future__ import annotations
-
-from ..stage_package import make_callable
-
-make_callable(__name__, "edgekit.bench.run", "bench")
