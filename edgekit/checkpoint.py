@@ -8,7 +8,10 @@ rejected, not executed. It describes itself:
   pruned model, so the module is rebuilt from its definition (never unpickled);
 * ``state_dict``, ``task`` (classify | regression | label_distribution | clip_classify
   | tabular), ``labels``, ``input_spec`` (see :mod:`edgekit.data.transforms`);
-* ``metrics`` and ``provenance`` (parent hash, command, versions, time).
+* ``data``: the spec, validation fraction and split seed its training used, inherited by
+  every checkpoint derived from it (pruned, distilled), so that every stage opens the same
+  held-apart split through :meth:`Checkpoint.load_data`;
+* ``metrics`` and ``provenance`` (parent hash, the lineage's root, command, versions, time).
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ import time
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch import nn
@@ -28,6 +31,9 @@ from . import __version__
 from .channel_plan import apply_plan, extract_plan
 from .errors import EdgekitError
 from .fileio import atomic_path, check_writable, safe_torch_load, sha256_file
+
+if TYPE_CHECKING:
+    from .data import DataBundle
 
 FORMAT = "edgekit.checkpoint"
 VERSION = 1
@@ -56,6 +62,7 @@ class Checkpoint:
     metrics: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
 
     @cached_property
@@ -79,27 +86,77 @@ class Checkpoint:
     def num_outputs(self) -> int:
         return int(self.arch_kwargs.get("num_classes", len(self.labels)))
 
-    @property
+    @cached_property
     def sha256(self) -> str | None:
         return sha256_file(self.path) if self.path else None
+
+    @property
+    def data_record(self) -> dict[str, Any]:
+        """The data this checkpoint was trained on: ``{"spec", "val", "seed"}`` ({} if unknown).
+
+        Checkpoints written before the record existed are read from their provenance (the
+        spec and the split seed their stage used), walking up to the trained ancestor."""
+        if self.data.get("spec"):
+            return dict(self.data)
+        prov, seen = dict(self.provenance or {}), 0
+        while seen < 8:
+            if prov.get("data"):
+                return {"spec": prov["data"], "val": None, "seed": int(prov.get("split_seed", prov.get("seed", 0)) or 0)}
+            parent = prov.get("parent_path")
+            if not parent or not Path(parent).is_file():
+                break
+            prov, seen = dict(load_checkpoint(parent).provenance or {}), seen + 1
+        return {}
+
+    def load_data(self, spec: str | None = None) -> "DataBundle":
+        """This checkpoint's data, split exactly as its training split it.
+
+        ``spec`` defaults to the recorded spec; a given spec is opened with the recorded
+        validation fraction and split seed unless it names its own (``digits:seed=3``).
+        One function for every stage (eval, prune, distill, export calibration and parity,
+        bench accuracy), so none of them scores images the model was trained on."""
+        from .data import load_data
+
+        record = self.data_record
+        spec = spec or record.get("spec")
+        if not spec:
+            raise EdgekitError("this checkpoint records no dataset; pass a data spec (e.g. --data digits or "
+                               "imagefolder:PATH)")
+        return load_data(spec, seed=record.get("seed"), val=record.get("val"))
+
+    @property
+    def lineage(self) -> dict[str, Any]:
+        """Where this model comes from: its own hash, its parent's, and the lineage's root
+        (the original, unpruned and undistilled model) with its name, for speed-ups."""
+        prov = self.provenance or {}
+        root = prov.get("root") or {}
+        own_name = self.path.stem if self.path else self.arch
+        return {"sha256": self.sha256, "name": own_name, "parent_sha256": prov.get("parent"),
+                "root_sha256": root.get("sha256") or prov.get("parent") or self.sha256,
+                "root_name": root.get("name") or (Path(prov["parent_path"]).stem if prov.get("parent_path")
+                                                  else own_name)}
 
     def derive(self, model: nn.Module, *, stage: str, metrics: dict[str, Any] | None = None,
                **changes: Any) -> "Checkpoint":
         """A child checkpoint for ``model`` (pruned, distilled, fine-tuned): same contract,
         this checkpoint as parent in provenance. Widths are re-planned from ``model``."""
         ref = build_model(changes.get("arch", self.arch), changes.get("arch_kwargs", self.arch_kwargs))
+        lineage = self.lineage
+        changes.setdefault("data", self.data_record)
         child = replace(self, state_dict=_cpu_state(model), channel_plan=extract_plan(model, ref),
                         metrics=dict(metrics or {}), path=None,
                         provenance={"parent": self.sha256, "parent_path": str(self.path) if self.path else None,
+                                    "root": {"sha256": lineage["root_sha256"], "name": lineage["root_name"]},
                                     "stage": stage}, **changes)
         child.__dict__.pop("model", None)
+        child.__dict__.pop("sha256", None)
         return child
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data + tensors only: everything but the state dict is JSON-normalised."""
         meta = _plain({"arch": {"name": self.arch, "kwargs": self.arch_kwargs, "channel_plan": self.channel_plan},
                        "task": self.task, "labels": list(self.labels), "input_spec": self.input_spec,
-                       "metrics": self.metrics, "provenance": self.provenance})
+                       "data": self.data, "metrics": self.metrics, "provenance": self.provenance})
         return {"format": FORMAT, "version": VERSION, **meta, "state_dict": self.state_dict,
                 "extra": self.extra}
 
@@ -112,6 +169,7 @@ class Checkpoint:
         with atomic_path(path) as tmp:
             torch.save(self.to_dict(), tmp)
         self.path = path
+        self.__dict__.pop("sha256", None)
         return path
 
 
@@ -135,7 +193,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, *, arch: str, arch_kwarg
                     task: str = "classify", labels: list[str] | None = None,
                     input_spec: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None,
                     provenance: dict[str, Any] | None = None, extra: dict[str, Any] | None = None,
-                    force: bool = False) -> Checkpoint:
+                    data: dict[str, Any] | None = None, force: bool = False) -> Checkpoint:
     """Save ``model`` under the contract. Its widths may differ from the architecture's
     definition (pruning); they are recorded as a channel plan."""
     if task not in TASKS:
@@ -143,7 +201,8 @@ def save_checkpoint(path: str | Path, model: nn.Module, *, arch: str, arch_kwarg
     plan = extract_plan(model, build_model(arch, arch_kwargs))
     ckpt = Checkpoint(arch=arch, arch_kwargs=dict(arch_kwargs), state_dict=_cpu_state(model), task=task,
                       labels=list(labels or []), input_spec=dict(input_spec or {}), channel_plan=plan,
-                      metrics=dict(metrics or {}), provenance=dict(provenance or {}), extra=dict(extra or {}))
+                      metrics=dict(metrics or {}), provenance=dict(provenance or {}), extra=dict(extra or {}),
+                      data=dict(data or {}))
     ckpt.save(path, force=force)
     return ckpt
 
@@ -160,4 +219,5 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     return Checkpoint(arch=arch["name"], arch_kwargs=dict(arch["kwargs"]), state_dict=obj["state_dict"],
                       task=obj["task"], labels=list(obj["labels"]), input_spec=dict(obj["input_spec"]),
                       channel_plan=dict(arch.get("channel_plan") or {}), metrics=dict(obj["metrics"]),
-                      provenance=dict(obj["provenance"]), extra=dict(obj.get("extra") or {}), path=path)
+                      provenance=dict(obj["provenance"]), extra=dict(obj.get("extra") or {}),
+                      data=dict(obj.get("data") or {}), path=path)

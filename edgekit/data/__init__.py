@@ -9,14 +9,17 @@
 
 Every spec takes ``val=FRACTION`` and ``seed=N`` options after a ``?`` for
 folder-like sources (``imagefolder:data/?val=0.1``) or after ``:`` for built-ins
-(``digits:val=0.25``). Splits are seeded and stratified, so every stage sees the
-same validation images.
+(``digits:val=0.25``). Splits are seeded and stratified. The split is a property of a
+checkpoint: training records the spec, fraction and seed it used (:attr:`DataBundle.record`),
+and every later stage opens the data through :meth:`edgekit.checkpoint.Checkpoint.load_data`,
+which reuses them, so evaluation, parity, calibration and accuracy never score images the
+model was trained on. Options written in a spec still win.
 """
 from __future__ import annotations
 
 import csv as _csv
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -47,6 +50,13 @@ class DataBundle:
     default_input: int = 32
     skipped: int = 0
     info: dict[str, Any] = field(default_factory=dict)
+    split: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """What a checkpoint stores about its data: ``{"spec", "val", "seed"}`` (``folders``
+        instead of val/seed when the source has its own train/val or split column)."""
+        return {"spec": self.spec, **self.split}
 
     def subset_train(self, fraction: float, seed: int = 0) -> "DataBundle":
         """The same bundle with only ``fraction`` of the training split (stratified, seeded)."""
@@ -56,8 +66,7 @@ class DataBundle:
             return self
         targets = self.train.targets  # type: ignore[attr-defined]
         _, keep = seeded_split(len(targets), fraction, seed, targets if self.task == "classify" else None)
-        return DataBundle(self.spec, Subset(self.train, keep), self.val, self.labels, self.task,
-                          self.default_input, self.skipped, {**self.info, "train_fraction": fraction})
+        return replace(self, train=Subset(self.train, keep), info={**self.info, "train_fraction": fraction})
 
     def loader(self, split: str, transform: Callable, batch_size: int, shuffle: bool = False,
                workers: int = 0, sampler: Any = None, drop_last: bool = False) -> DataLoader:
@@ -93,12 +102,21 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
     return kind, path, opts
 
 
-def load_data(spec: str, seed: int | None = None) -> DataBundle:
-    """Open the dataset named by ``spec`` and split it (see module docstring)."""
+DEFAULT_VAL = 0.2
+
+
+def load_data(spec: str, seed: int | None = None, val: float | None = None) -> DataBundle:
+    """Open the dataset named by ``spec`` and split it (see module docstring).
+
+    ``seed`` and ``val`` are the split's defaults (seed 0, 20 % validation); ``seed=`` and
+    ``val=`` options written in the spec win over them.
+    """
     kind, path, opts = parse_spec(spec)
     try:
-        val = float(opts.pop("val", 0.2))
+        val = float(opts.pop("val", DEFAULT_VAL if val is None else val))
         split_seed = int(opts.pop("seed", seed if seed is not None else 0))
+        if not 0 < val < 1:  # NaN fails too
+            raise ValueError(f"val must be a fraction in (0, 1), got {val}")
         if kind == "digits":
             bundle = _arrays(spec, *builtin.digits(), val, split_seed, default_input=32)
         elif kind == "synthetic":
@@ -119,6 +137,8 @@ def load_data(spec: str, seed: int | None = None) -> DataBundle:
         raise EdgekitError(f"unknown option(s) {', '.join(sorted(opts))} in data spec {spec!r}")
     if len(bundle.train) == 0 or len(bundle.val) == 0:
         raise EdgekitError(f"data spec {spec!r} gives an empty train or validation split")
+    if not bundle.split:
+        bundle.split = {"val": val, "seed": split_seed}
     return bundle
 
 
@@ -153,14 +173,16 @@ def _imagefolder(spec: str, root: Path, val: float, seed: int) -> DataBundle:
         if va_labels != labels:
             raise EdgekitError(f"{root}/train and {root}/val have different class folders")
         train, valid, skipped = ImageList(tr_files, tr_t), ImageList(va_files, va_t), bad1 + bad2
+        split = {"folders": True}
     else:
+        split = {}
         files, targets, labels, skipped = _class_folder(root)
         base = ImageList(files, targets)
         tr, va = seeded_split(len(base), val, seed, targets)
         train, valid = Subset(base, tr), Subset(base, va)
     if len(train) == 0:
         raise EdgekitError(f"no readable images under {root} ({skipped} unreadable)")
-    return DataBundle(spec, train, valid, labels, "classify", 224, skipped)
+    return DataBundle(spec, train, valid, labels, "classify", 224, skipped, split=split)
 
 
 def _csv_regression(spec: str, path: Path, val: float, seed: int) -> DataBundle:
@@ -191,7 +213,9 @@ def _csv_regression(spec: str, path: Path, val: float, seed: int) -> DataBundle:
     if any(kept_splits):
         tr = [i for i, s in enumerate(kept_splits) if s != "val"]
         va = [i for i, s in enumerate(kept_splits) if s == "val"]
+        split = {"folders": True}
     else:
+        split = {}
         tr, va = seeded_split(len(base), val, seed)
     task = "label_distribution" if has_sigma else "regression"
-    return DataBundle(spec, Subset(base, tr), Subset(base, va), [], task, 224, len(bad))
+    return DataBundle(spec, Subset(base, tr), Subset(base, va), [], task, 224, len(bad), split=split)

@@ -106,7 +106,7 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, epochs: int 
     # A label-distribution CSV trains here as plain regression on its target (one output, L1).
     task = "classify" if bundle.task == "classify" else "regression"
     ckpt = Checkpoint(arch=arch, arch_kwargs=kwargs, state_dict={}, task=task, labels=bundle.labels,
-                      input_spec=spec,
+                      input_spec=spec, data=bundle.record,
                       provenance={"stage": "train", "data": bundle.spec, "seed": seed, "epochs": epochs,
                                   "optimizer": optimizer, "mix": mix, "world_size": dist_utils.world_size(),
                                   "params": count_params(model)})
