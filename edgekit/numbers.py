@@ -1,0 +1,104 @@
+"""Checked numbers: one rule for every numeric option of every command and API function.
+
+Zero, negative and NaN are bad input, never "not given": ``None`` alone means "not given".
+Each check raises :class:`~edgekit.errors.EdgekitError` with one line naming the option, so
+the CLI (through the click parameter types below) and the Python API reject the same
+values with the same words.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import click
+
+from .errors import EdgekitError
+
+
+def _number(name: str, value: Any, kind: type) -> float:
+    try:
+        num = kind(value)
+    except (TypeError, ValueError):
+        raise EdgekitError(f"{name} must be {'an integer' if kind is int else 'a number'}, got {value!r}") from None
+    if kind is int and isinstance(value, float) and value != num:
+        raise EdgekitError(f"{name} must be an integer, got {value!r}")
+    if isinstance(num, float) and not math.isfinite(num):
+        raise EdgekitError(f"{name} must be a finite number, got {value!r}")
+    return num
+
+
+def positive_int(name: str, value: Any) -> int:
+    """An integer >= 1."""
+    n = int(_number(name, value, int))
+    if n < 1:
+        raise EdgekitError(f"{name} must be a positive integer, got {value!r}")
+    return n
+
+
+def non_negative_int(name: str, value: Any) -> int:
+    """An integer >= 0."""
+    n = int(_number(name, value, int))
+    if n < 0:
+        raise EdgekitError(f"{name} must be >= 0, got {value!r}")
+    return n
+
+
+def positive_float(name: str, value: Any) -> float:
+    """A finite number > 0."""
+    x = _number(name, value, float)
+    if x <= 0:
+        raise EdgekitError(f"{name} must be > 0, got {value!r}")
+    return x
+
+
+def non_negative_float(name: str, value: Any) -> float:
+    """A finite number >= 0."""
+    x = _number(name, value, float)
+    if x < 0:
+        raise EdgekitError(f"{name} must be >= 0, got {value!r}")
+    return x
+
+
+def fraction(name: str, value: Any, *, closed_right: bool = True) -> float:
+    """A number in (0, 1] (or (0, 1) with ``closed_right=False``)."""
+    x = _number(name, value, float)
+    if not (0 < x <= 1 if closed_right else 0 < x < 1):
+        raise EdgekitError(f"{name} must be in (0, 1{']' if closed_right else ')'}, got {value!r}")
+    return x
+
+
+def unit_interval(name: str, value: Any) -> float:
+    """A number in [0, 1] (a probability, a loss weight share)."""
+    x = _number(name, value, float)
+    if not 0 <= x <= 1:
+        raise EdgekitError(f"{name} must be in [0, 1], got {value!r}")
+    return x
+
+
+def optional(check: Any, name: str, value: Any, **kw: Any) -> Any:
+    """``check(name, value)`` unless ``value`` is None (not given)."""
+    return None if value is None else check(name, value, **kw)
+
+
+class Checked(click.ParamType):
+    """A click parameter type running one of the checks above; its error is one line."""
+
+    def __init__(self, check: Any, label: str, **kw: Any) -> None:
+        self.check, self.name, self.kw = check, label, kw
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value is None or (not isinstance(value, str) and not isinstance(value, (int, float))):
+            return value
+        opt = param.opts[0] if param is not None and param.opts else "value"
+        try:
+            return self.check(opt, value, **self.kw)
+        except EdgekitError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+POSITIVE_INT = Checked(positive_int, "INTEGER>=1")
+NON_NEGATIVE_INT = Checked(non_negative_int, "INTEGER>=0")
+POSITIVE_FLOAT = Checked(positive_float, "NUMBER>0")
+NON_NEGATIVE_FLOAT = Checked(non_negative_float, "NUMBER>=0")
+FRACTION = Checked(fraction, "FRACTION")  # (0, 1]
+UNIT_INTERVAL = Checked(unit_interval, "[0,1]")
