@@ -5,16 +5,20 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoint import Checkpoint, load_checkpoint
-from .data import DataBundle, load_data
+from .data import DataBundle
 from .training.metrics import evaluate_model
 from .training.trainer import resolve_device
 
 
-def evaluate(checkpoint: str | Path | Checkpoint, data: str | DataBundle, *, split: str = "val",
+def evaluate(checkpoint: str | Path | Checkpoint, data: str | DataBundle | None = None, *, split: str = "val",
              batch_size: int = 128, device: str = "auto") -> dict[str, Any]:
-    """Top-1/top-5 (classifiers) or MAE/RMSE (regression) with the checkpoint's own eval transform."""
+    """Top-1/top-5 (classifiers) or MAE/RMSE (regression) with the checkpoint's own eval transform.
+
+    ``data`` defaults to the checkpoint's own dataset; either way it is split as the
+    checkpoint's training split it (:meth:`~edgekit.checkpoint.Checkpoint.load_data`), so the
+    validation images are ones the model never trained on."""
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
-    bundle = data if isinstance(data, DataBundle) else load_data(data)
+    bundle = data if isinstance(data, DataBundle) else ckpt.load_data(data)
     dev = resolve_device(device)
     loader = bundle.loader(split, ckpt.eval_transform, batch_size)
     return evaluate_model(ckpt.model.to(dev), loader, ckpt.task, dev)

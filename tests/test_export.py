@@ -281,12 +281,12 @@ def test_tensorrt_engine(digits_ckpt: Path, tmp_path: Path) -> None:
 def test_no_dataset_means_asking_for_calib(digits_ckpt: Path) -> None:
     from dataclasses import replace
 
-    from edgekit.exporters.samples import data_spec_for
+    from edgekit.exporters.samples import checkpoint_data
 
     ckpt = load_checkpoint(digits_ckpt)
-    assert data_spec_for(ckpt, None) == "digits"
-    with pytest.raises(EdgekitError, match="records no dataset; pass --calib SPEC"):
-        data_spec_for(replace(ckpt, provenance={}), None)
+    assert checkpoint_data(ckpt, None).spec == "digits"
+    with pytest.raises(EdgekitError, match="records no dataset; pass a data spec"):
+        checkpoint_data(replace(ckpt, provenance={}, data={}), None)
 
 
 def test_public_api_names() -> None:

@@ -54,7 +54,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..checkpoint import Checkpoint, load_checkpoint
-from ..data import DataBundle, eval_transform, load_data, make_input_spec, train_transform
+from ..data import DataBundle, eval_transform, make_input_spec, train_transform
 from ..data.datasets import Transformed
 from ..errors import EdgekitError
 from ..fileio import atomic_path, check_writable
@@ -209,7 +209,7 @@ def _split_layer(feature_layer: str | None) -> tuple[str | None, str | None]:
     return (t or None, s or None) if sep else (t, t)
 
 
-def distill(teacher: str | Path | Checkpoint, student: str | Path | Checkpoint, data: str | DataBundle,
+def distill(teacher: str | Path | Checkpoint, student: str | Path | Checkpoint, data: str | DataBundle | None,
             output: str | Path, *, method: str = DEFAULT_METHOD, epochs: int = 10, alpha: float | None = None,
             beta: float | None = None, input_size: int | None = None, hash_num: int | None = None,
             bias: str = "median", feature_layer: str | None = None, cache_teacher: bool | str | Path = False,
@@ -249,7 +249,8 @@ def distill(teacher: str | Path | Checkpoint, student: str | Path | Checkpoint, 
         raise EdgekitError(f"a {t_ckpt.task} teacher has no softmax to distil with kd; use l2, lsh or lshl2")
     if not classify and parts == ("none",):
         raise EdgekitError("method 'none' needs a classification teacher; use l2, lsh or lshl2")
-    bundle = data if isinstance(data, DataBundle) else load_data(data, seed=seed)
+    # the teacher's own split: its validation images were never trained on, by it or the student
+    bundle = data if isinstance(data, DataBundle) else t_ckpt.load_data(data)
     if bundle.task != t_ckpt.task:
         raise EdgekitError(f"data {bundle.spec!r} is a {bundle.task} set but the teacher is a {t_ckpt.task} model")
     if classify and len(bundle.labels) != t_ckpt.num_outputs:
@@ -321,7 +322,7 @@ def distill(teacher: str | Path | Checkpoint, student: str | Path | Checkpoint, 
     def save(record: dict[str, Any]) -> None:
         metrics = {k: v for k, v in record.items() if k.startswith("val_") or k in ("epoch", "loss")}
         metrics.update({f"teacher_{k}": v for k, v in teacher_val.items() if k != "n"})
-        child = base.derive(model, stage="distill", metrics=metrics)
+        child = base.derive(model, stage="distill", metrics=metrics, data=bundle.record)
         child.provenance.update(ckpt_meta)
         child.save(output, force=True)
         out_ckpt["c"] = child

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ..checkpoint import Checkpoint, load_checkpoint
-from ..data import DataBundle, load_data
+from ..data import DataBundle
 from ..errors import EdgekitError
 from ..fileio import atomic_path, check_writable
 from ..registry import count_macs, count_params
@@ -84,7 +84,7 @@ def _eval(model: torch.nn.Module, bundle: DataBundle, transform: Any, device: to
     return evaluate_model(model, bundle.loader("val", transform, 256), "classify", device)["top1"]
 
 
-def prune(checkpoint: str | Path | Checkpoint, data: str | DataBundle, output: str | Path, *,
+def prune(checkpoint: str | Path | Checkpoint, data: str | DataBundle | None, output: str | Path, *,
           target: str = "macs=0.5", method: str = "curl", rank: str = "kl-per-mac", min_keep: float = 0.3,
           proxy_size: int = 256, round_to: int | None = None, finetune_epochs: int = 5,
           recipe: str = "finetune", train_fraction: float = 1.0, lr: float = 0.01, batch_size: int = 64,
@@ -129,8 +129,7 @@ def prune(checkpoint: str | Path | Checkpoint, data: str | DataBundle, output: s
         raise EdgekitError(f"prune supports classifiers (task 'classify'); this checkpoint is {ckpt.task!r}")
     # the train/val split of the checkpoint's own training run, whatever the pruning seed: a val
     # split drawn with another seed would hold images the unpruned model was trained on
-    split_seed = int(ckpt.provenance.get("split_seed", ckpt.provenance.get("seed", 0)) or 0)
-    bundle = data if isinstance(data, DataBundle) else load_data(data, seed=split_seed)
+    bundle = data if isinstance(data, DataBundle) else ckpt.load_data(data)
     if bundle.task != "classify" or len(bundle.labels) != ckpt.num_outputs:
         raise EdgekitError(f"data {bundle.spec!r} has {len(bundle.labels)} classes but the checkpoint "
                            f"has {ckpt.num_outputs} outputs")
@@ -151,7 +150,7 @@ def prune(checkpoint: str | Path | Checkpoint, data: str | DataBundle, output: s
     graph = UnitGraph(model, x[:1])
     macs0, params0 = count_macs(model, input_shape), count_params(model)
     key = {"parent": ckpt.sha256, "method": method, "proxy": proxy_idx, "data": bundle.spec,
-           "fraction": train_fraction, "split_seed": split_seed, "subset_seed": data_seed if train_fraction < 1 else None,
+           "fraction": train_fraction, "split": bundle.record, "subset_seed": data_seed if train_fraction < 1 else None,
            "seed": seed if method == "random" else None}
     cache = Path(scores_path) if scores_path else output.with_name(output.name + ".scores.pt")
     scores = _cached_scores(cache, key) if score_cache else None
@@ -213,7 +212,6 @@ def prune(checkpoint: str | Path | Checkpoint, data: str | DataBundle, output: s
         "method": method, "rank": rank if method == "curl" else None, "target": str(tgt), "min_keep": min_keep,
         "round_to": round_to, "proxy_size": proxy_size, "recipe": recipe if finetune_epochs else None,
         "finetune_epochs": finetune_epochs, "train_fraction": train_fraction, "seed": seed, "data": bundle.spec,
-        "split_seed": split_seed,
         "groups": summary(graph, sel),
     })
     if measure_latency:
