@@ -28,14 +28,14 @@ import torch
 
 from .. import __version__
 from ..checkpoint import Checkpoint, load_checkpoint
-from ..data import DataBundle, load_data
+from ..data import DataBundle
 from ..errors import EdgekitError, suggest
 from . import parity as parity_mod
 from .manifest import (artifact_sha256, artifact_size, build_record, package_versions, read_manifest,
                        write_manifest)
 from .profiles import load_profile
 from .runtimes import load_runner, require_tensorrt, tensorrt_available
-from .samples import data_spec_for, real_inputs
+from .samples import checkpoint_data, real_inputs
 
 log = logging.getLogger("edgekit.export")
 
@@ -206,8 +206,7 @@ def export(checkpoint: str | Path | Checkpoint, targets: str | list[str] | None 
         if path.exists() and not force:
             raise EdgekitError(f"{path} already exists; pass --force to overwrite it")
 
-    spec = data_spec_for(ckpt, calib)
-    bundle = spec if isinstance(spec, DataBundle) else load_data(spec)
+    bundle = checkpoint_data(ckpt, calib)
     model = ckpt.model.eval().cpu()
     x_val, y_val = real_inputs(ckpt, bundle, "val", parity_size)
     ref = _torch_outputs(model, x_val)
@@ -268,8 +267,7 @@ def verify(artifact: str | Path, checkpoint: str | Path | Checkpoint, data: str 
     prec = precision or manifest.get("precision") or next(
         (p for p in PRECISIONS if f".{p}." in f".{path.name}"), None) or DEFAULT_PRECISION[target]
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
-    spec = data_spec_for(ckpt, data)
-    bundle = spec if isinstance(spec, DataBundle) else load_data(spec)
+    bundle = checkpoint_data(ckpt, data)
     x_val, y_val = real_inputs(ckpt, bundle, "val", n)
     ref = _torch_outputs(ckpt.model.eval().cpu(), x_val)
     res, _ = _check(target, path, prec, ckpt, x_val, ref, y_val, thresholds)
