@@ -1,6 +1,7 @@
 """Accuracy of an artifact on a data spec, measured by the same session that was timed.
 
-Images go through the model's own evaluation preprocessing: the input spec from the
+The validation split is the one the model's training held apart (its checkpoint's recorded
+fraction and seed). Images go through the model's own evaluation preprocessing: the input spec from the
 artifact's manifest, or the checkpoint's (``eval_transform``), so the number is the
 one the deployed model earns. Batches match the artifact's fixed batch size (the last
 one is zero-padded and the padding dropped). Classification tasks report top-1 (and
@@ -29,15 +30,37 @@ def _input_spec(job: dict[str, Any], session: Session) -> dict[str, Any]:
                        "artifact and no source checkpoint")
 
 
+def _data_record(job: dict[str, Any]) -> dict[str, Any]:
+    """How the model's training split its data: from the job (the manifest's ``data``), else
+    from the checkpoint the row measures or the artifact came from ({} when none is known)."""
+    if job.get("data_record"):
+        return dict(job["data_record"])
+    source = job["artifact"] if job.get("format") == "torch" else job.get("source_checkpoint")
+    if not source:
+        return {}
+    from ..checkpoint import load_checkpoint
+
+    return load_checkpoint(source).data_record
+
+
+def validation_data(job: dict[str, Any]) -> Any:
+    """The validation split of ``job['data']``, split as the model's training split it (its
+    recorded validation fraction and seed; options written in the spec win), so accuracy is
+    never measured on images the model was trained on."""
+    from ..data import load_data
+
+    record = _data_record(job)
+    return load_data(job["data"], seed=record.get("seed"), val=record.get("val"))
+
+
 def measure_accuracy(session: Session, job: dict[str, Any], max_samples: int | None = None) -> dict[str, Any]:
     """Top-1/top-5 (%) of ``session`` on the validation split of ``job['data']``."""
-    from ..data import load_data
     from ..data.transforms import eval_transform
 
     task = session.info.get("task") or job.get("task") or "classify"
     if task not in ("classify", "clip_classify"):
         raise EdgekitError(f"accuracy with --data supports classification; this model's task is {task}")
-    bundle = load_data(job["data"])
+    bundle = validation_data(job)
     labels = job.get("labels") or session.info.get("labels")
     if labels and bundle.labels and list(labels) != list(bundle.labels):
         raise EdgekitError(f"the model's labels ({', '.join(labels[:4])}...) differ from the data's "
