@@ -114,13 +114,13 @@ def train(arch: str, data: str, output: str, arch_args: tuple[str, ...], **kw: A
 
 @main.command("eval")
 @click.argument("checkpoint", type=click.Path())
-@click.option("--data", required=True, help="Data spec.")
+@click.option("--data", help="Data spec (default: the checkpoint's own dataset, split as its training split it).")
 @click.option("--split", type=click.Choice(["val", "train"]), default="val", show_default=True)
 @click.option("--batch-size", default=128, show_default=True, type=int)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_guard
-def eval_cmd(checkpoint: str, data: str, split: str, batch_size: int, device: str, as_json: bool) -> None:
+def eval_cmd(checkpoint: str, data: str | None, split: str, batch_size: int, device: str, as_json: bool) -> None:
     """Evaluate CHECKPOINT on DATA (top-1/top-5, or MAE for regression)."""
     from .evaluation import evaluate
 
