@@ -5,8 +5,9 @@
 * ``distribution_plot``: every timed run per row as a box plot (log axis when the
   rows span more than a decade).
 * ``pareto_plot``: accuracy against p50 latency with the Pareto front (no faster row is
-  also more accurate) as a step line.
-* ``size_speedup_plot``: artifact size and speed-up of each row against its torch baseline.
+  also more accurate) as a step line; labels placed so they never overlap (:mod:`labels`).
+* ``size_speedup_plot``: artifact size, and speed-up of each row against its own torch
+  eager row and against the original model's torch eager row.
 """
 from __future__ import annotations
 
@@ -18,14 +19,21 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from .labels import place_labels  # noqa: E402
+
 _COLORS = {"torch": "#7f7f7f", "torch-compile": "#bcbd22", "onnxruntime": "#1f77b4", "litert": "#2ca02c",
            "tensorrt": "#9467bd", "coreml": "#8c564b", "adb": "#d62728"}
 
 
-def _png(fig: Any) -> bytes:
+_DPI = 110
+
+
+def _png(fig: Any, layout: bool = True) -> bytes:
+    """The figure as PNG bytes; ``layout=False`` keeps a layout already fixed (placed labels)."""
     buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=110)
+    if layout:
+        fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=_DPI)
     plt.close(fig)
     return buf.getvalue()
 
@@ -83,34 +91,52 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return front
 
 
-def pareto_plot(rows: Sequence[dict[str, Any]], labels: Sequence[str]) -> bytes:
+def pareto_figure(rows: Sequence[dict[str, Any]], labels: Sequence[str]) -> Any:
+    """The accuracy-latency figure (matplotlib Figure), labels placed without overlap."""
     pts = [(r.get("p50_ms") if r.get("p50_ms") is not None else r["mean_ms"], r["accuracy"]["top1"]) for r in rows]
     front = pareto_front(pts)
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for (x, yv), row, label in zip(pts, rows, labels):
-        ax.scatter(x, yv, color=_COLORS.get(row["runtime"], "#17becf"), s=30, zorder=3)
-        ax.annotate(label, (x, yv), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    fig, ax = plt.subplots(figsize=(9, max(5.0, 0.16 * len(rows) + 2.5)), dpi=_DPI)
+    ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=30, zorder=3,
+               color=[_COLORS.get(r["runtime"], "#17becf") for r in rows])
     fx = [pts[i][0] for i in front]
     fy = [pts[i][1] for i in front]
     ax.step(fx, fy, where="post", color="#d62728", linewidth=1.2, label="Pareto front", zorder=2)
+    ax.margins(0.12)
     ax.set_xlabel("p50 latency (ms)")
     ax.set_ylabel("top-1 accuracy (%)")
-    ax.legend(fontsize=8)
+    legend = ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3)
-    return _png(fig)
+    fig.tight_layout()  # before placing: a later layout change would move the points under the labels
+    ticks = [*ax.get_xticklabels(), *ax.get_yticklabels(), ax.xaxis.label, ax.yaxis.label]
+    steps = [xy for i, j in zip(front, front[1:]) for xy in ((pts[i][0], pts[i][1]), (pts[j][0], pts[i][1]))]
+    steps += [(pts[front[-1]][0], pts[front[-1]][1])]
+    place_labels(ax, pts, labels, fontsize=7, obstacles=[legend, *ticks], lines=[steps])
+    return fig
 
 
-def size_speedup_plot(rows: Sequence[dict[str, Any]], labels: Sequence[str],
-                      speedups: Sequence[float | None]) -> bytes:
+def pareto_plot(rows: Sequence[dict[str, Any]], labels: Sequence[str]) -> bytes:
+    return _png(pareto_figure(rows, labels), layout=False)
+
+
+def size_speedup_plot(rows: Sequence[dict[str, Any]], labels: Sequence[str], own: Sequence[float | None],
+                      original: Sequence[float | None] | None = None) -> bytes:
+    """Size bars, and speed-up bars against the own torch eager row (solid) and the
+    original model's torch eager row (hatched) where the report found one."""
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, _height(len(rows))), sharey=True)
     y = list(range(len(rows)))[::-1]
     colors = [_COLORS.get(r["runtime"], "#17becf") for r in rows]
     ax1.barh(y, [r.get("model_size_mb") or 0 for r in rows], color=colors)
     ax1.set_yticks(y, labels, fontsize=8)
     ax1.set_xlabel("artifact size (MB)")
-    ax2.barh(y, [s or 0 for s in speedups], color=colors)
+    if original is not None and any(original):
+        ax2.barh([v + 0.2 for v in y], [s or 0 for s in own], height=0.4, color=colors, label="vs own torch eager")
+        ax2.barh([v - 0.2 for v in y], [s or 0 for s in original], height=0.4, color=colors, hatch="//",
+                 edgecolor="white", label="vs original model's torch eager")
+        ax2.legend(fontsize=7, loc="lower right")
+    else:
+        ax2.barh(y, [s or 0 for s in own], color=colors)
     ax2.axvline(1.0, color="black", linewidth=0.8)
-    ax2.set_xlabel("speed-up vs torch eager at the same threads (p50 ratio)")
+    ax2.set_xlabel("speed-up vs torch eager at the same threads and batch (p50 ratio)")
     for ax in (ax1, ax2):
         ax.grid(axis="x", alpha=0.3)
     return _png(fig)

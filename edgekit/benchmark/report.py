@@ -2,8 +2,8 @@
 
 Sections: the sources (file, date, machine); one table of every row (p50/p90/p99,
 mean +- std, init and first run, throughput, size, peak memory and what loading the
-model added to it (``+RSS``: peak minus the memory before loading), speed-up against the
-torch baseline, accuracy, noisy flag); a comparison across files when several are
+model added to it (``+RSS``: peak minus the memory before loading), speed-ups against the
+own and the original model's torch rows, accuracy, noisy flag); a comparison across files when several are
 given (before/after pruning, fp32 against int8, two machines: the same
 model/runtime/threads matched up, change in p50); the figures of :mod:`plots`
 (p50 with p90/p99 whiskers, the latency distribution, accuracy against latency with
@@ -11,10 +11,10 @@ its Pareto front, size and speed-up); failed rows with their errors; how the num
 were measured. The HTML embeds its figures (base64 PNG) and needs nothing else;
 the Markdown links the same PNGs written beside it.
 
-The torch baseline of a row is the ``torch`` (eager) row of the same model, threads and
-batch in the same results file; a file holding a single torch model uses it for every
-row (e.g. a checkpoint against its pruned and int8 artifacts), and ``baseline=NAME``
-picks the model explicitly.
+Each row gets three speed-ups (:mod:`speedup`): against its own checkpoint's torch eager
+row, against the original model's torch eager row, and against the original model on the
+same runtime (a pruned int8 TFLite model against the original fp32 TFLite model). The
+original is the root of the row's recorded lineage, or the model ``baseline=NAME`` names.
 """
 from __future__ import annotations
 
@@ -28,14 +28,29 @@ from ..errors import EdgekitError
 from ..fileio import atomic_path
 from . import plots
 from .schema import load_results
+from .speedup import Speedup, p50 as _p50, speedups
 
 METHOD = ("Each row ran in its own process: the first inference is timed alone, then warm-up runs, then "
           "timed runs (each one timed separately with perf_counter_ns; Python's garbage collector paused). "
           "A run is one inference as an application makes it: input fed, model executed, output fetched. "
           "Percentiles interpolate linearly between order statistics; std is the sample standard deviation; "
-          "a row is *noisy* when std/mean exceeds its threshold (default 10%). Speed-up = torch eager p50 / "
-          "row p50 at the same threads and batch. Rows from `adb` come from the phone tool's own summary "
-          "(mean, min, max, std; no per-run times).")
+          "a row is *noisy* when std/mean exceeds its threshold (default 10%). Rows from `adb` come from the "
+          "phone tool's own summary (mean, min, max, std; no per-run times).")
+
+SPEEDUP_METHOD = (
+    "Every speed-up is the p50 of a reference row divided by the row's p50 (above 1: the row is faster), "
+    "the reference measured at the same threads and batch on the same machine (in the same results file, "
+    "else in another file from the same CPU and host); '-' where no reference row was measured. "
+    "**x own torch**: reference = torch eager on the same checkpoint (the same sha256) - what the runtime, "
+    "the precision and the export gave. "
+    "**x original torch**: reference = torch eager on the original model - the root of the row's lineage, "
+    "the checkpoint the pruned or distilled model descends from, recorded by hash - what compression and "
+    "export gave together. "
+    "**x original, same runtime**: reference = the original model on the same runtime and delegate, its "
+    "fp32 row (else its row at this row's precision, named in brackets) - e.g. a pruned int8 TFLite model "
+    "against the original fp32 TFLite model. "
+    "Rows without a lineage (results from an older edgekit) find their own torch row by model name, or "
+    "take the only torch model of their file (flagged); their original-model columns need `--baseline`.")
 
 
 def _fmt(v: Any, digits: int = 3) -> str:
@@ -52,31 +67,6 @@ def _source_labels(files: Sequence[Path]) -> list[str]:
     return [f"{f.parent.name}/{f.stem}" if counts[f.stem] > 1 else f.stem for f in files]
 
 
-def _p50(row: dict[str, Any]) -> float | None:
-    return row.get("p50_ms") if row.get("p50_ms") is not None else row.get("mean_ms")
-
-
-def speedups(rows: Sequence[dict[str, Any]], baseline: str | None = None) -> list[tuple[float | None, str | None]]:
-    """(speed-up, baseline model) per row, against torch eager at the same source/threads/batch."""
-    torch_rows = [r for r in rows if r["runtime"] == "torch" and not r.get("error") and _p50(r)]
-    out: list[tuple[float | None, str | None]] = []
-    for row in rows:
-        p50 = _p50(row)
-        if row.get("error") or not p50:
-            out.append((None, None))
-            continue
-        same = [t for t in torch_rows if t["_source"] == row["_source"] and t["threads"] == row["threads"]
-                and t["batch"] == row["batch"]]
-        if baseline is not None:
-            cands = [t for t in same if t["model"] == baseline]
-        else:
-            cands = [t for t in same if t["model"] == row["model"]]
-            if not cands and len({t["model"] for t in same}) == 1:
-                cands = same
-        out.append((_p50(cands[0]) / p50, cands[0]["model"]) if cands else (None, None))
-    return out
-
-
 def _label(row: dict[str, Any], multi: bool) -> str:
     delegate = row.get("delegate") or ""
     delegate = {"CPUExecutionProvider": "cpu", "CUDAExecutionProvider": "cuda",
@@ -85,6 +75,18 @@ def _label(row: dict[str, Any], multi: bool) -> str:
     if row.get("batch", 1) != 1:
         text += f" b{row['batch']}"
     return text + (f" [{row['_source']}]" if multi else "")
+
+
+def _speedup_cells(row: dict[str, Any], sp: Speedup) -> list[str]:
+    """The three speed-up cells of a row; the same-runtime one names the reference precision
+    when it differs from the row's."""
+    def x(v: float | None) -> str:
+        return f"{v:.2f}x" if v else "-"
+
+    same_rt = x(sp.original_runtime)
+    if sp.original_runtime and sp.original_precision != row.get("precision"):
+        same_rt += f" (vs {sp.original_precision})"
+    return [x(sp.own), x(sp.original_torch), same_rt]
 
 
 def _table(header: list[str], body: list[list[str]]) -> str:
@@ -167,8 +169,9 @@ def report(result_files: Sequence[str | Path] | str | Path, output_dir: str | Pa
         if acc:
             figures.append(("pareto.png", "Accuracy against latency, with the Pareto front",
                             plots.pareto_plot([a[0] for a in acc], [a[1] for a in acc])))
-        figures.append(("size_speedup.png", "Size and speed-up against the torch baseline",
-                        plots.size_speedup_plot(ok, labels, [s[0] for s in ok_speed])))
+        figures.append(("size_speedup.png", "Size, and speed-up against the own and the original model's torch rows",
+                        plots.size_speedup_plot(ok, labels, [s.own for s in ok_speed],
+                                                [s.original_torch for s in ok_speed])))
 
     # --- Markdown -------------------------------------------------------------------------
     title = title or "edgekit latency report"
@@ -184,18 +187,20 @@ def report(result_files: Sequence[str | Path] | str | Path, output_dir: str | Pa
 
     header = (["source"] if multi else []) + [
         "model", "runtime", "delegate", "precision", "threads", "batch", "p50 ms", "p90 ms", "p99 ms",
-        "mean ± std ms", "runs", "init ms", "first ms", "inputs/s", "size MB", "peak RSS MB", "+RSS MB", "speed-up",
-        "top-1 %", "flags"]
+        "mean ± std ms", "runs", "init ms", "first ms", "inputs/s", "size MB", "peak RSS MB", "+RSS MB",
+        "x own torch", "x original torch", "x original, same runtime", "top-1 %", "flags"]
     body = []
-    for r, (sp, base) in zip(rows, speed):
+    for r, sp in zip(rows, speed):
         if r.get("error"):
             continue
         acc = r.get("accuracy") or {}
         flags = []
         if r.get("noisy"):
             flags.append(f"noisy (CV {r['cv']:.0%})")
-        if base and base != r["model"]:
-            flags.append(f"speed-up vs {base}")
+        if sp.own_model and sp.own_model != r["model"]:
+            flags.append(f"own torch row taken from {sp.own_model}")
+        if sp.original and sp.original != r["model"]:
+            flags.append(f"original: {sp.original}")
         if acc.get("error"):
             flags.append(f"accuracy: {acc['error']}")
         mean_std = f"{r['mean_ms']:.3f} ± {r['std_ms']:.3f}" if r.get("std_ms") is not None else _fmt(r.get("mean_ms"))
@@ -206,7 +211,7 @@ def report(result_files: Sequence[str | Path] | str | Path, output_dir: str | Pa
             _fmt(r.get("throughput_ips"), 1), _fmt(r.get("model_size_mb"), 2), _fmt(r.get("peak_rss_mb"), 0),
             _fmt(r["peak_rss_mb"] - r["baseline_rss_mb"], 0) if r.get("baseline_rss_mb") is not None
             and r.get("peak_rss_mb") is not None else "-",
-            f"{sp:.2f}x" if sp else "-", _fmt(acc.get("top1"), 2), "; ".join(flags)])
+            *_speedup_cells(r, sp), _fmt(acc.get("top1"), 2), "; ".join(flags)])
     md += ["## Results", "", _table(header, body) if body else "_no successful rows_", ""]
     noisy = [r for r in ok if r.get("noisy")]
     if noisy:
@@ -226,7 +231,7 @@ def report(result_files: Sequence[str | Path] | str | Path, output_dir: str | Pa
                _table(["model", "artifact", "runtime", "threads", "error"],
                       [[r["model"] or "-", str(r.get("artifact")), r["runtime"], str(r["threads"]), r["error"]]
                        for r in failed]), ""]
-    md += ["## How these numbers were measured", "", METHOD, ""]
+    md += ["## How these numbers were measured", "", METHOD, "", SPEEDUP_METHOD, ""]
     md_text = "\n".join(md)
 
     out.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,9 @@ VERSION = 1
 
 FIELDS: dict[str, str] = {
     "model": "the model the artifact is a form of (manifest source, else file stem)",
+    "lineage": "{sha256, name, parent_sha256, root_sha256, root_name}: the checkpoint measured (a torch row's "
+               "own, an artifact's source checkpoint from its manifest), its parent and the original model it "
+               "descends from; reports take speed-ups against the original's rows (None: unknown)",
     "artifact": "path of the benchmarked file", "format": "torch | onnx | tflite | tensorrt | coreml",
     "runtime": "torch | torch-compile | onnxruntime | litert | tensorrt | coreml | adb",
     "delegate": "delegate / execution provider in effect (eager, CPUExecutionProvider, xnnpack, ...)",
