@@ -1,6 +1,6 @@
 """Benchmark: LSH feature mimicking vs L2, KD and scratch training on digits, 3 seeds.
 
-Reproduces the claims of ``edgekit distill`` (issue 6, methods.md 2, findings.md 5):
+Reproduces the claims of ``edgekit distill`` (issue 6, docs/methods.md section 2, docs/findings.md item 5):
 
 * student accuracy (val top-1, mean ± std over seeds) for ``none`` (scratch), ``kd``,
   ``l2``, ``lsh`` and ``lshl2``, feature terms at the paper's beta 6 and at beta 1, and

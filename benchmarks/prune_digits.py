@@ -1,6 +1,6 @@
 """Benchmark: CURL vs magnitude and random pruning on digits, at 50 % MACs, 3 seeds.
 
-Reproduces the claims of ``edgekit prune`` (issue 5, findings.md 1-4):
+Reproduces the claims of ``edgekit prune`` (issue 5, docs/findings.md items 1-4):
 
 * accuracy of CURL (``kl-per-mac`` and ``kl`` rankings), L1 and random against the
   unpruned teacher, right after pruning (BatchNorm re-estimated, no training) and after

@@ -1,6 +1,7 @@
 """``edgekit quickstart``: the main job end to end on built-in data, in minutes on 2 CPU cores.
 
-The pipeline of DESIGN.md on scikit-learn's digits (32x32), everything under one folder:
+The whole pipeline (train, prune, distill, export, bench, report) on scikit-learn's digits
+(32x32), everything under one folder:
 
 1. **train** edgekit's ``compact_cnn`` (``model.pt``) and evaluate it;
 2. **prune** it with CURL to half its MACs, with a short fine-tune (``pruned.pt``);

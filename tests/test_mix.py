@@ -1,4 +1,4 @@
-"""Mixup / CutMix and the mixup-without-hesitation schedule (methods.md section 6)."""
+"""Mixup / CutMix and the mixup-without-hesitation schedule (docs/methods.md section 3)."""
 from __future__ import annotations
 
 import pytest

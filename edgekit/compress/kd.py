@@ -4,7 +4,7 @@
 averaged over the batch (Hinton, Vinyals & Dean 2015). The T^2 factor keeps the
 gradient magnitude of the soft term independent of the temperature, so it can be
 mixed with cross-entropy at fixed weights (CURL's recovery uses T=2 with weights
-0.7 soft / 0.3 hard, methods.md 1.3).
+0.7 soft / 0.3 hard, docs/methods.md section 1.3).
 
 Shared module: pruning recovery (:mod:`edgekit.compress.recovery`) and the
 distillation stage (:mod:`edgekit.compress.distill`) both import it; do not copy it.
