@@ -15,6 +15,7 @@ from typing import Any, Callable
 import click
 
 from .errors import EdgekitError
+from .numbers import NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT
 
 
 def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -225,16 +226,16 @@ def _int_list(text: str | None) -> list[int] | None:
 @click.option("--runtime", default="auto", show_default=True,
               help="auto | torch | torch-compile | onnxruntime | litert | tensorrt | coreml | adb (comma list ok).")
 @click.option("--threads", default="1", show_default=True, help="Thread counts, e.g. 1,2,4.")
-@click.option("--batch", default=1, show_default=True, type=int)
-@click.option("--warmup", default=10, show_default=True, type=int, help="Untimed runs after the first.")
-@click.option("--runs", type=int, help="Timed runs (default: at least 50 and at least 1 s).")
-@click.option("--min-seconds", type=float, help="Time for at least this long instead of --runs.")
+@click.option("--batch", default=1, show_default=True, type=POSITIVE_INT)
+@click.option("--warmup", default=10, show_default=True, type=NON_NEGATIVE_INT, help="Untimed runs after the first.")
+@click.option("--runs", type=POSITIVE_INT, help="Timed runs (default: at least 50 and at least 1 s).")
+@click.option("--min-seconds", type=POSITIVE_FLOAT, help="Time for at least this long instead of --runs.")
 @click.option("--data", help="Data spec: also measure accuracy on its validation split.")
 @click.option("--delegate", help="onnxruntime: cpu|cuda|tensorrt; litert: xnnpack|none; coreml: all|cpu|cpu_gpu|cpu_ne.")
 @click.option("--device", help="torch device (cpu, cuda).")
 @click.option("--input-shape", help="Input shape when the artifact does not fix it, e.g. 1,3,224,224.")
 @click.option("--cpus", help="Pin each measurement to these cores, e.g. 0,1.")
-@click.option("--timeout", default=600.0, show_default=True, type=float, help="Seconds per measurement.")
+@click.option("--timeout", default=600.0, show_default=True, type=POSITIVE_FLOAT, help="Seconds per measurement.")
 @click.option("--adb-binary", type=click.Path(), help="adb: the benchmark binary to push (LiteRT benchmark_model).")
 @click.option("--adb-serial", help="adb: device serial (default: the only one connected).")
 @click.option("--adb-cores", help="adb: pin to these phone cores (taskset), e.g. 4-7.")
@@ -251,7 +252,8 @@ def bench_cmd(artifacts: tuple[str, ...], input_shape: str | None, cpus: str | N
                progress=True, **kw)
     failed = [r for r in rows if r.get("error")]
     if failed and len(failed) == len(rows):
-        raise EdgekitError(failed[0]["error"] + (f" (and {len(failed) - 1} more failed rows)" if len(failed) > 1 else ""))
+        kept = f"; the errors are written to {kw['output']}" if kw.get("output") else ""
+        raise EdgekitError(f"every bench row failed ({len(rows)} of {len(rows)}){kept}; first: {failed[0]['error']}")
     if kw.get("output"):
         click.echo(f"{kw['output']}: {len(rows)} rows ({len(failed)} failed); `edgekit report {kw['output']} -o DIR`")
 
@@ -280,13 +282,13 @@ def report_cmd(results: tuple[str, ...], output_dir: str, baseline: str | None, 
               help="fp32, fp16 or int8 (repeatable; default per target: fp32 onnx/tflite, fp16 coreml/tensorrt).")
 @click.option("-o", "--output", "output_dir", required=True, type=click.Path(), help="Folder for artifacts.")
 @click.option("--calib", help="Data spec for int8 calibration and the parity gate (default: the checkpoint's).")
-@click.option("--calib-size", type=int, help="Calibration images (default 256).")
-@click.option("--parity-size", type=int, help="Validation images for the parity gate (default 256).")
+@click.option("--calib-size", type=POSITIVE_INT, help="Calibration images (default 256).")
+@click.option("--parity-size", type=POSITIVE_INT, help="Validation images for the parity gate (default 256).")
 @click.option("--profile", help="Deployment profile: a name in export/ (e.g. android-cpu-int8) or a YAML path.")
 @click.option("--nhwc/--nchw", default=None, help="TFLite input layout (NHWC float for camera pipelines).")
-@click.option("--opset", type=int, help="ONNX opset (default 18).")
+@click.option("--opset", type=POSITIVE_INT, help="ONNX opset (default 18).")
 @click.option("--static-batch", is_flag=True, default=None, help="ONNX: fixed batch 1 instead of a dynamic batch.")
-@click.option("--max-batch", type=int, help="TensorRT: largest batch of the optimization profile.")
+@click.option("--max-batch", type=POSITIVE_INT, help="TensorRT: largest batch of the optimization profile.")
 @click.option("--force", is_flag=True, help="Overwrite existing artifacts.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifests as JSON.")
 @_guard
@@ -312,7 +314,7 @@ def export_cmd(checkpoint: str, targets: tuple[str, ...], precisions: tuple[str,
 @click.argument("artifact", type=click.Path())
 @click.option("--checkpoint", required=True, type=click.Path(), help="The checkpoint the artifact came from.")
 @click.option("--data", help="Data spec whose validation split is used (default: the checkpoint's dataset).")
-@click.option("-n", "--num", "n", default=256, show_default=True, type=int, help="Validation images.")
+@click.option("-n", "--num", "n", default=256, show_default=True, type=POSITIVE_INT, help="Validation images.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_guard
 def verify_cmd(artifact: str, checkpoint: str, data: str | None, n: int, as_json: bool) -> None:

@@ -20,7 +20,12 @@ from edgekit.checkpoint import load_checkpoint
 from edgekit.errors import EdgekitError
 from edgekit.exporters.pipeline import available_targets, export, verify
 from edgekit.exporters.parity import THRESHOLDS, failures, gate, parity_numbers
-from edgekit.exporters.runtimes import load_runner, tensorrt_available
+from edgekit.exporters.runtimes import load_runner
+from edgekit.formats import export_unavailable
+
+
+def tensorrt_available() -> bool:
+    return export_unavailable("tensorrt") is None
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +190,7 @@ def test_tensorrt_unavailable_is_one_line(digits_ckpt: Path, tmp_path: Path) -> 
 
     res = CliRunner().invoke(main, ["export", str(digits_ckpt), "-t", "tensorrt", "-o", str(tmp_path)])
     assert res.exit_code == 2
-    assert res.output.strip().startswith("edgekit: error: TensorRT is not available here")
+    assert res.output.strip().startswith("edgekit: error: tensorrt export unavailable: ")
     assert len(res.output.strip().splitlines()) == 1
     assert "tensorrt" not in available_targets()
 

@@ -1,27 +1,24 @@
 """What is being benchmarked: an artifact file, its format, its manifest and its input.
 
-Formats are known by extension: ``.pt`` edgekit checkpoints (torch), ``.onnx``,
-``.tflite``, ``.engine`` / ``.plan`` (TensorRT) and ``.mlpackage`` / ``.mlmodel``
-(CoreML). The export stage writes a JSON **manifest** next to each artifact with its
-precision, input spec and labels; when one is found it is the source of truth for the
-input shape, layout and preprocessing. Without one, the shape comes from the model
-file itself (the runner reads it) and the precision is inferred from the weights.
+The format comes from :func:`edgekit.formats.detect`: exported artifacts by extension,
+edgekit checkpoints by their content whatever their name. The export stage writes a JSON
+**manifest** next to each artifact with its precision, input spec, labels and source
+checkpoint (read by :func:`edgekit.exporters.manifest.find_manifest`); when one is found
+it is the source of truth for the input shape, layout and preprocessing. Without one,
+the shape comes from the model file itself (the runner reads it) and the precision is
+inferred from the weights.
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import EdgekitError
+from .. import formats
+from ..exporters.manifest import find_manifest
 
-FORMATS = {".pt": "torch", ".pth": "torch", ".onnx": "onnx", ".tflite": "tflite", ".engine": "tensorrt",
-           ".plan": "tensorrt", ".mlpackage": "coreml", ".mlmodel": "coreml"}
-# The runtime each format runs on when --runtime auto.
-DEFAULT_RUNTIME = {"torch": "torch", "onnx": "onnxruntime", "tflite": "litert", "tensorrt": "tensorrt",
-                   "coreml": "coreml"}
+LINEAGE_KEYS = ("sha256", "name", "parent_sha256", "root_sha256", "root_name")
 _PRECISION_SUFFIX = re.compile(r"[._-](int8|uint8|fp16|float16|fp32|float32|dynamic|qat|ptq)$", re.I)
 
 
@@ -71,52 +68,20 @@ class Artifact:
     def labels(self) -> list[str]:
         return list(self.manifest.get("labels") or [])
 
-
-def _manifest_candidates(path: Path) -> list[Path]:
-    stem = path.name.rsplit(".", 1)[0]
-    return [path.with_name(path.name + ".json"), path.with_name(stem + ".json"),
-            path.with_name(stem + ".manifest.json"), path.with_name("manifest.json")]
-
-
-def _refers_to(manifest: dict[str, Any], path: Path) -> bool:
-    """A shared manifest.json may list several artifacts; pick the entry naming this file."""
-    for key in ("file", "artifact", "path"):
-        if isinstance(manifest.get(key), str):
-            return Path(manifest[key]).name == path.name
-    return True
-
-
-def find_manifest(path: Path) -> tuple[dict[str, Any], Path | None]:
-    """The export manifest describing ``path`` ({} when there is none)."""
-    for cand in _manifest_candidates(path):
-        if not cand.is_file() or cand == path:
-            continue
-        try:
-            data = json.loads(cand.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        if not isinstance(data, dict):
-            continue
-        entries = data.get("artifacts")
-        if isinstance(entries, list):  # one manifest for a whole export
-            for entry in entries:
-                if isinstance(entry, dict) and _refers_to(entry, path):
-                    merged = {k: v for k, v in data.items() if k != "artifacts"}
-                    return {**merged, **entry}, cand
-            continue
-        if _refers_to(data, path):
-            return data, cand
-    return {}, None
+    @property
+    def lineage(self) -> dict[str, Any] | None:
+        """The source checkpoint's lineage (own, parent and root hashes and names) as the
+        manifest records it; None without one (torch rows get it from the checkpoint)."""
+        src = self.manifest.get("source")
+        lineage = src.get("lineage") if isinstance(src, dict) else None
+        if not isinstance(lineage, dict):
+            return None
+        return {k: lineage[k] for k in LINEAGE_KEYS if lineage.get(k) is not None} or None
 
 
 def resolve_artifact(path: str | Path) -> Artifact:
     """Check the file exists and has a known format; attach its manifest."""
     p = Path(path)
-    if not p.exists():
-        raise EdgekitError(f"artifact not found: {p}")
-    fmt = FORMATS.get(p.suffix.lower())
-    if fmt is None:
-        raise EdgekitError(f"{p}: unknown artifact type {p.suffix or '(no extension)'!r}; expected one of "
-                           + ", ".join(sorted(FORMATS)))
-    manifest, mpath = find_manifest(p) if fmt != "torch" else ({}, None)
-    return Artifact(p, fmt, manifest, mpath)
+    fmt = formats.detect(p)
+    manifest, mpath = find_manifest(p) if fmt.target else ({}, None)
+    return Artifact(p, fmt.name, manifest, mpath)

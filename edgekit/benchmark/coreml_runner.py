@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EdgekitError
-from .artifact_session import export_runtimes, session_from_runner
-from .runners import Session, runtime_version
+from ..exporters.runtimes import CoreMLRunner
+from .runners import Session, runtime_version, session_from_runner
 
 _UNITS = {"all": "ALL", "cpu": "CPU_ONLY", "cpu_gpu": "CPU_AND_GPU", "cpu_ne": "CPU_AND_NE"}
 
@@ -19,13 +19,7 @@ _UNITS = {"all": "ALL", "cpu": "CPU_ONLY", "cpu_gpu": "CPU_AND_GPU", "cpu_ne": "
 PRELOAD = ("coremltools",)
 
 
-def preload() -> None:
-    export_runtimes()
-
-
 def open_session(job: dict[str, Any]) -> Session:
-    CoreMLRunner = export_runtimes().CoreMLRunner
-
     delegate = job.get("delegate") or "all"
     if delegate not in _UNITS:
         raise EdgekitError(f"coreml: unknown compute units {delegate!r}; use one of {', '.join(_UNITS)}")

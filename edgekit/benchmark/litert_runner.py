@@ -18,15 +18,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import EdgekitError
-from .artifact_session import export_runtimes, session_from_runner
-from .runners import Session, runtime_version
+from ..exporters.runtimes import LiteRTRunner
+from .runners import Session, runtime_version, session_from_runner
 
 
 PRELOAD = ("ai_edge_litert.interpreter",)
-
-
-def preload() -> None:
-    export_runtimes()
 
 
 def tflite_precision(interp: Any) -> str:
@@ -47,41 +43,12 @@ def tflite_precision(interp: Any) -> str:
     return "fp16" if kinds["fp16"] > kinds["fp32"] / 4 else "fp32"
 
 
-def _builtin_kernels_runner(path: Path, threads: int) -> Any:
-    """The export LiteRTRunner, with the interpreter rebuilt without default delegates."""
-    from ai_edge_litert import interpreter as mod
-
-    rt = export_runtimes()
-    LiteRTRunner, Runner = rt.LiteRTRunner, rt.Runner
-
-    class BuiltinKernels(LiteRTRunner):
-        def __init__(self) -> None:
-            Runner.__init__(self, path)
-            self.interp = mod.Interpreter(model_path=str(path), num_threads=threads,
-                                          experimental_op_resolver_type=mod.OpResolverType
-                                          .BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-            self.interp.allocate_tensors()
-            self.inp, self.out = self.interp.get_input_details()[0], self.interp.get_output_details()[0]
-            self.input_shape = [int(d) for d in self.inp["shape"]]
-            self.fixed_batch = self.input_shape[0]
-            self.input_dtype = np.dtype(self.inp["dtype"]).name
-            self.layout = "NHWC" if self.input_shape[-1] in (1, 3, 4) and self.input_shape[1] not in (1, 3, 4) \
-                else "NCHW"
-
-    return BuiltinKernels()
-
-
 def open_session(job: dict[str, Any]) -> Session:
-    LiteRTRunner = export_runtimes().LiteRTRunner
-
     delegate = job.get("delegate") or "xnnpack"
     path, threads = Path(job["artifact"]), int(job["threads"])
-    if delegate == "xnnpack":
-        runner = LiteRTRunner(path, threads=threads)
-    elif delegate == "none":
-        runner = _builtin_kernels_runner(path, threads)
-    else:
+    if delegate not in ("xnnpack", "none"):
         raise EdgekitError(f"litert: unknown delegate {delegate!r}; use xnnpack or none")
+    runner = LiteRTRunner(path, threads=threads, builtin_kernels=delegate == "none")
     package = "ai_edge_litert" if type(runner.interp).__module__.startswith("ai_edge_litert") else "tflite_runtime"
     info = {"delegate": delegate, "device": "cpu", "threads_effective": threads,
             "precision": job.get("precision") or tflite_precision(runner.interp),

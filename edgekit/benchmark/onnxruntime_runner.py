@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EdgekitError, require
-from .artifact_session import export_runtimes, session_from_runner
-from .runners import Session, runtime_version
+from ..exporters.runtimes import OnnxRunner
+from .runners import Session, runtime_version, session_from_runner
 
 PROVIDERS = {"cpu": ["CPUExecutionProvider"],
              "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
@@ -25,10 +25,6 @@ _QUANT_OPS = {"QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "Q
 
 
 PRELOAD = ("onnxruntime", "onnx")
-
-
-def preload() -> None:
-    export_runtimes()
 
 
 def onnx_precision(path: str) -> str:
@@ -43,8 +39,6 @@ def onnx_precision(path: str) -> str:
 
 
 def open_session(job: dict[str, Any]) -> Session:
-    OnnxRunner = export_runtimes().OnnxRunner
-
     ort = require("onnxruntime", "onnx")
     delegate = job.get("delegate") or "cpu"
     if delegate not in PROVIDERS:

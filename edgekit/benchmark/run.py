@@ -11,17 +11,17 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .. import __version__
-from ..errors import EdgekitError, suggest
+from .. import __version__, formats
+from ..errors import EdgekitError
 from ..fileio import check_writable, write_json
-from .artifact import DEFAULT_RUNTIME, FORMATS, Artifact, resolve_artifact
+from ..numbers import non_negative_int, optional, positive_float, positive_int
+from .artifact import Artifact, resolve_artifact
 from .isolate import run_isolated
 from .machine import load_average, machine_info
-from .runners import RUNTIMES, runtime_version, unavailable
+from .runners import runtime_version
 from .schema import error_row, results_document
 
 DEFAULT_TIMEOUT = 600.0
-EXTENSIONS = {fmt: " ".join(ext for ext, f in FORMATS.items() if f == fmt) for fmt in set(FORMATS.values())}
 
 
 def _as_list(value: Any, what: str) -> list[str]:
@@ -36,17 +36,8 @@ def _as_list(value: Any, what: str) -> list[str]:
 
 def parse_threads(threads: int | str | Iterable[int]) -> list[int]:
     """``2``, ``"1,2,4"`` or ``(1, 2)`` -> [1, 2, 4]; each a positive integer."""
-    raw = [threads] if isinstance(threads, int) else _as_list(threads, "thread counts")
-    out: list[int] = []
-    for t in raw:
-        try:
-            n = int(t)
-        except ValueError:
-            raise EdgekitError(f"thread count must be an integer, got {t!r}") from None
-        if n < 1:
-            raise EdgekitError(f"thread count must be >= 1, got {n}")
-        out.append(n)
-    return out
+    raw = [threads] if isinstance(threads, (int, float)) else _as_list(threads, "thread counts")
+    return [positive_int("thread count", t) for t in raw]
 
 
 def plan_runs(artifacts: Sequence[Artifact], runtime: str | Sequence[str]) -> list[tuple[Artifact, str]]:
@@ -54,17 +45,22 @@ def plan_runs(artifacts: Sequence[Artifact], runtime: str | Sequence[str]) -> li
     pair with the artifacts they can run. An artifact no named runtime runs is an error."""
     names = _as_list(runtime, "runtimes")
     for name in names:
-        if name != "auto" and name not in RUNTIMES:
-            raise suggest(name, ["auto", *RUNTIMES], "runtime")
+        if name != "auto":
+            formats.runtime(name)  # unknown names: one line with the closest
     pairs: list[tuple[Artifact, str]] = []
     for art in artifacts:
-        chosen = [DEFAULT_RUNTIME[art.format] if n == "auto" else n for n in names]
-        fits = [r for r in dict.fromkeys(chosen) if art.format in RUNTIMES[r][1]]
+        chosen = [formats.FORMATS[art.format].runtime if n == "auto" else n for n in names]
+        fits = [r for r in dict.fromkeys(chosen) if art.format in formats.RUNTIMES[r].formats]
         if not fits:
-            runs = ", ".join(f"{r} runs {'/'.join(EXTENSIONS[f] for f in RUNTIMES[r][1])}" for r in dict.fromkeys(chosen))
+            runs = ", ".join(f"{r} runs {' '.join(_files(f) for f in formats.RUNTIMES[r].formats)}"
+                             for r in dict.fromkeys(chosen))
             raise EdgekitError(f"{art.path}: no requested runtime runs a {art.format} artifact ({runs})")
         pairs.extend((art, r) for r in fits)
     return pairs
+
+
+def _files(fmt: str) -> str:
+    return "edgekit checkpoints" if fmt == "torch" else "/".join(formats.FORMATS[fmt].extensions)
 
 
 def _source_checkpoint(art: Artifact) -> str | None:
@@ -124,8 +120,12 @@ def bench(artifacts: Sequence[str | Path] | str | Path, *, runtime: str | Sequen
         artifacts = [artifacts]
     if not artifacts:
         raise EdgekitError("no artifacts to benchmark")
-    if batch < 1 or warmup < 0 or (runs is not None and runs < 1) or (min_seconds is not None and min_seconds <= 0):
-        raise EdgekitError("batch and runs must be >= 1, warmup >= 0, min_seconds > 0")
+    batch, warmup = positive_int("batch", batch), non_negative_int("warmup", warmup)
+    runs, min_seconds = optional(positive_int, "runs", runs), optional(positive_float, "min_seconds", min_seconds)
+    timeout, cv_threshold = positive_float("timeout", timeout), positive_float("cv_threshold", cv_threshold)
+    max_samples, seed = optional(positive_int, "max_samples", max_samples), non_negative_int("seed", seed)
+    input_shape = [positive_int("input_shape", d) for d in input_shape] if input_shape else None
+    cpus = [non_negative_int("cpus", c) for c in cpus] if cpus else None
     if runs is not None and min_seconds is not None:
         raise EdgekitError("give either runs or min_seconds, not both")
     out_path = check_writable(output, force) if output is not None else None
@@ -138,8 +138,9 @@ def bench(artifacts: Sequence[str | Path] | str | Path, *, runtime: str | Sequen
     total = len(pairs) * len(thread_list)
     for art, rt in pairs:
         for n in thread_list:
-            base = {"model": art.model, "artifact": str(art.path), "format": art.format, "runtime": rt,
-                    "delegate": delegate or RUNTIMES[rt][2], "device": device or "cpu", "threads": n,
+            base = {"model": art.model, "lineage": art.lineage, "artifact": str(art.path), "format": art.format,
+                    "runtime": rt, "delegate": delegate or formats.RUNTIMES[rt].delegate, "device": device or "cpu",
+                    "threads": n,
                     "batch": batch, "precision": art.precision, "model_size_mb": art.size_bytes / 2**20,
                     "manifest": str(art.manifest_path) if art.manifest_path else None, "machine": machine,
                     "load_avg_1m": load_average(),
@@ -161,7 +162,7 @@ def bench(artifacts: Sequence[str | Path] | str | Path, *, runtime: str | Sequen
 
 
 def _measure(art: Artifact, rt: str, threads: int, base: dict[str, Any], opts: dict[str, Any]) -> dict[str, Any]:
-    why = unavailable(rt)
+    why = formats.runtime_unavailable(rt)
     if why:
         return error_row(base, why)
     if rt == "adb":

@@ -6,66 +6,23 @@ makes it: feed the input, execute, fetch the output into host memory. The harnes
 times exactly that call, so every runtime is measured the same way.
 ``Session.predict(x)`` maps a float NCHW batch to outputs (accuracy with ``--data``).
 
-================  ==================  =============================================
-runtime           artifacts           delegates / execution providers
-================  ==================  =============================================
-torch             .pt checkpoint      eager (cpu, cuda)
-torch-compile     .pt checkpoint      inductor (torch.compile)
-onnxruntime       .onnx               cpu, cuda, tensorrt (EPs, when installed)
-litert            .tflite             xnnpack (default), none (builtin kernels)
-tensorrt          .engine / .plan     gpu (CUDA)
-coreml            .mlpackage          all, cpu (macOS only)
-adb               .tflite             the user's benchmark binary on a phone
-================  ==================  =============================================
+Which runtime runs which format, its session module and its default delegate are in
+:mod:`edgekit.formats` (the one table); ``torch`` and ``torch-compile`` run edgekit
+checkpoints, the others exported artifacts through the export stage's runners
+(:mod:`edgekit.exporters.runtimes`, wrapped by :func:`session_from_runner`), ``adb``
+runs a .tflite on a phone with the user's benchmark binary.
 """
 from __future__ import annotations
 
 import contextlib
 import importlib
-import importlib.util
-import platform
 from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager
 
 import numpy as np
 
+from .. import formats
 from ..errors import EdgekitError
-
-# runtime -> (module implementing open_session, formats it runs, default delegate)
-RUNTIMES: dict[str, tuple[str, tuple[str, ...], str]] = {
-    "torch": ("edgekit.benchmark.torch_runner", ("torch",), "eager"),
-    "torch-compile": ("edgekit.benchmark.torch_runner", ("torch",), "inductor"),
-    "onnxruntime": ("edgekit.benchmark.onnxruntime_runner", ("onnx",), "cpu"),
-    "litert": ("edgekit.benchmark.litert_runner", ("tflite",), "xnnpack"),
-    "tensorrt": ("edgekit.benchmark.tensorrt_runner", ("tensorrt",), "gpu"),
-    "coreml": ("edgekit.benchmark.coreml_runner", ("coreml",), "all"),
-    "adb": ("edgekit.benchmark.adb", ("tflite",), "benchmark_model"),
-}
-
-
-def unavailable(runtime: str) -> str | None:
-    """One line saying why ``runtime`` cannot run on this machine, or None if it can.
-
-    Checked in the parent before a worker starts, so a missing runtime costs nothing
-    and reads the same everywhere."""
-    if runtime == "litert":
-        if importlib.util.find_spec("ai_edge_litert") or importlib.util.find_spec("tflite_runtime"):
-            return None
-        return 'litert runtime unavailable: ai-edge-litert is not installed; pip install "edgekit[tflite]"'
-    if runtime == "tensorrt":
-        if importlib.util.find_spec("tensorrt") is None:
-            return ('tensorrt runtime unavailable: the tensorrt package is not installed (needs an NVIDIA GPU); '
-                    'pip install "edgekit[tensorrt]"')
-        return None
-    if runtime == "coreml":
-        if platform.system() != "Darwin":
-            return f"coreml runtime unavailable: CoreML predictions run only on macOS (this is {platform.system()})"
-        if importlib.util.find_spec("coremltools") is None:
-            return 'coreml runtime unavailable: coremltools is not installed; pip install "edgekit[coreml]"'
-        return None
-    if runtime == "onnxruntime" and importlib.util.find_spec("onnxruntime") is None:
-        return "onnxruntime runtime unavailable: onnxruntime is not installed; pip install onnxruntime"
-    return None
 
 
 @dataclass
@@ -87,20 +44,17 @@ class Session:
 def preload(job: dict[str, Any]) -> None:
     """Import the runtime's Python modules, so ``init_ms`` times loading the model and
     creating the session -- what benchmark_model calls Init -- not library imports."""
-    module = importlib.import_module(RUNTIMES[job["runtime"]][0])
+    module = importlib.import_module(formats.runtime(job["runtime"]).session)
     for name in getattr(module, "PRELOAD", ()):
         try:
             importlib.import_module(name)
         except ImportError:  # reported by open_session in one line
             pass
-    if hasattr(module, "preload"):
-        module.preload()
 
 
 def open_session(job: dict[str, Any]) -> Session:
     """Open ``job['artifact']`` on ``job['runtime']`` (inside the worker)."""
-    module, _, _ = RUNTIMES[job["runtime"]]
-    return importlib.import_module(module).open_session(job)
+    return importlib.import_module(formats.runtime(job["runtime"]).session).open_session(job)
 
 
 def make_input(shape: tuple[int, ...], dtype: str = "float32", seed: int = 0) -> np.ndarray:
@@ -150,3 +104,22 @@ def runtime_version(module: str) -> str | None:
             return version(module.replace("_", "-"))
         except PackageNotFoundError:
             return None
+
+
+def session_from_runner(runner: Any, job: dict[str, Any], info: dict[str, Any]) -> Session:
+    """Wrap an export-stage runner (:mod:`edgekit.exporters.runtimes`) as a timed :class:`Session`.
+
+    The random input is converted to the artifact's native input once (``prepare``), and a
+    timed run is ``invoke`` alone -- the runtime executing on ready input and handing back
+    its output, which is what an application's inference call costs. ``predict`` is the
+    runner itself (accuracy)."""
+    shape = nchw_shape(list(runner.input_shape), runner.layout, job, str(runner.path), runner.fixed_batch)
+    native = runner.prepare(make_input(shape, "float32", job.get("seed", 0)))
+    invoke = runner.invoke
+
+    def run() -> Any:
+        return invoke(native)
+
+    base = {"input_shape": list(getattr(native, "shape", shape)), "input_dtype": runner.input_dtype,
+            "layout": runner.layout}
+    return Session(run=run, predict=runner, info={**base, **info})

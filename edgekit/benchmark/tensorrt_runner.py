@@ -12,21 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .artifact_session import export_runtimes, session_from_runner
-from .runners import Session, runtime_version
+from ..exporters.runtimes import TensorRTRunner, require_tensorrt
+from .runners import Session, runtime_version, session_from_runner
 
 
 PRELOAD = ("torch", "tensorrt")
 
 
-def preload() -> None:
-    export_runtimes()
-
-
 def open_session(job: dict[str, Any]) -> Session:
-    rt = export_runtimes()
-    TensorRTRunner, require_tensorrt = rt.TensorRTRunner, rt.require_tensorrt
-
     require_tensorrt()
     import torch
 

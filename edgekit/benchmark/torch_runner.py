@@ -1,7 +1,7 @@
 """PyTorch runner: the baseline every report compares against.
 
 Loads an edgekit checkpoint (the model rebuilt from its definition, weights loaded,
-eval mode) and times ``model(x)`` under ``torch.inference_mode`` in eager mode or,
+eval mode; its lineage goes into the row) and times ``model(x)`` under ``torch.inference_mode`` in eager mode or,
 for the ``torch-compile`` runtime, after ``torch.compile`` (inductor; compilation
 happens in the first run, which is reported separately as ``first_run_ms``).
 On CUDA each run ends with a device synchronisation, so a run is the full latency.
@@ -62,5 +62,5 @@ def open_session(job: dict[str, Any]) -> Session:
             "threads_effective": torch.get_num_threads(), "input_shape": list(shape), "input_dtype": "float32",
             "precision": {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(dtype, "fp32"),
             "versions": {"torch": runtime_version("torch")}, "arch": ckpt.arch, "task": ckpt.task,
-            "input_spec": spec, "labels": ckpt.labels}
+            "input_spec": spec, "labels": ckpt.labels, "lineage": ckpt.lineage}
     return Session(run=run, predict=predict, info=info, context=torch.inference_mode)

@@ -17,33 +17,38 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .. import formats
 from ..checkpoint import Checkpoint
 from ..errors import EdgekitError
 from .selection import Selection, Target, select
 
 log = logging.getLogger("edgekit.prune")
 
-#: runtime name -> export target it runs
-RUNTIME_TARGET = {"onnxruntime": "onnx", "litert": "tflite"}
-
 
 def measure_latency(ckpt: Checkpoint, runtime: str, *, data: str | None = None, threads: int = 1,
                     min_seconds: float = 1.0, workdir: str | Path | None = None) -> float:
-    """Median latency (ms, batch 1) of ``ckpt`` exported for ``runtime`` (onnxruntime | litert)."""
+    """Median latency (ms, batch 1) of ``ckpt`` exported for ``runtime`` (onnxruntime, litert, or any
+    local runtime of :mod:`edgekit.formats` whose format edgekit exports)."""
     from ..benchmark.run import bench
     from ..exporters.pipeline import export
 
-    if runtime not in RUNTIME_TARGET:
-        raise EdgekitError(f"latency runtime {runtime!r} not supported; expected one of {', '.join(RUNTIME_TARGET)}")
-    calib = data or ckpt.provenance.get("data")
+    target = _target_for(runtime)
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-        recs = export(ckpt, RUNTIME_TARGET[runtime], output_dir=tmp, name="candidate", calib=calib,
-                      parity_size=32, force=True)
+        recs = export(ckpt, target, output_dir=tmp, name="candidate", calib=data, parity_size=32, force=True)
         rows = bench(recs[0]["path"], runtime=runtime, threads=threads, min_seconds=min_seconds)
     row = rows[0]
     if row.get("error"):
         raise EdgekitError(f"benchmarking on {runtime} failed: {row['error']}")
     return float(row["p50_ms"])
+
+
+def _target_for(runtime: str) -> str:
+    """The export target ``runtime`` runs, if it can run here; else one line saying why not."""
+    target = formats.export_target_for(runtime)
+    why = formats.runtime_unavailable(runtime) or formats.export_unavailable(target)
+    if why:
+        raise EdgekitError(f"cannot measure latency on {runtime}: {why}")
+    return target
 
 
 def speedup(parent: Checkpoint, child: Checkpoint, *, runtimes: tuple[str, ...] = ("onnxruntime", "litert"),
@@ -62,9 +67,7 @@ def select_for_latency(graph: Any, scores: dict[int, Any], ckpt: Checkpoint, tar
                        workdir: str | Path | None = None, iterations: int = 6) -> tuple[Selection, dict[str, Any]]:
     """Bisect the MACs ratio until the measured latency on ``target.runtime`` meets ``target.value`` ms."""
     runtime = target.runtime or ""
-    if runtime not in RUNTIME_TARGET:
-        raise EdgekitError(f"latency target runtime {runtime!r} not supported; expected one of "
-                           f"{', '.join(RUNTIME_TARGET)}")
+    _target_for(runtime)
     trials: list[dict[str, Any]] = []
 
     def trial(ratio: float) -> tuple[Selection, float]:
@@ -73,12 +76,12 @@ def select_for_latency(graph: Any, scores: dict[int, Any], ckpt: Checkpoint, tar
         sub = type(graph)(model, graph.example)  # same structure: group indices line up
         sub.prune(sel.removal)
         cand = ckpt.derive(model, stage="prune-candidate")
-        ms = measure_latency(cand, runtime, data=data or ckpt.provenance.get("data"), workdir=workdir)
+        ms = measure_latency(cand, runtime, data=data, workdir=workdir)
         trials.append({"macs_ratio": ratio, "latency_ms": ms})
         log.info("latency search: macs=%.3f -> %.3f ms on %s", ratio, ms, runtime)
         return sel, ms
 
-    base_ms = measure_latency(ckpt, runtime, data=data or ckpt.provenance.get("data"), workdir=workdir)
+    base_ms = measure_latency(ckpt, runtime, data=data, workdir=workdir)
     if base_ms <= target.value:
         raise EdgekitError(f"the unpruned model already runs in {base_ms:.3f} ms on {runtime} "
                            f"(target {target.value:g} ms): nothing to prune")

@@ -4,8 +4,9 @@ Each artifact ``X`` gets ``X.json`` beside it, and ``manifest.json`` in the outp
 lists every artifact written there (entries replaced by file name on re-export). A
 record holds what an app or a benchmark needs without the checkpoint: target,
 precision, file, size, sha256, input/output tensors, input spec with preprocessing,
-labels, task, parity numbers, calibration, the source checkpoint, and the versions of
-torch, the converter and the runtime.
+labels, task, parity numbers, calibration, the source checkpoint with its lineage, and
+the versions of torch, the converter and the runtime. :func:`find_manifest` is the one
+reader, for verify and bench alike.
 """
 from __future__ import annotations
 
@@ -17,21 +18,17 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
+from .. import formats
 from ..fileio import write_json
 
 FORMAT = "edgekit.export"
 VERSION = 1
 
-# Packages whose versions matter for each target: converter(s), then runtime.
-PACKAGES = {"onnx": ["torch", "onnx", "onnxscript", "onnxruntime"],
-            "tflite": ["torch", "litert-torch", "ai-edge-quantizer", "ai-edge-litert"],
-            "coreml": ["torch", "coremltools"],
-            "tensorrt": ["torch", "onnx", "onnxruntime", "tensorrt"]}
-
 
 def package_versions(target: str) -> dict[str, str]:
+    """Versions of edgekit and of the packages that matter for ``target`` (converters, runtime)."""
     out = {}
-    for pkg in ["edgekit"] + PACKAGES.get(target, []):
+    for pkg in ["edgekit", *formats.target(target).packages]:
         try:
             out[pkg] = importlib_metadata.version(pkg)
         except importlib_metadata.PackageNotFoundError:
@@ -62,13 +59,31 @@ def manifest_path(artifact: Path) -> Path:
     return artifact.with_name(artifact.name + ".json")
 
 
-def read_manifest(artifact: str | Path) -> dict[str, Any]:
-    """The manifest written beside ``artifact`` ({} when there is none)."""
-    p = manifest_path(Path(artifact))
+def _read_json(path: Path) -> Any:
     try:
-        return json.loads(p.read_text()) if p.is_file() else {}
-    except (OSError, json.JSONDecodeError):
-        return {}
+        return json.loads(path.read_text()) if path.is_file() else None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+
+
+def find_manifest(artifact: str | Path) -> tuple[dict[str, Any], Path | None]:
+    """The manifest describing ``artifact`` and the file it came from (``({}, None)`` if none).
+
+    The one reader of manifests: ``X.json`` beside the artifact, else the entry naming
+    ``X`` in the folder's ``manifest.json`` index (merged over the index's own fields)."""
+    path = Path(artifact)
+    own = manifest_path(path)
+    record = _read_json(own)
+    if isinstance(record, dict) and Path(str(record.get("file") or path.name)).name == path.name:
+        return record, own
+    index_path = path.parent / "manifest.json"
+    index = _read_json(index_path)
+    if isinstance(index, dict) and isinstance(index.get("artifacts"), list):
+        for entry in index["artifacts"]:
+            if isinstance(entry, dict) and Path(str(entry.get("file") or "")).name == path.name:
+                shared = {k: v for k, v in index.items() if k != "artifacts"}
+                return {**shared, **entry}, index_path
+    return {}, None
 
 
 def write_manifest(record: dict[str, Any], artifact: Path) -> None:
@@ -76,10 +91,8 @@ def write_manifest(record: dict[str, Any], artifact: Path) -> None:
     write_json(manifest_path(artifact), record)
     os.chmod(manifest_path(artifact), 0o644)  # readable like the artifact beside it
     index_path = artifact.parent / "manifest.json"
-    try:
-        index = json.loads(index_path.read_text()) if index_path.is_file() else {}
-    except (OSError, json.JSONDecodeError):
-        index = {}
+    index = _read_json(index_path)
+    index = index if isinstance(index, dict) else {}
     entries = [e for e in index.get("artifacts", []) if isinstance(e, dict) and e.get("file") != record["file"]]
     write_json(index_path, {"format": FORMAT, "version": VERSION, "updated": _now(),
                             "artifacts": entries + [record]})

@@ -13,9 +13,9 @@ conversion or gate leaves nothing behind. :func:`verify` re-runs the gate later.
 """
 from __future__ import annotations
 
+import importlib
 import logging
 import os
-import platform
 import shutil
 import tempfile
 import time
@@ -26,34 +26,27 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from .. import __version__
+from .. import __version__, formats
 from ..checkpoint import Checkpoint, load_checkpoint
 from ..data import DataBundle
 from ..errors import EdgekitError, suggest
+from ..formats import PRECISIONS, TARGETS, available_targets
+from ..numbers import optional, positive_int
 from . import parity as parity_mod
-from .manifest import (artifact_sha256, artifact_size, build_record, package_versions, read_manifest,
-                       write_manifest)
+from .manifest import artifact_sha256, artifact_size, build_record, find_manifest, package_versions, write_manifest
 from .profiles import load_profile
-from .runtimes import load_runner, require_tensorrt, tensorrt_available
+from .quiet import third_party_output
+from .runtimes import load_runner
 from .samples import checkpoint_data, real_inputs
 
 log = logging.getLogger("edgekit.export")
 
-TARGETS = ("onnx", "tflite", "coreml", "tensorrt")
-PRECISIONS = ("fp32", "fp16", "int8")
-EXTENSIONS = {"onnx": ".onnx", "tflite": ".tflite", "coreml": ".mlpackage", "tensorrt": ".engine"}
-DEFAULT_PRECISION = {"onnx": "fp32", "tflite": "fp32", "coreml": "fp16", "tensorrt": "fp16"}
-_MODULES = {"onnx": "onnxruntime", "tflite": "litert_torch", "coreml": "coremltools"}
-
 __all__ = ["export", "verify", "available_targets", "load_runner", "TARGETS", "PRECISIONS"]
 
 
-def available_targets() -> list[str]:
-    """Targets this machine can produce (converter importable; TensorRT also needs a GPU)."""
-    import importlib.util
-
-    out = [t for t, mod in _MODULES.items() if importlib.util.find_spec(mod) is not None]
-    return out + (["tensorrt"] if tensorrt_available() else [])
+def _given(*values: Any) -> Any:
+    """The first value that is not None: an explicit 0 is bad input, not "not given"."""
+    return next((v for v in values if v is not None), None)
 
 
 def _as_list(value: str | list[str] | tuple[str, ...] | None) -> list[str]:
@@ -72,11 +65,11 @@ def _resolve_targets(targets: list[str]) -> list[str]:
             if missing:
                 log.warning("target 'all' skips %s (not available on this machine)", ", ".join(missing))
             out += avail
-        elif t not in TARGETS:
-            raise suggest(t, list(TARGETS) + ["all"], "export target")
         else:
-            if t == "tensorrt":
-                require_tensorrt()
+            formats.target(t)  # unknown names: one line with the closest
+            why = formats.export_unavailable(t)
+            if why:
+                raise EdgekitError(why)
             out.append(t)
     return list(dict.fromkeys(out))
 
@@ -84,7 +77,7 @@ def _resolve_targets(targets: list[str]) -> list[str]:
 def _jobs(targets: list[str], precisions: list[str]) -> list[tuple[str, str]]:
     jobs = []
     for t in targets:
-        for p in precisions or [DEFAULT_PRECISION[t]]:
+        for p in precisions or [formats.target(t).precision]:
             if p not in PRECISIONS:
                 raise suggest(p, PRECISIONS, "precision")
             jobs.append((t, p))
@@ -93,7 +86,7 @@ def _jobs(targets: list[str], precisions: list[str]) -> list[tuple[str, str]]:
 
 def artifact_name(stem: str, target: str, precision: str, nhwc: bool = False) -> str:
     layout = ".nhwc" if nhwc and target == "tflite" else ""
-    return f"{stem}{layout}.{precision}{EXTENSIONS[target]}"
+    return f"{stem}{layout}.{precision}{formats.target(target).extensions[0]}"
 
 
 @contextmanager
@@ -126,30 +119,21 @@ def _torch_outputs(model: torch.nn.Module, x: torch.Tensor, batch: int = 64) -> 
 
 def _convert(target: str, model: torch.nn.Module, sample: torch.Tensor, out: Path, precision: str,
              calib: torch.Tensor | None, meta: dict[str, Any], opts: dict[str, Any]) -> dict[str, Any]:
-    if target == "onnx":
-        from . import onnx as conv
-        return conv.convert(model, sample, out, precision=precision, calib=calib, meta=meta,
-                            opset=opts.get("opset") or conv.DEFAULT_OPSET,
-                            dynamic_batch=opts.get("dynamic_batch", True) is not False)
-    if target == "tflite":
-        from . import tflite as conv_t
-        return conv_t.convert(model, sample, out, precision=precision, calib=calib, meta=meta,
-                              nhwc=bool(opts.get("nhwc")))
-    if target == "coreml":
-        from . import coreml as conv_c
-        return conv_c.convert(model, sample, out, precision=precision, calib=calib, meta=meta)
-    from . import tensorrt as conv_r
-    return conv_r.convert(model, sample, out, precision=precision, calib=calib, meta=meta,
-                          max_batch=int(opts.get("max_batch") or 32))
+    """Run the target's exporter (:mod:`edgekit.formats` names it) with the options it takes."""
+    fmt = formats.target(target)
+    exporter = importlib.import_module(str(fmt.exporter))
+    kwargs = {k: opts[k] for k in fmt.options if opts.get(k) is not None}
+    return exporter.convert(model, sample, out, precision=precision, calib=calib, meta=meta, **kwargs)
 
 
 def _check(target: str, path: Path, precision: str, ckpt: Checkpoint, x: torch.Tensor, ref: np.ndarray,
            targets: list[Any], thresholds: dict[str, float] | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Run the parity gate (or, for Core ML off macOS, the structural check). Returns (parity, io)."""
-    if target == "coreml" and platform.system() != "Darwin":
-        from .coreml import structural_check
-
-        res = structural_check(path, ckpt.model, x[:1], ckpt.num_outputs)
+    """Run the parity gate, or, where the format's runtime cannot run here but its exporter can
+    check the file's structure (Core ML off macOS), that check. Returns (parity, io)."""
+    fmt = formats.target(target)
+    exporter = importlib.import_module(str(fmt.exporter))
+    if formats.runtime_unavailable(fmt.runtime) and hasattr(exporter, "structural_check"):
+        res = exporter.structural_check(path, ckpt.model, x[:1], ckpt.num_outputs)
         io = {"inputs": [{"name": "input", "shape": res["input_shape"], "dtype": "float32", "layout": "NCHW"}],
               "outputs": [{"name": "output", "shape": res["output_shape"], "dtype": "float32"}]}
         return res, io
@@ -191,12 +175,12 @@ def export(checkpoint: str | Path | Checkpoint, targets: str | list[str] | None 
     targets_l = _resolve_targets(_as_list(targets) or _as_list(prof.get("targets")) or ["onnx"])
     jobs = _jobs(targets_l, _as_list(precision) or _as_list(prof.get("precision")))
     calib = calib or prof.get("calib")
-    calib_size = int(calib_size or prof.get("calib_size") or 256)
-    parity_size = int(parity_size or prof.get("parity_size") or 256)
+    calib_size = positive_int("calib_size", _given(calib_size, prof.get("calib_size"), 256))
+    parity_size = positive_int("parity_size", _given(parity_size, prof.get("parity_size"), 256))
     opts = {"nhwc": prof.get("nhwc", False) if nhwc is None else nhwc,
-            "opset": opset or prof.get("opset"),
+            "opset": optional(positive_int, "opset", _given(opset, prof.get("opset"))),
             "dynamic_batch": prof.get("dynamic_batch", True) if dynamic_batch is None else dynamic_batch,
-            "max_batch": max_batch or prof.get("max_batch")}
+            "max_batch": optional(positive_int, "max_batch", _given(max_batch, prof.get("max_batch")))}
 
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     stem = name or (Path(ckpt.path).stem if ckpt.path else ckpt.arch)
@@ -226,9 +210,11 @@ def export(checkpoint: str | Path | Checkpoint, targets: str | list[str] | None 
         with _staging(out_dir) as stage:
             staged = stage / final.name
             t0 = time.perf_counter()
-            extras = _convert(target, model, x_val[:1], staged, prec, calib_x, meta, opts)
+            with third_party_output(log):
+                extras = _convert(target, model, x_val[:1], staged, prec, calib_x, meta, opts)
             seconds = time.perf_counter() - t0
-            parity, io = _check(target, staged, prec, ckpt, x_val, ref, y_val, thresholds)
+            with third_party_output(log):
+                parity, io = _check(target, staged, prec, ckpt, x_val, ref, y_val, thresholds)
             _move_into_place(staged, final)
         shape = list(ckpt.input_spec.get("shape") or x_val.shape[1:])
         input_spec = {**ckpt.input_spec, "layout": layout,
@@ -241,7 +227,7 @@ def export(checkpoint: str | Path | Checkpoint, targets: str | list[str] | None 
             calibration={"data": bundle.spec, "split": "train", "n": len(calib_x)} if prec == "int8" else None,
             parity_data={"data": bundle.spec, "split": "val", "n": len(x_val)},
             source={"path": str(ckpt.path) if ckpt.path else None, "sha256": ckpt.sha256, "arch": ckpt.arch,
-                    "pruned": bool(ckpt.channel_plan), "metrics": ckpt.metrics},
+                    "pruned": bool(ckpt.channel_plan), "metrics": ckpt.metrics, "lineage": ckpt.lineage},
             profile=prof.get("profile"), converter=extras, versions=package_versions(target))
         write_manifest(record, final)
         records.append(record)
@@ -256,20 +242,20 @@ def verify(artifact: str | Path, checkpoint: str | Path | Checkpoint, data: str 
     name (``model.int8.tflite``). Returns the parity dict; raises :class:`EdgekitError`
     with the numbers when the gate fails. Core ML off macOS gets the structural check.
     """
+    n = positive_int("n", n)
     path = Path(artifact)
-    if not path.exists():
-        raise EdgekitError(f"artifact not found: {path}")
-    target = next((t for t, ext in EXTENSIONS.items() if path.suffix.lower() == ext), None)
-    if target is None:
-        raise EdgekitError(f"{path}: unknown artifact type {path.suffix!r}; expected "
-                           + ", ".join(EXTENSIONS.values()))
-    manifest = read_manifest(path)
-    prec = precision or manifest.get("precision") or next(
-        (p for p in PRECISIONS if f".{p}." in f".{path.name}"), None) or DEFAULT_PRECISION[target]
+    fmt = formats.detect(path)
+    if fmt.target is None:
+        raise EdgekitError(f"{path} is an edgekit checkpoint, not an exported artifact; verify compares an "
+                           "artifact (" + ", ".join(formats.artifact_extensions()) + ") with its checkpoint")
+    target = fmt.target
+    manifest, _ = find_manifest(path)
+    prec = precision or manifest.get("precision") or formats.precision_in_name(path) or fmt.precision
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     bundle = checkpoint_data(ckpt, data)
     x_val, y_val = real_inputs(ckpt, bundle, "val", n)
     ref = _torch_outputs(ckpt.model.eval().cpu(), x_val)
-    res, _ = _check(target, path, prec, ckpt, x_val, ref, y_val, thresholds)
+    with third_party_output(log):
+        res, _ = _check(target, path, prec, ckpt, x_val, ref, y_val, thresholds)
     return {"artifact": str(path), "target": target, "precision": prec, "data": bundle.spec, **res}
 

@@ -8,21 +8,19 @@ parity gate and the benchmarks feed every format the same real inputs.
 
 For timing, ``runner.prepare(x)`` converts a batch to the artifact's native input once
 and ``runner.invoke(native)`` runs only the runtime; ``runner(x)`` is
-``finish(invoke(prepare(x)))``.
+``finish(invoke(prepare(x)))``. Which runner opens which file is :mod:`edgekit.formats`'
+table; this module holds only the runners.
 """
 from __future__ import annotations
 
 import abc
-import platform
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
+from .. import formats
 from ..errors import EdgekitError, require
-
-RUNTIMES = {".onnx": "onnxruntime", ".tflite": "litert", ".mlpackage": "coreml", ".mlmodel": "coreml",
-            ".engine": "tensorrt", ".plan": "tensorrt"}
 
 
 class Runner(abc.ABC):
@@ -83,7 +81,7 @@ class OnnxRunner(Runner):
         self.input_shape = [d if isinstance(d, int) else str(d) for d in inp.shape]
         self.fixed_batch = self.input_shape[0] if isinstance(self.input_shape[0], int) else None
         self.input_dtype = "float16" if "float16" in inp.type else "float32"
-        self.layout = _layout_of(self.input_shape)
+        self.layout = layout_of(self.input_shape)
 
     def prepare(self, x: np.ndarray) -> Any:
         x = x.transpose(0, 2, 3, 1) if self.layout == "NHWC" else x
@@ -94,15 +92,24 @@ class OnnxRunner(Runner):
 
 
 class LiteRTRunner(Runner):
-    """ai-edge-litert Interpreter (XNNPACK on CPU); quantizes int8 inputs, dequantizes outputs."""
+    """ai-edge-litert Interpreter (XNNPACK on CPU); quantizes int8 inputs, dequantizes outputs.
+
+    ``builtin_kernels=True`` loads the model without default delegates (LiteRT's own
+    kernels, no XNNPACK), to show what the delegate buys."""
 
     runtime = "litert"
 
-    def __init__(self, path: Path, threads: int | None = None) -> None:
+    def __init__(self, path: Path, threads: int | None = None, builtin_kernels: bool = False) -> None:
         super().__init__(path)
         Interpreter = _litert_interpreter()
+        kwargs: dict[str, Any] = {}
+        if builtin_kernels:
+            import sys
+
+            resolver = sys.modules[Interpreter.__module__].OpResolverType
+            kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         try:
-            self.interp = Interpreter(model_path=str(path), num_threads=threads)
+            self.interp = Interpreter(model_path=str(path), num_threads=threads, **kwargs)
             self.interp.allocate_tensors()
         except Exception as exc:
             raise EdgekitError(f"LiteRT cannot load {path}: {str(exc).splitlines()[0][:300]}") from exc
@@ -111,7 +118,7 @@ class LiteRTRunner(Runner):
         self.input_shape = [int(d) for d in self.inp["shape"]]
         self.fixed_batch = self.input_shape[0]
         self.input_dtype = np.dtype(self.inp["dtype"]).name
-        self.layout = _layout_of(self.input_shape)
+        self.layout = layout_of(self.input_shape)
 
     def prepare(self, x: np.ndarray) -> Any:
         x = x.transpose(0, 2, 3, 1) if self.layout == "NHWC" else x
@@ -131,11 +138,11 @@ class CoreMLRunner(Runner):
 
     runtime = "coreml"
 
-    def __init__(self, path: Path, compute_units: str = "ALL") -> None:
+    def __init__(self, path: Path, threads: int | None = None, compute_units: str = "ALL") -> None:
         super().__init__(path)
-        if platform.system() != "Darwin":
-            raise EdgekitError(f"Core ML models run only on macOS (this is {platform.system()}); "
-                               f"{path.name} can be checked structurally here with `edgekit verify`")
+        why = formats.runtime_unavailable("coreml")
+        if why:
+            raise EdgekitError(f"{why}; `edgekit verify` checks {path.name} structurally here")
         ct = require("coremltools", "coreml")
         self.model = ct.models.MLModel(str(path), compute_units=getattr(ct.ComputeUnit, compute_units))
         spec = self.model.get_spec()
@@ -153,7 +160,7 @@ class TensorRTRunner(Runner):
 
     runtime = "tensorrt"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, threads: int | None = None) -> None:
         super().__init__(path)
         trt = require_tensorrt()
         import torch
@@ -193,24 +200,12 @@ class TensorRTRunner(Runner):
 
 def require_tensorrt() -> Any:
     """The tensorrt module, if it and a CUDA GPU are both present; else one clear line."""
-    try:
-        import tensorrt as trt  # noqa: F401
-    except ImportError:
-        raise EdgekitError('TensorRT is not available here: the tensorrt package is not installed '
-                           '(pip install "edgekit[tensorrt]", needs an NVIDIA GPU)') from None
-    import torch
+    why = formats.runtime_unavailable("tensorrt")
+    if why:
+        raise EdgekitError(why)
+    import tensorrt as trt
 
-    if not torch.cuda.is_available():
-        raise EdgekitError("TensorRT is not available here: no CUDA GPU is visible")
     return trt
-
-
-def tensorrt_available() -> bool:
-    try:
-        require_tensorrt()
-        return True
-    except EdgekitError:
-        return False
 
 
 def _litert_interpreter() -> Callable[..., Any]:
@@ -226,7 +221,7 @@ def _litert_interpreter() -> Callable[..., Any]:
     return Interpreter
 
 
-def _layout_of(shape: list[Any]) -> str:
+def layout_of(shape: list[Any]) -> str:
     """NHWC when the last dim looks like channels and the second does not."""
     if len(shape) == 4 and isinstance(shape[-1], int) and shape[-1] in (1, 3, 4) \
             and not (isinstance(shape[1], int) and shape[1] in (1, 3, 4)):
@@ -251,18 +246,11 @@ def _dequantize(y: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
 
 
 def load_runner(artifact: str | Path, *, threads: int | None = None, **options: Any) -> Runner:
-    """The runner for ``artifact``, picked by its extension (.onnx, .tflite, .mlpackage, .engine)."""
+    """The runner for ``artifact``, on its format's runtime (:mod:`edgekit.formats`).
+
+    ``options``: ``providers`` (onnxruntime), ``compute_units`` (Core ML)."""
     path = Path(artifact)
-    if not path.exists():
-        raise EdgekitError(f"artifact not found: {path}")
-    runtime = RUNTIMES.get(path.suffix.lower())
-    if runtime == "onnxruntime":
-        return OnnxRunner(path, threads=threads, providers=options.get("providers"))
-    if runtime == "litert":
-        return LiteRTRunner(path, threads=threads)
-    if runtime == "coreml":
-        return CoreMLRunner(path, compute_units=options.get("compute_units", "ALL"))
-    if runtime == "tensorrt":
-        return TensorRTRunner(path)
-    raise EdgekitError(f"{path}: unknown artifact type {path.suffix or '(none)'!r}; expected one of "
-                       + ", ".join(sorted(RUNTIMES)))
+    fmt = formats.detect(path)
+    if fmt.name == "torch":
+        raise EdgekitError(f"{path} is an edgekit checkpoint, not an exported artifact")
+    return formats.runner_class(fmt.runtime)(path, threads=threads, **options)

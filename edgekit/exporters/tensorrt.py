@@ -9,8 +9,8 @@ typed* (the direction TensorRT 10+ takes; weak-typing builder flags are deprecat
   quantization: TensorRT runs the int8 convolutions the Q/DQ pairs describe).
 
 The batch dimension stays dynamic (optimization profile 1 / ``opt_batch`` / ``max_batch``).
-Without the tensorrt package or a CUDA GPU, :func:`~edgekit.exporters.runtimes.require_tensorrt`
-says so in one line.
+Without the tensorrt package or a CUDA GPU, :func:`edgekit.formats.export_unavailable` says
+so in one line before anything runs.
 """
 from __future__ import annotations
 

@@ -56,6 +56,23 @@ def _nhwc(model: nn.Module, sample: torch.Tensor, lt: Any) -> tuple[nn.Module, t
     return ChannelsLastInput(model).eval(), sample.permute(0, 2, 3, 1).contiguous()
 
 
+def _in_eval_mode(graph: nn.Module) -> nn.Module:
+    """Mark a ``torch.export``-ed graph module, and every submodule, as being in eval mode.
+
+    ``ExportedProgram.module()`` returns modules flagged ``training=True`` even when the
+    traced model was in eval mode (the graph itself already holds eval batch norm and
+    dropout), and exported modules refuse ``.eval()``. litert-torch reads the flag and
+    warns that the model "is converted in training mode". torchao's
+    ``move_exported_model_to_eval`` switches any training-mode batch norm / dropout ops to
+    their eval form; the flags are then cleared directly."""
+    from torchao.quantization.pt2e import move_exported_model_to_eval
+
+    move_exported_model_to_eval(graph)
+    for module in graph.modules():
+        module.training = False
+    return graph
+
+
 def convert_fp32(model: nn.Module, sample: torch.Tensor, nhwc: bool = False) -> bytes:
     with _quiet_converter() as lt:
         m, x = _nhwc(model, sample, lt) if nhwc else (model, sample)
@@ -85,7 +102,7 @@ def convert_int8(model: nn.Module, sample: torch.Tensor, calib: torch.Tensor, nh
                 for i in range(0, len(calib), 32):
                     imgs = calib[i:i + 32]
                     graph(imgs.permute(0, 2, 3, 1).contiguous() if nhwc else imgs)
-            graph = convert_pt2e(graph, fold_quantize=False)
+            graph = _in_eval_mode(convert_pt2e(graph, fold_quantize=False))
             return bytes(lt.convert(graph, (x,), quant_config=QuantConfig(pt2e_quantizer=quantizer)).model_content())
         except EdgekitError:
             raise
