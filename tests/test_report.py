@@ -75,6 +75,14 @@ def test_speedups_against_own_and_original_model() -> None:
     assert sp[7].own is None and sp[7].original_torch == pytest.approx(40 / 2) and sp[7].original_runtime is None
 
 
+def test_a_model_that_is_its_own_root_is_its_own_original() -> None:
+    own_root = {"sha256": "d" * 64, "name": "student", "root_sha256": "d" * 64, "root_name": "compact_cnn_s"}
+    rows = _with_source([row("student", "torch", 6.0, lineage=own_root),
+                         row("student", "litert", 2.0, lineage=own_root)])
+    sp = speedups(rows)
+    assert sp[1].original == "student" and sp[1].own == sp[1].original_torch == pytest.approx(3.0)
+
+
 def test_same_runtime_reference_falls_back_to_the_rows_precision() -> None:
     rows = _with_source([row("resnet", "litert", 10.0, precision="int8", lineage=ORIGINAL),
                          row("resnet_pruned", "litert", 5.0, precision="int8", lineage=PRUNED)])

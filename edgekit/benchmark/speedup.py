@@ -68,7 +68,11 @@ def original_name(row: dict[str, Any], baseline: str | None = None) -> str | Non
     if baseline is not None:
         return baseline
     rec = lineage(row)
-    return (rec.get("root_name") or rec["name"]) if rec else None
+    if rec is None:
+        return None
+    if rec.get("root_sha256") in (None, rec["sha256"]):  # the row is an original itself
+        return rec.get("name") or row["model"]
+    return rec.get("root_name") or rec["name"]
 
 
 def _is_original(cand: dict[str, Any], row: dict[str, Any], baseline: str | None) -> bool:
