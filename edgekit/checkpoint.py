@@ -1,4 +1,4 @@
-"""The checkpoint contract every stage reads and writes (see DESIGN.md).
+"""The checkpoint contract every stage reads and writes.
 
 A checkpoint is one ``torch.save`` file holding only plain data and tensors, so it
 loads with ``torch.load(weights_only=True)``: a file crafted to run code on load is
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import platform
+from collections import OrderedDict
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -68,9 +69,11 @@ class Checkpoint:
     @cached_property
     def model(self) -> nn.Module:
         """The network rebuilt from its definition + channel plan, weights loaded, in eval mode."""
+        from .registry import load_state
+
         model = build_model(self.arch, self.arch_kwargs, self.channel_plan)
         try:
-            model.load_state_dict(self.state_dict, strict=True)
+            load_state(model, self.state_dict, strict=True)  # keeps state-dict versions (MNASNet needs them)
         except RuntimeError as exc:
             raise EdgekitError(f"checkpoint weights do not fit {self.arch}: {str(exc).splitlines()[0]}") from exc
         return model.eval()
@@ -179,7 +182,12 @@ def _plain(obj: Any) -> Any:
 
 
 def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    """CPU copy of the state dict, keeping its per-module ``_metadata`` versions (plain ints; they
+    survive ``weights_only`` loading, and torchvision's MNASNet refuses weights without them)."""
+    state = model.state_dict()
+    out = OrderedDict((k, v.detach().cpu().clone()) for k, v in state.items())
+    out._metadata = OrderedDict((k, dict(v)) for k, v in getattr(state, "_metadata", {}).items())  # type: ignore[attr-defined]
+    return out
 
 
 def build_model(arch: str, arch_kwargs: dict[str, Any], channel_plan: dict[str, Any] | None = None) -> nn.Module:

@@ -6,12 +6,17 @@ Three sources, one namespace:
 * every torchvision classification architecture (``resnet18``, ``mobilenet_v2``...);
 * user factories given as ``package.module:function``.
 
-``create_model`` never downloads anything: pretrained weights come from a local
-file (``weights=PATH``), either a plain state dict or an edgekit checkpoint.
+Every entry carries a :class:`~edgekit.models.layout.Layout` (classifier, penultimate
+feature, stem), declared for edgekit's nets and torchvision's families, empty for user
+factories; ``create_model`` attaches it to the model so stages read it instead of
+guessing with hooks. ``create_model`` never downloads anything: pretrained weights come
+from a local file (``weights=PATH``), either a plain state dict or an edgekit checkpoint.
 """
 from __future__ import annotations
 
+import functools
 import importlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -21,43 +26,65 @@ from torch import nn
 
 from .errors import EdgekitError, suggest
 from .fileio import safe_torch_load
+from .models.layout import TORCHVISION_KWARGS, Layout, attach, declared, layout_of, torchvision_layout
 
 Factory = Callable[..., nn.Module]
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A registered architecture: its factory and the input size it is designed for."""
+    """A registered architecture: its factory, the input size it is designed for, its layout."""
 
     name: str
     factory: Factory
     default_input: int
     source: str  # "edgekit", "torchvision" or "user"
+    layout: Layout = Layout()
 
 
 _EDGEKIT: dict[str, ModelEntry] = {}
+_BUILTIN = "edgekit.models.zoo"
 
 
-def register_model(name: str, default_input: int = 224) -> Callable[[Factory], Factory]:
-    """Decorator: make ``factory(num_classes=..., **kwargs)`` available as ``name``."""
+def register_model(name: str, default_input: int = 224, *, classifier: str | None = None,
+                   feature: str | None = None, stem: str | None = None,
+                   stem_pool: str | None = None) -> Callable[[Factory], Factory]:
+    """Decorator: make ``factory(num_classes=..., **kwargs)`` available as ``name``.
+
+    ``classifier``, ``feature``, ``stem`` and ``stem_pool`` are module paths of the built
+    model (see :class:`~edgekit.models.layout.Layout`); undeclared ones are found by hooks.
+    A name already taken (by edgekit, torchvision or an earlier registration) raises
+    :class:`EdgekitError`: one name, one architecture.
+    """
 
     def deco(fn: Factory) -> Factory:
-        _EDGEKIT[name] = ModelEntry(name, fn, default_input, "edgekit")
+        source = "edgekit" if getattr(fn, "__module__", "") == _BUILTIN else "user"
+        if source == "user":
+            _load_builtin()  # a user's name is checked against edgekit's own, whichever comes first
+        taken = _EDGEKIT.get(name)
+        if taken is not None:
+            raise EdgekitError(f"architecture {name!r} is already registered (by {taken.source} factory "
+                               f"{taken.factory.__module__}.{taken.factory.__qualname__}); pick another name")
+        if name in _torchvision_names():
+            raise EdgekitError(f"architecture {name!r} is torchvision's; pick another name")
+        _EDGEKIT[name] = ModelEntry(name, fn, default_input, source,
+                                    Layout(classifier=classifier, feature=feature, stem=stem, stem_pool=stem_pool))
         return fn
 
     return deco
 
 
-def _torchvision_names() -> list[str]:
+@functools.cache
+def _torchvision_names() -> tuple[str, ...]:
     import torchvision.models as tvm
 
-    return sorted(tvm.list_models(module=tvm))
+    return tuple(sorted(tvm.list_models(module=tvm)))
 
 
 def list_models() -> list[str]:
     """All registry names: edgekit's own first, then torchvision's classifiers."""
     _load_builtin()
-    return sorted(_EDGEKIT) + _torchvision_names()
+    return sorted(_EDGEKIT) + list(_torchvision_names())
 
 
 def get_entry(name: str) -> ModelEntry:
@@ -76,26 +103,36 @@ def get_entry(name: str) -> ModelEntry:
         import torchvision.models as tvm
 
         def tv_factory(num_classes: int = 1000, **kw: Any) -> nn.Module:
-            return tvm.get_model(name, weights=None, num_classes=num_classes, **kw)
+            return tvm.get_model(name, weights=None, num_classes=num_classes, **{**TORCHVISION_KWARGS.get(name, {}), **kw})
 
-        return ModelEntry(name, tv_factory, 299 if name == "inception_v3" else 224, "torchvision")
+        return ModelEntry(name, tv_factory, 299 if name == "inception_v3" else 224, "torchvision",
+                          torchvision_layout(name))
     raise suggest(name, list_models(), "architecture")
 
 
 def adapt_small_input(model: nn.Module) -> nn.Module:
     """Keep resolution in the stem for small images (CIFAR-style).
 
-    Sets the first convolution's stride to 1 and removes a stem max-pool
-    (``model.maxpool``, as in ResNets). A 32x32 image then reaches the last stage at
-    4x4 instead of 1x1. Applied only on request (``small_input=True``), and recorded
-    in the checkpoint's architecture kwargs so the model rebuilds identically.
+    Sets the stem convolution's stride to 1 and removes the stem max-pool. Both come
+    from the model's layout (``stem``, ``stem_pool``); a model without one (a user
+    factory) gets its first ``Conv2d`` and a ``model.maxpool`` attribute, as in ResNets.
+    A 32x32 image then reaches the last stage at 4x4 instead of 1x1. Applied only on
+    request (``small_input=True``), and recorded in the checkpoint's architecture
+    kwargs so the model rebuilds identically.
     """
-    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
-    if first is None:
+    stem_path = declared(model, "stem")
+    first = model.get_submodule(stem_path) if stem_path else next(
+        (m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    if not isinstance(first, nn.Conv2d):
         raise EdgekitError("small_input=True needs a model with a Conv2d stem")
     first.stride = (1, 1)
-    if isinstance(getattr(model, "maxpool", None), nn.MaxPool2d):
-        model.maxpool = nn.Identity()
+    if layout_of(model).stem is not None:
+        pool = declared(model, "stem_pool")
+    else:
+        pool = "maxpool" if hasattr(model, "maxpool") else None
+    if pool and isinstance(model.get_submodule(pool), nn.MaxPool2d):
+        parent, _, attr = pool.rpartition(".")
+        setattr(model.get_submodule(parent) if parent else model, attr, nn.Identity())
     return model
 
 
@@ -107,17 +144,19 @@ def create_model(name: str, num_classes: int = 1000, weights: str | Path | None 
     shape does not match (a classifier for another number of classes) are skipped and
     reported, so ImageNet weights can seed a 10-class model. ``feature_dim=D`` puts a
     Linear connector to D dims before the final classifier (a distilled student whose
-    teacher's feature has D dims; see :func:`edgekit.compress.features.add_connector`).
+    teacher's feature has D dims; see :func:`edgekit.models.connector.add_connector`).
+    The entry's layout is attached as ``model.edgekit_layout``.
     """
     entry = get_entry(name)
     try:
         model = entry.factory(num_classes=num_classes, **kwargs)
     except TypeError as exc:
         raise EdgekitError(f"cannot build {name} with arguments {kwargs}: {exc}") from exc
+    attach(model, entry.layout)
     if small_input:
         adapt_small_input(model)
     if feature_dim is not None:
-        from .compress.features import add_connector
+        from .models.connector import add_connector
 
         add_connector(model, int(feature_dim))
     if weights is not None:
@@ -139,12 +178,29 @@ def load_weights(model: nn.Module, path: str | Path) -> dict[str, list[str]]:
     fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not fitting:
         raise EdgekitError(f"no tensor of {path} fits this model (is it for another architecture?)")
-    model.load_state_dict(fitting, strict=False)
+    load_state(model, fitting, strict=False)
     return {
         "mismatched": sorted(k for k in state if k in own and own[k].shape != state[k].shape),
         "unexpected": sorted(k for k in state if k not in own),
         "missing": sorted(k for k in own if k not in state),
     }
+
+
+def load_state(model: nn.Module, state: dict[str, torch.Tensor], strict: bool = True) -> Any:
+    """``model.load_state_dict(state)``, keeping the per-module state-dict versions.
+
+    ``state_dict()`` records each module's ``_version`` in a ``_metadata`` attribute that
+    a plain dict (a copied or re-read state dict) loses. Most modules accept a missing
+    version; torchvision's MNASNet refuses it ("version should be set to 1 or 2"). The
+    versions are the state's own when it has them, else those of the model's code.
+    """
+    meta = getattr(state, "_metadata", None)
+    if meta is None:
+        meta = getattr(model.state_dict(), "_metadata", None)
+    if meta is not None:
+        state = OrderedDict(state)
+        state._metadata = meta  # type: ignore[attr-defined]
+    return model.load_state_dict(state, strict=strict)
 
 
 def build_for_shape(name: str, num_classes: int = 1000) -> nn.Module:
@@ -156,9 +212,10 @@ def build_for_shape(name: str, num_classes: int = 1000) -> nn.Module:
     entry = get_entry(name)
     try:
         with torch.device("meta"):
-            return entry.factory(num_classes=num_classes)
+            model = entry.factory(num_classes=num_classes)
     except NotImplementedError:
-        return entry.factory(num_classes=num_classes)
+        model = entry.factory(num_classes=num_classes)
+    return attach(model, entry.layout)
 
 
 def count_params(model: nn.Module) -> int:
@@ -188,6 +245,6 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
 
 
 def _load_builtin() -> None:
-    """Import edgekit's own model modules so their ``register_model`` calls run."""
-    if not _EDGEKIT:
-        importlib.import_module("edgekit.models.zoo")
+    """Import edgekit's own model module so its ``register_model`` calls run (once; whatever a
+    user registered before)."""
+    importlib.import_module(_BUILTIN)

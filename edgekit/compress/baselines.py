@@ -12,16 +12,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import EdgekitError, require
+from ..errors import EdgekitError
+from .prune_config import BASELINES
 from .units import UnitGraph
-
-METHODS = ("l1", "l2", "bn", "taylor", "random")
 
 
 def tp_scores(method: str, model: nn.Module, graph: UnitGraph, images: torch.Tensor,
               labels: torch.Tensor | None = None, seed: int = 0) -> dict[int, torch.Tensor]:
     """Importance per unit of every prunable group (higher = more important)."""
-    tp = require("torch_pruning", "prune")
+    import torch_pruning as tp  # a core dependency
     imp_cls = tp.importance
     if method in ("l1", "l2"):
         imp = imp_cls.GroupMagnitudeImportance(p=1 if method == "l1" else 2)
@@ -39,7 +38,7 @@ def tp_scores(method: str, model: nn.Module, graph: UnitGraph, images: torch.Ten
         imp = imp_cls.RandomImportance()
         torch.manual_seed(seed)
     else:
-        raise EdgekitError(f"unknown baseline {method!r}; expected one of {', '.join(METHODS)}")
+        raise EdgekitError(f"unknown baseline {method!r}; expected one of {', '.join(BASELINES)}")
     out: dict[int, torch.Tensor] = {}
     for g in graph.groups:
         if not g.prunable:
@@ -48,6 +47,8 @@ def tp_scores(method: str, model: nn.Module, graph: UnitGraph, images: torch.Ten
             s = imp(g.group)
         if s is None:  # e.g. BN scale on a group without BatchNorm: fall back to L1
             s = imp_cls.GroupMagnitudeImportance(p=1)(g.group)
+        if s is not None and len(s) == g.size * g.per_unit:
+            s = g.fold(s)  # grouped convolutions: one score per channel position
         if s is None or len(s) != g.size:
             raise EdgekitError(f"{method} importance cannot score layer group {g.name}")
         out[g.index] = s.detach().float().cpu()

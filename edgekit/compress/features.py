@@ -1,50 +1,47 @@
-"""The penultimate feature of any registry model, found by forward hooks by module path.
+"""The penultimate feature of any model: read from its layout, else found by forward hooks.
 
-Feature mimicking (LSH paper, methods.md 2.1) works on the *penultimate feature*: the
-vector that enters the final linear classifier. :func:`find_classifier` finds that
-layer for any architecture by running one dummy forward with a pre-hook on every
-``nn.Linear`` and keeping the last one called whose output is the model's output
-(``fc`` in ResNets, ``classifier.3`` in MobileNetV3, ``classifier`` in compact_cnn,
-``heads.head`` in ViT). :class:`FeatureTap` then records, on every forward, that
-layer's input (or, with ``layer=PATH``, the output of any module, globally
-average-pooled when it is a feature map: the ``--feature-layer`` override).
+Feature mimicking (Wang, Ge & Wu, "Distilling Knowledge by Mimicking Features", TPAMI
+2021) works on the *penultimate feature*: the vector that enters the final classifier.
+Registry models declare where it is (:class:`edgekit.models.layout.Layout`: ``feature``
+and ``classifier``, attached by :func:`edgekit.registry.create_model`); only models
+without a declaration (user factories) are searched: :func:`find_classifier` runs one
+dummy forward with a hook on every ``nn.Linear`` and keeps the last one called whose
+output is the model's output. :class:`FeatureTap` then records, on every forward, the
+declared feature module's output or the classifier's input (or, with ``layer=PATH``,
+the output of any module, globally average-pooled when it is a feature map: the
+``--feature-layer`` override).
 
-When student and teacher feature sizes differ, :func:`add_connector` turns the
-student's classifier ``Linear(raw, classes)`` into
-``Sequential(connector=Linear(raw, D), classifier=Linear(D, classes))`` (the paper's
-"2FC" head); the mimicked feature is the connector's output and the connector stays
-in the deployed model. The registry applies it from the ``feature_dim=D`` architecture
-kwarg, so a distilled checkpoint rebuilds from its definition like any other.
+When student and teacher feature sizes differ, the student gets a Linear connector
+before its classifier (:func:`edgekit.models.connector.add_connector`, re-exported
+here).
 
 Note: a dropout placed right before the classifier (compact_cnn, MobileNetV3) is
 active on the student's feature in training mode, as the classifier sees it.
 """
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import torch
 from torch import nn
 
 from ..errors import EdgekitError
+from ..models.connector import add_connector
+from ..models.layout import declared
 
-
-def _last_linear_static(model: nn.Module) -> tuple[str, nn.Linear] | None:
-    found = None
-    for name, mod in model.named_modules():
-        if isinstance(mod, nn.Linear):
-            found = (name, mod)
-    return found
+__all__ = ["FeatureTap", "add_connector", "feature_dim", "find_classifier"]
 
 
 @torch.no_grad()
 def find_classifier(model: nn.Module, input_shape: tuple[int, ...]) -> str:
-    """Module path of the final ``nn.Linear`` (its output is the model's output).
+    """Module path of the classifier: the model's declared one, else the final ``nn.Linear``
+    (whose output is the model's output).
 
-    Runs one forward of zeros at ``input_shape`` (batch of 2, eval mode, on the model's
-    device) with pre-hooks on every Linear. Raises :class:`EdgekitError` if the model
-    does not end in a Linear layer (e.g. SqueezeNet's 1x1-conv head).
+    The search runs one forward of zeros at ``input_shape`` (batch of 2, eval mode, on the
+    model's device) with hooks on every Linear. Raises :class:`EdgekitError` if an
+    undeclared model does not end in a Linear layer.
     """
+    path = declared(model, "classifier")
+    if path is not None:
+        return path
     calls: list[tuple[str, torch.Tensor]] = []
 
     def record(name: str):
@@ -76,13 +73,15 @@ def find_classifier(model: nn.Module, input_shape: tuple[int, ...]) -> str:
 class FeatureTap:
     """Records the penultimate feature of ``model`` on every forward (``tap.feature``).
 
-    ``layer=None``: the input of the classifier found by :func:`find_classifier`;
-    ``layer=PATH``: the output of module ``PATH`` (pooled to a vector if 4-D).
-    Use as a context manager or call :meth:`close` to remove the hook.
+    ``layer=None``: the model's declared feature module, else the input of its classifier
+    (:func:`find_classifier`); ``layer=PATH``: the output of module ``PATH`` (pooled to a
+    vector if 4-D). Use as a context manager or call :meth:`close` to remove the hook.
     """
 
     def __init__(self, model: nn.Module, input_shape: tuple[int, ...], layer: str | None = None) -> None:
         self.feature: torch.Tensor | None = None
+        if layer is None:
+            layer = declared(model, "feature")
         if layer is None:
             self.layer = find_classifier(model, input_shape)
             module = model.get_submodule(self.layer)
@@ -136,21 +135,3 @@ def feature_dim(model: nn.Module, input_shape: tuple[int, ...], layer: str | Non
     assert tap.feature is not None
     return int(tap.feature.shape[1])
 
-
-def add_connector(model: nn.Module, dim: int) -> nn.Module:
-    """Replace the last ``Linear(raw, k)`` by ``Sequential(connector=Linear(raw, dim), classifier=Linear(dim, k))``.
-
-    Called by the registry for the ``feature_dim`` architecture kwarg. Uses the last
-    Linear in registration order (the classifier in every registry architecture; the
-    distillation stage checks it with :func:`find_classifier`).
-    """
-    found = _last_linear_static(model)
-    if found is None:
-        raise EdgekitError("feature_dim needs a model with a Linear classifier")
-    name, fc = found
-    head = nn.Sequential(OrderedDict(connector=nn.Linear(fc.in_features, dim),
-                                     classifier=nn.Linear(dim, fc.out_features, bias=fc.bias is not None)))
-    parent_name, _, attr = name.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    setattr(parent, attr, head)
-    return model

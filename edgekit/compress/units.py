@@ -6,7 +6,8 @@ every block's last conv/BN, the projection shortcut and every consumer; a depthw
 convolution's channels are tied to the expansion conv that feeds it. One such
 dependency group is what CURL calls a layer-group, and each of its root channel
 indices is one **unit**: masking or removing unit ``j`` zeroes/removes the coupled
-channel in every layer of the group at once (methods.md 1.1, "outside" channels are
+channel in every layer of the group at once (Luo & Wu, "Neural Network Pruning with
+Residual-Connections and Limited-Data", CVPR 2020; docs/methods.md section 1.1: "outside" channels are
 one unit per stage, "inside" channels one per layer).
 
 :class:`UnitGraph` holds, per group: where to mask its channels (the output of every
@@ -16,9 +17,16 @@ pruned at all. Rules:
 
 * the classifier's outputs are never pruned;
 * the group feeding the classifier (CURL's last-stage output) is protected by default;
-* grouped (non-depthwise) convolutions keep their widths: pruning them needs whole
-  conv groups removed, which Torch-Pruning does not do in one dependency group, so
-  every group touching one is held fixed and reported.
+* a group touching a grouped (non-depthwise) convolution of ``G`` conv groups is pruned
+  by channel *position*: its unit ``j`` is channel ``j`` of every conv group (root
+  channels ``j, j + C/G, j + 2C/G, ...``), so each conv group loses the same channels,
+  ``groups`` stays ``G`` and the convolution stays valid (Torch-Pruning's own treatment
+  of grouped layers: its pruners average importance over the ``G`` groups and remove the
+  same in-group indices from each). Groups whose grouped convolutions disagree on ``G``,
+  or whose widths are not a multiple of it, are held fixed and reported.
+
+The classifier is the model's declared one (its registry layout) when it has one, else
+the last weighted layer run in a forward pass.
 """
 from __future__ import annotations
 
@@ -29,7 +37,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import EdgekitError, require
+from ..errors import EdgekitError
+from ..models.layout import declared
 
 log = logging.getLogger("edgekit.prune")
 
@@ -47,7 +56,12 @@ class Site:
 
 @dataclass
 class UnitGroup:
-    """One dependency group: ``size`` units (its root layer's channels)."""
+    """One dependency group: ``size`` units of ``per_unit`` root channels each.
+
+    ``per_unit`` is 1 except next to a grouped convolution of ``G`` groups, where a unit
+    is one channel position in every conv group: unit ``j`` = root channels
+    ``j + k * size`` for ``k < G``.
+    """
 
     index: int
     name: str  # root module name
@@ -57,6 +71,17 @@ class UnitGroup:
     norms: list[str]  # norm layers whose features it resizes (parameter counting)
     protected: str | None = None  # reason it may not be pruned
     group: Any = field(default=None, repr=False)  # the tp Group with full indices
+    per_unit: int = 1
+
+    def root_indices(self, units: list[int]) -> list[int]:
+        """The root channel indices that units ``units`` stand for."""
+        return sorted(j + k * self.size for j in units for k in range(self.per_unit))
+
+    def fold(self, channel_scores: torch.Tensor) -> torch.Tensor:
+        """Per-root-channel scores -> per-unit scores (mean over a unit's channels)."""
+        if self.per_unit == 1:
+            return channel_scores
+        return channel_scores.reshape(self.per_unit, self.size).mean(dim=0)
 
     @property
     def prunable(self) -> bool:
@@ -106,17 +131,16 @@ class UnitGraph:
     """Dependency groups of ``model`` (traced at ``example``) as scored, selectable units."""
 
     def __init__(self, model: nn.Module, example: torch.Tensor, protect_last_stage: bool = True) -> None:
-        tp = require("torch_pruning", "prune")
+        import torch_pruning as tp  # a core dependency
         self.model = model
         self.example = example
         names = {m: n for n, m in model.named_modules()}
-        self.classifier = find_classifier(model, example)
+        self.classifier = declared(model, "classifier") or find_classifier(model, example)
         clf = model.get_submodule(self.classifier)
         try:
             self.dg = tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
         except Exception as exc:  # tracing failures of exotic models
-            raise EdgekitError(f"cannot trace {type(model).__name__} for pruning: "
-                               f"{str(exc).splitlines()[0][:200]}") from exc
+            raise EdgekitError(f"cannot trace {type(model).__name__} for pruning: {_trace_reason(exc)}") from exc
         self.base_macs, self.base_params, self.layer_macs = _layer_costs(model, example)
         self.groups: list[UnitGroup] = []
         for group in self.dg.get_all_groups(ignored_layers=[clf]):
@@ -133,16 +157,20 @@ class UnitGraph:
         for g in self.groups:
             if g.protected and "grouped" in g.protected:
                 log.warning("layer group %s is held fixed: %s", g.name, g.protected)
+            elif g.per_unit > 1:
+                log.info("layer group %s is pruned by channel position in each of %d conv groups", g.name,
+                         g.per_unit)
 
     def _unit_group(self, group: Any, names: dict[nn.Module, str], index: int) -> UnitGroup | None:
         root = group[0].dep.target.module
         if not isinstance(root, nn.Module) or root not in names:
             return None
-        size = len(set(group[0].root_idxs))
+        channels = len(set(group[0].root_idxs))
+        per_unit, protected = _conv_groups(group, names, channels, self.dg)
+        size = channels // per_unit
         sites: list[Site] = []
         layers: list[tuple[str, str]] = []
         norms: list[str] = []
-        protected = None
         for item in group:
             dep, idxs = item.dep, item.idxs
             mod = dep.target.module
@@ -150,8 +178,6 @@ class UnitGraph:
                 continue
             name = names[mod]
             out = self.dg.is_out_channel_pruning_fn(dep.handler)
-            if _is_grouped(mod):
-                protected = f"grouped convolution {name} (groups={mod.groups}) cannot lose single channels"
             if isinstance(mod, _WEIGHTED):
                 kind = "dw" if _is_depthwise(mod) else ("out" if out else "in")
                 if (name, kind) not in layers:
@@ -159,16 +185,16 @@ class UnitGraph:
             elif out and any(p.dim() == 1 for p in mod.parameters(recurse=False)):
                 norms.append(name)
             if out:
-                per_unit: list[list[int]] = [[] for _ in range(size)]
+                unit_channels: list[list[int]] = [[] for _ in range(size)]
                 for idx, root_idx in zip(idxs, item.root_idxs):
-                    if 0 <= root_idx < size:
-                        per_unit[root_idx].append(int(idx))
+                    if 0 <= root_idx < channels:
+                        unit_channels[root_idx % size].append(int(idx))
                 if any(site.name == name for site in sites):
                     continue
-                sites.append(Site(name, per_unit, _channel_dim(mod)))
+                sites.append(Site(name, unit_channels, _channel_dim(mod)))
         if not sites:
             return None
-        return UnitGroup(index, names[root], size, sites, layers, norms, protected, group)
+        return UnitGroup(index, names[root], size, sites, layers, norms, protected, group, per_unit)
 
     # -- costs -------------------------------------------------------------------------------------
 
@@ -212,30 +238,69 @@ class UnitGraph:
         return total
 
     def _ratios(self, removed: dict[int, int]) -> dict[tuple[str, str], int]:
+        """Channels removed per (layer, kind) when ``removed[g]`` units leave each group."""
         out: dict[tuple[str, str], int] = {}
         for gi, n in removed.items():
             if n:
-                for key in self.groups[gi].layers:
-                    out[key] = out.get(key, 0) + n
+                g = self.groups[gi]
+                for key in g.layers:
+                    out[key] = out.get(key, 0) + n * g.per_unit
         return out
 
     # -- applying ----------------------------------------------------------------------------------
 
     def prune(self, removal: dict[int, list[int]]) -> None:
-        """Remove the given root channel indices of each group from the model, in place."""
-        for gi, idxs in removal.items():
-            if not idxs:
+        """Remove the given units of each group (all their root channels) from the model, in place."""
+        for gi, units in removal.items():
+            if not units:
                 continue
             g = self.groups[gi]
+            idxs = g.root_indices(units)
             root_dep = g.group[0].dep
-            pg = self.dg.get_pruning_group(root_dep.target.module, root_dep.handler, sorted(idxs))
+            pg = self.dg.get_pruning_group(root_dep.target.module, root_dep.handler, idxs)
             if not self.dg.check_pruning_group(pg):
                 raise EdgekitError(f"removing {len(idxs)} channels would empty layer group {g.name}")
             pg.prune()
 
     def describe(self) -> list[dict[str, Any]]:
-        return [{"group": g.name, "units": g.size, "sites": [s.name for s in g.sites], "protected": g.protected}
-                for g in self.groups]
+        return [{"group": g.name, "units": g.size, "channels_per_unit": g.per_unit,
+                 "sites": [s.name for s in g.sites], "protected": g.protected} for g in self.groups]
+
+
+def _trace_reason(exc: Exception) -> str:
+    """One line on why Torch-Pruning could not trace a model."""
+    import traceback
+
+    frames = {f.name for f in traceback.extract_tb(exc.__traceback__)}
+    if isinstance(exc, ZeroDivisionError) and "update_reshape_index_mapping" in frames:
+        # ShuffleNet's channel shuffle (view -> transpose -> view) permutes channels across the two
+        # branches; Torch-Pruning's index mapping only follows reshapes that merge or split the
+        # channel dimension (upstream issue VainF/Torch-Pruning#14, ShuffleNet architecture)
+        return ("a reshape permutes its channels (a channel shuffle, as in ShuffleNet), which Torch-Pruning's "
+                "dependency graph cannot follow; this architecture cannot be pruned structurally")
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+
+
+def _conv_groups(group: Any, names: dict[nn.Module, str], channels: int, dg: Any) -> tuple[int, str | None]:
+    """(root channels per unit, reason to hold the group fixed or None) for a dependency group.
+
+    1 without grouped convolutions; ``G`` when every grouped convolution it resizes has
+    ``G`` conv groups over exactly the group's ``channels`` (so root channel ``c`` is
+    channel ``c`` of the convolution, position ``c mod C/G`` of conv group ``c div C/G``)."""
+    counts: set[int] = set()
+    for item in group:
+        mod = item.dep.target.module
+        if not isinstance(mod, nn.Module) or mod not in names or not _is_grouped(mod):
+            continue
+        out = dg.is_out_channel_pruning_fn(item.dep.handler)
+        width = mod.out_channels if out else mod.in_channels
+        if width != channels or channels % mod.groups:
+            return 1, (f"grouped convolution {names[mod]} (groups={mod.groups}, {width} channels) is not "
+                       f"aligned with its layer group of {channels} channels")
+        counts.add(mod.groups)
+    if len(counts) > 1:
+        return 1, f"grouped convolutions with different group counts {sorted(counts)} share a layer group"
+    return (counts.pop() if counts else 1), None
 
 
 def _layer_costs(model: nn.Module, example: torch.Tensor) -> tuple[int, int, dict[str, tuple[int, int, int, bool]]]:
