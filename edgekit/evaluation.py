@@ -7,7 +7,7 @@ from typing import Any
 from .checkpoint import Checkpoint, load_checkpoint
 from .data import DataBundle
 from .training.metrics import evaluate_model
-from .training.trainer import resolve_device
+from .device import resolve_device
 
 
 def evaluate(checkpoint: str | Path | Checkpoint, data: str | DataBundle | None = None, *, split: str = "val",

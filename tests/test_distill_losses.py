@@ -10,9 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-from edgekit.compress.distill import _make_step, parse_method
+from edgekit.compress.distill import make_step
 from edgekit.compress.features import FeatureTap
 from edgekit.compress.kd import kd_loss
+from edgekit.compress.loss_terms import TERMS, TermInputs, parse_method, register_term, weighted_terms
 from edgekit.compress.lsh import LSHProjector, feature_mse, lsh_bce, masked_mean
 from edgekit.errors import EdgekitError
 
@@ -120,8 +121,8 @@ def test_total_loss_composition_golden() -> None:
     x = torch.tensor([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]]).reshape(2, 3, 1, 1)
     y = torch.tensor([0, 0])  # teacher logits [2,0] (correct) and [0,2] (wrong)
     packed = torch.stack([y.double(), torch.arange(2).double()], 1)
-    step = _make_step(("kd", "lshl2"), teach, s_tap, proj, None, alpha=0.5, beta=2.0, temperature=1.0,
-                      correct_only=True, task="classify", device=torch.device("cpu"))
+    step = make_step(weighted_terms(("kd", "lshl2"), {"alpha": 0.5, "beta": 2.0}), teach, s_tap, proj, None,
+                     temperature=1.0, correct_only=True, task="classify", device=torch.device("cpu"))
     out = step(student, x, packed, 0)
     # CE with zero logits: ln 2. KD per sample vs teacher [2,0]: p_t = [e^2, 1]/(1+e^2) = [0.880797, 0.119203],
     # KL = sum p ln(2p) = 0.880797 ln 1.761594 + 0.119203 ln 0.238406 = 0.498731 - 0.170918 = 0.327813 (both samples)
@@ -134,9 +135,35 @@ def test_total_loss_composition_golden() -> None:
     assert out.terms["teacher_correct"] == pytest.approx(0.5)
     assert out.loss.item() == pytest.approx(math.log(2) + 0.5 * 0.327813 + 2.0 * 0.126928, abs=1e-5)
     # without the _S mask both samples count: sample 1 teacher proj 0 -> bit 0, student proj 0 -> ln 2
-    step_all = _make_step(("lsh",), teach, s_tap, proj, None, alpha=0.0, beta=1.0, temperature=1.0,
-                          correct_only=False, task="classify", device=torch.device("cpu"))
+    step_all = make_step(weighted_terms(("lsh",), {"alpha": 0.0, "beta": None}), teach, s_tap, proj, None,
+                         temperature=1.0, correct_only=False, task="classify", device=torch.device("cpu"))
     out = step_all(student, x, packed, 0)
     assert out.terms["lsh"] == pytest.approx((0.126928 + math.log(2)) / 2, abs=1e-5)
     assert out.loss.item() == pytest.approx(math.log(2) + (0.126928 + math.log(2)) / 2, abs=1e-5)
     assert "kd" not in out.terms and "l2" not in out.terms
+
+
+def test_terms_are_registered_with_default_weights() -> None:
+    assert set(TERMS) == {"kd", "l2", "lsh", "lshl2"}
+    assert [(t.name, w) for t, w in weighted_terms(("kd", "lshl2"), {"alpha": None, "beta": 3.0})] == \
+        [("kd", 1.0), ("lshl2", 3.0)]
+    assert weighted_terms(("none",), {}) == []
+    with pytest.raises(EdgekitError, match="already registered"):
+        register_term("kd", TERMS["kd"].fn, weight_option="alpha", default_weight=1.0)
+
+
+def test_a_registered_term_is_a_method(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Adding a term is one registration: parse_method, the step and DistillConfig accept it."""
+    from edgekit.compress.distill_config import DistillConfig
+
+    monkeypatch.setitem(TERMS, "zero", TERMS["kd"].__class__("zero", lambda b: (b.student_logits.sum() * 0 + 2.0,
+                                                                                  {"zero": 2.0}), "alpha", 0.5))
+    assert parse_method("zero+l2") == ("l2", "zero")
+    assert DistillConfig(method="l2+zero").method == "l2+zero"
+    step = make_step(weighted_terms(("zero",), {"alpha": None}), None, None, None,
+                     (torch.zeros(2, 3), torch.zeros(2, 2)), temperature=1.0, correct_only=False, task="classify",
+                     device=torch.device("cpu"))
+    student = _Net([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    out = step(student, torch.zeros(2, 3, 1, 1), torch.tensor([[0.0, 0.0], [1.0, 1.0]], dtype=torch.float64), 0)
+    assert out.terms["zero"] == 2.0 and out.loss.item() == pytest.approx(math.log(2) + 0.5 * 2.0, abs=1e-6)
+    assert isinstance(TermInputs, type)

@@ -16,13 +16,13 @@ from torch import nn
 
 from edgekit.checkpoint import load_checkpoint, save_checkpoint
 from edgekit.compress import curl
-from edgekit.compress.bn import reestimate_bn
 from edgekit.compress.kd import kl_divergence
 from edgekit.compress.selection import parse_target, select
 from edgekit.compress.units import UnitGraph
 from edgekit.data.transforms import make_input_spec
 from edgekit.errors import EdgekitError
 from edgekit.registry import count_macs, create_model
+from edgekit.training.precise_bn import precise_bn
 
 
 def _randomise_bn(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -141,7 +141,7 @@ def test_bn_reestimation_matches_batch_statistics() -> None:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), nn.BatchNorm2d(4)).eval()
     x = torch.randn(16, 3, 8, 8)
-    reestimate_bn(model, [x[:8], x[8:]], max_images=16)
+    assert precise_bn(model, [x[:8], x[8:], x[:1] + 100], num_batches=2) == 16  # the third batch is not used
     feats = model[0](x)
     torch.testing.assert_close(model[1].running_mean, feats.mean((0, 2, 3)), rtol=1e-4, atol=1e-5)
     assert not model.training and model[1].momentum == 0.1
@@ -200,13 +200,19 @@ def test_prune_digits_end_to_end(digits_ckpt: Path, tmp_path: Path) -> None:
     assert ck.provenance["stage"] == "prune" and ck.provenance["method"] == "curl"
     assert _fresh_reload(out) == {"out": [1, 10], "plan": True}
     assert evaluate(out, "digits")["top1"] == pytest.approx(m["val_top1"])
-    assert (tmp_path / "pruned.pt.scores.pt").is_file()
-    # a second run reuses the cached scores; an existing output needs force
+    bn = m["precise_bn"]  # recovery ended with precise BN, before/after recorded
+    assert bn["images"] > 0 and bn["after"]["top1"] == pytest.approx(m["val_top1"])
+    # the run's temporaries are gone: only the checkpoint is left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pruned.pt"]
     with pytest.raises(EdgekitError, match="already exists"):
         prune(digits_ckpt, "digits", out, proxy_size=16, finetune_epochs=0, progress=False)
-    ck2 = prune(digits_ckpt, "digits", out, target="macs=0.6", proxy_size=16, finetune_epochs=0, force=True,
-                progress=False)
-    assert ck2.metrics["scores_cached"]
+    # scores kept in a named file are reused by the next run with the same inputs
+    kept = tmp_path / "scores.pt"
+    prune(digits_ckpt, None, out, target="macs=0.6", proxy_size=16, finetune_epochs=0, force=True,
+          scores_path=kept, progress=False)
+    ck2 = prune(digits_ckpt, None, out, target="macs=0.6", proxy_size=16, finetune_epochs=0, force=True,
+                scores_path=kept, progress=False)
+    assert ck2.metrics["scores_cached"] and kept.is_file()
 
 
 def _random_ckpt(arch: str, path: Path, classes: int = 4, size: int = 32, **kw: object) -> Path:
@@ -231,8 +237,7 @@ def test_prune_reloads_in_fresh_process(arch: str, kw: dict, method: str, tmp_pa
     src = _random_ckpt(arch, tmp_path / "src.pt", size=16, **kw)  # 16 px keeps CURL scoring fast
     out = tmp_path / "p.pt"
     ck = prune(src, "synthetic:classes=4,n=48", out, target="macs=0.6", method=method, proxy_size=2,
-               finetune_epochs=0,
-               bn_images=16, progress=False)
+               finetune_epochs=0, precise_bn=1, progress=False)
     assert abs(ck.metrics["macs_ratio"] - 0.6) <= 0.012
     assert _fresh_reload(out) == {"out": [1, 4], "plan": True}
 
@@ -246,7 +251,7 @@ def test_prune_zoo_architectures_l1(arch: str, tmp_path: Path) -> None:
     src = _random_ckpt(arch, tmp_path / "src.pt")
     out = tmp_path / "p.pt"
     ck = prune(src, "synthetic:classes=4,n=48", out, target="macs=0.8", method="l1", proxy_size=4,
-               finetune_epochs=0, bn_images=8, progress=False)
+               finetune_epochs=0, precise_bn=1, batch_size=8, progress=False)
     assert abs(ck.metrics["macs_ratio"] - 0.8) <= 0.016
     assert _fresh_reload(out) == {"out": [1, 4], "plan": True}
 
@@ -259,7 +264,7 @@ def test_prune_zoo_architectures_curl(arch: str, tmp_path: Path) -> None:
 
     src = _random_ckpt(arch, tmp_path / "src.pt")
     ck = prune(src, "synthetic:classes=4,n=48", tmp_path / "p.pt", target="macs=0.8", proxy_size=2,
-               finetune_epochs=0, bn_images=8, progress=False)
+               finetune_epochs=0, precise_bn=1, batch_size=8, progress=False)
     assert abs(ck.metrics["macs_ratio"] - 0.8) <= 0.016
 
 

@@ -4,9 +4,12 @@
 * :mod:`.units`: Torch-Pruning dependency groups as CURL's prunable units;
 * :mod:`.curl`: the KL importance criterion (batched masked forward passes);
 * :mod:`.baselines`: Torch-Pruning's importances (L1/L2, BN scale, Taylor, random);
+* :mod:`.prune_config` / :mod:`.distill_config`: the stages' options, validated;
+* :mod:`.loss_terms`: the registry of distillation loss terms (kd, l2, lsh, lshl2);
 * :mod:`.selection`: global one-shot selection under a per-layer minimum keep ratio;
-* :mod:`.bn`: BatchNorm statistics re-estimation after pruning;
 * :mod:`.recovery`: fine-tuning and the limited-data recipe (mixup+KD, expanded set, label refinement).
+
+BatchNorm re-estimation after pruning is :mod:`edgekit.training.precise_bn`, shared with every training run.
 
 The ``edgekit prune`` entry point is :func:`edgekit.compress.prune.prune` (``edgekit.prune``).
 """

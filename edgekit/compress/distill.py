@@ -1,7 +1,7 @@
 """``edgekit distill``: train a small student from a teacher checkpoint.
 
-Total loss ``CE(student, y) + alpha * KD_T(student, teacher) + beta * L_feat`` (methods.md
-2.2), trained by the shared :func:`edgekit.training.loop.fit` engine; every term is logged
+Total loss ``CE(student, y) + alpha * KD_T(student, teacher) + beta * L_feat`` (Wang, Ge & Wu,
+"Distilling Knowledge by Mimicking Features", TPAMI 2021; docs/methods.md section 2.2), trained by the shared :func:`edgekit.training.loop.fit` engine; every term is logged
 by name in the JSONL training log. Methods, combinable with ``+`` (``lshl2+kd``):
 
 ============  =================================================================
@@ -24,8 +24,7 @@ digits, 8 epochs, 3 seeds): scratch 97.2, **kd 98.1**, lsh 97.3, l2 94.4 / lshl2
 paper's beta 6, and l2 97.0 / lshl2 96.6 at beta 1. So on small data with a confident
 teacher, logit KD is the reliable gain and edgekit's default is ``kd`` (alpha 1); feature
 terms only matched scratch there, and beta 6 over-weighted them (the MSE dominates the
-first epochs), so the default feature weight is beta 1. findings.md item 5 saw the same
-ordering. The paper's evidence for LSH/LSHL2 (beta 5-7) is ImageNet, multi-label
+first epochs), so the default feature weight is beta 1 (docs/findings.md item 5). The paper's evidence for LSH/LSHL2 (beta 5-7) is ImageNet, multi-label
 classification and detection: use ``lshl2`` (or ``lshl2+kd``) with large data and long
 schedules, and for teachers without a softmax (regression, label distributions), which
 can only distil through features.
@@ -45,6 +44,7 @@ import copy
 import hashlib
 import logging
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,45 +57,20 @@ from ..checkpoint import Checkpoint, load_checkpoint
 from ..data import DataBundle, eval_transform, make_input_spec, train_transform
 from ..data.datasets import Transformed
 from ..errors import EdgekitError
+from ..device import resolve_device
 from ..fileio import atomic_path, check_writable
 from ..registry import count_params, create_model, get_entry
+from ..seeding import seed_everything
 from ..training.loop import OptimConfig, StepOutput, fit
 from ..training.metrics import evaluate_model
-from ..training.trainer import metrics_path, resolve_device, seed_everything
+from ..training.precise_bn import bn_loader
+from ..training.trainer import epoch_metrics, metrics_path
+from .distill_config import DEFAULT_METHOD, DistillConfig
 from .features import FeatureTap, add_connector, feature_dim
-from .kd import kd_loss
-from .lsh import BIAS_MODES, LSHProjector, feature_mse, masked_mean
+from .loss_terms import TERMS, LossTerm, TermInputs, parse_method, weighted_terms
+from .lsh import LSHProjector
 
 log = logging.getLogger("edgekit.distill")
-
-METHODS = ("none", "kd", "l2", "lsh", "lshl2")
-FEATURE_METHODS = ("l2", "lsh", "lshl2")
-DEFAULT_METHOD = "kd"
-DEFAULT_ALPHA = 1.0  # weight of KD when the method includes it
-DEFAULT_BETA = 1.0  # feature weight, by edgekit's benchmark (the paper: 6 CIFAR, 5 ImageNet, 7 detection)
-KD_T = 4.0
-
-
-def parse_method(method: str) -> tuple[str, ...]:
-    """``'lshl2+kd'`` -> ``('kd', 'lshl2')``; at most one feature term; ``none`` stands alone."""
-    parts = tuple(sorted({p.strip().lower() for p in method.split("+") if p.strip()}))
-    if not parts:
-        raise EdgekitError("empty distillation method; use none, kd, l2, lsh, lshl2 or a '+' combination")
-    for p in parts:
-        if p not in METHODS:
-            from ..errors import suggest
-
-            raise suggest(p, list(METHODS), "distillation method")
-    if "none" in parts and len(parts) > 1:
-        raise EdgekitError("method 'none' (scratch training) cannot be combined with others")
-    if sum(p in FEATURE_METHODS for p in parts) > 1:
-        raise EdgekitError(f"combine at most one feature loss (l2, lsh, lshl2) in {method!r}")
-    return parts
-
-
-def _feature_term(parts: tuple[str, ...]) -> str | None:
-    return next((p for p in parts if p in FEATURE_METHODS), None)
-
 
 class _Indexed(Dataset):
     """(x, target) -> (x, [target, index]): the index finds a sample's cached teacher outputs."""
@@ -209,137 +184,194 @@ def _split_layer(feature_layer: str | None) -> tuple[str | None, str | None]:
     return (t or None, s or None) if sep else (t, t)
 
 
+@dataclass
+class _Run:
+    """What the phases share: the options, the teacher and its data split, the student and its input."""
+
+    cfg: DistillConfig
+    t_ckpt: Checkpoint
+    bundle: DataBundle
+    device: torch.device
+    output: Path
+    progress: bool
+    spec: dict[str, Any]
+    terms: list[tuple[LossTerm, float]]
+    teach: _Teacher | None = None
+    t_dim: int | None = None
+    model: nn.Module | None = None
+    base: Checkpoint | None = None
+    s_tap: FeatureTap | None = None
+    cache_path: Path | None = None
+    cached: tuple[torch.Tensor, torch.Tensor] | None = None
+    projector: LSHProjector | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def classify(self) -> bool:
+        return self.t_ckpt.task == "classify"
+
+    @property
+    def size(self) -> int:
+        return int(self.spec["shape"][-1])
+
+    @property
+    def features(self) -> bool:
+        return any(t.features for t, _ in self.terms)
+
+
 def distill(teacher: str | Path | Checkpoint, student: str | Path | Checkpoint, data: str | DataBundle | None,
-            output: str | Path, *, method: str = DEFAULT_METHOD, epochs: int = 10, alpha: float | None = None,
-            beta: float | None = None, input_size: int | None = None, hash_num: int | None = None,
-            bias: str = "median", feature_layer: str | None = None, cache_teacher: bool | str | Path = False,
-            correct_only: bool = True, temperature: float = KD_T, augment: bool | None = None,
-            batch_size: int = 64, optimizer: str = "sgd", lr: float | None = None, weight_decay: float | None = None,
-            warmup_epochs: float = 1.0, seed: int = 0, device: str = "auto", workers: int = 0,
-            force: bool = False, progress: bool = True) -> Checkpoint:
+            output: str | Path, *, config: DistillConfig | None = None, force: bool = False, progress: bool = True,
+            **options: Any) -> Checkpoint:
     """Distil ``teacher`` (checkpoint) into ``student`` (registry name or checkpoint); returns the student.
 
-    ``method``: ``none | kd | l2 | lsh | lshl2`` or a ``+`` combination (default ``kd``, see the
-    module docstring for which wins where). ``alpha`` weighs KD (default 1 when used), ``beta``
-    the feature term (default 1; the paper used 5-7 on large data). ``hash_num`` defaults to
-    4 x the teacher's feature size; ``bias`` is ``median`` | ``mean`` | ``0``. ``feature_layer``
-    overrides the penultimate feature: a module path for both models or
-    ``TEACHER_PATH:STUDENT_PATH``. ``cache_teacher``
-    (True or a file path) caches teacher outputs on disk and turns augmentation off; ``augment``
-    (default: on unless the teacher is cached) switches training augmentation explicitly.
-    The checkpoint is written atomically after every epoch; training log in
-    ``OUTPUT.metrics.jsonl``.
+    ``options`` are the fields of :class:`~edgekit.compress.distill_config.DistillConfig`
+    (``method="kd"``, ``epochs=10``, ``alpha``, ``beta``, ``precise_bn``, ...), or pass a
+    ``config``; see the module docstring for which method wins where. ``data`` None is
+    the teacher's own dataset, split as its training split it. The checkpoint is written
+    atomically after every epoch; training log in ``OUTPUT.metrics.jsonl``.
     """
-    output = Path(output)
-    parts = parse_method(method)
-    check_writable(output, force)
-    feat_term = _feature_term(parts)
-    if bias not in BIAS_MODES:
-        raise EdgekitError(f"unknown LSH bias {bias!r}; expected one of {', '.join(BIAS_MODES)}")
-    if epochs < 1 or batch_size < 1:
-        raise EdgekitError("epochs and batch size must be positive")
-    alpha = (DEFAULT_ALPHA if "kd" in parts else 0.0) if alpha is None else float(alpha)
-    beta = (DEFAULT_BETA if feat_term else 0.0) if beta is None else float(beta)
-    dev = resolve_device(device)
-    seed_everything(seed)
+    cfg = config if config is not None else DistillConfig.from_options(options, "distill")
+    output = check_writable(output, force)
+    run = _open(teacher, data, output, cfg, progress)
+    _models(run, student)
+    loaders = _loaders(run)
+    t0 = time.perf_counter()
+    _teacher_targets(run, loaders["fixed"])
+    run.info["setup_seconds"] = time.perf_counter() - t0
+    try:
+        child = _train(run, loaders)
+    finally:
+        for tap in (run.s_tap, run.teach.tap if run.teach is not None else None):
+            if tap is not None:
+                tap.close()
+    if run.cache_path is not None and cfg.cache_teacher is True:
+        run.cache_path.unlink(missing_ok=True)  # a temporary of this run; a named cache path is kept
+    return child
 
+
+def _open(teacher: str | Path | Checkpoint, data: str | DataBundle | None, output: Path, cfg: DistillConfig,
+          progress: bool) -> _Run:
+    """The teacher, its own split (validation images never trained on, by it or the student), the student input."""
     t_ckpt = teacher if isinstance(teacher, Checkpoint) else load_checkpoint(teacher)
     classify = t_ckpt.task == "classify"
-    if "kd" in parts and not classify:
-        raise EdgekitError(f"a {t_ckpt.task} teacher has no softmax to distil with kd; use l2, lsh or lshl2")
-    if not classify and parts == ("none",):
+    terms = weighted_terms(cfg.parts, {"alpha": cfg.alpha, "beta": cfg.beta})
+    for term, _ in terms:
+        if term.softmax and not classify:
+            feats = ", ".join(n for n, t in TERMS.items() if t.features)
+            raise EdgekitError(f"a {t_ckpt.task} teacher has no softmax to distil with {term.name}; use {feats}")
+    if not classify and not terms:
         raise EdgekitError("method 'none' needs a classification teacher; use l2, lsh or lshl2")
-    # the teacher's own split: its validation images were never trained on, by it or the student
     bundle = data if isinstance(data, DataBundle) else t_ckpt.load_data(data)
     if bundle.task != t_ckpt.task:
         raise EdgekitError(f"data {bundle.spec!r} is a {bundle.task} set but the teacher is a {t_ckpt.task} model")
     if classify and len(bundle.labels) != t_ckpt.num_outputs:
         raise EdgekitError(f"data has {len(bundle.labels)} classes, the teacher {t_ckpt.num_outputs}")
-
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed)
     t_spec = t_ckpt.input_spec or make_input_spec(bundle.default_input)
-    t_size = int(t_spec["shape"][-1])
-    size = int(input_size or t_size)
-    spec = dict(t_spec) if size == t_size else make_input_spec(size, mean=t_spec["mean"], std=t_spec["std"],
-                                                                crop_ratio=None if size <= 64 else 0.875)
-    t_layer, s_layer = _split_layer(feature_layer)
-    use_teacher = parts != ("none",)
-    teach = _Teacher(copy.deepcopy(t_ckpt.model).to(dev), t_size, size, t_layer) if use_teacher else None
-    t_dim = feature_dim(teach.model, (1, 3, t_size, t_size), t_layer) if teach is not None else None
+    size = cfg.input_size if cfg.input_size is not None else int(t_spec["shape"][-1])
+    spec = dict(t_spec) if size == int(t_spec["shape"][-1]) else make_input_spec(
+        size, mean=t_spec["mean"], std=t_spec["std"], crop_ratio=None if size <= 64 else 0.875)
+    return _Run(cfg, t_ckpt, bundle, device, output, progress, spec, terms)
 
-    model, base = _build_student(student, t_ckpt, size, t_dim if feat_term or not classify else None, s_layer)
-    base.input_spec = spec
-    model.to(dev)
-    s_tap = FeatureTap(model, (1, 3, size, size), s_layer) if feat_term else None
-    if not classify:
-        _copy_head(teach, model, (1, 3, size, size))
 
-    # Loaders: augmented training (or fixed inputs with the cache), indexed for cache look-ups.
-    cache_path = None
-    if cache_teacher and use_teacher:
-        cache_path = Path(cache_teacher) if not isinstance(cache_teacher, bool) else \
-            output.with_name(output.name + ".teacher-cache.pt")
-    aug = "no_flip" if bundle.spec.startswith("digits") else "standard"
-    if augment and cache_path:
+def _models(run: _Run, student: str | Path | Checkpoint) -> None:
+    """The frozen teacher (when a term needs it) and the trainable student, with a connector if sizes differ."""
+    t_layer, s_layer = _split_layer(run.cfg.feature_layer)
+    t_size = int((run.t_ckpt.input_spec or run.spec)["shape"][-1])
+    if run.terms:
+        run.teach = _Teacher(copy.deepcopy(run.t_ckpt.model).to(run.device), t_size, run.size, t_layer)
+        run.t_dim = feature_dim(run.teach.model, (1, 3, t_size, t_size), t_layer)
+    shape = (1, 3, run.size, run.size)
+    model, base = _build_student(student, run.t_ckpt, run.size,
+                                 run.t_dim if run.features or not run.classify else None, s_layer)
+    base.input_spec = run.spec
+    run.model, run.base = model.to(run.device), base
+    run.s_tap = FeatureTap(model, shape, s_layer) if run.features else None
+    if not run.classify:
+        _copy_head(run.teach, model, shape)
+
+
+def _loaders(run: _Run) -> dict[str, Any]:
+    """Training (augmented, or fixed inputs when the teacher is cached; indexed), validation, fixed-order train."""
+    cfg, bundle = run.cfg, run.bundle
+    if cfg.cache_teacher and run.teach is not None:
+        run.cache_path = output_cache(run.output) if cfg.cache_teacher is True else Path(cfg.cache_teacher)
+    if cfg.augment and run.cache_path:
         raise EdgekitError("cached teacher outputs are for un-augmented images; drop augment or the cache")
-    augment = not cache_path if augment is None else augment
-    tf = train_transform(spec, aug) if augment else eval_transform(spec)
-    drop_last = len(bundle.train) > batch_size
-    loader = torch.utils.data.DataLoader(_Indexed(Transformed(bundle.train, tf, _target_fn(bundle.task))),
-                                         batch_size=batch_size, shuffle=True, num_workers=workers,
-                                         drop_last=drop_last, persistent_workers=workers > 0)
-    val_loader = bundle.loader("val", eval_transform(spec), max(batch_size, 128), workers=workers)
-    fixed_loader = bundle.loader("train", eval_transform(spec), max(batch_size, 128), workers=workers)
+    augment = not run.cache_path if cfg.augment is None else cfg.augment
+    run.info["augment"] = augment
+    aug = "no_flip" if bundle.spec.startswith("digits") else "standard"
+    tf = train_transform(run.spec, aug) if augment else eval_transform(run.spec)
+    bs = cfg.batch_size
+    train = torch.utils.data.DataLoader(_Indexed(Transformed(bundle.train, tf, _target_fn(bundle.task))),
+                                        batch_size=bs, shuffle=True, num_workers=cfg.workers,
+                                        drop_last=len(bundle.train) > bs, persistent_workers=cfg.workers > 0)
+    return {"train": train, "val": bundle.loader("val", eval_transform(run.spec), max(bs, 128), workers=cfg.workers),
+            "fixed": bundle.loader("train", eval_transform(run.spec), max(bs, 128), workers=cfg.workers),
+            "bn": bn_loader(bundle, run.spec, bs, cfg.workers)}
 
-    t0 = time.perf_counter()
-    cached: tuple[torch.Tensor, torch.Tensor] | None = None
-    if cache_path is not None and teach is not None:
-        cached = _load_or_compute_cache(cache_path, _cache_key(t_ckpt, bundle, spec, t_layer),
-                                        lambda: teacher_outputs(teach, fixed_loader, dev))
-    projector = None
-    if feat_term in ("lsh", "lshl2"):
-        assert teach is not None and t_dim is not None
-        std = _classifier_std(teach)
-        projector = LSHProjector(t_dim, hash_num or 4 * t_dim, std, seed=seed).to(dev)
-        if bias != "0":
-            feats = cached[0] if cached is not None else _bias_sample(teach, fixed_loader, dev)
-            projector.fit_bias(feats.to(dev), bias)
-    setup_seconds = time.perf_counter() - t0
-    teacher_val = evaluate_model(teach.model, _resized(val_loader, teach), t_ckpt.task, dev) \
-        if teach is not None else {}
 
-    step = _make_step(parts, teach, s_tap, projector, cached, alpha, beta, temperature,
-                      correct_only and classify, t_ckpt.task, dev)
-    ckpt_meta = {"stage": "distill", "teacher": t_ckpt.sha256, "teacher_path": str(t_ckpt.path),
-                 "method": "+".join(parts), "alpha": alpha, "beta": beta, "temperature": temperature,
-                 "hash_num": projector.hash_num if projector else None, "bias": bias if projector else None,
-                 "feature_layer": feature_layer, "correct_only": correct_only, "cache_teacher": bool(cached),
-                 "augment": augment, "data": bundle.spec, "seed": seed, "epochs": epochs, "params": count_params(model)}
-    mpath = metrics_path(output)
-    if mpath.exists():
-        mpath.unlink()
-    out_ckpt: dict[str, Checkpoint] = {}
+def output_cache(output: Path) -> Path:
+    """Where ``cache_teacher=True`` keeps the teacher's outputs while the run lasts."""
+    return output.with_name(output.name + ".teacher-cache.pt")
+
+
+def _teacher_targets(run: _Run, fixed_loader: Any) -> None:
+    """The teacher's cached outputs (when asked) and the LSH hyperplanes with their bias (when a term needs them)."""
+    cfg, teach = run.cfg, run.teach
+    if teach is None:
+        return
+    t_layer = _split_layer(cfg.feature_layer)[0]
+    if run.cache_path is not None:
+        run.cached = _load_or_compute_cache(run.cache_path, _cache_key(run.t_ckpt, run.bundle, run.spec, t_layer),
+                                            lambda: teacher_outputs(teach, fixed_loader, run.device))
+    if any(t.projector for t, _ in run.terms):
+        assert run.t_dim is not None
+        run.projector = LSHProjector(run.t_dim, cfg.hash_num, _classifier_std(teach), seed=cfg.seed).to(run.device)
+        if cfg.bias != "0":
+            feats = run.cached[0] if run.cached is not None else _bias_sample(teach, fixed_loader, run.device)
+            run.projector.fit_bias(feats.to(run.device), cfg.bias)
+
+
+def _train(run: _Run, loaders: dict[str, Any]) -> Checkpoint:
+    """Train the student with the shared engine (precise BN at the end); the checkpoint after every epoch."""
+    cfg, model, base = run.cfg, run.model, run.base
+    assert model is not None and base is not None
+    teacher_val = evaluate_model(run.teach.model, _resized(loaders["val"], run.teach), run.t_ckpt.task, run.device) \
+        if run.teach is not None else {}
+    step = make_step(run.terms, run.teach, run.s_tap, run.projector, run.cached, cfg.temperature,
+                     cfg.correct_only and run.classify, run.t_ckpt.task, run.device)
+    weight = {opt: next((w for t, w in run.terms if t.weight_option == opt), 0.0) for opt in ("alpha", "beta")}
+    meta = {"stage": "distill", "teacher": run.t_ckpt.sha256, "teacher_path": str(run.t_ckpt.path),
+            "method": cfg.method, **weight, "weights": {t.name: w for t, w in run.terms},
+            "temperature": cfg.temperature, "hash_num": run.projector.hash_num if run.projector else None,
+            "bias": cfg.bias if run.projector else None, "feature_layer": cfg.feature_layer,
+            "correct_only": cfg.correct_only, "cache_teacher": bool(run.cached), "augment": run.info["augment"],
+            "data": run.bundle.spec, "seed": cfg.seed, "epochs": cfg.epochs, "precise_bn": cfg.precise_bn,
+            "params": count_params(model)}
+    mpath = metrics_path(run.output)
+    mpath.unlink(missing_ok=True)
+    out: dict[str, Checkpoint] = {}
 
     def save(record: dict[str, Any]) -> None:
-        metrics = {k: v for k, v in record.items() if k.startswith("val_") or k in ("epoch", "loss")}
+        metrics = epoch_metrics(record)
         metrics.update({f"teacher_{k}": v for k, v in teacher_val.items() if k != "n"})
-        child = base.derive(model, stage="distill", metrics=metrics, data=bundle.record)
-        child.provenance.update(ckpt_meta)
-        child.save(output, force=True)
-        out_ckpt["c"] = child
+        child = base.derive(model, stage="distill", metrics=metrics, data=run.bundle.record)
+        child.provenance.update(meta)
+        child.save(run.output, force=True)
+        out["c"] = child
 
-    history = fit(model, loader, epochs=epochs, loss_fn=step, optim=OptimConfig(
-        optimizer=optimizer, lr=lr, weight_decay=weight_decay, warmup_epochs=warmup_epochs), device=dev,
-        val_loader=val_loader, task=t_ckpt.task, log_path=str(mpath),
-        on_epoch_end=lambda e, rec, st: save(rec), progress=progress, desc=f"distill[{'+'.join(parts)}]")
-    if s_tap is not None:
-        s_tap.close()
-    if teach is not None:
-        teach.tap.close()
-    child = out_ckpt["c"]
+    history = fit(model, loaders["train"], epochs=cfg.epochs, loss_fn=step, optim=OptimConfig(
+        optimizer=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_epochs=cfg.warmup_epochs),
+        device=run.device, val_loader=loaders["val"], task=run.t_ckpt.task, log_path=str(mpath),
+        on_epoch_end=lambda e, rec, st: save(rec), progress=run.progress, desc=f"distill[{cfg.method}]",
+        precise_bn_batches=cfg.precise_bn, bn_loader=loaders["bn"])
+    child = out["c"]
     child.metrics["epoch_seconds"] = sum(h["epoch_seconds"] for h in history) / len(history)
-    child.metrics["setup_seconds"] = setup_seconds
-    child.save(output, force=True)
-    return load_checkpoint(output)
+    child.metrics["setup_seconds"] = run.info["setup_seconds"]
+    child.save(run.output, force=True)
+    return load_checkpoint(run.output)
 
 
 def _target_fn(task: str) -> Any:
@@ -400,12 +432,14 @@ def _copy_head(teach: _Teacher | None, student: nn.Module, shape: tuple[int, ...
                 s_fc.bias.copy_(t_fc.bias)
 
 
-def _make_step(parts: tuple[str, ...], teach: _Teacher | None, s_tap: FeatureTap | None,
-               projector: LSHProjector | None, cached: tuple[torch.Tensor, torch.Tensor] | None, alpha: float,
-               beta: float, temperature: float, correct_only: bool, task: str, device: torch.device):
-    """The StepLoss for ``fit``: CE (or L1) + alpha KD + beta feature term, each term logged."""
-    feat_term = _feature_term(parts)
+def make_step(terms: list[tuple[LossTerm, float]], teach: _Teacher | None, s_tap: FeatureTap | None,
+              projector: LSHProjector | None, cached: tuple[torch.Tensor, torch.Tensor] | None, temperature: float,
+              correct_only: bool, task: str, device: torch.device):
+    """The StepLoss for ``fit``: the task loss (CE, or L1) + the weighted registered terms, each term logged.
+
+    ``correct_only``: feature terms average over the samples the teacher gets right."""
     cache = (cached[0].to(device), cached[1].to(device)) if cached is not None else None
+    features = any(t.features for t, _ in terms)
 
     def step(model: nn.Module, x: torch.Tensor, packed: torch.Tensor, epoch: int) -> StepOutput:
         idx = packed[:, 1].long()
@@ -416,41 +450,29 @@ def _make_step(parts: tuple[str, ...], teach: _Teacher | None, s_tap: FeatureTap
         elif teach is not None:
             t_feat, t_out = teach(x)
         out = model(x)
-        terms: dict[str, float] = {}
+        logged: dict[str, float] = {}
         loss = out.new_zeros(())
         if task == "classify":
             ce = F.cross_entropy(out, y)
             loss = loss + ce
-            terms["ce"] = float(ce.detach())
+            logged["ce"] = float(ce.detach())
         elif out.shape[1] == 1:
             l1 = F.l1_loss(out.reshape(-1), y)
             loss = loss + l1
-            terms["l1"] = float(l1.detach())
-        if "kd" in parts and t_out is not None:
-            kd = kd_loss(out, t_out, temperature)
-            loss = loss + alpha * kd
-            terms["kd"] = float(kd.detach())
-        if feat_term and s_tap is not None and t_feat is not None:
-            s_feat = s_tap.feature
-            assert s_feat is not None
-            mask = (t_out.argmax(1) == y) if correct_only and t_out is not None else None
-            per = torch.zeros_like(s_feat[:, 0], dtype=torch.float32)
-            if feat_term in ("l2", "lshl2"):
-                mse = feature_mse(s_feat.float(), t_feat)
-                per = per + mse
-                terms["l2"] = float(masked_mean(mse.detach(), mask))
-            if feat_term in ("lsh", "lshl2"):
-                assert projector is not None
-                bce = projector.loss(s_feat.float(), t_feat)
-                per = per + bce
-                terms["lsh"] = float(masked_mean(bce.detach(), mask))
-            feat = masked_mean(per, mask)
-            loss = loss + beta * feat
+            logged["l1"] = float(l1.detach())
+        if terms and t_out is not None:
+            mask = (t_out.argmax(1) == y) if correct_only and features else None
+            batch = TermInputs(out, t_out, s_tap.feature if s_tap is not None else None, t_feat, mask, temperature,
+                               projector)
+            for term, weight in terms:
+                value, term_logged = term.fn(batch)
+                loss = loss + weight * value
+                logged.update(term_logged)
             if mask is not None:
-                terms["teacher_correct"] = float(mask.float().mean())
-        return StepOutput(loss, terms, out if task == "classify" else None, y if task == "classify" else None)
+                logged["teacher_correct"] = float(mask.float().mean())
+        return StepOutput(loss, logged, out if task == "classify" else None, y if task == "classify" else None)
 
     return step
 
 
-__all__ = ["distill", "parse_method", "METHODS", "DEFAULT_METHOD"]
+__all__ = ["distill", "DistillConfig", "parse_method", "DEFAULT_METHOD", "TERMS"]

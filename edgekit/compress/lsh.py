@@ -1,7 +1,8 @@
 """LSH feature mimicking (Wang, Ge & Wu, "Distilling Knowledge by Mimicking Features", TPAMI 2021).
 
 The student's penultimate feature ``f_S`` is pushed towards the teacher's ``f_T`` through
-N random hyperplanes (methods.md 2.2, authors' ``distiller_zoo/LSH.py``):
+N random hyperplanes (docs/methods.md section 2.2; the authors' code, ``distiller_zoo/LSH.py``
+of github.com/DoctorKey/LSHFM.singleclassification):
 
 * projection ``h(f) = W f + b`` with ``W ~ N(0, std^2)`` of shape (N, D), **frozen**
   (a buffer, never a parameter); ``std`` is the std of the teacher classifier's weights;
@@ -25,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-BIAS_MODES = ("median", "mean", "0")
+from .distill_config import BIAS_MODES
 
 
 def lsh_bce(student_proj: torch.Tensor, teacher_proj: torch.Tensor) -> torch.Tensor:
@@ -52,7 +53,7 @@ class LSHProjector(nn.Module):
 
     def __init__(self, dim: int, hash_num: int | None = None, std: float = 1.0, seed: int = 0) -> None:
         super().__init__()
-        n = int(hash_num or 4 * dim)
+        n = 4 * dim if hash_num is None else int(hash_num)
         if n < 1 or dim < 1:
             raise ValueError("hash_num and dim must be positive")
         gen = torch.Generator().manual_seed(seed)

@@ -1,6 +1,7 @@
 """``edgekit prune``: CURL structured pruning of a checkpoint to a MACs, params or latency target.
 
-Pipeline (methods.md 1, findings.md 1-4):
+Pipeline (Luo & Wu, "Neural Network Pruning with Residual-Connections and Limited-Data",
+CVPR 2020, as edgekit implements it: docs/methods.md section 1; docs/findings.md items 1-4):
 
 1. units: Torch-Pruning dependency groups of the model (:mod:`edgekit.compress.units`);
 2. importance: CURL's KL(masked || original) on a proxy set of ``proxy_size`` training
@@ -9,36 +10,43 @@ Pipeline (methods.md 1, findings.md 1-4):
 3. selection: global one-shot ranking (``kl-per-mac`` by default, chosen by the
    benchmark in ``benchmarks/prune_digits.md``; ``kl`` as in the paper) under a hard
    minimum keep ratio, the number of removed units found to meet the target;
-4. BatchNorm re-estimation, then recovery (``finetune`` or ``limited-data``) with the
-   unpruned checkpoint as teacher;
+4. BatchNorm re-estimation (:func:`edgekit.training.precise_bn.precise_bn`), then recovery
+   (``finetune`` or ``limited-data``) with the unpruned checkpoint as teacher, ending with
+   precise BN again;
 5. the pruned checkpoint (channel plan + provenance + metrics) is written atomically.
 
-Scores are cached next to the output (``OUTPUT.scores.pt``, keyed by the parent's hash,
-method and proxy set), so an interrupted or repeated prune does not score again.
+Each step is a phase function over one :class:`~edgekit.compress.prune_config.PruneConfig`.
+Scores are cached next to the output while the run lasts (``OUTPUT.scores.pt``, keyed by
+the parent's hash, method and proxy set), so an interrupted prune does not score again;
+a finished prune removes that file, unless ``scores_path`` asked to keep the scores.
 """
 from __future__ import annotations
 
 import copy
 import logging
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from ..checkpoint import Checkpoint, load_checkpoint
 from ..data import DataBundle
+from ..device import resolve_device
 from ..errors import EdgekitError
 from ..fileio import atomic_path, check_writable
 from ..registry import count_macs, count_params
+from ..seeding import seed_everything
 from ..training.metrics import evaluate_model
-from ..training.trainer import resolve_device, seed_everything
+from ..training.precise_bn import bn_loader, precise_bn
+from .prune_config import METHODS, RANKS, RECIPES, PruneConfig
 
 log = logging.getLogger("edgekit.prune")
 
-METHODS = ("curl", "l1", "l2", "bn", "taylor", "random")
-RECIPES = ("finetune", "limited-data")
+__all__ = ["prune", "PruneConfig", "METHODS", "RANKS", "RECIPES", "proxy_set", "score_units"]
 
 
 def proxy_set(bundle: DataBundle, transform: Any, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
@@ -68,6 +76,120 @@ def score_units(method: str, model: torch.nn.Module, graph: Any, x: torch.Tensor
     return tp_scores(method, model, graph, x, y, seed=seed)
 
 
+@dataclass
+class _Run:
+    """What the phases share: the parent, its data split, the model being pruned and the metrics so far."""
+
+    cfg: PruneConfig
+    ckpt: Checkpoint
+    bundle: DataBundle
+    device: torch.device
+    teacher: nn.Module
+    model: nn.Module
+    output: Path
+    progress: bool
+    target: Any  # selection.Target
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (1, *self.ckpt.input_spec["shape"])
+
+    @property
+    def rank(self) -> str:
+        return self.cfg.rank if self.cfg.method == "curl" else "raw"
+
+    def eval(self, model: nn.Module) -> float:
+        loader = self.bundle.loader("val", self.ckpt.eval_transform, 256)
+        return evaluate_model(model, loader, "classify", self.device)["top1"]
+
+    def reestimate_bn(self) -> None:
+        loader = bn_loader(self.bundle, self.ckpt.input_spec, self.cfg.batch_size)
+        precise_bn(self.model, loader, self.cfg.precise_bn)
+
+
+def prune(checkpoint: str | Path | Checkpoint, data: str | DataBundle | None, output: str | Path, *,
+          config: PruneConfig | None = None, force: bool = False, progress: bool = True,
+          **options: Any) -> Checkpoint:
+    """Prune ``checkpoint`` to a target on ``data`` and write the result to ``output``; returns it.
+
+    ``options`` are the fields of :class:`~edgekit.compress.prune_config.PruneConfig`
+    (``target="macs=0.5"``, ``method="curl"``, ``finetune_epochs=5``, ...), or pass a
+    ``config``. ``data`` None is the checkpoint's own dataset; either way it is split as
+    the checkpoint's training split it. The checkpoint's metrics hold accuracy unpruned /
+    right after pruning (BN re-estimated) / after recovery, MACs and parameters before and
+    after, and the scoring and pruning wall times.
+    """
+    cfg = config if config is not None else PruneConfig.from_options(options, "prune")
+    output = check_writable(output, force)
+    run = _open(checkpoint, data, output, cfg, progress)
+    cache = _cache_path(run)
+    t0 = time.perf_counter()
+    graph, scores = _score(run, cache)
+    selection = _select(run, graph, scores)
+    run.reestimate_bn()
+    run.metrics["prune_seconds"] = time.perf_counter() - t0  # graph + scoring + selection + pruning + BN
+    _recover(run)
+    child = _write(run, graph, selection, force)
+    if cache is not None and cfg.scores_path is None:
+        cache.unlink(missing_ok=True)  # a temporary of this run: the scores were not asked to be kept
+    return child
+
+
+def _open(checkpoint: str | Path | Checkpoint, data: str | DataBundle | None, output: Path, cfg: PruneConfig,
+          progress: bool) -> _Run:
+    """Load the parent and its own train/val split (whatever the pruning seed), and copy the model to prune."""
+    from .selection import parse_target
+
+    target = parse_target(cfg.target)
+    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+    if ckpt.task != "classify":
+        raise EdgekitError(f"prune supports classifiers (task 'classify'); this checkpoint is {ckpt.task!r}")
+    # a val split drawn with another seed would hold images the unpruned model was trained on
+    bundle = data if isinstance(data, DataBundle) else ckpt.load_data(data)
+    if bundle.task != "classify" or len(bundle.labels) != ckpt.num_outputs:
+        raise EdgekitError(f"data {bundle.spec!r} has {len(bundle.labels)} classes but the checkpoint "
+                           f"has {ckpt.num_outputs} outputs")
+    bundle = bundle.subset_train(cfg.train_fraction, cfg.data_seed)
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed)
+    teacher = ckpt.model.eval()
+    model = copy.deepcopy(teacher).cpu().eval()
+    for p in model.parameters():  # tracing the dependency graph needs autograd
+        p.requires_grad_(True)
+    return _Run(cfg, ckpt, bundle, device, teacher, model, output, progress, target)
+
+
+def _cache_path(run: _Run) -> Path | None:
+    if run.cfg.scores_path is not None:
+        return Path(run.cfg.scores_path)
+    return run.output.with_name(run.output.name + ".scores.pt") if run.cfg.score_cache else None
+
+
+def _score(run: _Run, cache: Path | None) -> tuple[Any, dict[int, torch.Tensor]]:
+    """The unit graph and every unit's importance on the proxy set (from the cache when it matches)."""
+    from .units import UnitGraph
+
+    cfg = run.cfg
+    x, y, proxy_idx = proxy_set(run.bundle, run.ckpt.eval_transform, cfg.proxy_size, cfg.data_seed)
+    graph = UnitGraph(run.model, x[:1])
+    run.metrics.update(macs_before=count_macs(run.model, run.input_shape), params_before=count_params(run.model))
+    key = {"parent": run.ckpt.sha256, "method": cfg.method, "proxy": proxy_idx, "data": run.bundle.spec,
+           "fraction": cfg.train_fraction, "split": run.bundle.record,
+           "subset_seed": cfg.data_seed if cfg.train_fraction < 1 else None,
+           "seed": cfg.seed if cfg.method == "random" else None}
+    t0 = time.perf_counter()
+    scores = _cached_scores(cache, key) if cache is not None else None
+    run.metrics["scores_cached"] = scores is not None
+    if scores is None:
+        scores = score_units(cfg.method, run.model, graph, x, y, seed=cfg.seed, progress=run.progress)
+        if cache is not None:
+            with atomic_path(cache) as tmp:
+                torch.save({"key": key, "scores": {str(k): v for k, v in scores.items()}}, tmp)
+    run.metrics["score_seconds"] = time.perf_counter() - t0
+    return graph, scores
+
+
 def _cached_scores(path: Path, key: dict[str, Any]) -> dict[int, torch.Tensor] | None:
     if not path.is_file():
         return None
@@ -80,144 +202,79 @@ def _cached_scores(path: Path, key: dict[str, Any]) -> dict[int, torch.Tensor] |
     return {int(k): v for k, v in obj["scores"].items()}
 
 
-def _eval(model: torch.nn.Module, bundle: DataBundle, transform: Any, device: torch.device) -> float:
-    return evaluate_model(model, bundle.loader("val", transform, 256), "classify", device)["top1"]
+def _select(run: _Run, graph: Any, scores: dict[int, torch.Tensor]) -> Any:
+    """Choose the units to remove for the target (measured for latency targets) and remove them."""
+    from .selection import select
 
-
-def prune(checkpoint: str | Path | Checkpoint, data: str | DataBundle | None, output: str | Path, *,
-          target: str = "macs=0.5", method: str = "curl", rank: str = "kl-per-mac", min_keep: float = 0.3,
-          proxy_size: int = 256, round_to: int | None = None, finetune_epochs: int = 5,
-          recipe: str = "finetune", train_fraction: float = 1.0, lr: float = 0.01, batch_size: int = 64,
-          refine_epochs: int | None = None, seed: int = 0, proxy_seed: int | None = None, device: str = "auto",
-          bn_images: int = 512, scores_path: str | Path | None = None, score_cache: bool = True,
-          measure_latency: bool = False, latency_runtimes: tuple[str, ...] = ("onnxruntime", "litert"),
-          force: bool = False,
-          progress: bool = True) -> Checkpoint:
-    """Prune ``checkpoint`` to ``target`` on ``data`` and write the result to ``output``; returns it.
-
-    ``target``: ``macs=0.5`` / ``params=0.5`` (fraction of the original) or
-    ``latency=5ms@litert`` (exported and measured with the bench runners). ``method``:
-    curl | l1 | l2 | bn | taylor | random. ``rank`` (curl only): kl-per-mac | kl.
-    ``recipe``: finetune | limited-data (mixup+KD from the unpruned model, then the
-    expanded set with label refinement). ``train_fraction`` < 1 simulates limited data
-    (the proxy set and recovery both draw from that fraction); ``proxy_seed`` fixes the
-    data draw (the training subset and the proxy set) independently of ``seed``, which
-    then varies selection ties, BN re-estimation and recovery. ``measure_latency`` exports the model before and
-    after and records the measured speed-up. The checkpoint's metrics
-    hold accuracy unpruned / right after pruning (BN re-estimated) / after recovery,
-    MACs and parameters before and after, and the scoring and pruning wall times.
-    """
-    from .bn import reestimate_bn
-    from .selection import RANKS, parse_target, select, summary
-    from .units import UnitGraph
-
-    output = Path(output)
-    check_writable(output, force)
-    if method not in METHODS:
-        raise EdgekitError(f"unknown pruning method {method!r}; expected one of {', '.join(METHODS)}")
-    if recipe not in RECIPES:
-        raise EdgekitError(f"unknown recovery recipe {recipe!r}; expected one of {', '.join(RECIPES)}")
-    if rank not in RANKS:
-        raise EdgekitError(f"unknown ranking {rank!r}; expected one of {', '.join(RANKS)}")
-    if round_to is not None and round_to < 1:
-        raise EdgekitError(f"round_to must be a positive integer, got {round_to}")
-    if finetune_epochs < 0:
-        raise EdgekitError("finetune_epochs must be >= 0")
-    tgt = parse_target(target)
-    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
-    if ckpt.task != "classify":
-        raise EdgekitError(f"prune supports classifiers (task 'classify'); this checkpoint is {ckpt.task!r}")
-    # the train/val split of the checkpoint's own training run, whatever the pruning seed: a val
-    # split drawn with another seed would hold images the unpruned model was trained on
-    bundle = data if isinstance(data, DataBundle) else ckpt.load_data(data)
-    if bundle.task != "classify" or len(bundle.labels) != ckpt.num_outputs:
-        raise EdgekitError(f"data {bundle.spec!r} has {len(bundle.labels)} classes but the checkpoint "
-                           f"has {ckpt.num_outputs} outputs")
-    data_seed = seed if proxy_seed is None else proxy_seed
-    bundle = bundle.subset_train(train_fraction, data_seed)
-    dev = resolve_device(device)
-    seed_everything(seed)
-    transform = ckpt.eval_transform
-    spec = ckpt.input_spec
-    teacher = ckpt.model.eval()
-    model = copy.deepcopy(teacher).cpu().eval()
-    for p in model.parameters():  # tracing the dependency graph needs autograd
-        p.requires_grad_(True)
-    input_shape = (1, *spec["shape"])
-
-    x, y, proxy_idx = proxy_set(bundle, transform, proxy_size, data_seed)
-    t0 = time.perf_counter()
-    graph = UnitGraph(model, x[:1])
-    macs0, params0 = count_macs(model, input_shape), count_params(model)
-    key = {"parent": ckpt.sha256, "method": method, "proxy": proxy_idx, "data": bundle.spec,
-           "fraction": train_fraction, "split": bundle.record, "subset_seed": data_seed if train_fraction < 1 else None,
-           "seed": seed if method == "random" else None}
-    cache = Path(scores_path) if scores_path else output.with_name(output.name + ".scores.pt")
-    scores = _cached_scores(cache, key) if score_cache else None
-    t_score = time.perf_counter()
-    cached = scores is not None
-    if scores is None:
-        scores = score_units(method, model, graph, x, y, seed=seed, progress=progress)
-        if score_cache:
-            with atomic_path(cache) as tmp:
-                torch.save({"key": key, "scores": {str(k): v for k, v in scores.items()}}, tmp)
-    score_seconds = time.perf_counter() - t_score
-
-    metrics: dict[str, Any] = {}
+    cfg, tgt = run.cfg, run.target
     if tgt.kind == "latency":
         from .latency import select_for_latency
 
-        sel, lat = select_for_latency(graph, scores, ckpt, tgt, rank=rank if method == "curl" else "raw",
-                                      min_keep=min_keep, round_to=round_to, data=bundle.spec,
-                                      workdir=output.parent)
-        metrics["latency_search"] = lat
+        sel, lat = select_for_latency(graph, scores, run.ckpt, tgt, rank=run.rank, min_keep=cfg.min_keep,
+                                      round_to=cfg.round_to, data=run.bundle.spec, workdir=run.output.parent)
+        run.metrics["latency_search"] = lat
     else:
-        sel = select(graph, scores, kind=tgt.kind, ratio=tgt.value, rank=rank if method == "curl" else "raw",
-                     min_keep=min_keep, round_to=round_to)
+        sel = select(graph, scores, kind=tgt.kind, ratio=tgt.value, rank=run.rank, min_keep=cfg.min_keep,
+                     round_to=cfg.round_to)
     graph.prune(sel.removal)
-    macs1, params1 = count_macs(model, input_shape), count_params(model)
+    macs, params = count_macs(run.model, run.input_shape), count_params(run.model)
     if tgt.kind in ("macs", "params"):
-        got = (macs1 / macs0) if tgt.kind == "macs" else (params1 / params0)
+        got = macs / run.metrics["macs_before"] if tgt.kind == "macs" else params / run.metrics["params_before"]
         if abs(got - tgt.value) > 0.02 * tgt.value + 1e-9:
             log.warning("pruned to %s=%.4f, more than 2%% from the target %s", tgt.kind, got, tgt)
-    bn_loader = bundle.loader("train", transform, 64, shuffle=True)
-    reestimate_bn(model, bn_loader, max_images=bn_images)
-    prune_seconds = time.perf_counter() - t0  # graph + scoring + selection + pruning + BN
+    run.metrics.update(macs=macs, params=params, units_removed=sel.units_removed)
+    return sel
 
-    top1_unpruned = _eval(teacher, bundle, transform, dev)
-    top1_pruned = _eval(model, bundle, transform, dev)
-    t_rec = time.perf_counter()
-    if finetune_epochs > 0:
+
+def _recover(run: _Run) -> None:
+    """Accuracy unpruned and right after pruning, then recovery (ending with precise BN) and its accuracy."""
+    cfg = run.cfg
+    run.metrics["top1_unpruned"] = run.eval(run.teacher)
+    run.metrics["top1_pruned_bn"] = run.eval(run.model)
+    t0 = time.perf_counter()
+    history: list[dict[str, Any]] = []
+    if cfg.finetune_epochs > 0:
         from . import recovery
 
-        if recipe == "finetune":
-            recovery.finetune(model, bundle, spec, epochs=finetune_epochs, lr=lr, batch_size=batch_size, seed=seed,
-                              device=dev, progress=progress)
+        val_loader = run.bundle.loader("val", run.ckpt.eval_transform, 256)
+        common = dict(lr=cfg.lr, seed=cfg.seed, device=run.device, progress=run.progress, val_loader=val_loader,
+                      precise_bn=cfg.precise_bn)
+        spec = run.ckpt.input_spec
+        if cfg.recipe == "finetune":
+            history = recovery.finetune(run.model, run.bundle, spec, epochs=cfg.finetune_epochs,
+                                        batch_size=cfg.batch_size, **common)
         else:
-            recovery.limited_data(model, teacher, bundle, spec, epochs=finetune_epochs, refine_epochs=refine_epochs,
-                                  lr=lr, batch_size=min(batch_size, 32), seed=seed, device=dev, progress=progress)
-    recovery_seconds = time.perf_counter() - t_rec
-    model = model.cpu().eval()
-    top1 = _eval(model, bundle, transform, dev) if finetune_epochs > 0 else top1_pruned
-    model = model.cpu().eval()
-    metrics.update({
-        "val_top1": top1, "top1_unpruned": top1_unpruned, "top1_pruned_bn": top1_pruned,
-        "macs": macs1, "macs_before": macs0, "macs_ratio": macs1 / macs0,
-        "params": params1, "params_before": params0, "params_ratio": params1 / params0,
-        "units_removed": sel.units_removed, "score_seconds": score_seconds, "scores_cached": cached,
-        "prune_seconds": prune_seconds, "recovery_seconds": recovery_seconds,
-    })
-    child = ckpt.derive(model, stage="prune", metrics=metrics)
+            out = recovery.limited_data(run.model, run.teacher, run.bundle, spec, epochs=cfg.finetune_epochs,
+                                        refine_epochs=cfg.refine_epochs, batch_size=min(cfg.batch_size, 32),
+                                        **common)
+            history = out["stage3"] or out["stage2"]
+    run.metrics["recovery_seconds"] = time.perf_counter() - t0
+    run.model = run.model.cpu().eval()
+    run.metrics["val_top1"] = run.eval(run.model) if cfg.finetune_epochs > 0 else run.metrics["top1_pruned_bn"]
+    if history and "precise_bn" in history[-1]:
+        run.metrics["precise_bn"] = history[-1]["precise_bn"]
+    run.model = run.model.cpu().eval()
+
+
+def _write(run: _Run, graph: Any, sel: Any, force: bool) -> Checkpoint:
+    """The pruned checkpoint: channel plan, metrics, provenance (and the measured speed-up if asked)."""
+    from .selection import summary
+
+    cfg, metrics = run.cfg, dict(run.metrics)
+    metrics.update(macs_ratio=metrics["macs"] / metrics["macs_before"],
+                   params_ratio=metrics["params"] / metrics["params_before"])
+    child = run.ckpt.derive(run.model, stage="prune", metrics=metrics)
     child.provenance.update({
-        "method": method, "rank": rank if method == "curl" else None, "target": str(tgt), "min_keep": min_keep,
-        "round_to": round_to, "proxy_size": proxy_size, "recipe": recipe if finetune_epochs else None,
-        "finetune_epochs": finetune_epochs, "train_fraction": train_fraction, "seed": seed, "data": bundle.spec,
-        "groups": summary(graph, sel),
+        "method": cfg.method, "rank": cfg.rank if cfg.method == "curl" else None, "target": str(run.target),
+        "min_keep": cfg.min_keep, "round_to": cfg.round_to, "proxy_size": cfg.proxy_size,
+        "recipe": cfg.recipe if cfg.finetune_epochs else None, "finetune_epochs": cfg.finetune_epochs,
+        "train_fraction": cfg.train_fraction, "seed": cfg.seed, "precise_bn": cfg.precise_bn,
+        "data": run.bundle.spec, "groups": summary(graph, sel),
     })
-    if measure_latency:
+    if cfg.measure_latency:
         from .latency import speedup
 
-        child.metrics["latency"] = speedup(ckpt, child, runtimes=latency_runtimes, data=bundle.spec,
-                                           workdir=output.parent)
-    child.save(output, force=force)
+        child.metrics["latency"] = speedup(run.ckpt, child, runtimes=cfg.latency_runtimes, data=run.bundle.spec,
+                                           workdir=run.output.parent)
+    child.save(run.output, force=force)
     return child

@@ -3,7 +3,8 @@
 ``finetune``: cross-entropy with the standard augmentation on the training split,
 SGD with warm-up + cosine, through the shared :func:`edgekit.training.loop.fit` engine.
 
-``limited_data`` (methods.md 1.3, for when only a small labelled set exists):
+``limited_data`` (CURL's CUB-200 pipeline, Luo & Wu, CVPR 2020; docs/methods.md section 1.3;
+for when only a small labelled set exists):
 
 1. **mixup + KD**: mixup with alpha=1; the same mixed image goes to the unpruned
    teacher; loss = 0.7 * T^2 KL(p_T || p_S) at T=2 + 0.3 * mixed cross-entropy.
@@ -15,7 +16,8 @@ SGD with warm-up + cosine, through the shared :func:`edgekit.training.loop.fit` 
    Z_i <- Z_i - 1 * dL/dZ_i (the Deep-Decipher label refinement, lr 1).
 
 Epochs and learning rates are the caller's budget; the paper's stage-3 learning rate
-is 1/100 of stage 2's (1e-4 vs 0.01) and is kept as that ratio here.
+is 1/100 of stage 2's (1e-4 vs 0.01) and is kept as that ratio here. Both recipes end
+with precise BatchNorm statistics (``precise_bn`` batches; :mod:`edgekit.training.precise_bn`).
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..data import DataBundle, eval_transform, train_transform
 from ..training.loop import OptimConfig, StepOutput, classification_loss, fit
 from ..training.mix import Mixer
+from ..training.precise_bn import bn_loader
 from .kd import kd_loss, kl_divergence
 
 KD_T, KD_WEIGHT = 2.0, 0.7
@@ -44,14 +47,16 @@ def _augment_name(bundle: DataBundle) -> str:
 
 def finetune(model: nn.Module, bundle: DataBundle, spec: dict[str, Any], *, epochs: int, lr: float = 0.01,
              batch_size: int = 64, seed: int = 0, device: torch.device | str = "cpu", progress: bool = True,
-             log_path: str | None = None) -> list[dict[str, Any]]:
+             log_path: str | None = None, val_loader: DataLoader | None = None,
+             precise_bn: int = 0) -> list[dict[str, Any]]:
     """Plain cross-entropy fine-tuning for ``epochs``; returns fit's per-epoch records."""
     torch.manual_seed(seed)
     loader = bundle.loader("train", train_transform(spec, _augment_name(bundle)), batch_size, shuffle=True,
                            drop_last=len(bundle.train) > batch_size)
     return fit(model, loader, epochs=epochs, loss_fn=classification_loss(), device=torch.device(device),
                optim=OptimConfig(lr=lr, warmup_epochs=min(1.0, epochs / 5)), log_path=log_path,
-               progress=progress, desc="fine-tune")
+               progress=progress, desc="fine-tune", val_loader=val_loader, precise_bn_batches=precise_bn,
+               bn_loader=bn_loader(bundle, spec, batch_size))
 
 
 def mixup_kd_loss(teacher: nn.Module, seed: int = 0, temperature: float = KD_T,
@@ -175,18 +180,22 @@ def refine_loss(table: torch.Tensor, targets: torch.Tensor, weight: float = REFI
 def limited_data(model: nn.Module, teacher: nn.Module, bundle: DataBundle, spec: dict[str, Any], *,
                  epochs: int, refine_epochs: int | None = None, lr: float = 0.01, batch_size: int = 32,
                  seed: int = 0, device: torch.device | str = "cpu", progress: bool = True,
-                 log_path: str | None = None) -> dict[str, Any]:
-    """CURL's limited-data recovery: ``epochs`` of mixup+KD, then ``refine_epochs`` on the expanded set."""
+                 log_path: str | None = None, val_loader: DataLoader | None = None,
+                 precise_bn: int = 0) -> dict[str, Any]:
+    """CURL's limited-data recovery: ``epochs`` of mixup+KD, then ``refine_epochs`` on the expanded set.
+
+    Precise BN (``precise_bn`` batches) runs once, at the end of the last stage that runs."""
     dev = torch.device(device)
     teacher = teacher.eval().to(dev)  # used under no_grad only; its parameters are left untouched
     torch.manual_seed(seed)
     aug = train_transform(spec, _augment_name(bundle))
     loader = bundle.loader("train", aug, batch_size, shuffle=True, drop_last=len(bundle.train) > batch_size)
-    stage2 = fit(model, loader, epochs=epochs, loss_fn=mixup_kd_loss(teacher, seed), device=dev,
-                 optim=OptimConfig(lr=lr, warmup_epochs=min(1.0, epochs / 5)), log_path=log_path,
-                 progress=progress, desc="mixup+KD")
     if refine_epochs is None:
         refine_epochs = max(1, math.ceil(epochs / 8))
+    bn = dict(val_loader=val_loader, bn_loader=bn_loader(bundle, spec, batch_size))
+    stage2 = fit(model, loader, epochs=epochs, loss_fn=mixup_kd_loss(teacher, seed), device=dev,
+                 optim=OptimConfig(lr=lr, warmup_epochs=min(1.0, epochs / 5)), log_path=log_path,
+                 progress=progress, desc="mixup+KD", precise_bn_batches=0 if refine_epochs > 0 else precise_bn, **bn)
     stage3: list[dict[str, Any]] = []
     if refine_epochs > 0:
         h, w = spec["shape"][1:]
@@ -195,6 +204,6 @@ def limited_data(model: nn.Module, teacher: nn.Module, bundle: DataBundle, spec:
         loader3 = DataLoader(expanded, batch_size=batch_size, shuffle=True, drop_last=len(expanded) > batch_size)
         stage3 = fit(model, loader3, epochs=refine_epochs, loss_fn=refine_loss(table, expanded.targets),
                      device=dev, optim=OptimConfig(lr=lr / 100, warmup_epochs=0.0), log_path=log_path,
-                     progress=progress, desc="label refine")
+                     progress=progress, desc="label refine", precise_bn_batches=precise_bn, **bn)
     return {"stage2": stage2, "stage3": stage3, "expanded_images": len(bundle.train) * len(VARIANTS),
             "refine_epochs": refine_epochs}

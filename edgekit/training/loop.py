@@ -3,9 +3,11 @@
 :func:`fit` owns what every stage needs and none should repeat: optimizer and
 warm-up + cosine schedule, AMP and channels_last on CUDA, a rich progress bar
 (loss, accuracy, images/s), one JSON line of metrics per epoch, per-epoch
-callbacks (atomic checkpoints, resume state) and DDP samplers. What differs between
-stages is only the loss: a :data:`StepLoss` maps ``(model, x, y, epoch)`` to a
-:class:`StepOutput` whose named terms are logged.
+callbacks (atomic checkpoints, resume state), DDP samplers, and precise BatchNorm
+statistics at the end of the run (:mod:`edgekit.training.precise_bn`), so no stage ships
+the lagging moving averages of a short run. What differs between stages is only the
+loss: a :data:`StepLoss` maps ``(model, x, y, epoch)`` to a :class:`StepOutput` whose
+named terms are logged.
 """
 from __future__ import annotations
 
@@ -21,8 +23,10 @@ from torch.utils.data import DataLoader
 
 from ..fileio import append_jsonl
 from . import distributed as dist_utils
+from .config import OPTIMIZERS
 from .metrics import evaluate_model
 from .mix import Mixer
+from .precise_bn import bn_layers, precise_bn
 
 
 @dataclass
@@ -70,7 +74,7 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer
         return torch.optim.AdamW(groups, lr=lr)
     if cfg.optimizer == "adam":
         return torch.optim.Adam(groups, lr=lr)
-    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; expected sgd, adamw or adam")
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; expected one of {', '.join(OPTIMIZERS)}")
 
 
 def build_scheduler(opt: torch.optim.Optimizer, cfg: OptimConfig, epochs: int,
@@ -129,13 +133,20 @@ def fit(model: nn.Module, loader: DataLoader, *, epochs: int, loss_fn: StepLoss,
         device: torch.device, val_loader: DataLoader | None = None, task: str = "classify",
         log_path: str | None = None, on_epoch_end: Callable[[int, dict[str, Any], dict[str, Any]], None] | None = None,
         resume_state: dict[str, Any] | None = None, progress: bool = True, desc: str = "train",
-        extra_params: Iterable[nn.Parameter] = ()) -> list[dict[str, Any]]:
+        extra_params: Iterable[nn.Parameter] = (), precise_bn_batches: int = 0,
+        bn_loader: Iterable[Any] | None = None) -> list[dict[str, Any]]:
     """Train ``model`` for ``epochs`` and return the per-epoch metric records.
 
     ``on_epoch_end(epoch, record, state)`` receives the resumable state (optimizer,
     scheduler, RNG, history) after each epoch; ``resume_state`` is such a dict to
     continue from. Under DDP (``torchrun``) the model is wrapped here, only rank 0
     logs, and validation runs on rank 0.
+
+    After the last epoch, before it is logged and handed to ``on_epoch_end`` (so the
+    checkpoint holds the result), BatchNorm statistics are re-estimated over up to
+    ``precise_bn_batches`` batches of ``bn_loader`` (default: ``loader``; 0 disables);
+    the record's ``val_*`` are the accuracy after, and ``precise_bn`` holds the
+    batches, images and the validation metrics before and after.
     """
     model.to(device)
     use_cuda = device.type == "cuda"
@@ -166,6 +177,10 @@ def fit(model: nn.Module, loader: DataLoader, *, epochs: int, loss_fn: StepLoss,
         if val_loader is not None and is_main:
             val = evaluate_model(model, val_loader, task, device)
             record.update({f"val_{k}": v for k, v in val.items() if k != "n"})
+        if epoch == epochs - 1 and is_main and precise_bn_batches > 0 and bn_layers(model):
+            before = {k[4:]: v for k, v in record.items() if k.startswith("val_")}
+            record.update(_precise_bn(model, bn_loader if bn_loader is not None else loader, precise_bn_batches,
+                                      device, before, val_loader, task, progress))
         record["lr"] = opt.param_groups[0]["lr"]
         history.append(record)
         if is_main and log_path:
@@ -176,6 +191,30 @@ def fit(model: nn.Module, loader: DataLoader, *, epochs: int, loss_fn: StepLoss,
             on_epoch_end(epoch, record, state)
         dist_utils.barrier()
     return history
+
+
+def _precise_bn(model: nn.Module, batches: Iterable[Any], num_batches: int, device: torch.device,
+                before: dict[str, Any], val_loader: DataLoader | None, task: str, show: bool) -> dict[str, Any]:
+    """Re-estimate BN statistics (rank 0); the validation metrics after, and before/after under ``precise_bn``."""
+    t0 = time.perf_counter()
+    images = precise_bn(model, batches, num_batches, device)
+    info: dict[str, Any] = {"max_batches": num_batches, "images": images, "seconds": time.perf_counter() - t0}
+    out: dict[str, Any] = {}
+    if val_loader is not None:
+        after = {k: v for k, v in evaluate_model(model, val_loader, task, device).items() if k != "n"}
+        info.update({"before": before, "after": after})
+        out.update({f"val_{k}": v for k, v in after.items()})
+    out["precise_bn"] = info
+    if show:
+        from rich import get_console
+
+        if "top1" in before:
+            change = f": val top-1 {before['top1']:.2f}% -> {info['after']['top1']:.2f}%"
+        else:
+            key = next(iter(before), None)
+            change = f": val {key} {before[key]:.4g} -> {info['after'][key]:.4g}" if key else ""
+        get_console().print(f"precise BN over {images} training images{change}")
+    return out
 
 
 def _run_epoch(model: nn.Module, loader: DataLoader, loss_fn: StepLoss, opt: torch.optim.Optimizer,

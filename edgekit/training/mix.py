@@ -1,6 +1,7 @@
 """Mixup, CutMix and the mixup-without-hesitation (mWh) schedule.
 
-mWh (Yu, Wang & Wu, arXiv 2101.04342; methods.md section 6), from the authors'
+mWh (Yu, Wang & Wu, "Mixup Without Hesitation", arXiv:2101.04342, 2021; docs/methods.md
+section 3), from the authors'
 100-epoch code, with the epoch thresholds scaled to any length E:
 
 * epochs ``[0, round(0.6E))``: mix every mini-batch;
@@ -9,7 +10,7 @@ mWh (Yu, Wang & Wu, arXiv 2101.04342; methods.md section 6), from the authors'
 * epochs ``[round(0.9E), E)``: mix each mini-batch with probability
   ``(E - epoch) / (E - round(0.9E))``, a linear ramp from 1 down to 1/(0.1E).
 
-The scaling of the 0.6/0.9 split to other E is an inference (methods.md says so).
+The scaling of the 0.6/0.9 split to other E is edgekit's inference, not the authors'.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-MIX_MODES = ("none", "mixup", "cutmix", "mwh", "mwh-cutmix")
+from .config import MIX_MODES
 
 
 def mwh_probability(epoch: int, total_epochs: int) -> float:

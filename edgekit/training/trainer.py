@@ -6,7 +6,6 @@ every epoch, so a killed run leaves the last complete epoch on disk.
 """
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import Any
 
@@ -15,32 +14,21 @@ import torch
 from torch.utils.data import DistributedSampler
 
 from ..checkpoint import Checkpoint, load_checkpoint
-from ..data import DataBundle, load_data, make_input_spec, train_transform
+from ..data import DataBundle, eval_transform, load_data, make_input_spec, train_transform
+from ..device import resolve_device
 from ..errors import EdgekitError
 from ..fileio import atomic_path, check_writable
 from ..registry import count_params, create_model, get_entry
+from ..seeding import seed_everything
 from . import distributed as dist_utils
+from .config import TrainConfig
 from .loop import OptimConfig, classification_loss, fit, regression_loss
 from .mix import Mixer
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; anything else as given."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise EdgekitError(f"device {device!r} requested but CUDA is not available")
-    return torch.device(device)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+from .precise_bn import bn_loader
 
 
 def resume_path(output: str | Path) -> Path:
-    """Where the resumable training state lives while a run is unfinished."""
+    """Where the resumable training state lives while a run is unfinished (removed when it finishes)."""
     output = Path(output)
     return output.with_name(output.name + ".resume")
 
@@ -50,14 +38,18 @@ def metrics_path(output: str | Path) -> Path:
     return output.with_name(output.name + ".metrics.jsonl")
 
 
-def train(arch: str, data: str | DataBundle, output: str | Path, *, epochs: int = 10, batch_size: int = 64,
-          optimizer: str = "sgd", lr: float | None = None, weight_decay: float | None = None,
-          warmup_epochs: float = 1.0, label_smoothing: float = 0.0, mix: str = "none",
-          mix_alpha: float | None = None, input_size: int | None = None, small_input: bool | None = None,
-          arch_kwargs: dict[str, Any] | None = None, weights: str | Path | None = None, seed: int = 0,
-          workers: int = 0, device: str = "auto", augment: str = "standard", train_fraction: float = 1.0,
-          resume: bool = False, force: bool = False, progress: bool = True) -> Checkpoint:
-    """Train ``arch`` on ``data`` and write the checkpoint to ``output``; returns it."""
+def train(arch: str, data: str | DataBundle, output: str | Path, *, config: TrainConfig | None = None,
+          resume: bool = False, force: bool = False, progress: bool = True, **options: Any) -> Checkpoint:
+    """Train ``arch`` on ``data`` and write the checkpoint to ``output``; returns it.
+
+    ``options`` are the fields of :class:`~edgekit.training.config.TrainConfig` (epochs,
+    batch_size, lr, precise_bn, ...), or pass a ``config``. The checkpoint is rewritten
+    atomically after every epoch and ``OUTPUT.resume`` holds the optimizer state for
+    ``resume=True``; a finished run removes it, leaving the checkpoint and its
+    ``OUTPUT.metrics.jsonl`` log. BatchNorm statistics are re-estimated at the end
+    (``precise_bn`` batches, 0 disables; see :mod:`edgekit.training.precise_bn`).
+    """
+    cfg = config if config is not None else TrainConfig.from_options(options, "train")
     output = Path(output)
     state_file = resume_path(output)
     if resume:
@@ -65,38 +57,35 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, epochs: int 
             raise EdgekitError(f"nothing to resume: {state_file} not found (the run finished or never started)")
     else:
         check_writable(output, force)
-        if metrics_path(output).exists():
-            metrics_path(output).unlink()
-    if epochs < 1 or batch_size < 1:
-        raise EdgekitError("epochs and batch size must be positive")
-    dev = resolve_device(device)
+    dev = resolve_device(cfg.device)
+    bundle = data if isinstance(data, DataBundle) else load_data(data, seed=cfg.seed)
+    bundle = bundle.subset_train(cfg.train_fraction, cfg.seed)
+    entry = get_entry(arch)
+    if not resume and metrics_path(output).exists():
+        metrics_path(output).unlink()
     distributed = dist_utils.setup(dev)
     dev = dist_utils.local_device(dev)
-    seed_everything(seed)
+    seed_everything(cfg.seed)
 
-    bundle = data if isinstance(data, DataBundle) else load_data(data, seed=seed)
-    bundle = bundle.subset_train(train_fraction, seed)
-    entry = get_entry(arch)
-    size = input_size or bundle.default_input
-    if small_input is None:
-        small_input = size <= 64 and entry.default_input >= 128
-    kwargs = {"num_classes": len(bundle.labels) if bundle.task == "classify" else 1, **(arch_kwargs or {})}
+    size = cfg.input_size if cfg.input_size is not None else bundle.default_input
+    small_input = cfg.small_input if cfg.small_input is not None else size <= 64 and entry.default_input >= 128
+    kwargs = {"num_classes": len(bundle.labels) if bundle.task == "classify" else 1, **(cfg.arch_kwargs or {})}
     if small_input:
         kwargs["small_input"] = True
     spec = make_input_spec(size, crop_ratio=None if size <= 64 else 0.875)
-    model = create_model(arch, weights=weights, **kwargs)
+    model = create_model(arch, weights=cfg.weights, **kwargs)
 
-    sampler = DistributedSampler(_Len(len(bundle.train)), seed=seed) if distributed else None
-    aug = "no_flip" if bundle.spec.startswith("digits") and augment == "standard" else augment
-    loader = bundle.loader("train", train_transform(spec, aug), batch_size, shuffle=True, workers=workers,
-                           sampler=sampler, drop_last=len(bundle.train) > batch_size)
-    from ..data import eval_transform
-
-    val_loader = bundle.loader("val", eval_transform(spec), max(batch_size, 128), workers=workers)
-    mixer = Mixer(mix, mix_alpha if mix_alpha is not None else (1.0 if "cutmix" in mix else 0.5), seed) \
-        if mix != "none" else None
-    loss_fn = classification_loss(mixer, label_smoothing, epochs) if bundle.task == "classify" else regression_loss()
-    optim = OptimConfig(optimizer=optimizer, lr=lr, weight_decay=weight_decay, warmup_epochs=warmup_epochs)
+    sampler = DistributedSampler(_Len(len(bundle.train)), seed=cfg.seed) if distributed else None
+    aug = "no_flip" if bundle.spec.startswith("digits") and cfg.augment == "standard" else cfg.augment
+    loader = bundle.loader("train", train_transform(spec, aug), cfg.batch_size, shuffle=True, workers=cfg.workers,
+                           sampler=sampler, drop_last=len(bundle.train) > cfg.batch_size)
+    val_loader = bundle.loader("val", eval_transform(spec), max(cfg.batch_size, 128), workers=cfg.workers)
+    mix_alpha = cfg.mix_alpha if cfg.mix_alpha is not None else (1.0 if "cutmix" in cfg.mix else 0.5)
+    mixer = Mixer(cfg.mix, mix_alpha, cfg.seed) if cfg.mix != "none" else None
+    loss_fn = classification_loss(mixer, cfg.label_smoothing, cfg.epochs) if bundle.task == "classify" \
+        else regression_loss()
+    optim = OptimConfig(optimizer=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                        warmup_epochs=cfg.warmup_epochs)
 
     resume_state = None
     if resume:
@@ -107,20 +96,22 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, epochs: int 
     task = "classify" if bundle.task == "classify" else "regression"
     ckpt = Checkpoint(arch=arch, arch_kwargs=kwargs, state_dict={}, task=task, labels=bundle.labels,
                       input_spec=spec, data=bundle.record,
-                      provenance={"stage": "train", "data": bundle.spec, "seed": seed, "epochs": epochs,
-                                  "optimizer": optimizer, "mix": mix, "world_size": dist_utils.world_size(),
-                                  "params": count_params(model)})
+                      provenance={"stage": "train", "data": bundle.spec, "seed": cfg.seed, "epochs": cfg.epochs,
+                                  "optimizer": cfg.optimizer, "mix": cfg.mix, "precise_bn": cfg.precise_bn,
+                                  "world_size": dist_utils.world_size(), "params": count_params(model)})
 
     def on_epoch_end(epoch: int, record: dict[str, Any], state: dict[str, Any]) -> None:
         ckpt.state_dict = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        ckpt.metrics = {k: v for k, v in record.items() if k.startswith("val_") or k in ("epoch", "loss")}
+        ckpt.metrics = epoch_metrics(record)
         ckpt.save(output, force=True)
-        with atomic_path(state_file) as tmp:
-            torch.save({"model": ckpt.state_dict, "fit": state}, tmp)
+        if epoch + 1 < cfg.epochs:  # the last epoch leaves nothing to resume
+            with atomic_path(state_file) as tmp:
+                torch.save({"model": ckpt.state_dict, "fit": state}, tmp)
 
-    history = fit(model, loader, epochs=epochs, loss_fn=loss_fn, optim=optim, device=dev, val_loader=val_loader,
+    history = fit(model, loader, epochs=cfg.epochs, loss_fn=loss_fn, optim=optim, device=dev, val_loader=val_loader,
                   task=task, log_path=str(metrics_path(output)), on_epoch_end=on_epoch_end,
-                  resume_state=resume_state, progress=progress)
+                  resume_state=resume_state, progress=progress, precise_bn_batches=cfg.precise_bn,
+                  bn_loader=bn_loader(bundle, spec, cfg.batch_size, cfg.workers))
     agree = dist_utils.params_agree(model)
     if dist_utils.is_main():
         ckpt.metrics["images_per_s"] = float(np.median([h["images_per_s"] for h in history])) if history else None
@@ -131,6 +122,11 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, epochs: int 
     dist_utils.barrier()
     dist_utils.cleanup()
     return load_checkpoint(output)
+
+
+def epoch_metrics(record: dict[str, Any]) -> dict[str, Any]:
+    """What a checkpoint keeps of fit's epoch record: validation metrics, epoch, loss, precise BN."""
+    return {k: v for k, v in record.items() if k.startswith("val_") or k in ("epoch", "loss", "precise_bn")}
 
 
 class _Len:

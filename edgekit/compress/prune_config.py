@@ -1,0 +1,75 @@
+"""``PruneConfig``: the options of ``edgekit prune`` (and :func:`edgekit.prune`), validated.
+
+The choices (importance methods, CURL rankings, recovery recipes) live here, free of
+torch, so the CLI lists them without importing the pruning machinery.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import EdgekitError
+from ..numbers import fraction, non_negative_int, optional, positive_float, positive_int, unit_interval
+from ..stage_config import RunConfig, choice
+
+#: Importance criteria: CURL's KL, then Torch-Pruning baselines on the same units.
+METHODS = ("curl", "l1", "l2", "bn", "taylor", "random")
+BASELINES = METHODS[1:]
+#: CURL rankings: KL per MAC saved, or the raw KL (as in the paper).
+RANKS = ("kl-per-mac", "kl")
+#: Recovery after pruning: plain fine-tuning, or CURL's limited-data recipe.
+RECIPES = ("finetune", "limited-data")
+
+
+@dataclass
+class PruneConfig(RunConfig):
+    """What to prune to, how to score and select units, and how to recover.
+
+    ``target``: ``macs=0.5`` / ``params=0.5`` (fraction of the original) or
+    ``latency=5ms@litert`` (exported and measured). ``rank`` applies to ``curl`` only.
+    ``train_fraction`` < 1 simulates limited data (proxy set and recovery both draw from
+    it); ``proxy_seed`` fixes that draw independently of ``seed``, which then varies
+    selection ties, BN re-estimation and recovery. ``precise_bn``: batches for the BN
+    re-estimation right after pruning and at the end of recovery (0 disables both).
+    ``scores_path``: keep the importance scores there (reused by a later prune with the
+    same inputs); otherwise they are cached next to the output only while the run lasts.
+    """
+
+    target: str = "macs=0.5"
+    method: str = "curl"
+    rank: str = "kl-per-mac"
+    min_keep: float = 0.3
+    proxy_size: int = 256
+    round_to: int | None = None
+    finetune_epochs: int = 5
+    recipe: str = "finetune"
+    train_fraction: float = 1.0
+    lr: float = 0.01
+    refine_epochs: int | None = None  # limited-data stage 3; default ceil(finetune_epochs / 8)
+    proxy_seed: int | None = None
+    scores_path: str | Path | None = None
+    score_cache: bool = True
+    measure_latency: bool = False
+    latency_runtimes: tuple[str, ...] = ("onnxruntime", "litert")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.target, str) or not self.target.strip():
+            raise EdgekitError(f"target must be text such as macs=0.5, got {self.target!r}")
+        self.method = choice("pruning method", self.method, METHODS)
+        self.rank = choice("ranking", self.rank, RANKS)
+        self.recipe = choice("recovery recipe", self.recipe, RECIPES)
+        self.min_keep = unit_interval("min_keep", self.min_keep)
+        self.proxy_size = positive_int("proxy_size", self.proxy_size)
+        self.round_to = optional(positive_int, "round_to", self.round_to)
+        self.finetune_epochs = non_negative_int("finetune_epochs", self.finetune_epochs)
+        self.train_fraction = fraction("train_fraction", self.train_fraction)
+        self.lr = positive_float("lr", self.lr)
+        self.refine_epochs = optional(non_negative_int, "refine_epochs", self.refine_epochs)
+        self.proxy_seed = optional(non_negative_int, "proxy_seed", self.proxy_seed)
+        self.latency_runtimes = tuple(self.latency_runtimes)
+
+    @property
+    def data_seed(self) -> int:
+        """The seed of the data draws (training subset, proxy set)."""
+        return self.seed if self.proxy_seed is None else self.proxy_seed

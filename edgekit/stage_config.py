@@ -1,0 +1,76 @@
+"""Stage configurations: each stage's options as one validated dataclass.
+
+``train``, ``prune`` and ``distill`` each take their options as a dataclass (``TrainConfig``,
+``PruneConfig``, ``DistillConfig``) built from keyword arguments, so the library, the
+CLI and the benchmarks share one list of options, one set of defaults and one set of
+checks. The CLI reads its defaults (:func:`default`) and choices from these classes
+instead of repeating them. The modules defining configurations import no torch, so the
+CLI stays fast to start.
+
+:class:`RunConfig` holds what every training stage has: seed, device, batch size and
+the precise-BatchNorm batch count. Checks run in ``__post_init__``: zero, negative and
+NaN are rejected with one-line :class:`~edgekit.errors.EdgekitError` messages
+(:mod:`edgekit.numbers`); ``None`` alone means "not given".
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Iterable, TypeVar
+
+from .errors import EdgekitError, suggest
+from .numbers import non_negative_int, positive_int
+
+#: Batches of training data precise BatchNorm averages over (0 disables it); a full pass
+#: when the training split is smaller. Wu & Johnson ("Rethinking 'Batch' in BatchNorm",
+#: 2021, section 3) found a few hundred batches enough for ImageNet-scale statistics.
+PRECISE_BN_BATCHES = 200
+
+C = TypeVar("C", bound="RunConfig")
+
+
+def choice(name: str, value: str, choices: Iterable[str]) -> str:
+    """``value`` if it is one of ``choices``, else a one-line error suggesting the closest."""
+    choices = tuple(choices)
+    if value not in choices:
+        raise suggest(str(value), choices, name)
+    return value
+
+
+def default(cls: type, name: str) -> Any:
+    """The default of field ``name`` of dataclass ``cls`` (for CLI option defaults)."""
+    for f in dataclasses.fields(cls):
+        if f.name == name:
+            if f.default is dataclasses.MISSING:
+                raise KeyError(f"{cls.__name__}.{name} has no plain default")
+            return f.default
+    raise KeyError(f"{cls.__name__} has no field {name!r}")
+
+
+@dataclass
+class RunConfig:
+    """Options every training stage shares."""
+
+    batch_size: int = 64
+    seed: int = 0
+    device: str = "auto"
+    precise_bn: int = PRECISE_BN_BATCHES  # batches; 0 disables
+
+    def __post_init__(self) -> None:
+        self.batch_size = positive_int("batch_size", self.batch_size)
+        self.seed = non_negative_int("seed", self.seed)
+        self.precise_bn = non_negative_int("precise_bn", self.precise_bn)
+        if not isinstance(self.device, str) or not self.device:
+            raise EdgekitError(f"device must be a name such as auto, cpu or cuda, got {self.device!r}")
+
+    @classmethod
+    def from_options(cls: type[C], options: dict[str, Any], stage: str) -> C:
+        """Build from keyword options; an unknown option is a one-line error naming the valid ones."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        for key in options:
+            if key not in names:
+                raise suggest(key, names, f"{stage} option")
+        return cls(**options)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
