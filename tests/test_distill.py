@@ -38,7 +38,7 @@ def test_feature_layer_override_matches_classifier_input() -> None:
     x = torch.randn(3, 3, 32, 32)
     with FeatureTap(model, x.shape) as auto, FeatureTap(model, x.shape, "features") as named:
         model(x)
-        assert auto.layer == "classifier" and named.feature.shape == (3, 256)
+        assert auto.layer == "dropout" and named.feature.shape == (3, 256)  # the registry's declared feature
         torch.testing.assert_close(auto.feature, named.feature)  # pooled 4-D output == classifier input (eval)
     with pytest.raises(EdgekitError, match="feature layer"):
         FeatureTap(model, x.shape, "featurez")
