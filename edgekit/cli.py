@@ -16,6 +16,11 @@ import click
 
 from .errors import EdgekitError
 from .numbers import NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT
+from .numbers import FRACTION, NON_NEGATIVE_FLOAT, UNIT_INTERVAL
+from .stage_config import RunConfig, default
+from .training.config import MIX_MODES, OPTIMIZERS, TrainConfig
+from .compress.distill_config import BIAS_MODES, DistillConfig
+from .compress.prune_config import METHODS as PRUNE_METHODS, RANKS, RECIPES, PruneConfig
 
 
 def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -74,41 +79,72 @@ def main(verbose: bool) -> None:
                         format="edgekit: %(levelname)s: %(message)s")
 
 
+def _precise_bn_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--precise-bn N``, shared by every command that trains (train, prune's recovery, distill)."""
+    return click.option("--precise-bn", default=default(RunConfig, "precise_bn"), show_default=True,
+                        type=NON_NEGATIVE_INT, help="Re-estimate BatchNorm statistics over N training batches at "
+                        "the end of the run (eval transform, no gradient); 0 disables it.")(fn)
+
+
+class _LazyHelpOption(click.Option):
+    """An option whose help lists names a registry knows (built only when help is shown, so the CLI
+    starts without importing torch)."""
+
+    def __init__(self, *args: Any, help_fn: Callable[[], str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.help_fn = help_fn
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        self.help = self.help_fn()
+        return super().get_help_record(ctx)
+
+
+def _distill_methods_help() -> str:
+    from .compress.loss_terms import TERMS
+
+    return f"none, a loss term ({', '.join(TERMS)}) or a '+' combination (lshl2+kd)."
+
+
 @main.command()
 @click.option("--arch", required=True, help="Registry name (see `edgekit zoo`) or package.module:function.")
 @click.option("--data", required=True, help="Data spec: digits, synthetic, imagefolder:PATH, csv:PATH.")
 @click.option("-o", "--output", required=True, type=click.Path(), help="Checkpoint to write.")
-@click.option("--epochs", default=10, show_default=True, type=int)
-@click.option("--batch-size", default=64, show_default=True, type=int)
-@click.option("--input-size", type=int, help="Square input size (default: the dataset's).")
-@click.option("--optimizer", type=click.Choice(["sgd", "adamw", "adam"]), default="sgd", show_default=True)
-@click.option("--lr", type=float, help="Peak learning rate (default 0.05 SGD, 2e-3 AdamW).")
-@click.option("--weight-decay", type=float)
-@click.option("--warmup-epochs", default=1.0, show_default=True, type=float)
-@click.option("--label-smoothing", default=0.0, show_default=True, type=float)
-@click.option("--mix", type=click.Choice(["none", "mixup", "cutmix", "mwh", "mwh-cutmix"]), default="none",
+@click.option("--epochs", default=default(TrainConfig, "epochs"), show_default=True, type=POSITIVE_INT)
+@click.option("--batch-size", default=default(TrainConfig, "batch_size"), show_default=True, type=POSITIVE_INT)
+@click.option("--input-size", type=POSITIVE_INT, help="Square input size (default: the dataset's).")
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=default(TrainConfig, "optimizer"),
+              show_default=True)
+@click.option("--lr", type=POSITIVE_FLOAT, help="Peak learning rate (default 0.05 SGD, 2e-3 AdamW).")
+@click.option("--weight-decay", type=NON_NEGATIVE_FLOAT)
+@click.option("--warmup-epochs", default=default(TrainConfig, "warmup_epochs"), show_default=True,
+              type=NON_NEGATIVE_FLOAT)
+@click.option("--label-smoothing", default=default(TrainConfig, "label_smoothing"), show_default=True,
+              type=UNIT_INTERVAL, help="In [0, 1).")
+@click.option("--mix", type=click.Choice(MIX_MODES), default=default(TrainConfig, "mix"),
               show_default=True, help="mwh = mixup without hesitation schedule.")
-@click.option("--mix-alpha", type=float, help="Beta(alpha, alpha) for mixing (default 0.5, CutMix 1.0).")
+@click.option("--mix-alpha", type=POSITIVE_FLOAT, help="Beta(alpha, alpha) for mixing (default 0.5, CutMix 1.0).")
 @click.option("--small-input/--no-small-input", default=None,
               help="Stride-1 stem for small images (default: on for inputs <= 64 px on ImageNet nets).")
 @click.option("--arch-arg", "arch_args", multiple=True, help="Extra architecture kwarg key=value (repeatable).")
 @click.option("--weights", type=click.Path(), help="Local pretrained weights (state dict or checkpoint).")
-@click.option("--train-fraction", default=1.0, show_default=True, type=float)
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--workers", default=0, show_default=True, type=int)
-@click.option("--device", default="auto", show_default=True)
+@click.option("--train-fraction", default=default(TrainConfig, "train_fraction"), show_default=True, type=FRACTION)
+@click.option("--seed", default=default(TrainConfig, "seed"), show_default=True, type=NON_NEGATIVE_INT)
+@click.option("--workers", default=default(TrainConfig, "workers"), show_default=True, type=NON_NEGATIVE_INT)
+@click.option("--device", default=default(TrainConfig, "device"), show_default=True)
+@_precise_bn_option
 @click.option("--resume", is_flag=True, help="Continue an interrupted run writing to --output.")
 @click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
 @_guard
-def train(arch: str, data: str, output: str, arch_args: tuple[str, ...], **kw: Any) -> None:
+def train(arch: str, data: str, output: str, arch_args: tuple[str, ...], resume: bool, force: bool,
+          **kw: Any) -> None:
     """Train ARCH on DATA into a checkpoint (resumable; DDP under torchrun)."""
     from .training.trainer import train as run
 
-    ckpt = run(arch, data, output, arch_kwargs=_parse_kv(arch_args), **kw)
+    ckpt = run(arch, data, output, arch_kwargs=_parse_kv(arch_args), resume=resume, force=force, **kw)
     m = ckpt.metrics
     if ckpt.task == "classify" and "val_top1" in m:
         click.echo(f"{output}: val top-1 {m['val_top1']:.2f}%  top-5 {m['val_top5']:.2f}%  "
-                   f"({m.get('images_per_s') or 0:.0f} img/s)")
+                   f"({m.get('images_per_s') or 0:.0f} img/s){_precise_bn_change(m)}")
     else:
         click.echo(f"{output}: " + ", ".join(f"{k} {v:.4g}" for k, v in m.items() if isinstance(v, float)))
 
@@ -117,7 +153,7 @@ def train(arch: str, data: str, output: str, arch_args: tuple[str, ...], **kw: A
 @click.argument("checkpoint", type=click.Path())
 @click.option("--data", help="Data spec (default: the checkpoint's own dataset, split as its training split it).")
 @click.option("--split", type=click.Choice(["val", "train"]), default="val", show_default=True)
-@click.option("--batch-size", default=128, show_default=True, type=int)
+@click.option("--batch-size", default=128, show_default=True, type=POSITIVE_INT)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_guard
@@ -164,7 +200,7 @@ def zoo(pattern: str, no_macs: bool) -> None:
 @main.command()
 @click.option("-o", "--output", default="quickstart", show_default=True, type=click.Path(),
               help="Folder for everything the run writes.")
-@click.option("--epochs", default=8, show_default=True, type=int)
+@click.option("--epochs", default=8, show_default=True, type=POSITIVE_INT)
 @click.option("--force", is_flag=True, help="Reuse a non-empty output folder.")
 @_guard
 def quickstart(output: str, epochs: int, force: bool) -> None:
@@ -181,35 +217,49 @@ def quickstart(output: str, epochs: int, force: bool) -> None:
 @main.command()
 @click.option("--teacher", required=True, type=click.Path(), help="Teacher checkpoint.")
 @click.option("--student", required=True, help="Student: registry name (compact_cnn_s) or checkpoint (e.g. pruned).")
-@click.option("--data", required=True, help="Data spec (the teacher's task and classes).")
+@click.option("--data", help="Data spec (default: the teacher's own dataset, split as its training split it).")
 @click.option("-o", "--output", required=True, type=click.Path(), help="Student checkpoint to write.")
-@click.option("--method", default="kd", show_default=True,
-              help="none | kd | l2 | lsh | lshl2, or a '+' combination (lshl2+kd).")
-@click.option("--epochs", default=10, show_default=True, type=int)
-@click.option("--alpha", type=float, help="KD weight (default 1 when the method has kd).")
-@click.option("--beta", type=float, help="Feature-loss weight (default 1; the paper used 5-7).")
-@click.option("--input-size", type=int, help="Student input size (default: the teacher's).")
-@click.option("--hash-num", type=int, help="LSH hash functions (default 4 x teacher feature dim).")
-@click.option("--bias", type=click.Choice(["median", "mean", "0"]), default="median", show_default=True)
+@click.option("--method", default=default(DistillConfig, "method"), show_default=True, cls=_LazyHelpOption,
+              help_fn=_distill_methods_help)
+@click.option("--epochs", default=default(DistillConfig, "epochs"), show_default=True, type=POSITIVE_INT)
+@click.option("--alpha", type=NON_NEGATIVE_FLOAT, help="Weight of logit terms (KD; default: the term's, 1).")
+@click.option("--beta", type=NON_NEGATIVE_FLOAT, help="Weight of feature terms (default: the term's, 1; "
+              "the paper used 5-7).")
+@click.option("--temperature", default=default(DistillConfig, "temperature"), show_default=True,
+              type=POSITIVE_FLOAT, help="KD temperature.")
+@click.option("--input-size", type=POSITIVE_INT, help="Student input size (default: the teacher's).")
+@click.option("--hash-num", type=POSITIVE_INT, help="LSH hash functions (default 4 x teacher feature dim).")
+@click.option("--bias", type=click.Choice(BIAS_MODES), default=default(DistillConfig, "bias"), show_default=True)
 @click.option("--feature-layer", help="Feature module path for both, or TEACHER_PATH:STUDENT_PATH.")
 @click.option("--all-samples", is_flag=True, help="Feature loss over all samples, not only those the teacher gets right.")
-@click.option("--cache-teacher", is_flag=True, help="Compute teacher outputs once, on disk (turns augmentation off).")
-@click.option("--batch-size", default=64, show_default=True, type=int)
-@click.option("--lr", type=float)
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--device", default="auto", show_default=True)
+@click.option("--cache-teacher", is_flag=True, help="Compute teacher outputs once, on disk for the run "
+              "(turns augmentation off).")
+@click.option("--batch-size", default=default(DistillConfig, "batch_size"), show_default=True, type=POSITIVE_INT)
+@click.option("--lr", type=POSITIVE_FLOAT, help="Peak learning rate (default 0.05 SGD).")
+@click.option("--seed", default=default(DistillConfig, "seed"), show_default=True, type=NON_NEGATIVE_INT)
+@click.option("--device", default=default(DistillConfig, "device"), show_default=True)
+@_precise_bn_option
 @click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
 @_guard
-def distill(all_samples: bool, **kw: Any) -> None:
+def distill(teacher: str, student: str, data: str | None, output: str, all_samples: bool, force: bool,
+            **kw: Any) -> None:
     """Distil a TEACHER checkpoint into a smaller STUDENT (LSH feature mimicking, L2, KD)."""
     from .compress.distill import distill as run
 
-    ckpt = run(correct_only=not all_samples, **kw)
+    ckpt = run(teacher, student, data, output, correct_only=not all_samples, force=force, **kw)
     m, prov = ckpt.metrics, ckpt.provenance
-    score = f"val top-1 {m['val_top1']:.2f}% (teacher {m.get('teacher_top1', float('nan')):.2f}%)" \
-        if "val_top1" in m else ", ".join(f"{k} {v:.4g}" for k, v in m.items() if k.startswith("val_"))
-    click.echo(f"{kw['output']}: {prov['method']} student {ckpt.arch} {prov['params'] / 1e6:.3f} M params, "
-               f"{score}, {m['epoch_seconds']:.1f} s/epoch")
+    teacher_score = f" (teacher {m['teacher_top1']:.2f}%)" if "teacher_top1" in m else ""
+    score = f"val top-1 {m['val_top1']:.2f}%{teacher_score}" if "val_top1" in m \
+        else ", ".join(f"{k} {v:.4g}" for k, v in m.items() if k.startswith("val_"))
+    click.echo(f"{output}: {prov['method']} student {ckpt.arch} {prov['params'] / 1e6:.3f} M params, "
+               f"{score}{_precise_bn_change(m)}, {m['epoch_seconds']:.1f} s/epoch")
+
+
+def _precise_bn_change(metrics: dict[str, Any]) -> str:
+    """`` (precise BN: 10.0% -> 66.5%)`` when the run re-estimated BatchNorm statistics."""
+    info = metrics.get("precise_bn") or {}
+    before, after = (info.get("before") or {}).get("top1"), (info.get("after") or {}).get("top1")
+    return f" (precise BN: {before:.2f}% -> {after:.2f}%)" if before is not None and after is not None else ""
 
 
 def _int_list(text: str | None) -> list[int] | None:
@@ -261,7 +311,8 @@ def bench_cmd(artifacts: tuple[str, ...], input_shape: str | None, cpus: str | N
 @main.command("report")
 @click.argument("results", nargs=-1, required=True, type=click.Path())
 @click.option("-o", "--output", "output_dir", required=True, type=click.Path(), help="Folder for report.md/.html.")
-@click.option("--baseline", help="Model name whose torch rows every speed-up is measured against.")
+@click.option("--baseline", help="Model name taken as every row's original model (default: the root of the "
+              "row's lineage, recorded by bench).")
 @click.option("--title", help="Report title.")
 @click.option("--force", is_flag=True, help="Overwrite an existing report in the folder.")
 @_guard
@@ -334,37 +385,45 @@ def verify_cmd(artifact: str, checkpoint: str, data: str | None, n: int, as_json
 
 @main.command("prune")
 @click.argument("checkpoint", type=click.Path())
-@click.option("--data", required=True, help="Data spec (proxy set, BN re-estimation, recovery, evaluation).")
+@click.option("--data", help="Data spec (default: the checkpoint's own dataset, split as its training split it).")
 @click.option("-o", "--output", required=True, type=click.Path(), help="Pruned checkpoint to write.")
-@click.option("--target", default="macs=0.5", show_default=True,
+@click.option("--target", default=default(PruneConfig, "target"), show_default=True,
               help="macs=FRACTION, params=FRACTION or latency=5ms@litert|onnxruntime (measured).")
-@click.option("--method", type=click.Choice(["curl", "l1", "l2", "bn", "taylor", "random"]), default="curl",
+@click.option("--method", type=click.Choice(PRUNE_METHODS), default=default(PruneConfig, "method"),
               show_default=True, help="Importance criterion (baselines via Torch-Pruning).")
-@click.option("--rank", type=click.Choice(["kl-per-mac", "kl"]), default="kl-per-mac", show_default=True,
+@click.option("--rank", type=click.Choice(RANKS), default=default(PruneConfig, "rank"), show_default=True,
               help="CURL ranking: KL per MAC saved, or raw KL (the paper).")
-@click.option("--min-keep", default=0.3, show_default=True, type=float, help="Minimum kept fraction per layer.")
-@click.option("--proxy-size", default=256, show_default=True, type=int, help="Proxy images for KL scoring.")
-@click.option("--round-to", type=int, help="Keep channel counts multiples of this.")
-@click.option("--finetune-epochs", default=5, show_default=True, type=int, help="Recovery epochs (0: none).")
-@click.option("--recipe", type=click.Choice(["finetune", "limited-data"]), default="finetune", show_default=True)
-@click.option("--train-fraction", default=1.0, show_default=True, type=float, help="Use only this much training data.")
-@click.option("--lr", default=0.01, show_default=True, type=float)
-@click.option("--batch-size", default=64, show_default=True, type=int)
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--device", default="auto", show_default=True)
+@click.option("--min-keep", default=default(PruneConfig, "min_keep"), show_default=True, type=UNIT_INTERVAL,
+              help="Minimum kept fraction per layer.")
+@click.option("--proxy-size", default=default(PruneConfig, "proxy_size"), show_default=True, type=POSITIVE_INT,
+              help="Proxy images for KL scoring.")
+@click.option("--round-to", type=POSITIVE_INT, help="Keep channel counts multiples of this.")
+@click.option("--finetune-epochs", default=default(PruneConfig, "finetune_epochs"), show_default=True,
+              type=NON_NEGATIVE_INT, help="Recovery epochs (0: none).")
+@click.option("--recipe", type=click.Choice(RECIPES), default=default(PruneConfig, "recipe"), show_default=True)
+@click.option("--train-fraction", default=default(PruneConfig, "train_fraction"), show_default=True, type=FRACTION,
+              help="Use only this much training data.")
+@click.option("--lr", default=default(PruneConfig, "lr"), show_default=True, type=POSITIVE_FLOAT)
+@click.option("--batch-size", default=default(PruneConfig, "batch_size"), show_default=True, type=POSITIVE_INT)
+@click.option("--seed", default=default(PruneConfig, "seed"), show_default=True, type=NON_NEGATIVE_INT)
+@click.option("--device", default=default(PruneConfig, "device"), show_default=True)
+@_precise_bn_option
+@click.option("--scores", "scores_path", type=click.Path(),
+              help="Keep the importance scores in this file (reused by a later prune of the same inputs).")
 @click.option("--latency", "measure_latency", is_flag=True,
               help="Export before/after and report the measured speed-up (onnxruntime, litert; 1 thread).")
 @click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
 @_guard
-def prune_cmd(checkpoint: str, data: str, output: str, **kw: Any) -> None:
+def prune_cmd(checkpoint: str, data: str | None, output: str, force: bool, **kw: Any) -> None:
     """Prune CHECKPOINT (CURL by default) to a MACs/params/latency target, re-estimate BN, recover."""
     from .compress.prune import prune as run
 
-    m = run(checkpoint, data, output, **kw).metrics
+    m = run(checkpoint, data, output, force=force, **kw).metrics
     click.echo(f"{output}: MACs {m['macs_before'] / 1e6:.2f}M -> {m['macs'] / 1e6:.2f}M ({m['macs_ratio']:.3f}), "
                f"params {m['params_before'] / 1e6:.2f}M -> {m['params'] / 1e6:.2f}M")
     click.echo(f"top-1: unpruned {m['top1_unpruned']:.2f}%  pruned+BN {m['top1_pruned_bn']:.2f}%  "
-               f"final {m['val_top1']:.2f}%  (scoring {m['score_seconds']:.1f}s, prune {m['prune_seconds']:.1f}s)")
+               f"final {m['val_top1']:.2f}%{_precise_bn_change(m)}  (scoring {m['score_seconds']:.1f}s, "
+               f"prune {m['prune_seconds']:.1f}s)")
     for rt, v in (m.get("latency") or {}).items():
         if isinstance(v, dict):
             click.echo(f"{rt}: {v['before_ms']:.3f} ms -> {v['after_ms']:.3f} ms ({v['speedup']:.2f}x, measured)")

@@ -171,3 +171,24 @@ def test_cli_distill(digits_ckpt: Path, tmp_path: Path) -> None:
                                "digits:val=0.8", "-o", str(tmp_path / "s.pt"), "--method", "kd", "--epochs", "1"])
     assert res.exit_code == 0, res.output
     assert "kd student compact_cnn_s" in res.output and "teacher" in res.output
+
+
+def test_cli_distill_without_teacher_prints_no_teacher_score(digits_ckpt: Path, tmp_path: Path) -> None:
+    """``--method none`` has no teacher: no "teacher nan%"; the run leaves only the student and its log."""
+    from edgekit.cli import main
+
+    out = tmp_path / "s.pt"
+    res = CliRunner().invoke(main, ["distill", "--teacher", str(digits_ckpt), "--student", "compact_cnn_s",
+                                    "--data", "digits:val=0.8", "-o", str(out), "--method", "none", "--epochs", "1"])
+    assert res.exit_code == 0, res.output
+    line = res.output.strip().splitlines()[-1]
+    assert "none student compact_cnn_s" in line and "teacher" not in line and "nan" not in line, line
+    assert "precise BN:" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.pt", "s.pt.metrics.jsonl"]
+
+
+def test_run_teacher_cache_is_removed_named_cache_kept(digits_ckpt: Path, small_digits, tmp_path: Path) -> None:
+    ck = distill(digits_ckpt, "compact_cnn_s", small_digits, tmp_path / "a.pt", method="kd", epochs=1,
+                 cache_teacher=True, precise_bn=0, progress=False)
+    assert ck.provenance["cache_teacher"] is True and "precise_bn" not in ck.metrics
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pt", "a.pt.metrics.jsonl"]

@@ -106,3 +106,63 @@ def test_csv_regression_trains_and_reports_mae(tmp_path: Path) -> None:
     assert ck.task == "regression" and ck.num_outputs == 1
     res = evaluate(ck, f"csv:{tmp_path / 'b.csv'}")
     assert res["n"] == 10 and res["mae"] >= 0 and res["rmse"] >= res["mae"]
+
+
+def _first_bn_input_mean(model, loader) -> "torch.Tensor":
+    """Per-channel mean of what the first BatchNorm sees over ``loader`` (eval mode: BN does not change it)."""
+    import torch
+    from torch import nn
+
+    bn = next(m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm))
+    sums: list = []
+    handle = bn.register_forward_hook(lambda m, i, o: sums.append(i[0].mean((0, 2, 3))))
+    model.eval()
+    with torch.no_grad():
+        for x, _ in loader:
+            model(x)
+    handle.remove()
+    return bn, torch.stack(sums).mean(0)
+
+
+def test_precise_bn_replaces_stale_running_statistics(tmp_path: Path) -> None:
+    """MobileNetV3's BN momentum is 0.01: after 2 short epochs its running means still sit near their
+    initial zeros. Precise BN (the default) leaves the training data's statistics in the checkpoint."""
+    from edgekit.training.trainer import train
+
+    data = "synthetic:classes=4,n=160"  # 128 training images: two batches of 64
+    stale = train("mobilenet_v3_small", data, tmp_path / "stale.pt", epochs=2, precise_bn=0, progress=False)
+    fresh = train("mobilenet_v3_small", data, tmp_path / "fresh.pt", epochs=2, progress=False)
+    for ck, close in ((stale, False), (fresh, True)):
+        loader = ck.load_data().loader("train", ck.eval_transform, 64)
+        bn, truth = _first_bn_input_mean(ck.model, loader)
+        assert bn.momentum == 0.01
+        err = float((bn.running_mean - truth).abs().max() / truth.abs().max())
+        assert (err < 1e-3) if close else (err > 0.3), (ck.path, err)
+    info = fresh.metrics["precise_bn"]
+    assert info["images"] == 128 and fresh.metrics["val_top1"] == info["after"]["top1"]
+    assert "precise_bn" not in stale.metrics
+    log = [json.loads(line) for line in Path(str(tmp_path / "fresh.pt") + ".metrics.jsonl").read_text().splitlines()]
+    assert "precise_bn" in log[-1] and "precise_bn" not in log[0]
+
+
+def test_finished_train_leaves_only_checkpoint_and_log(tmp_path: Path) -> None:
+    out = tmp_path / "run.pt"
+    res = _edgekit("train", *SMALL, "--epochs", "2", "-o", str(out))
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.pt", "run.pt.metrics.jsonl"]
+    assert "precise BN" in res.stdout
+
+
+@pytest.mark.parametrize("options,text", [
+    ({"input_size": 0}, "input_size must be a positive integer"), ({"epochs": -1}, "epochs"),
+    ({"lr": float("nan")}, "lr must be a finite number"), ({"batch_size": 0}, "batch_size"),
+    ({"train_fraction": 0.0}, "train_fraction"), ({"precise_bn": -1}, "precise_bn"),
+    ({"label_smoothing": 1.0}, "label_smoothing"), ({"optimizr": "sgd"}, "did you mean optimizer"),
+])
+def test_train_api_rejects_bad_numbers_before_writing(tmp_path: Path, options: dict, text: str) -> None:
+    from edgekit.errors import EdgekitError
+    from edgekit.training.trainer import train
+
+    with pytest.raises(EdgekitError, match=text):
+        train("compact_cnn", "digits", tmp_path / "x.pt", progress=False, **options)
+    assert not any(tmp_path.iterdir())
