@@ -8,6 +8,8 @@ stage writes them.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -40,7 +42,7 @@ def artifacts(digits_ckpt: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     for path in (onnx_path, tflite_path):
         manifest = {"format": "edgekit.export", "model": "compact", "file": path.name, "precision": "fp32",
                     "input_spec": ckpt.input_spec, "labels": ckpt.labels, "task": ckpt.task,
-                    "source": {"path": str(digits_ckpt)}}
+                    "source": {"path": str(digits_ckpt), "lineage": ckpt.lineage}}
         path.with_name(path.name + ".json").write_text(json.dumps(manifest))
     return {"pt": digits_ckpt, "onnx": onnx_path, "tflite": tflite_path}
 
@@ -68,6 +70,10 @@ def test_one_row_per_artifact_runtime_threads(results: tuple[Path, list[dict]]) 
         assert r["peak_rss_mb"] > r["baseline_rss_mb"] > 0 and r["model_size_mb"] > 0
         assert r["machine"]["logical_cores"] >= 1 and r["machine"]["cpu"]
         assert isinstance(r["noisy"], bool)
+    # every row names the checkpoint it measures: the torch row from the checkpoint itself,
+    # the artifacts from their manifest's source
+    lineage = load_checkpoint(rows[0]["artifact"]).lineage
+    assert lineage["sha256"] and all(r["lineage"] == lineage for r in rows)
     by = {(r["runtime"], r["threads"]): r for r in rows}
     assert by[("onnxruntime", 1)]["delegate"] == "CPUExecutionProvider"
     assert by[("litert", 1)]["delegate"] == "xnnpack"
@@ -174,6 +180,18 @@ def test_cli_bench_and_report(artifacts: dict[str, Path], tmp_path: Path) -> Non
     assert res.exit_code == 0 and (tmp_path / "rep" / "report.html").exists()
     res = runner.invoke(main, ["bench", str(tmp_path / "missing.onnx")])
     assert res.exit_code == 2 and "edgekit: error: artifact not found" in res.output
+
+
+def test_cli_all_rows_failed_writes_the_file_and_says_so(tmp_path: Path) -> None:
+    broken, out = tmp_path / "broken.onnx", tmp_path / "failed.json"
+    broken.write_bytes(b"not an onnx graph")
+    res = subprocess.run([sys.executable, "-m", "edgekit", "bench", str(broken), "--runs", "2", "-o", str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2
+    lines = [line for line in res.stderr.splitlines() if not line.startswith("[")]  # progress lines
+    assert lines == [f"edgekit: error: every bench row failed (1 of 1); the errors are written to {out}; "
+                     f"first: {load_results(out)['rows'][0]['error']}"], res.stderr
+    assert "onnxruntime cannot load" in load_results(out)["rows"][0]["error"]
 
 
 @pytest.mark.slow

@@ -8,6 +8,8 @@ from __future__ import annotations
 import inspect
 import json
 import platform
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -80,6 +82,7 @@ def test_artifacts_pass_gate_and_manifest(exported: tuple[Path, list[dict]], dig
         assert side["parity"]["passed"] and side["parity"]["n"] == 128
         assert side["parity_data"] == {"data": "digits", "split": "val", "n": 128}
         assert "torch" in side["versions"] and side["source"]["sha256"] == ckpt.sha256
+        assert side["source"]["lineage"] == ckpt.lineage and ckpt.lineage["root_sha256"] == ckpt.sha256
     index = json.loads((out / "manifest.json").read_text())
     assert sorted(e["file"] for e in index["artifacts"]) == sorted(r["file"] for r in recs)
     # fp32 is near-exact; int8 is smaller and still agrees on most images
@@ -195,6 +198,42 @@ def test_tensorrt_unavailable_is_one_line(digits_ckpt: Path, tmp_path: Path) -> 
     assert "tensorrt" not in available_targets()
 
 
+# ---------------------------------------------------------------- eval mode, quiet output
+
+def test_tflite_converts_every_module_in_eval_mode(digits_ckpt: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """litert-torch warns "converted in training mode" when the module it gets has training=True;
+    torch.export's graph modules (the int8 path) come back flagged so. Spy on the real converter."""
+    import litert_torch
+
+    real, seen = litert_torch.convert, []
+
+    def spy(module: torch.nn.Module, *args: object, **kwargs: object) -> object:
+        seen.append([name or "(top)" for name, m in module.named_modules() if m.training])
+        return real(module, *args, **kwargs)
+
+    monkeypatch.setattr(litert_torch, "convert", spy)
+    recs = export(digits_ckpt, "tflite", precision=["fp32", "int8"], nhwc=True, output_dir=tmp_path,
+                  calib_size=32, parity_size=32)
+    assert len(seen) == 2 and seen == [[], []], seen
+    assert all(r["parity"]["passed"] for r in recs)
+
+
+def test_export_cli_keeps_third_party_noise_out_unless_verbose(digits_ckpt: Path, tmp_path: Path) -> None:
+    base = [sys.executable, "-m", "edgekit"]
+    args = ["export", str(digits_ckpt), "--calib-size", "32", "--parity-size", "32"]
+    res = subprocess.run([*base, *args, "-t", "tflite,onnx", "-p", "int8", "-o", str(tmp_path / "q")],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert res.stderr == "", res.stderr  # no absl, TensorFlow, pytree, training-mode or exporter chatter
+    assert [line.split()[0] for line in res.stdout.splitlines()] == [
+        str(tmp_path / "q" / f"{digits_ckpt.stem}.int8.{ext}") for ext in ("tflite", "onnx")]
+    res = subprocess.run([*base, "-v", *args, "-t", "tflite", "-p", "fp32", "-o", str(tmp_path / "v")],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert "exporting" in res.stderr and "XNNPACK" in res.stderr, res.stderr  # -v shows it all
+
+
 # ---------------------------------------------------------------- profiles, layouts, Core ML, pruned models
 
 def test_profiles_load_and_flags_override(tmp_path: Path) -> None:
@@ -260,6 +299,10 @@ def test_pruned_checkpoint_exports(digits_ckpt: Path, tmp_path: Path) -> None:
     assert all(r["source"]["pruned"] and r["parity"]["passed"] for r in recs)
     # data came from the parent's provenance
     assert recs[0]["parity_data"]["data"] == "digits"
+    parent = load_checkpoint(digits_ckpt)
+    lineage = recs[0]["source"]["lineage"]
+    assert lineage["parent_sha256"] == lineage["root_sha256"] == parent.sha256 and lineage["root_name"] == "compact"
+    assert lineage["sha256"] == load_checkpoint(shrunk).sha256 and lineage["name"] == "shrunk"
     runner = load_runner(recs[0]["path"])
     assert runner(np.zeros((2, 3, 32, 32), np.float32)).shape == (2, 10)
 

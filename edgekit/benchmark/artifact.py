@@ -76,7 +76,7 @@ class Artifact:
         lineage = src.get("lineage") if isinstance(src, dict) else None
         if not isinstance(lineage, dict):
             return None
-        return {k: lineage[k] for k in LINEAGE_KEYS if lineage.get(k) is not None} or None
+        return {k: lineage.get(k) for k in LINEAGE_KEYS}
 
 
 def resolve_artifact(path: str | Path) -> Artifact:
