@@ -2,8 +2,8 @@
 
 =================  ==========================================================
 ``run.py``         :func:`bench`: artifacts x runtimes x threads -> result rows
-``artifact.py``    formats, manifests, model names
-``runners.py``     the runner interface and registry; one module per runtime:
+``artifact.py``    the file's format (:mod:`edgekit.formats`), manifest, model, lineage
+``runners.py``     the session interface; one module per runtime:
                    ``torch_runner``, ``onnxruntime_runner``, ``litert_runner``,
                    ``tensorrt_runner``, ``coreml_runner``, ``adb`` (phones)
 ``measure.py``     the timing loop; ``stats.py`` percentiles and the noisy flag

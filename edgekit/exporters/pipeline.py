@@ -61,9 +61,9 @@ def _resolve_targets(targets: list[str]) -> list[str]:
     for t in targets:
         if t == "all":
             avail = available_targets()
-            missing = [x for x in TARGETS if x not in avail]
-            if missing:
-                log.warning("target 'all' skips %s (not available on this machine)", ", ".join(missing))
+            skipped = [str(formats.export_unavailable(x)) for x in TARGETS if x not in avail]
+            if skipped:
+                log.warning("target 'all' skips what this machine cannot produce: %s", "; ".join(skipped))
             out += avail
         else:
             formats.target(t)  # unknown names: one line with the closest
