@@ -58,6 +58,9 @@ def test_distill_end_to_end(digits_ckpt: Path, small_digits, tmp_path: Path) -> 
     assert ckpt.arch == "compact_cnn_s" and ckpt.arch_kwargs["feature_dim"] == 256  # teacher compact_cnn: 256-d
     prov = ckpt.provenance
     assert prov["stage"] == "distill" and prov["method"] == "kd+lshl2" and prov["hash_num"] == 4 * 256
+    teacher = load_checkpoint(digits_ckpt)  # the lineage's original, for speed-ups in reports
+    assert ckpt.lineage["parent_sha256"] == teacher.sha256 and ckpt.lineage["root_sha256"] == teacher.sha256
+    assert ckpt.lineage["root_name"] == digits_ckpt.stem and ckpt.data == teacher.data
     assert prov["teacher"] == load_checkpoint(digits_ckpt).sha256 and prov["beta"] == 1.0 and prov["alpha"] == 1.0
     # the training log names every term
     rec = json.loads((tmp_path / "student.pt.metrics.jsonl").read_text().splitlines()[-1])

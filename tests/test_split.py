@@ -80,6 +80,20 @@ def test_derived_checkpoints_inherit_the_split(seeded, tmp_path: Path) -> None:
     assert not _images(ckpt, grandchild.load_data().val) & trained_on
 
 
+def test_artifact_manifest_carries_the_split(seeded, tmp_path: Path) -> None:
+    """bench --data on an exported artifact, with no checkpoint beside it, still splits as training did."""
+    from edgekit.benchmark.accuracy import validation_data
+    from edgekit.exporters.pipeline import export
+
+    path, trained_on = seeded
+    ckpt = load_checkpoint(path)
+    rec = export(path, "onnx", output_dir=tmp_path, parity_size=32)[0]
+    assert rec["data"] == ckpt.data
+    val = validation_data({"artifact": rec["path"], "format": "onnx", "data": "digits",
+                           "data_record": rec["data"]}).val
+    assert not _images(ckpt, val) & trained_on
+
+
 def test_default_seed_split_would_leak(seeded) -> None:
     """The pre-fix behaviour (a stage re-splitting with seed 0) overlaps heavily: the check above can fail."""
     path, trained_on = seeded

@@ -178,6 +178,7 @@ def _measure(art: Artifact, rt: str, threads: int, base: dict[str, Any], opts: d
            "runs": opts["runs"], "min_seconds": opts["min_seconds"], "input_spec": art.input_spec,
            "input_shape": list(opts["input_shape"]) if opts["input_shape"] else None,
            "precision": art.precision, "labels": art.labels, "data": opts["data"],
+           "data_record": art.manifest.get("data"),
            "source_checkpoint": _source_checkpoint(art), "cpus": list(opts["cpus"]) if opts["cpus"] else None,
            "cv_threshold": opts["cv_threshold"], "max_samples": opts["max_samples"], "seed": opts["seed"]}
     result = run_isolated(job, opts["timeout"])

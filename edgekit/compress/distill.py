@@ -359,6 +359,12 @@ def _train(run: _Run, loaders: dict[str, Any]) -> Checkpoint:
         metrics.update({f"teacher_{k}": v for k, v in teacher_val.items() if k != "n"})
         child = base.derive(model, stage="distill", metrics=metrics, data=run.bundle.record)
         child.provenance.update(meta)
+        # the lineage's original is the teacher's: speed-ups of the student are against it;
+        # a student built from a registry name has no checkpoint parent, so the teacher is its parent
+        teacher = run.t_ckpt.lineage
+        child.provenance["root"] = {"sha256": teacher["root_sha256"], "name": teacher["root_name"]}
+        if not child.provenance.get("parent"):
+            child.provenance.update(parent=run.t_ckpt.sha256, parent_path=str(run.t_ckpt.path))
         child.save(run.output, force=True)
         out["c"] = child
 

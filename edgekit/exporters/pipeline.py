@@ -228,6 +228,7 @@ def export(checkpoint: str | Path | Checkpoint, targets: str | list[str] | None 
             parity_data={"data": bundle.spec, "split": "val", "n": len(x_val)},
             source={"path": str(ckpt.path) if ckpt.path else None, "sha256": ckpt.sha256, "arch": ckpt.arch,
                     "pruned": bool(ckpt.channel_plan), "metrics": ckpt.metrics, "lineage": ckpt.lineage},
+            data=ckpt.data_record,
             profile=prof.get("profile"), converter=extras, versions=package_versions(target))
         write_manifest(record, final)
         records.append(record)
