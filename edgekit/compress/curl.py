@@ -5,12 +5,13 @@ For each unit ``c`` (one channel index of one dependency group, see :mod:`.units
     s_c = 1/N * sum_n KL( p_masked_c(x_n) || p_orig(x_n) )
 
 over a proxy set of N training images (default 256) under the evaluation transform,
-softmax at T=1, model in eval mode, each unit masked on its own (methods.md 1.1). A
+softmax at T=1, model in eval mode, each unit masked on its own (Luo & Wu, "Neural Network
+Pruning with Residual-Connections and Limited-Data", CVPR 2020; docs/methods.md section 1.1). A
 unit is masked by zeroing its channels at the output of every layer of its group
 (conv and BN alike), which is exactly the network with that channel removed.
 
 Scoring every unit naively costs one full forward pass of the proxy set per unit
-(about an hour for resnet18 on 2 CPU cores, findings.md 4). Two savings make it
+(about an hour for resnet18 on 2 CPU cores, docs/findings.md item 4). Two savings make it
 minutes:
 
 * **prefix caching**: the model is traced with ``torch.fx``; the graph runs once,
