@@ -6,8 +6,10 @@ from typing import Any
 
 from .checkpoint import Checkpoint, load_checkpoint
 from .data import DataBundle
-from .training.metrics import evaluate_model
 from .device import resolve_device
+from .errors import EdgekitError
+from .numbers import positive_int
+from .training.metrics import evaluate_model
 
 
 def evaluate(checkpoint: str | Path | Checkpoint, data: str | DataBundle | None = None, *, split: str = "val",
@@ -17,6 +19,9 @@ def evaluate(checkpoint: str | Path | Checkpoint, data: str | DataBundle | None 
     ``data`` defaults to the checkpoint's own dataset; either way it is split as the
     checkpoint's training split it (:meth:`~edgekit.checkpoint.Checkpoint.load_data`), so the
     validation images are ones the model never trained on."""
+    batch_size = positive_int("batch_size", batch_size)
+    if split not in ("val", "train"):
+        raise EdgekitError(f"split must be 'val' or 'train', got {split!r}")
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     bundle = data if isinstance(data, DataBundle) else ckpt.load_data(data)
     dev = resolve_device(device)
