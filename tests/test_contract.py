@@ -149,7 +149,7 @@ def run_contract(arch: str, workdir: Path) -> Iterator[tuple[str, str, str]]:
         records = export(path, "onnx", output_dir=workdir / "onnx", parity_size=16, force=True)
         parity = records[0]["parity"]
         return "parity " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                                     for k, v in parity.items() if k in ("max_abs_diff", "top1_agreement", "passed"))
+                                     for k, v in parity.items() if k in ("max_abs_err", "top1_agreement", "passed"))
 
     ok, detail, _ = attempt("build", build)
     yield "build", "pass" if ok else "fail", detail
