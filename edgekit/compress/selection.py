@@ -1,17 +1,17 @@
-"""Global one-shot selection of the units to remove (CURL, methods.md 1.2).
+"""Global one-shot selection of the units to remove (CURL: Luo & Wu, CVPR 2020; docs/methods.md section 1.2).
 
 All units of all prunable groups are pooled and sorted by importance, lowest first;
 units are taken in that order until the model meets its MACs or parameter target.
 The minimum keep ratio per layer group (default 0.3) is a **hard** constraint: a
 group that has reached it is skipped, never exceeded (Torch-Pruning's
 ``max_pruning_ratio`` alone let a KL ranking strip layer4 of resnet18 to 8 of 512
-channels, findings.md 2). The number of removed units is not a knob: the walk stops
+channels, docs/findings.md item 2). The number of removed units is not a knob: the walk stops
 at the first prefix whose exact cost (:meth:`UnitGraph.macs`) meets the target, so
 the result lands within one unit's cost of it.
 
 Rankings: ``kl`` sorts by the raw score (as in the paper); ``kl-per-mac`` divides each
 unit's score by the MACs its removal saves, so cheap-to-keep channels in expensive
-layers go first (better at equal MACs in findings.md 3). Baseline criteria rank by
+layers go first (better at equal MACs, docs/findings.md item 3). Baseline criteria rank by
 their raw importance.
 """
 from __future__ import annotations
@@ -23,9 +23,8 @@ from typing import Any
 import torch
 
 from ..errors import EdgekitError
+from .prune_config import RANKS
 from .units import UnitGraph
-
-RANKS = ("kl-per-mac", "kl")
 
 
 @dataclass(frozen=True)
@@ -55,14 +54,14 @@ def parse_target(text: str) -> Target:
             v = float(ms)
         except ValueError:
             raise EdgekitError(f"bad latency target {text!r}; expected e.g. latency=5ms@litert") from None
-        if v <= 0 or not runtime:
-            raise EdgekitError(f"bad latency target {text!r}; expected e.g. latency=5ms@litert")
+        if not math.isfinite(v) or v <= 0 or not runtime:
+            raise EdgekitError(f"bad latency target {text!r}; expected a positive number of ms, e.g. latency=5ms@litert")
         return Target("latency", v, runtime.strip())
     try:
         v = float(value)
     except ValueError:
         raise EdgekitError(f"bad target {text!r}: {value!r} is not a number") from None
-    if not 0 < v < 1:
+    if not 0 < v < 1:  # NaN fails too
         raise EdgekitError(f"target {text!r} must be a fraction of the original in (0, 1)")
     return Target(kind, v)
 
