@@ -76,9 +76,9 @@ def main(argv: list[str]) -> int:
         "* **shufflenet_v2_x1_0**: refused with one line (`EdgekitError: cannot trace ShuffleNetV2 for pruning: a "
         "reshape permutes its channels (a channel shuffle ...)`); Torch-Pruning's index mapping cannot follow a "
         "channel shuffle (upstream VainF/Torch-Pruning#14).",
-        "* **convnext_tiny**: prune and rebuild pass; ONNX export fails because the exporter traces a batch-1 "
-        "sample with a dynamic batch dimension and torch.export specializes ConvNeXt's batch to 1; a batch-2 "
-        "sample exports (exporter fix left to its owner).",
+        "* **convnext_tiny**: the ONNX exporter traced a batch-1 sample with a dynamic batch dimension and "
+        "torch.export specialized ConvNeXt's batch to 1 (its 0/1 specialization), so export failed; the exporter "
+        "now traces a batch of 2 when the batch is dynamic.",
         "",
         f"Command: `python benchmarks/contract_matrix.py`; {time.strftime('%Y-%m-%d')}, torch {torch.__version__}, "
         f"{platform.machine()} CPU, 2 threads, shared machine (times include contention); "

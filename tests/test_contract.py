@@ -42,9 +42,6 @@ SLOW = {"mobilenet_v3_large", "efficientnet_b0", "regnet_x_400mf", "densenet121"
 KNOWN_FAILURES = {
     "shufflenet_v2_x1_0": ("prune", "channel shuffle (view-transpose-view) permutes channels across branches; "
                                     "Torch-Pruning's dependency graph cannot follow it, so prune refuses"),
-    "convnext_tiny": ("export", "the ONNX exporter traces a batch-1 sample with a dynamic batch dimension and "
-                                "torch.export specializes ConvNeXt's batch to 1 (0/1 specialization); a batch-2 "
-                                "sample exports"),
 }
 
 

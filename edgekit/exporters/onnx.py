@@ -31,9 +31,15 @@ INPUT, OUTPUT = "input", "output"
 
 def export_fp32(model: nn.Module, sample: torch.Tensor, out: Path, *, opset: int = DEFAULT_OPSET,
                 dynamic_batch: bool = True) -> None:
-    """Trace ``model`` with the dynamo exporter and write a self-contained .onnx file."""
+    """Trace ``model`` with the dynamo exporter and write a self-contained .onnx file.
+
+    With a dynamic batch the trace sample has a batch of 2: torch.export specializes a
+    dimension whose example size is 1 (its 0/1 specialization), and some models (ConvNeXt's
+    layer norms) then fail to export with a symbolic batch at all."""
     require("onnxscript", "onnx")
     dyn = ({0: torch.export.Dim("batch", min=1, max=4096)},) if dynamic_batch else None
+    if dynamic_batch and sample.shape[0] == 1:
+        sample = torch.cat([sample, sample])
     try:
         with warnings.catch_warnings(), _quiet("torch.onnx", "onnxscript"):
             warnings.simplefilter("ignore")

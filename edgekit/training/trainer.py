@@ -18,7 +18,7 @@ from ..data import DataBundle, eval_transform, load_data, make_input_spec, train
 from ..device import resolve_device
 from ..errors import EdgekitError
 from ..fileio import atomic_path, check_writable
-from ..registry import count_params, create_model, get_entry
+from ..registry import count_params, create_model, get_entry, load_state
 from ..seeding import seed_everything
 from . import distributed as dist_utils
 from .config import TrainConfig
@@ -90,7 +90,7 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, config: Trai
     resume_state = None
     if resume:
         saved = torch.load(state_file, map_location="cpu", weights_only=True)
-        model.load_state_dict(saved["model"])
+        load_state(model, saved["model"])  # keeps state-dict versions (torchvision's MNASNet needs them)
         resume_state = saved["fit"]
     # A label-distribution CSV trains here as plain regression on its target (one output, L1).
     task = "classify" if bundle.task == "classify" else "regression"
