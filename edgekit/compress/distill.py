@@ -61,7 +61,7 @@ from ..device import resolve_device
 from ..fileio import atomic_path, check_writable
 from ..registry import count_params, create_model, get_entry
 from ..seeding import seed_everything
-from ..training.loop import OptimConfig, StepOutput, fit
+from ..training.loop import StepOutput, fit
 from ..training.metrics import evaluate_model
 from ..training.precise_bn import bn_loader
 from ..training.trainer import epoch_metrics, metrics_path
@@ -368,8 +368,7 @@ def _train(run: _Run, loaders: dict[str, Any]) -> Checkpoint:
         child.save(run.output, force=True)
         out["c"] = child
 
-    history = fit(model, loaders["train"], epochs=cfg.epochs, loss_fn=step, optim=OptimConfig(
-        optimizer=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_epochs=cfg.warmup_epochs),
+    history = fit(model, loaders["train"], epochs=cfg.epochs, loss_fn=step, optim=cfg.optim(),
         device=run.device, val_loader=loaders["val"], task=run.t_ckpt.task, log_path=str(mpath),
         on_epoch_end=lambda e, rec, st: save(rec), progress=run.progress, desc=f"distill[{cfg.method}]",
         precise_bn_batches=cfg.precise_bn, bn_loader=loaders["bn"])

@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..numbers import non_negative_float, non_negative_int, optional, positive_float, positive_int
-from ..stage_config import RunConfig, choice
-from ..training.config import OPTIMIZERS
+from ..numbers import non_negative_float, optional, positive_float, positive_int
+from ..stage_config import choice
+from ..training.config import FitOptions
 
 DEFAULT_METHOD = "kd"
 #: LSH bias per hash function: minus the median or mean of the teacher's projections, or none.
@@ -19,7 +19,7 @@ KD_T = 4.0
 
 
 @dataclass
-class DistillConfig(RunConfig):
+class DistillConfig(FitOptions):
     """How to distil: the loss terms and their weights, the student's input, and the training run.
 
     ``method``: ``none`` or registered loss terms joined by ``+`` (``lshl2+kd``). ``alpha``
@@ -32,7 +32,6 @@ class DistillConfig(RunConfig):
     """
 
     method: str = DEFAULT_METHOD
-    epochs: int = 10
     alpha: float | None = None
     beta: float | None = None
     input_size: int | None = None  # default: the teacher's
@@ -43,29 +42,18 @@ class DistillConfig(RunConfig):
     correct_only: bool = True
     temperature: float = KD_T
     augment: bool | None = None
-    optimizer: str = "sgd"
-    lr: float | None = None
-    weight_decay: float | None = None
-    warmup_epochs: float = 1.0
-    workers: int = 0
 
     def __post_init__(self) -> None:
         from .loss_terms import parse_method
 
         super().__post_init__()
         self.method = "+".join(parse_method(self.method))
-        self.epochs = positive_int("epochs", self.epochs)
         self.alpha = optional(non_negative_float, "alpha", self.alpha)
         self.beta = optional(non_negative_float, "beta", self.beta)
         self.input_size = optional(positive_int, "input_size", self.input_size)
         self.hash_num = optional(positive_int, "hash_num", self.hash_num)
         self.bias = choice("LSH bias", self.bias, BIAS_MODES)
         self.temperature = positive_float("temperature", self.temperature)
-        self.optimizer = choice("optimizer", self.optimizer, OPTIMIZERS)
-        self.lr = optional(positive_float, "lr", self.lr)
-        self.weight_decay = optional(non_negative_float, "weight_decay", self.weight_decay)
-        self.warmup_epochs = non_negative_float("warmup_epochs", self.warmup_epochs)
-        self.workers = non_negative_int("workers", self.workers)
 
     @property
     def parts(self) -> tuple[str, ...]:

@@ -18,24 +18,16 @@ MIX_MODES = ("none", "mixup", "cutmix", "mwh", "mwh-cutmix")
 
 
 @dataclass
-class TrainConfig(RunConfig):
-    """What to train and how; ``None`` means "the default for this model and data"."""
+class FitOptions(RunConfig):
+    """The options of a run of the shared fit engine (:func:`edgekit.training.loop.fit`): epochs,
+    optimizer and schedule, loader workers. ``train`` and ``distill`` share them."""
 
     epochs: int = 10
     optimizer: str = "sgd"
     lr: float | None = None  # peak; default 0.05 SGD, 2e-3 AdamW/Adam
     weight_decay: float | None = None
     warmup_epochs: float = 1.0
-    label_smoothing: float = 0.0
-    mix: str = "none"  # mwh = mixup without hesitation
-    mix_alpha: float | None = None  # Beta(alpha, alpha); default 0.5, CutMix 1.0
-    input_size: int | None = None  # default: the dataset's
-    small_input: bool | None = None  # default: on for inputs <= 64 px on ImageNet nets
-    arch_kwargs: dict[str, Any] | None = None
-    weights: str | None = None
     workers: int = 0
-    augment: str = "standard"
-    train_fraction: float = 1.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -44,11 +36,36 @@ class TrainConfig(RunConfig):
         self.lr = optional(positive_float, "lr", self.lr)
         self.weight_decay = optional(non_negative_float, "weight_decay", self.weight_decay)
         self.warmup_epochs = non_negative_float("warmup_epochs", self.warmup_epochs)
+        self.workers = non_negative_int("workers", self.workers)
+
+    def optim(self) -> Any:
+        """The engine's :class:`~edgekit.training.loop.OptimConfig` for these options."""
+        from .loop import OptimConfig
+
+        return OptimConfig(optimizer=self.optimizer, lr=self.lr, weight_decay=self.weight_decay,
+                           warmup_epochs=self.warmup_epochs)
+
+
+@dataclass
+class TrainConfig(FitOptions):
+    """What to train and how; ``None`` means "the default for this model and data"."""
+
+    label_smoothing: float = 0.0
+    mix: str = "none"  # mwh = mixup without hesitation
+    mix_alpha: float | None = None  # Beta(alpha, alpha); default 0.5, CutMix 1.0
+    input_size: int | None = None  # default: the dataset's
+    small_input: bool | None = None  # default: on for inputs <= 64 px on ImageNet nets
+    arch_kwargs: dict[str, Any] | None = None
+    weights: str | None = None
+    augment: str = "standard"
+    train_fraction: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         self.label_smoothing = unit_interval("label_smoothing", self.label_smoothing)
         if self.label_smoothing == 1:
             raise EdgekitError("label_smoothing must be below 1, got 1")
         self.mix = choice("mix mode", self.mix, MIX_MODES)
         self.mix_alpha = optional(positive_float, "mix_alpha", self.mix_alpha)
         self.input_size = optional(positive_int, "input_size", self.input_size)
-        self.workers = non_negative_int("workers", self.workers)
         self.train_fraction = fraction("train_fraction", self.train_fraction)

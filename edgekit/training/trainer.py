@@ -22,7 +22,7 @@ from ..registry import count_params, create_model, get_entry, load_state
 from ..seeding import seed_everything
 from . import distributed as dist_utils
 from .config import TrainConfig
-from .loop import OptimConfig, classification_loss, fit, regression_loss
+from .loop import classification_loss, fit, regression_loss
 from .mix import Mixer
 from .precise_bn import bn_loader
 
@@ -84,8 +84,7 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, config: Trai
     mixer = Mixer(cfg.mix, mix_alpha, cfg.seed) if cfg.mix != "none" else None
     loss_fn = classification_loss(mixer, cfg.label_smoothing, cfg.epochs) if bundle.task == "classify" \
         else regression_loss()
-    optim = OptimConfig(optimizer=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                        warmup_epochs=cfg.warmup_epochs)
+    optim = cfg.optim()
 
     resume_state = None
     if resume:
