@@ -14,13 +14,13 @@ from typing import Any, Callable
 
 import click
 
+from .compress.distill_config import BIAS_MODES, DistillConfig
+from .compress.prune_config import METHODS as PRUNE_METHODS
+from .compress.prune_config import RANKS, RECIPES, PruneConfig
 from .errors import EdgekitError
-from .numbers import NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT
-from .numbers import FRACTION, NON_NEGATIVE_FLOAT, UNIT_INTERVAL
+from .numbers import FRACTION, NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT, UNIT_INTERVAL
 from .stage_config import RunConfig, default
 from .training.config import MIX_MODES, OPTIMIZERS, TrainConfig
-from .compress.distill_config import BIAS_MODES, DistillConfig
-from .compress.prune_config import METHODS as PRUNE_METHODS, RANKS, RECIPES, PruneConfig
 
 
 def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
