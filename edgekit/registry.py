@@ -137,7 +137,9 @@ def adapt_small_input(model: nn.Module) -> nn.Module:
 
 
 def create_model(name: str, num_classes: int = 1000, weights: str | Path | None = None,
-                 small_input: bool = False, feature_dim: int | None = None, **kwargs: Any) -> nn.Module:
+                 small_input: bool = False, feature_dim: int | None = None, head: str | None = None,
+                 nfl_mul: int | None = None, nfl_per: int | None = None, nfl_dh: int | None = None,
+                 nfl_seed: int | None = None, **kwargs: Any) -> nn.Module:
     """Build architecture ``name`` with ``num_classes`` outputs.
 
     ``weights`` is a local file: a state dict or an edgekit checkpoint. Tensors whose
@@ -145,6 +147,9 @@ def create_model(name: str, num_classes: int = 1000, weights: str | Path | None 
     reported, so ImageNet weights can seed a 10-class model. ``feature_dim=D`` puts a
     Linear connector to D dims before the final classifier (a distilled student whose
     teacher's feature has D dims; see :func:`edgekit.models.connector.add_connector`).
+    ``head="nfl"`` replaces the classifier after global pooling by the NFL layer + Linear
+    (``nfl_mul``, ``nfl_per``, ``nfl_dh``, ``nfl_seed``; see :func:`edgekit.models.nfl.add_nfl_head`);
+    ``head="fc"`` or ``None`` keeps the architecture's own classifier.
     The entry's layout is attached as ``model.edgekit_layout``.
     """
     entry = get_entry(name)
@@ -155,6 +160,16 @@ def create_model(name: str, num_classes: int = 1000, weights: str | Path | None 
     attach(model, entry.layout)
     if small_input:
         adapt_small_input(model)
+    nfl = {k: v for k, v in (("n_mul", nfl_mul), ("n_per", nfl_per), ("dh", nfl_dh), ("seed", nfl_seed))
+           if v is not None}
+    if head not in (None, "fc", "nfl"):
+        raise EdgekitError(f"head must be 'fc' or 'nfl', got {head!r}")
+    if nfl and head != "nfl":
+        raise EdgekitError("nfl_mul, nfl_per, nfl_dh and nfl_seed need head='nfl'")
+    if head == "nfl":
+        from .models.nfl import add_nfl_head
+
+        add_nfl_head(model, **nfl)
     if feature_dim is not None:
         from .models.connector import add_connector
 

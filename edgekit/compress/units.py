@@ -17,6 +17,9 @@ pruned at all. Rules:
 
 * the classifier's outputs are never pruned;
 * the group feeding the classifier (CURL's last-stage output) is protected by default;
+* an NFL layer (:mod:`edgekit.models.nfl`) is not prunable and is left intact: its
+  convolutions are never roots, and a group that resizes any of its modules (the
+  channels its fixed random-permutation index gathers from) is held fixed;
 * a group touching a grouped (non-depthwise) convolution of ``G`` conv groups is pruned
   by channel *position*: its unit ``j`` is channel ``j`` of every conv group (root
   channels ``j, j + C/G, j + 2C/G, ...``), so each conv group loses the same channels,
@@ -137,13 +140,14 @@ class UnitGraph:
         names = {m: n for n, m in model.named_modules()}
         self.classifier = declared(model, "classifier") or find_classifier(model, example)
         clf = model.get_submodule(self.classifier)
+        self.fixed = _nfl_modules(model)
         try:
             self.dg = tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
         except Exception as exc:  # tracing failures of exotic models
             raise EdgekitError(f"cannot trace {type(model).__name__} for pruning: {_trace_reason(exc)}") from exc
         self.base_macs, self.base_params, self.layer_macs = _layer_costs(model, example)
         self.groups: list[UnitGroup] = []
-        for group in self.dg.get_all_groups(ignored_layers=[clf]):
+        for group in self.dg.get_all_groups(ignored_layers=[clf, *self.fixed]):
             ug = self._unit_group(group, names, len(self.groups))
             if ug is not None:
                 self.groups.append(ug)
@@ -167,6 +171,10 @@ class UnitGraph:
             return None
         channels = len(set(group[0].root_idxs))
         per_unit, protected = _conv_groups(group, names, channels, self.dg)
+        nfl = next((self.fixed[item.dep.target.module] for item in group
+                    if item.dep.target.module in self.fixed), None)
+        if nfl is not None:
+            per_unit, protected = 1, f"feeds NFL layer {nfl}, whose random-subspace index is fixed (not prunable)"
         size = channels // per_unit
         sites: list[Site] = []
         layers: list[tuple[str, str]] = []
@@ -265,6 +273,14 @@ class UnitGraph:
     def describe(self) -> list[dict[str, Any]]:
         return [{"group": g.name, "units": g.size, "channels_per_unit": g.per_unit,
                  "sites": [s.name for s in g.sites], "protected": g.protected} for g in self.groups]
+
+
+def _nfl_modules(model: nn.Module) -> dict[nn.Module, str]:
+    """Every module inside an NFL layer -> that layer's name (left intact by pruning)."""
+    from ..models.nfl import NFLLayer
+
+    return {sub: name for name, mod in model.named_modules() if isinstance(mod, NFLLayer)
+            for sub in mod.modules()}
 
 
 def _trace_reason(exc: Exception) -> str:

@@ -37,7 +37,12 @@ class Layout:
 
     def with_connector(self, head: str) -> "Layout":
         """The layout after :func:`edgekit.models.connector.add_connector` replaced ``head``."""
-        return replace(self, classifier=f"{head}.classifier", feature=f"{head}.connector")
+        return self.with_head(head, "connector")
+
+    def with_head(self, head: str, feature: str) -> "Layout":
+        """The layout after the classifier at ``head`` became a module with children ``classifier``
+        (the new final Linear) and ``feature`` (the module whose output is its input)."""
+        return replace(self, classifier=f"{head}.classifier", feature=f"{head}.{feature}")
 
 
 def _resnet() -> Layout:

@@ -121,3 +121,20 @@ class NFLHead(nn.Sequential):
     def feature_name(self) -> str:
         """Name of the child whose output is the classifier's input."""
         return "mlp" if "mlp" in self._modules else "nfl"
+
+
+def add_nfl_head(model: nn.Module, n_mul: int = CNN_MUL, n_per: int | None = None, dh: int = CNN_DH,
+                 seed: int = 0) -> nn.Module:
+    """Replace a CNN's classifier ``Linear(d, k)`` (after global pooling, which stays) by ``NFLHead(d, k)``.
+
+    The paper's CNN plug-in (ResNet-50 -> GAP -> NRS layer -> Linear(d*nMul -> classes)),
+    section 4 / Model/ResNetModel.py of the authors' code. Defaults scale its CUB
+    configuration to small models: nMul = 2, dH = dW = 3, and ``nPer`` from
+    :func:`default_n_per` (64 conv groups where d*nMul allows). The layout's classifier
+    becomes ``<head>.classifier`` and its feature ``<head>.nfl``.
+    """
+    from .connector import classifier_linear, replace_head
+
+    name, fc = classifier_linear(model, "head='nfl'")
+    head = NFLHead(fc.in_features, fc.out_features, n_mul, n_per, dh, seed=seed)
+    return replace_head(model, name, head, head.feature_name)
