@@ -126,6 +126,9 @@ def _distill_methods_help() -> str:
 @click.option("--small-input/--no-small-input", default=None,
               help="Stride-1 stem for small images (default: on for inputs <= 64 px on ImageNet nets).")
 @click.option("--arch-arg", "arch_args", multiple=True, help="Extra architecture kwarg key=value (repeatable).")
+@click.option("--head", type=click.Choice(["fc", "nfl"]), default=None,
+              help="Classifier after global pooling: the architecture's own (fc) or the NFL layer + Linear "
+                   "(nfl; tune with --arch-arg nfl_mul=/nfl_per=/nfl_dh=/nfl_seed=).")
 @click.option("--weights", type=click.Path(), help="Local pretrained weights (state dict or checkpoint).")
 @click.option("--train-fraction", default=default(TrainConfig, "train_fraction"), show_default=True, type=FRACTION)
 @click.option("--seed", default=default(TrainConfig, "seed"), show_default=True, type=NON_NEGATIVE_INT)
@@ -135,12 +138,13 @@ def _distill_methods_help() -> str:
 @click.option("--resume", is_flag=True, help="Continue an interrupted run writing to --output.")
 @click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
 @_guard
-def train(arch: str, data: str, output: str, arch_args: tuple[str, ...], resume: bool, force: bool,
-          **kw: Any) -> None:
+def train(arch: str, data: str, output: str, arch_args: tuple[str, ...], head: str | None, resume: bool,
+          force: bool, **kw: Any) -> None:
     """Train ARCH on DATA into a checkpoint (resumable; DDP under torchrun)."""
     from .training.trainer import train as run
 
-    ckpt = run(arch, data, output, arch_kwargs=_parse_kv(arch_args), resume=resume, force=force, **kw)
+    arch_kwargs = {**_parse_kv(arch_args), **({"head": head} if head else {})}
+    ckpt = run(arch, data, output, arch_kwargs=arch_kwargs, resume=resume, force=force, **kw)
     m = ckpt.metrics
     if ckpt.task == "classify" and "val_top1" in m:
         click.echo(f"{output}: val top-1 {m['val_top1']:.2f}%  top-5 {m['val_top5']:.2f}%  "
