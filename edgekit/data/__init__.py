@@ -5,7 +5,14 @@
 ``synthetic[:k=v,...]``    generated shapes; options classes, n, size, seed
 ``imagefolder:PATH``       a folder per class; ``train/`` + ``val/`` if present
 ``csv:PATH``               ``path,target[,sigma][,split]`` rows (regression)
+``tabular:PATH.csv``       feature columns + a class column (``?target=COL``)
+``sklearn:NAME``           scikit-learn's shipped tables: breast_cancer, wine,
+                           iris, digits (64 features)
 =========================  ===================================================
+
+Tabular samples are float32 feature vectors; the bundle's ``input_spec`` (kind
+``tabular``) carries the feature names and the training split's standardisation (see
+:mod:`edgekit.data.tabular`).
 
 Every spec takes ``val=FRACTION`` and ``seed=N`` options after a ``?`` for
 folder-like sources (``imagefolder:data/?val=0.1``) or after ``:`` for built-ins
@@ -28,7 +35,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import EdgekitError
-from . import builtin
+from . import builtin, tabular
 from .datasets import (IMAGE_EXTENSIONS, ArrayImages, ImageList, Subset, Transformed, readable_images,
                        seeded_split)
 from .transforms import eval_transform, make_input_spec, train_transform
@@ -51,6 +58,9 @@ class DataBundle:
     skipped: int = 0
     info: dict[str, Any] = field(default_factory=dict)
     split: dict[str, Any] = field(default_factory=dict)
+    #: the input spec the data itself fixes (tabular features); ``None`` for images, whose
+    #: spec the trainer chooses (input size)
+    input_spec: dict[str, Any] | None = None
 
     @property
     def record(self) -> dict[str, Any]:
@@ -128,9 +138,18 @@ def load_data(spec: str, seed: int | None = None, val: float | None = None) -> D
             bundle = _imagefolder(spec, Path(path), val, split_seed)
         elif kind == "csv":
             bundle = _csv_regression(spec, Path(path), val, split_seed)
+        elif kind == "tabular":
+            train, valid, labels, in_spec, info, record = tabular.open_csv(
+                Path(path), opts.pop("target", None), opts.pop("encode", "onehot"), val, split_seed)
+            bundle = DataBundle(spec, train, valid, labels, "classify", in_spec["shape"][0], info=info,
+                                split=record, input_spec=in_spec)
+        elif kind == "sklearn":
+            train, valid, labels, in_spec, info = tabular.open_sklearn(path, val, split_seed)
+            bundle = DataBundle(spec, train, valid, labels, "classify", in_spec["shape"][0], info=info,
+                                input_spec=in_spec)
         else:
             raise EdgekitError(f"unknown data source {kind!r} in {spec!r}; "
-                               "use digits, synthetic, imagefolder:PATH or csv:PATH")
+                               "use digits, synthetic, imagefolder:PATH, csv:PATH, tabular:PATH.csv or sklearn:NAME")
     except ValueError as exc:
         raise EdgekitError(f"bad option in data spec {spec!r}: {exc}") from exc
     if opts:

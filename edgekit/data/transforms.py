@@ -9,6 +9,10 @@ The input spec is plain data stored in every checkpoint and export manifest::
 ``[H, W]`` pair (direct resize). The eval transform is the exact preprocessing the
 model was evaluated with; exporters and benchmarks reuse it so parity and accuracy
 are measured on what the model really sees.
+
+A tabular spec (``{"kind": "tabular", "features", "shape": [d], "mean", "std"}``, see
+:mod:`edgekit.data.tabular`) has no preprocessing outside the model: its standardisation
+is the model's first layer, so both transforms only make the raw row a float32 tensor.
 """
 from __future__ import annotations
 
@@ -44,8 +48,20 @@ def _color(spec: dict[str, Any]) -> Callable:
     return lambda img: img.convert(mode) if getattr(img, "mode", mode) != mode else img
 
 
+def is_tabular(spec: dict[str, Any]) -> bool:
+    """Whether ``spec`` describes feature vectors rather than images."""
+    return spec.get("kind") == "tabular"
+
+
+def as_features(row: Any) -> torch.Tensor:
+    """A raw feature row (tensor, array, list) as a float32 tensor: the tabular transform."""
+    return torch.as_tensor(row, dtype=torch.float32)
+
+
 def eval_transform(spec: dict[str, Any]) -> Callable:
-    """PIL image -> normalised CHW float tensor, exactly as in evaluation."""
+    """PIL image -> normalised CHW float tensor, exactly as in evaluation (tabular: the raw row)."""
+    if is_tabular(spec):
+        return as_features
     resize = spec["resize"]
     steps: list[Callable] = [_color(spec), T.Resize(resize if isinstance(resize, int) else tuple(resize),
                                                      antialias=True)]
@@ -60,8 +76,9 @@ def train_transform(spec: dict[str, Any], augment: str = "standard") -> Callable
     ``standard``: small inputs (<= 64 px) get padded random crops (CIFAR recipe) plus
     flips; larger ones RandomResizedCrop + flip (ImageNet recipe). ``none``: the eval
     transform. Flips are left out for ``no_flip`` (digits and text are not symmetric).
+    Tabular rows are not augmented.
     """
-    if augment == "none":
+    if augment == "none" or is_tabular(spec):
         return eval_transform(spec)
     h, w = spec["shape"][1:]
     flip = [] if augment == "no_flip" else [T.RandomHorizontalFlip()]

@@ -15,8 +15,10 @@ from torch.utils.data import DistributedSampler
 
 from ..checkpoint import Checkpoint, load_checkpoint
 from ..data import DataBundle, eval_transform, load_data, make_input_spec, train_transform
+from ..data.transforms import is_tabular
 from ..device import resolve_device
 from ..errors import EdgekitError
+from ..models.tabular import takes_features
 from ..fileio import atomic_path, check_writable
 from ..registry import count_params, create_model, get_entry, load_state
 from ..seeding import seed_everything
@@ -60,19 +62,14 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, config: Trai
     dev = resolve_device(cfg.device)
     bundle = data if isinstance(data, DataBundle) else load_data(data, seed=cfg.seed)
     bundle = bundle.subset_train(cfg.train_fraction, cfg.seed)
-    entry = get_entry(arch)
+    get_entry(arch)  # an unknown architecture fails before anything is written
     if not resume and metrics_path(output).exists():
         metrics_path(output).unlink()
     distributed = dist_utils.setup(dev)
     dev = dist_utils.local_device(dev)
     seed_everything(cfg.seed)
 
-    size = cfg.input_size if cfg.input_size is not None else bundle.default_input
-    small_input = cfg.small_input if cfg.small_input is not None else size <= 64 and entry.default_input >= 128
-    kwargs = {"num_classes": len(bundle.labels) if bundle.task == "classify" else 1, **(cfg.arch_kwargs or {})}
-    if small_input:
-        kwargs["small_input"] = True
-    spec = make_input_spec(size, crop_ratio=None if size <= 64 else 0.875)
+    kwargs, spec = model_inputs(arch, bundle, cfg)
     model = create_model(arch, weights=cfg.weights, **kwargs)
 
     sampler = DistributedSampler(_Len(len(bundle.train)), seed=cfg.seed) if distributed else None
@@ -121,6 +118,34 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, config: Trai
     dist_utils.barrier()
     dist_utils.cleanup()
     return load_checkpoint(output)
+
+
+def model_inputs(arch: str, bundle: DataBundle, cfg: TrainConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The architecture kwargs and input spec for training ``arch`` on ``bundle``.
+
+    Images: the spec from the input size (``cfg.input_size``, else the data's), small-input
+    stems for ImageNet nets on small images. Tabular data fixes its own spec (features and
+    the training split's standardisation), which a tabular net (one whose factory takes
+    ``in_features``) receives as ``in_features``, ``mean`` and ``std``."""
+    entry = get_entry(arch)
+    kwargs: dict[str, Any] = {"num_classes": len(bundle.labels) if bundle.task == "classify" else 1}
+    tabular_net = takes_features(entry.factory)
+    if bundle.input_spec is not None and is_tabular(bundle.input_spec):
+        if not tabular_net:
+            raise EdgekitError(f"{bundle.spec} holds feature vectors and {arch} takes images; "
+                               "use a tabular architecture (nfl_tabular, mlp_tabular)")
+        spec = bundle.input_spec
+        kwargs.update(in_features=spec["shape"][0], mean=spec["mean"], std=spec["std"])
+        return {**kwargs, **(cfg.arch_kwargs or {})}, spec
+    if tabular_net:
+        raise EdgekitError(f"{arch} takes feature vectors and {bundle.spec} holds images; "
+                           "use tabular:PATH.csv or sklearn:NAME data")
+    kwargs.update(cfg.arch_kwargs or {})
+    size = cfg.input_size if cfg.input_size is not None else bundle.default_input
+    small_input = cfg.small_input if cfg.small_input is not None else size <= 64 and entry.default_input >= 128
+    if small_input:
+        kwargs["small_input"] = True
+    return kwargs, make_input_spec(size, crop_ratio=None if size <= 64 else 0.875)
 
 
 def epoch_metrics(record: dict[str, Any]) -> dict[str, Any]:
