@@ -107,7 +107,8 @@ def _distill_methods_help() -> str:
 
 @main.command()
 @click.option("--arch", required=True, help="Registry name (see `edgekit zoo`) or package.module:function.")
-@click.option("--data", required=True, help="Data spec: digits, synthetic, imagefolder:PATH, csv:PATH.")
+@click.option("--data", required=True,
+              help="Data spec: digits, synthetic, imagefolder:PATH, csv:PATH, tabular:PATH.csv, sklearn:NAME.")
 @click.option("-o", "--output", required=True, type=click.Path(), help="Checkpoint to write.")
 @click.option("--epochs", default=default(TrainConfig, "epochs"), show_default=True, type=POSITIVE_INT)
 @click.option("--batch-size", default=default(TrainConfig, "batch_size"), show_default=True, type=POSITIVE_INT)

@@ -134,3 +134,30 @@ def test_images_and_features_do_not_mix(tmp_path: Path) -> None:
         train("compact_cnn", "sklearn:iris", tmp_path / "a.ckpt", epochs=1, progress=False)
     with pytest.raises(EdgekitError, match="takes feature vectors"):
         train("nfl_tabular", "digits", tmp_path / "b.ckpt", epochs=1, progress=False)
+
+
+@pytest.mark.slow
+def test_export_onnx_tflite_int8_and_bench_take_raw_features(tmp_path: Path) -> None:
+    import edgekit
+    from edgekit.exporters.pipeline import export
+    from edgekit.exporters.runtimes import load_runner
+    from sklearn.datasets import load_wine
+
+    ck = train("nfl_tabular", "sklearn:wine", tmp_path / "wine.ckpt", epochs=3, optimizer="adam", progress=False,
+               device="cpu", arch_kwargs={"n_mul": 10, "n_fc": 32})
+    manifests = export(ck, ["onnx", "tflite"], precision=["fp32", "int8"], output_dir=tmp_path / "out",
+                       calib_size=64, parity_size=36)
+    assert {(m["target"], m["precision"]) for m in manifests} >= {("onnx", "fp32"), ("tflite", "fp32"),
+                                                                  ("tflite", "int8")}
+    assert all(m["parity"]["passed"] for m in manifests), [m["parity"] for m in manifests]
+    prep = manifests[0]["preprocessing"]
+    assert prep["scale"].startswith("none") and len(prep["features"]) == 13
+    raw = load_wine().data[:5].astype(np.float32)  # unstandardised, as a device reads them
+    with torch.no_grad():
+        want = ck.model(torch.from_numpy(raw)).numpy()
+    for m in manifests:
+        if m["precision"] == "fp32":
+            assert np.allclose(load_runner(m["path"])(raw), want, atol=1e-4), m["file"]
+    rows = edgekit.bench([m["path"] for m in manifests], runs=5, warmup=1, data="sklearn:wine")
+    assert all(r.get("error") is None for r in rows), [r.get("error") for r in rows]
+    assert all(r["accuracy"]["top1"] is not None for r in rows), rows[0]

@@ -58,6 +58,18 @@ def as_features(row: Any) -> torch.Tensor:
     return torch.as_tensor(row, dtype=torch.float32)
 
 
+def preprocessing(spec: dict[str, Any]) -> dict[str, Any]:
+    """What an application must do to its raw input before an exported model (a manifest's
+    ``preprocessing``): for images the resize, scale and normalisation; for tabular rows
+    nothing but putting the features in order, since the model standardises them itself."""
+    if is_tabular(spec):
+        return {"features": list(spec["features"]), "dtype": spec.get("dtype", "float32"),
+                "scale": "none: raw feature values in this order (the model's first layer standardises them)"}
+    out = {k: spec.get(k) for k in ("color", "resize", "crop", "mean", "std", "dtype")}
+    out["scale"] = "pixel / 255, then (x - mean) / std per channel"
+    return out
+
+
 def eval_transform(spec: dict[str, Any]) -> Callable:
     """PIL image -> normalised CHW float tensor, exactly as in evaluation (tabular: the raw row)."""
     if is_tabular(spec):

@@ -29,6 +29,7 @@ import torch
 from .. import __version__, formats
 from ..checkpoint import Checkpoint, load_checkpoint
 from ..data import DataBundle
+from ..data.transforms import preprocessing as input_preprocessing
 from ..errors import EdgekitError, suggest
 from ..formats import PRECISIONS, TARGETS, available_targets
 from ..numbers import optional, positive_int
@@ -196,8 +197,7 @@ def export(checkpoint: str | Path | Checkpoint, targets: str | list[str] | None 
     ref = _torch_outputs(model, x_val)
     calib_x = real_inputs(ckpt, bundle, "train", calib_size, seed=1)[0] \
         if any(p == "int8" for _, p in jobs) else None
-    preprocessing = {k: ckpt.input_spec.get(k) for k in ("color", "resize", "crop", "mean", "std", "dtype")}
-    preprocessing["scale"] = "pixel / 255, then (x - mean) / std per channel"
+    preprocessing = input_preprocessing(ckpt.input_spec)
 
     records = []
     for (target, prec), final in finals.items():

@@ -231,7 +231,7 @@ def _run_epoch(model: nn.Module, loader: DataLoader, loss_fn: StepLoss, opt: tor
         task = bar.add_task(desc, total=len(loader), stats="")
         for x, y in loader:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            if use_cuda:
+            if use_cuda and x.ndim == 4:  # images; feature rows (tabular) have no channels
                 x = x.to(memory_format=torch.channels_last)
             ctx = torch.autocast("cuda", dtype=torch.float16) if use_cuda else nullcontext()
             with ctx:
