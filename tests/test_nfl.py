@@ -174,6 +174,23 @@ def test_prune_leaves_the_nfl_layer_intact(tmp_path: Path) -> None:
     assert pruned(torch.zeros(1, 3, 16, 16)).shape == (1, 4)
 
 
+def test_curl_prunes_around_the_nfl_head(tmp_path: Path) -> None:
+    from edgekit.compress.prune import prune
+
+    torch.manual_seed(0)
+    kw = {"num_classes": 4, "head": "nfl"}
+    model = create_model("compact_cnn", **kw)
+    src = tmp_path / "src.pt"
+    save_checkpoint(src, model, arch="compact_cnn", arch_kwargs=kw, labels=list("abcd"),
+                    input_spec=make_input_spec(16), provenance={"data": "synthetic:classes=4,n=48"})
+    ck = prune(src, "synthetic:classes=4,n=48", tmp_path / "p.pt", target="macs=0.7", method="curl",
+               proxy_size=2, finetune_epochs=0, precise_bn=1, progress=False)
+    assert abs(ck.metrics["macs_ratio"] - 0.7) <= 0.014
+    pruned = load_checkpoint(tmp_path / "p.pt").model
+    assert torch.equal(pruned.classifier.nfl.conv1.weight, model.classifier.nfl.conv1.weight)
+    assert torch.equal(pruned.classifier.nfl.mask, model.classifier.nfl.mask)
+
+
 @pytest.fixture(scope="module")
 def nfl_digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """compact_cnn_s with the NFL head, trained 2 epochs on digits (about 75% val top-1)."""
@@ -224,3 +241,18 @@ def test_export_onnx_and_tflite_pass_the_parity_gate(nfl_digits: Path, tmp_path:
     assert "Gather" in {n.op_type for n in graph.node}
     groups = [a.i for n in graph.node if n.op_type == "Conv" for a in n.attribute if a.name == "group"]
     assert 64 in groups
+
+
+def test_coreml_package_holds_the_head(nfl_digits: Path, tmp_path: Path) -> None:
+    """Core ML converts the gather and grouped conv (numbers need macOS; elsewhere the structure is checked)."""
+    import platform
+
+    from edgekit.exporters.pipeline import export
+
+    (r,) = export(nfl_digits, "coreml", output_dir=tmp_path, parity_size=16)
+    p = r["parity"]
+    assert p["passed"] and Path(r["path"]).is_dir()
+    if platform.system() != "Darwin":
+        model = load_checkpoint(nfl_digits).model
+        assert p["output_shape"] == [1, 10]
+        assert p["conv_ops"] == sum(isinstance(m, torch.nn.Conv2d) for m in model.modules())
