@@ -132,7 +132,11 @@ def _distill_methods_help() -> str:
                    "(nfl; tune with --arch-arg nfl_mul=/nfl_per=/nfl_dh=/nfl_seed=).")
 @click.option("--weights", type=click.Path(), help="Local pretrained weights (state dict or checkpoint).")
 @click.option("--train-fraction", default=default(TrainConfig, "train_fraction"), show_default=True, type=FRACTION)
-@click.option("--seed", default=default(TrainConfig, "seed"), show_default=True, type=NON_NEGATIVE_INT)
+@click.option("--seed", default=default(TrainConfig, "seed"), show_default=True, type=NON_NEGATIVE_INT,
+              help="Seeds training and the train/val split (recorded in the checkpoint).")
+@click.option("--repeats", type=POSITIVE_INT,
+              help="Train N models (seeds SEED..SEED+N-1, each its own split) to OUT_STEM.seedS.SUFFIX and "
+                   "report val metrics as mean +- std (summary in OUTPUT.repeats.json).")
 @click.option("--workers", default=default(TrainConfig, "workers"), show_default=True, type=NON_NEGATIVE_INT)
 @click.option("--device", default=default(TrainConfig, "device"), show_default=True)
 @_precise_bn_option
@@ -140,11 +144,22 @@ def _distill_methods_help() -> str:
 @click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
 @_guard
 def train(arch: str, data: str, output: str, arch_args: tuple[str, ...], head: str | None, resume: bool,
-          force: bool, **kw: Any) -> None:
+          force: bool, repeats: int | None, **kw: Any) -> None:
     """Train ARCH on DATA into a checkpoint (resumable; DDP under torchrun)."""
     from .training.trainer import train as run
 
     arch_kwargs = {**_parse_kv(arch_args), **({"head": head} if head else {})}
+    if repeats is not None:
+        if resume:
+            raise EdgekitError("--resume continues one run; it cannot be combined with --repeats")
+        from .training.repeats import summary_path, train_repeats
+
+        summary = train_repeats(arch, data, output, repeats, arch_kwargs=arch_kwargs, force=force, **kw)
+        stats = ", ".join(f"{k[4:]} {v['mean']:.2f} +- {v['std']:.2f}" for k, v in summary.items()
+                          if k.startswith("val_") and k != "val_loss")
+        click.echo(f"{summary_path(output)}: {repeats} runs (seeds {summary['seeds'][0]}..{summary['seeds'][-1]}): "
+                   f"val {stats}")
+        return
     ckpt = run(arch, data, output, arch_kwargs=arch_kwargs, resume=resume, force=force, **kw)
     m = ckpt.metrics
     if ckpt.task == "classify" and "val_top1" in m:

@@ -161,3 +161,32 @@ def test_export_onnx_tflite_int8_and_bench_take_raw_features(tmp_path: Path) -> 
     rows = edgekit.bench([m["path"] for m in manifests], runs=5, warmup=1, data="sklearn:wine")
     assert all(r.get("error") is None for r in rows), [r.get("error") for r in rows]
     assert all(r["accuracy"]["top1"] is not None for r in rows), rows[0]
+
+
+def test_train_repeats_reports_mean_and_std(tmp_path: Path) -> None:
+    """``--repeats N``: N runs on seeds SEED..SEED+N-1, each its own split, summarised as mean +- std."""
+    import statistics
+
+    from click.testing import CliRunner
+
+    from edgekit.cli import main
+
+    out = tmp_path / "m.ckpt"
+    args = ["train", "--arch", "mlp_tabular", "--data", "sklearn:iris", "--epochs", "1", "-o", str(out),
+            "--seed", "4", "--repeats", "2"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "m.ckpt.repeats.json").read_text())
+    assert summary["seeds"] == [4, 5] and [r["seed"] for r in summary["runs"]] == [4, 5]
+    tops = [r["val_top1"] for r in summary["runs"]]
+    assert summary["val_top1"]["mean"] == pytest.approx(statistics.fmean(tops))
+    assert summary["val_top1"]["std"] == pytest.approx(statistics.stdev(tops))
+    assert "top1" in res.output and "+-" in res.output
+    for seed in (4, 5):  # each run is an ordinary checkpoint, split by its own seed
+        assert load_checkpoint(tmp_path / f"m.seed{seed}.ckpt").data["seed"] == seed
+    assert not out.exists()
+    again = CliRunner().invoke(main, args)  # outputs exist: refused before training, nothing lost
+    assert again.exit_code == 2 and "already exists" in again.output
+    for bad in (["--repeats", "0"], ["--repeats", "2", "--resume"]):
+        r = CliRunner().invoke(main, args[:-2] + bad + ["--force"])
+        assert r.exit_code == 2 and r.output.count("\n") == 1, r.output
