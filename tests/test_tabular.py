@@ -190,3 +190,20 @@ def test_train_repeats_reports_mean_and_std(tmp_path: Path) -> None:
     for bad in (["--repeats", "0"], ["--repeats", "2", "--resume"]):
         r = CliRunner().invoke(main, args[:-2] + bad + ["--force"])
         assert r.exit_code == 2 and r.output.count("\n") == 1, r.output
+
+
+def test_image_only_options_refused_for_feature_vectors(tmp_path: Path) -> None:
+    """CutMix and an NHWC export are image notions: one line each, nothing written."""
+    from click.testing import CliRunner
+
+    from edgekit.cli import main
+
+    res = CliRunner().invoke(main, ["train", "--arch", "mlp_tabular", "--data", "sklearn:iris", "--epochs", "1",
+                                    "--mix", "cutmix", "-o", str(tmp_path / "c.ckpt")])
+    assert res.exit_code == 2 and "feature vectors" in res.output and not (tmp_path / "c.ckpt").exists()
+    assert CliRunner().invoke(main, ["train", "--arch", "mlp_tabular", "--data", "sklearn:iris", "--epochs", "1",
+                                     "-o", str(tmp_path / "m.ckpt")]).exit_code == 0
+    res = CliRunner().invoke(main, ["export", str(tmp_path / "m.ckpt"), "-t", "tflite", "--nhwc",
+                                    "-o", str(tmp_path / "out")])
+    assert res.exit_code == 2 and "feature vectors" in res.output and res.output.count("\n") == 1
+    assert not list(tmp_path.glob("out/*.tflite"))

@@ -29,6 +29,7 @@ import torch
 from .. import __version__, formats
 from ..checkpoint import Checkpoint, load_checkpoint
 from ..data import DataBundle
+from ..data.transforms import is_tabular
 from ..data.transforms import preprocessing as input_preprocessing
 from ..errors import EdgekitError, suggest
 from ..formats import PRECISIONS, TARGETS, available_targets
@@ -184,6 +185,8 @@ def export(checkpoint: str | Path | Checkpoint, targets: str | list[str] | None 
             "max_batch": optional(positive_int, "max_batch", _given(max_batch, prof.get("max_batch")))}
 
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+    if opts["nhwc"] and is_tabular(ckpt.input_spec):
+        raise EdgekitError("--nhwc is an image layout; this model takes feature vectors [N, features]")
     stem = name or (Path(ckpt.path).stem if ckpt.path else ckpt.arch)
     out_dir = Path(output_dir)
     finals = {job: out_dir / artifact_name(stem, *job, nhwc=opts["nhwc"]) for job in jobs}

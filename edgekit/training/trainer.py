@@ -134,6 +134,9 @@ def model_inputs(arch: str, bundle: DataBundle, cfg: TrainConfig) -> tuple[dict[
         if not tabular_net:
             raise EdgekitError(f"{bundle.spec} holds feature vectors and {arch} takes images; "
                                "use a tabular architecture (nfl_tabular, mlp_tabular)")
+        if "cutmix" in cfg.mix:
+            raise EdgekitError(f"--mix {cfg.mix} cuts image patches; {bundle.spec} holds feature vectors "
+                               "(use none, mixup or mwh)")
         spec = bundle.input_spec
         kwargs.update(in_features=spec["shape"][0], mean=spec["mean"], std=spec["std"])
         return {**kwargs, **(cfg.arch_kwargs or {})}, spec
