@@ -20,7 +20,7 @@ from .compress.prune_config import RANKS, RECIPES, PruneConfig
 from .errors import EdgekitError
 from .numbers import FRACTION, NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT, UNIT_INTERVAL
 from .stage_config import RunConfig, default
-from .training.config import MIX_MODES, OPTIMIZERS, TrainConfig
+from .training.config import AUGMENTS, LABEL_LOSSES, MIX_MODES, OPTIMIZERS, TRAIN_TASKS, TrainConfig
 
 
 def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -127,9 +127,24 @@ def _distill_methods_help() -> str:
 @click.option("--small-input/--no-small-input", default=None,
               help="Stride-1 stem for small images (default: on for inputs <= 64 px on ImageNet nets).")
 @click.option("--arch-arg", "arch_args", multiple=True, help="Extra architecture kwarg key=value (repeatable).")
-@click.option("--head", type=click.Choice(["fc", "nfl"]), default=None,
-              help="Classifier after global pooling: the architecture's own (fc) or the NFL layer + Linear "
-                   "(nfl; tune with --arch-arg nfl_mul=/nfl_per=/nfl_dh=/nfl_seed=).")
+@click.option("--head", type=click.Choice(["fc", "nfl", "dldl", "ranking"]), default=None,
+              help="Head after global pooling: the architecture's own (fc), the NFL layer + Linear "
+                   "(nfl; tune with --arch-arg nfl_mul=/nfl_per=/nfl_dh=/nfl_seed=), or DLDL-v2's label "
+                   "distribution + expectation (dldl; ranking: binary 'label > l_k' outputs).")
+@click.option("--augment", type=click.Choice(AUGMENTS), default=default(TrainConfig, "augment"), show_default=True,
+              help="Augmentation preset (dldl: DLDL-v2's flip, grayscale, scale, rotation, crop, colour jitter).")
+@click.option("--task", type=click.Choice(TRAIN_TASKS), help="Default: the data's (class labels: classify; "
+              "numbers: regression; numbers with sigmas or --head dldl: label_distribution).")
+@click.option("--label-range", help="label_distribution: the label set lo:hi:step (ages 0:100:1; "
+              "default: the data's range).")
+@click.option("--sigma", type=NON_NEGATIVE_FLOAT, help="label_distribution: one Gaussian sigma for every "
+              "target (default: the data's per-sample sigma, else 2 label steps; 0 is clamped to 1e-10).")
+@click.option("--loss", type=click.Choice(LABEL_LOSSES), help="label_distribution: dldl = KL + lambda*L1 "
+              "(default), kl, l1 (one output), ce (nearest label), ranking.")
+@click.option("--lambda", "dldl_lambda", type=NON_NEGATIVE_FLOAT, default=default(TrainConfig, "dldl_lambda"),
+              show_default=True, help="Weight of the L1 term of --loss dldl.")
+@click.option("--flip-test/--no-flip-test", default=None, help="label_distribution: average the prediction of "
+              "each image and its mirror at evaluation (default on, off with a no_flip augmentation).")
 @click.option("--weights", type=click.Path(), help="Local pretrained weights (state dict or checkpoint).")
 @click.option("--train-fraction", default=default(TrainConfig, "train_fraction"), show_default=True, type=FRACTION)
 @click.option("--seed", default=default(TrainConfig, "seed"), show_default=True, type=NON_NEGATIVE_INT,
@@ -175,19 +190,25 @@ def train(arch: str, data: str, output: str, arch_args: tuple[str, ...], head: s
 @click.option("--split", type=click.Choice(["val", "train"]), default="val", show_default=True)
 @click.option("--batch-size", default=128, show_default=True, type=POSITIVE_INT)
 @click.option("--device", default="auto", show_default=True)
+@click.option("--flip/--no-flip", default=None, help="Label distributions: average image + mirror "
+              "(default: as the checkpoint was trained to).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_guard
-def eval_cmd(checkpoint: str, data: str | None, split: str, batch_size: int, device: str, as_json: bool) -> None:
-    """Evaluate CHECKPOINT on DATA (top-1/top-5, or MAE for regression)."""
+def eval_cmd(checkpoint: str, data: str | None, split: str, batch_size: int, device: str, flip: bool | None,
+             as_json: bool) -> None:
+    """Evaluate CHECKPOINT on DATA (top-1/top-5; MAE, RMSE, epsilon-error, Pearson for numeric labels)."""
     from .evaluation import evaluate
 
-    res = evaluate(checkpoint, data, split=split, batch_size=batch_size, device=device)
+    res = evaluate(checkpoint, data, split=split, batch_size=batch_size, device=device, flip=flip)
     if as_json:
         click.echo(json.dumps(res))
     elif "top1" in res:
         click.echo(f"top-1 {res['top1']:.2f}%  top-5 {res['top5']:.2f}%  loss {res['loss']:.4f}  (n={res['n']})")
     else:
-        click.echo(f"MAE {res['mae']:.4f}  RMSE {res['rmse']:.4f}  (n={res['n']})")
+        extra = "".join(f"  {name} {res[key]:.4f}" for key, name in (("eps_error", "epsilon-error"),
+                                                                        ("pearson", "Pearson")) if key in res)
+        flipped = "  (image + flip averaged)" if res.get("flip_test") else ""
+        click.echo(f"MAE {res['mae']:.4f}  RMSE {res['rmse']:.4f}{extra}  (n={res['n']}){flipped}")
 
 
 @main.command()

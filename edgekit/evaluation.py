@@ -9,12 +9,17 @@ from .data import DataBundle
 from .device import resolve_device
 from .errors import EdgekitError
 from .numbers import positive_int
+from .training.label_distribution import LabelTask
 from .training.metrics import evaluate_model
 
 
 def evaluate(checkpoint: str | Path | Checkpoint, data: str | DataBundle | None = None, *, split: str = "val",
-             batch_size: int = 128, device: str = "auto") -> dict[str, Any]:
-    """Top-1/top-5 (classifiers) or MAE/RMSE (regression) with the checkpoint's own eval transform.
+             batch_size: int = 128, device: str = "auto", flip: bool | None = None) -> dict[str, Any]:
+    """Top-1/top-5 (classifiers), MAE/RMSE (regression) or MAE, RMSE, Pearson and epsilon-error
+    (label distributions) with the checkpoint's own eval transform.
+
+    A label-distribution model averages its prediction for each image and its horizontal
+    flip when its checkpoint says so (``flip_test``, recorded at training) or ``flip=True``.
 
     ``data`` defaults to the checkpoint's own dataset; either way it is split as the
     checkpoint's training split it (:meth:`~edgekit.checkpoint.Checkpoint.load_data`), so the
@@ -26,4 +31,7 @@ def evaluate(checkpoint: str | Path | Checkpoint, data: str | DataBundle | None 
     bundle = data if isinstance(data, DataBundle) else ckpt.load_data(data)
     dev = resolve_device(device)
     loader = bundle.loader(split, ckpt.eval_transform, batch_size)
-    return evaluate_model(ckpt.model.to(dev), loader, ckpt.task, dev)
+    if flip is None:
+        task = LabelTask.of(ckpt.extra)
+        flip = bool(task and task.flip_test)
+    return evaluate_model(ckpt.model.to(dev), loader, ckpt.task, dev, flip=flip)

@@ -139,7 +139,7 @@ def adapt_small_input(model: nn.Module) -> nn.Module:
 def create_model(name: str, num_classes: int = 1000, weights: str | Path | None = None,
                  small_input: bool = False, feature_dim: int | None = None, head: str | None = None,
                  nfl_mul: int | None = None, nfl_per: int | None = None, nfl_dh: int | None = None,
-                 nfl_seed: int | None = None, **kwargs: Any) -> nn.Module:
+                 nfl_seed: int | None = None, label_range: str | None = None, **kwargs: Any) -> nn.Module:
     """Build architecture ``name`` with ``num_classes`` outputs.
 
     ``weights`` is a local file: a state dict or an edgekit checkpoint. Tensors whose
@@ -149,10 +149,20 @@ def create_model(name: str, num_classes: int = 1000, weights: str | Path | None 
     teacher's feature has D dims; see :func:`edgekit.models.connector.add_connector`).
     ``head="nfl"`` replaces the classifier after global pooling by the NFL layer + Linear
     (``nfl_mul``, ``nfl_per``, ``nfl_dh``, ``nfl_seed``; see :func:`edgekit.models.nfl.add_nfl_head`);
-    ``head="fc"`` or ``None`` keeps the architecture's own classifier.
+    ``head="dldl"`` (or ``"ranking"``) replaces it by the DLDL-v2 label-distribution head over
+    ``label_range`` (``"lo:hi:step"``; ``num_classes`` is then the label set's size; see
+    :mod:`edgekit.models.dldl`). ``head="fc"`` or ``None`` keeps the architecture's own classifier.
     The entry's layout is attached as ``model.edgekit_layout``.
     """
     entry = get_entry(name)
+    if head in ("dldl", "ranking"):
+        if label_range is None:
+            raise EdgekitError(f"head={head!r} needs a label range (lo:hi:step)")
+        from .models.dldl import LabelSet
+
+        num_classes = LabelSet.parse(label_range).size
+    elif label_range is not None:
+        raise EdgekitError("label_range needs head='dldl' or head='ranking'")
     try:
         model = entry.factory(num_classes=num_classes, **kwargs)
     except TypeError as exc:
@@ -162,14 +172,18 @@ def create_model(name: str, num_classes: int = 1000, weights: str | Path | None 
         adapt_small_input(model)
     nfl = {k: v for k, v in (("n_mul", nfl_mul), ("n_per", nfl_per), ("dh", nfl_dh), ("seed", nfl_seed))
            if v is not None}
-    if head not in (None, "fc", "nfl"):
-        raise EdgekitError(f"head must be 'fc' or 'nfl', got {head!r}")
+    if head not in (None, "fc", "nfl", "dldl", "ranking"):
+        raise EdgekitError(f"head must be 'fc', 'nfl', 'dldl' or 'ranking', got {head!r}")
     if nfl and head != "nfl":
         raise EdgekitError("nfl_mul, nfl_per, nfl_dh and nfl_seed need head='nfl'")
     if head == "nfl":
         from .models.nfl import add_nfl_head
 
         add_nfl_head(model, **nfl)
+    if head in ("dldl", "ranking"):
+        from .models.dldl import add_dldl_head
+
+        add_dldl_head(model, str(label_range), head)
     if feature_dim is not None:
         from .models.connector import add_connector
 

@@ -5,6 +5,7 @@ from torch import nn
 
 from ..registry import register_model
 from . import tabular
+from .age_nets import AgeNet
 from .compact import CompactCNN
 
 #: module paths of every CompactCNN (see :class:`edgekit.models.layout.Layout`)
@@ -35,3 +36,20 @@ def nfl_tabular(num_classes: int = 2, in_features: int = 0, **kw) -> nn.Module:
 def mlp_tabular(num_classes: int = 2, in_features: int = 0, **kw) -> nn.Module:
     """Three-hidden-layer MLP with as many parameters as ``nfl_tabular`` (its neural baseline)."""
     return tabular.mlp_tabular(num_classes=num_classes, in_features=in_features, **kw)
+
+
+# DLDL-v2's compact backbones (edgekit.models.age_nets); ``head="dldl"`` puts the
+# label-distribution head in place of ``classifier``.
+_AGE = {"classifier": "classifier", "feature": "pool", "stem": "features.0"}
+
+
+@register_model("thin_age_net", default_input=224, **_AGE)
+def thin_age_net(num_classes: int = 101, **kw) -> nn.Module:
+    """DLDL-v2 ThinAgeNet: VGG-16 at 1/2 width, BN, hybrid pooling (~3.7 M params)."""
+    return AgeNet(num_classes=num_classes, width=0.5, **kw)
+
+
+@register_model("tiny_age_net", default_input=224, **_AGE)
+def tiny_age_net(num_classes: int = 101, **kw) -> nn.Module:
+    """DLDL-v2 TinyAgeNet: VGG-16 at 1/4 width, BN, hybrid pooling (~0.9 M params)."""
+    return AgeNet(num_classes=num_classes, width=0.25, **kw)

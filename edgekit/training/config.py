@@ -15,6 +15,11 @@ from ..stage_config import RunConfig, choice
 
 OPTIMIZERS = ("sgd", "adamw", "adam")
 MIX_MODES = ("none", "mixup", "cutmix", "mwh", "mwh-cutmix")
+#: training augmentation presets (see edgekit.data.transforms.train_transform)
+AUGMENTS = ("standard", "no_flip", "none", "dldl", "dldl_no_flip")
+TRAIN_TASKS = ("classify", "regression", "label_distribution")
+#: the label-distribution losses (see edgekit.training.label_distribution)
+LABEL_LOSSES = ("dldl", "kl", "l1", "ce", "ranking")
 
 
 @dataclass
@@ -59,6 +64,13 @@ class TrainConfig(FitOptions):
     weights: str | None = None
     augment: str = "standard"
     train_fraction: float = 1.0
+    # the label-distribution task (DLDL-v2; see edgekit.training.label_distribution)
+    task: str | None = None  # None: the data's (classify, regression or label_distribution)
+    label_range: str | None = None  # lo:hi:step; default: the data's suggestion
+    sigma: float | None = None  # fixed sigma; default: the data's per-sample sigma, else 2 label steps
+    loss: str | None = None  # dldl | kl | l1 | ce | ranking (default dldl)
+    dldl_lambda: float = 1.0
+    flip_test: bool | None = None  # average image + flip at evaluation; default: on unless no-flip augmentation
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -69,3 +81,8 @@ class TrainConfig(FitOptions):
         self.mix_alpha = optional(positive_float, "mix_alpha", self.mix_alpha)
         self.input_size = optional(positive_int, "input_size", self.input_size)
         self.train_fraction = fraction("train_fraction", self.train_fraction)
+        self.augment = choice("augment", self.augment, AUGMENTS)
+        self.task = optional(choice, "task", self.task, choices=TRAIN_TASKS)
+        self.loss = optional(choice, "loss", self.loss, choices=LABEL_LOSSES)
+        self.sigma = optional(non_negative_float, "sigma", self.sigma)
+        self.dldl_lambda = non_negative_float("lambda", self.dldl_lambda)

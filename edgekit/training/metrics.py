@@ -1,6 +1,15 @@
-"""Evaluation metrics shared by the trainer, ``edgekit eval`` and the benchmarks."""
+"""Evaluation metrics shared by the trainer, ``edgekit eval`` and the benchmarks.
+
+Classifiers: top-1, top-5 and mean cross-entropy. Regression: MAE and RMSE. Label
+distributions (DLDL-v2; Gao et al., arXiv 2007.01771, section 4 and the authors'
+evaluation code): MAE, RMSE, Pearson correlation and, when the data gives per-sample
+sigmas, the epsilon-error ``mean(1 - exp(-(y_hat - y)^2 / (2 sigma^2)))``; at test time the
+prediction of an image and of its horizontal flip are averaged (``flip``; off for data
+where a flip changes the label).
+"""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -16,10 +25,55 @@ def topk_correct(logits: torch.Tensor, target: torch.Tensor, ks: tuple[int, ...]
     return {k: int(hit[:, :min(k, maxk)].any(dim=1).sum()) for k in ks}
 
 
+def label_metrics(pred: torch.Tensor, y: torch.Tensor, sigma: torch.Tensor | None = None) -> dict[str, Any]:
+    """MAE, RMSE, Pearson correlation and (given per-sample sigmas) epsilon-error of ``pred`` against ``y``."""
+    pred, y = pred.double().reshape(-1), y.double().reshape(-1)
+    n = int(pred.numel())
+    if n == 0:
+        return {"n": 0}
+    err = pred - y
+    out: dict[str, Any] = {"n": n, "mae": float(err.abs().mean()), "rmse": float(err.pow(2).mean().sqrt())}
+    pc, yc = pred - pred.mean(), y - y.mean()
+    denom = float(pc.norm() * yc.norm())
+    out["pearson"] = float((pc * yc).sum()) / denom if denom > 0 else math.nan
+    if sigma is not None:
+        s = sigma.double().reshape(-1).clamp_min(1e-10)  # sigma 0 clamped as in the paper's code
+        out["eps_error"] = float((1 - torch.exp(-err.pow(2) / (2 * s * s))).mean())
+    return out
+
+
+@torch.no_grad()
+def evaluate_label_model(model: nn.Module, loader: DataLoader, device: str | torch.device = "cpu",
+                         flip: bool = True) -> dict[str, Any]:
+    """:func:`label_metrics` of a label-distribution (or one-output) model over ``loader``; with
+    ``flip`` the outputs for each image and its horizontal flip are averaged first."""
+    from ..models.dldl import prediction
+
+    model.eval()
+    preds, ys, sigmas = [], [], []
+    for x, y in loader:
+        x = x.to(device)
+        out = model(x)
+        if flip:
+            out = (out + model(torch.flip(x, dims=[-1]))) / 2
+        preds.append(prediction(out).float().cpu())
+        y = y.float().cpu()
+        ys.append(y[:, 0] if y.dim() > 1 else y)
+        if y.dim() > 1 and y.shape[1] > 1:
+            sigmas.append(y[:, 1])
+    if not preds:
+        return {"n": 0}
+    sig = torch.cat(sigmas) if sigmas and len(sigmas) == len(preds) else None
+    return {**label_metrics(torch.cat(preds), torch.cat(ys), sig), "flip_test": bool(flip)}
+
+
 @torch.no_grad()
 def evaluate_model(model: nn.Module, loader: DataLoader, task: str = "classify",
-                   device: str | torch.device = "cpu") -> dict[str, Any]:
-    """Top-1/top-5 and mean CE (classifiers) or MAE/RMSE (regression) over ``loader``."""
+                   device: str | torch.device = "cpu", flip: bool = False) -> dict[str, Any]:
+    """Top-1/top-5 and mean CE (classifiers), MAE/RMSE (regression) or the label-distribution
+    metrics (:func:`evaluate_label_model`, with ``flip``) over ``loader``."""
+    if task == "label_distribution":
+        return evaluate_label_model(model, loader, device, flip)
     model.eval()
     n, loss_sum, c1, c5, abs_sum, sq_sum = 0, 0.0, 0, 0, 0.0, 0.0
     for x, y in loader:

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 from torch.utils.data import DistributedSampler
 
 from ..checkpoint import Checkpoint, load_checkpoint
@@ -18,12 +19,14 @@ from ..data import DataBundle, eval_transform, load_data, make_input_spec, train
 from ..data.transforms import is_tabular
 from ..device import resolve_device
 from ..errors import EdgekitError
+from ..models.connector import classifier_linear
 from ..models.tabular import takes_features
 from ..fileio import atomic_path, check_writable
 from ..registry import count_params, create_model, get_entry, load_state
 from ..seeding import seed_everything
 from . import distributed as dist_utils
 from .config import TrainConfig
+from .label_distribution import LabelTask, label_loss
 from .loop import classification_loss, fit, regression_loss
 from .mix import Mixer
 from .precise_bn import bn_loader
@@ -69,8 +72,11 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, config: Trai
     dev = dist_utils.local_device(dev)
     seed_everything(cfg.seed)
 
-    kwargs, spec = model_inputs(arch, bundle, cfg)
+    label_task = label_task_for(cfg, bundle)
+    kwargs, spec = model_inputs(arch, bundle, cfg, label_task)
     model = create_model(arch, weights=cfg.weights, **kwargs)
+    if label_task is not None and label_task.head is None and cfg.weights is None:
+        centre_regressor(model, label_task)
 
     sampler = DistributedSampler(_Len(len(bundle.train)), seed=cfg.seed) if distributed else None
     aug = "no_flip" if bundle.spec.startswith("digits") and cfg.augment == "standard" else cfg.augment
@@ -79,8 +85,12 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, config: Trai
     val_loader = bundle.loader("val", eval_transform(spec), max(cfg.batch_size, 128), workers=cfg.workers)
     mix_alpha = cfg.mix_alpha if cfg.mix_alpha is not None else (1.0 if "cutmix" in cfg.mix else 0.5)
     mixer = Mixer(cfg.mix, mix_alpha, cfg.seed) if cfg.mix != "none" else None
-    loss_fn = classification_loss(mixer, cfg.label_smoothing, cfg.epochs) if bundle.task == "classify" \
-        else regression_loss()
+    if label_task is not None:
+        loss_fn = label_loss(label_task)
+    elif bundle.task == "classify":
+        loss_fn = classification_loss(mixer, cfg.label_smoothing, cfg.epochs)
+    else:
+        loss_fn = regression_loss()
     optim = cfg.optim()
 
     resume_state = None
@@ -88,10 +98,10 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, config: Trai
         saved = torch.load(state_file, map_location="cpu", weights_only=True)
         load_state(model, saved["model"])  # keeps state-dict versions (torchvision's MNASNet needs them)
         resume_state = saved["fit"]
-    # A label-distribution CSV trains here as plain regression on its target (one output, L1).
-    task = "classify" if bundle.task == "classify" else "regression"
+    task = "classify" if bundle.task == "classify" else "label_distribution" if label_task else "regression"
     ckpt = Checkpoint(arch=arch, arch_kwargs=kwargs, state_dict={}, task=task, labels=bundle.labels,
                       input_spec=spec, data=bundle.record,
+                      extra={LabelTask.KEY: label_task.record()} if label_task else {},
                       provenance={"stage": "train", "data": bundle.spec, "seed": cfg.seed, "epochs": cfg.epochs,
                                   "optimizer": cfg.optimizer, "mix": cfg.mix, "precise_bn": cfg.precise_bn,
                                   "world_size": dist_utils.world_size(), "params": count_params(model)})
@@ -120,7 +130,55 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, config: Trai
     return load_checkpoint(output)
 
 
-def model_inputs(arch: str, bundle: DataBundle, cfg: TrainConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+def label_task_for(cfg: TrainConfig, bundle: DataBundle) -> LabelTask | None:
+    """The label-distribution task this run trains, or ``None`` for classification and plain regression.
+
+    The task is ``cfg.task`` if given, else implied by a ``dldl``/``ranking`` head, else the
+    data's own (a CSV with sigmas, the ordinal generator). The label range defaults to the
+    data's suggestion; the loss to the head's (ranking) or DLDL-v2's KL + lambda L1; flip
+    averaging at test time to on, unless the augmentation leaves flips out (the data's
+    labels change under a flip)."""
+    head = (cfg.arch_kwargs or {}).get("head")
+    task = cfg.task or ("label_distribution" if head in ("dldl", "ranking") else None) or \
+        ("label_distribution" if bundle.task == "label_distribution" else None)
+    if task != "label_distribution":
+        for name in ("label_range", "sigma", "loss"):
+            if getattr(cfg, name) is not None:
+                raise EdgekitError(f"--{name.replace('_', '-')} belongs to --task label_distribution")
+        if task == "classify" and bundle.task != "classify":
+            raise EdgekitError(f"{bundle.spec} has numeric targets; use --task regression or label_distribution")
+        if task == "regression" and bundle.task == "classify":
+            raise EdgekitError(f"{bundle.spec} has class labels; it trains with --task classify")
+        return None
+    if bundle.task == "classify":
+        raise EdgekitError(f"{bundle.spec} has class labels; --task label_distribution needs numeric labels "
+                           "(csv:PATH or ordinal)")
+    if cfg.mix != "none":
+        raise EdgekitError(f"--mix {cfg.mix} mixes class labels; label-distribution training takes --mix none")
+    label_range = cfg.label_range or bundle.info.get("label_range")
+    if not label_range:
+        raise EdgekitError("--task label_distribution needs --label-range lo:hi:step (e.g. 0:100:1)")
+    loss = cfg.loss or ("ranking" if head == "ranking" else "dldl")
+    if head not in (None, "fc") and head != LabelTask(str(label_range), loss).head:
+        raise EdgekitError(f"--loss {loss} trains a {LabelTask(str(label_range), loss).head or 'one-output'} "
+                           f"head, not --head {head}")
+    flip = cfg.flip_test if cfg.flip_test is not None else \
+        "no_flip" not in cfg.augment and bool(bundle.info.get("flip_invariant", True))
+    return LabelTask(str(label_range), loss, cfg.dldl_lambda, cfg.sigma, flip)
+
+
+def centre_regressor(model: nn.Module, task: LabelTask) -> None:
+    """Start a one-output regressor at the middle of the label range (bias), as a softmax head
+    over the range starts at its mean: the L1 baseline then does not spend its first epochs
+    climbing from 0 to the labels' scale."""
+    _, fc = classifier_linear(model, "--loss l1")
+    if fc.bias is not None:
+        with torch.no_grad():
+            fc.bias.fill_((task.labels.lo + task.labels.hi) / 2)
+
+
+def model_inputs(arch: str, bundle: DataBundle, cfg: TrainConfig,
+                 label_task: LabelTask | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """The architecture kwargs and input spec for training ``arch`` on ``bundle``.
 
     Images: the spec from the input size (``cfg.input_size``, else the data's), small-input
@@ -144,6 +202,8 @@ def model_inputs(arch: str, bundle: DataBundle, cfg: TrainConfig) -> tuple[dict[
         raise EdgekitError(f"{arch} takes feature vectors and {bundle.spec} holds images; "
                            "use tabular:PATH.csv or sklearn:NAME data")
     kwargs.update(cfg.arch_kwargs or {})
+    if label_task is not None:
+        kwargs = {k: v for k, v in kwargs.items() if k != "head"} | label_task.arch_kwargs()
     size = cfg.input_size if cfg.input_size is not None else bundle.default_input
     small_input = cfg.small_input if cfg.small_input is not None else size <= 64 and entry.default_input >= 128
     if small_input:
