@@ -6,10 +6,18 @@ artifact's manifest, or the checkpoint's (``eval_transform``), so the number is 
 one the deployed model earns. Batches match the artifact's fixed batch size (the last
 one is zero-padded and the padding dropped). Classification tasks report top-1 (and
 top-5 when there are more than five classes).
+
+Label-distribution models (task ``label_distribution``, from the session, the artifact's
+manifest or the source checkpoint) report MAE, RMSE, Pearson correlation and, when the
+data gives per-sample sigmas, the epsilon-error (:func:`edgekit.training.metrics.label_metrics`)
+of the last output column, the expectation. One forward pass per image: the horizontal-flip
+averaging that ``edgekit eval`` applies (the checkpoint's ``flip_test``) is **not** applied
+here, since a deployed artifact runs one image once; rows carry ``flip_test: false``, and a
+bench MAE can sit slightly above the eval MAE of the same model.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -53,30 +61,72 @@ def validation_data(job: dict[str, Any]) -> Any:
     return load_data(job["data"], seed=record.get("seed"), val=record.get("val"))
 
 
-def measure_accuracy(session: Session, job: dict[str, Any], max_samples: int | None = None) -> dict[str, Any]:
-    """Top-1/top-5 (%) of ``session`` on the validation split of ``job['data']``."""
+def _task(job: dict[str, Any], session: Session) -> str:
+    """The model's task: the session's (torch rows), the job's, the artifact's manifest, else
+    the source checkpoint's; classification when nothing says otherwise."""
+    task = session.info.get("task") or job.get("task")
+    if not task and job.get("format") != "torch":
+        from ..exporters.manifest import find_manifest
+
+        task = find_manifest(job["artifact"])[0].get("task")
+    if not task and job.get("source_checkpoint"):
+        from ..checkpoint import load_checkpoint
+
+        task = load_checkpoint(job["source_checkpoint"]).task
+    return str(task or "classify")
+
+
+def _batches(session: Session, job: dict[str, Any], bundle: Any, n: int) -> Iterator[tuple[np.ndarray, list[Any]]]:
+    """(outputs [b, C], targets) over the first ``n`` validation images, in the artifact's batch size."""
     from ..data.transforms import eval_transform
 
-    task = session.info.get("task") or job.get("task") or "classify"
-    if task not in ("classify", "clip_classify"):
-        raise EdgekitError(f"accuracy with --data supports classification; this model's task is {task}")
-    bundle = validation_data(job)
-    labels = job.get("labels") or session.info.get("labels")
-    if labels and bundle.labels and list(labels) != list(bundle.labels):
-        raise EdgekitError(f"the model's labels ({', '.join(labels[:4])}...) differ from the data's "
-                           f"({', '.join(bundle.labels[:4])}...)")
-    spec = _input_spec(job, session)
-    transform = eval_transform(spec)
+    transform = eval_transform(_input_spec(job, session))
     batch = int(session.info["input_shape"][0])
-    n = len(bundle.val) if max_samples is None else min(len(bundle.val), max_samples)
-    correct1 = correct5 = 0
     for start in range(0, n, batch):
         items = [bundle.val[i] for i in range(start, min(n, start + batch))]
         x = np.stack([transform(img).numpy() for img, _ in items]).astype(np.float32)
         if len(items) < batch:
             x = np.concatenate([x, np.zeros((batch - len(items), *x.shape[1:]), np.float32)])
-        logits = session.predict(x)[: len(items)].reshape(len(items), -1)
-        targets = np.asarray([int(t) for _, t in items])
+        yield np.asarray(session.predict(x))[: len(items)].reshape(len(items), -1), [t for _, t in items]
+
+
+def _label_accuracy(session: Session, job: dict[str, Any], bundle: Any, n: int) -> dict[str, Any]:
+    """MAE / RMSE / Pearson (/ epsilon-error with sigmas) of the last output column, no flip."""
+    import torch
+
+    from ..training.label_distribution import split_target
+    from ..training.metrics import label_metrics
+
+    if bundle.task not in ("label_distribution", "regression"):
+        raise EdgekitError(f"this model estimates a label; {job['data']!r} is a {bundle.task} dataset "
+                           "(use a csv:PATH with a label column, or ordinal:...)")
+    preds, targets = [], []
+    for out, ts in _batches(session, job, bundle, n):
+        preds.append(out[:, -1])
+        targets += ts
+    y, sigma = split_target(torch.tensor(np.asarray(targets, dtype=np.float64)))
+    pred = torch.from_numpy(np.concatenate(preds).astype(np.float64)) if preds else torch.zeros(0)
+    return {**label_metrics(pred, y, sigma), "flip_test": False}
+
+
+def measure_accuracy(session: Session, job: dict[str, Any], max_samples: int | None = None) -> dict[str, Any]:
+    """Top-1/top-5 (%) of ``session`` on the validation split of ``job['data']``, or, for a
+    label-distribution model, MAE, RMSE, Pearson and epsilon-error (see the module docstring)."""
+    task = _task(job, session)
+    if task not in ("classify", "clip_classify", "label_distribution"):
+        raise EdgekitError(f"accuracy with --data supports classification and label distributions; this "
+                           f"model's task is {task}")
+    bundle = validation_data(job)
+    n = len(bundle.val) if max_samples is None else min(len(bundle.val), max_samples)
+    if task == "label_distribution":
+        return {"data": job["data"], "split": "val", **_label_accuracy(session, job, bundle, n)}
+    labels = job.get("labels") or session.info.get("labels")
+    if labels and bundle.labels and list(labels) != list(bundle.labels):
+        raise EdgekitError(f"the model's labels ({', '.join(labels[:4])}...) differ from the data's "
+                           f"({', '.join(bundle.labels[:4])}...)")
+    correct1 = correct5 = 0
+    for logits, ts in _batches(session, job, bundle, n):
+        targets = np.asarray([int(t) for t in ts])
         order = np.argsort(-logits, axis=1)
         correct1 += int((order[:, 0] == targets).sum())
         correct5 += int((order[:, :5] == targets[:, None]).any(axis=1).sum())

@@ -3,7 +3,8 @@
 Sections: the sources (file, date, machine); one table of every row (p50/p90/p99,
 mean +- std, init and first run, throughput, size, peak memory and what loading the
 model added to it (``+RSS``: peak minus the memory before loading), speed-ups against the
-own and the original model's torch rows, accuracy, noisy flag); a comparison across files when several are
+own and the original model's torch rows, accuracy: top-1, or MAE for label-distribution models, noisy
+flag); a comparison across files when several are
 given (before/after pruning, fp32 against int8, two machines: the same
 model/runtime/threads matched up, change in p50); the figures of :mod:`plots`
 (p50 with p90/p99 whiskers, the latency distribution, accuracy against latency with
@@ -188,7 +189,7 @@ def report(result_files: Sequence[str | Path] | str | Path, output_dir: str | Pa
     header = (["source"] if multi else []) + [
         "model", "runtime", "delegate", "precision", "threads", "batch", "p50 ms", "p90 ms", "p99 ms",
         "mean ± std ms", "runs", "init ms", "first ms", "inputs/s", "size MB", "peak RSS MB", "+RSS MB",
-        "x own torch", "x original torch", "x original, same runtime", "top-1 %", "flags"]
+        "x own torch", "x original torch", "x original, same runtime", "top-1 %", "MAE", "flags"]
     body = []
     for r, sp in zip(rows, speed):
         if r.get("error"):
@@ -211,7 +212,7 @@ def report(result_files: Sequence[str | Path] | str | Path, output_dir: str | Pa
             _fmt(r.get("throughput_ips"), 1), _fmt(r.get("model_size_mb"), 2), _fmt(r.get("peak_rss_mb"), 0),
             _fmt(r["peak_rss_mb"] - r["baseline_rss_mb"], 0) if r.get("baseline_rss_mb") is not None
             and r.get("peak_rss_mb") is not None else "-",
-            *_speedup_cells(r, sp), _fmt(acc.get("top1"), 2), "; ".join(flags)])
+            *_speedup_cells(r, sp), _fmt(acc.get("top1"), 2), _fmt(acc.get("mae"), 3), "; ".join(flags)])
     md += ["## Results", "", _table(header, body) if body else "_no successful rows_", ""]
     noisy = [r for r in ok if r.get("noisy")]
     if noisy:

@@ -5,11 +5,12 @@
 * int8: fp16 program with weights compressed to int8 (``linear_quantize_weights``,
   symmetric per-channel); activations stay float, as Core ML runs them.
 
-Labels and preprocessing go into the model's user-defined metadata (plus the short
-description fields Xcode shows). Linux has no Core ML runtime, so :func:`structural_check`
-verifies what can be verified there: the package loads, its input and output names,
-shapes and types are the expected ones, and its op counts match the PyTorch model
-(one ``conv`` per Conv2d, one ``linear`` per Linear). On macOS the full parity gate runs.
+Labels, preprocessing and (label distributions) the output layout go into the model's
+user-defined metadata (plus the short description fields Xcode shows). Linux has no Core
+ML runtime, so :func:`structural_check` verifies what can be verified there: the
+package loads, its input and output names, shapes and types are the expected ones, and
+its op counts match the PyTorch model (one ``conv`` per Conv2d, one ``linear`` per
+Linear). On macOS the full parity gate runs.
 """
 from __future__ import annotations
 
@@ -64,8 +65,7 @@ def convert(model: nn.Module, sample: torch.Tensor, out: Path, *, precision: str
     ml.author = "edgekit"
     ml.short_description = f"{meta.get('model', '')} {meta.get('task', '')} ({precision})".strip()
     ml.input_description[INPUT] = "NCHW float32 image, normalised: " + json.dumps(meta.get("preprocessing") or {})
-    ml.output_description[OUTPUT] = "class scores (logits) in labels order" if meta.get("task") == "classify" \
-        else "model output"
+    ml.output_description[OUTPUT] = output_description(meta)
     ml.user_defined_metadata["edgekit"] = json.dumps(meta)
     ml.user_defined_metadata["labels"] = json.dumps(list(meta.get("labels") or []))
     ml.user_defined_metadata["preprocessing"] = json.dumps(meta.get("preprocessing") or {})
@@ -73,6 +73,20 @@ def convert(model: nn.Module, sample: torch.Tensor, out: Path, *, precision: str
     return {"converter": f"coremltools {ct.__version__}", "dynamic_batch": False,
             "compute_precision": "fp32" if precision == "fp32" else "fp16",
             "weights": {"int8": "int8 (linear symmetric)"}.get(precision, "fp32" if precision == "fp32" else "fp16")}
+
+
+def output_description(meta: dict[str, Any]) -> str:
+    """What the output tensor holds, for Xcode's model view."""
+    layout = meta.get("output_layout")
+    if layout:
+        exp = layout["expectation"]["column"]
+        where = f" over {layout['label_range']}" if layout.get("label_range") else ""
+        if "distribution" in layout:
+            lo, hi = layout["distribution"]["columns"]
+            return (f"label distribution{where} in columns {lo}..{hi - 1}, its expectation (the predicted "
+                    f"label) in column {exp}")
+        return f"the predicted label{where} (column {exp})"
+    return "class scores (logits) in labels order" if meta.get("task") == "classify" else "model output"
 
 
 def op_counts(path: Path) -> dict[str, int]:

@@ -7,6 +7,12 @@ precision, file, size, sha256, input/output tensors, input spec with preprocessi
 labels, task, parity numbers, calibration, the source checkpoint with its lineage, and
 the versions of torch, the converter and the runtime. :func:`find_manifest` is the one
 reader, for verify and bench alike.
+
+A label-distribution model (task ``label_distribution``) also records its
+``output_layout`` (:func:`output_layout`: which columns of the one output tensor hold the
+distribution and which the expectation, over which label range) and its task record
+(``label_distribution``: label range, loss, lambda, sigma, flip_test), so an app reads the
+prediction without the checkpoint.
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import formats
+from ..errors import EdgekitError
 from ..fileio import write_json
 
 FORMAT = "edgekit.export"
@@ -101,6 +108,31 @@ def write_manifest(record: dict[str, Any], artifact: Path) -> None:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def output_layout(task: str, width: int, label_range: str | None) -> dict[str, Any] | None:
+    """Where a label-distribution output keeps its parts (``None`` for other tasks).
+
+    ``[N, K + 1]`` (a dldl or ranking head): ``{"distribution": {"columns": [0, K]}`` (a
+    half-open range, Python's slice) ``, "expectation": {"column": K}, "label_range": ...}``;
+    ``[N, 1]`` (one regressed number): the expectation column alone. The prediction is
+    always the last column."""
+    if task != "label_distribution":
+        return None
+    layout: dict[str, Any] = {}
+    if width > 1:
+        k = width - 1
+        if label_range:
+            from ..models.dldl import LabelSet
+
+            size = LabelSet.parse(label_range).size
+            if size != k:
+                raise EdgekitError(f"the model outputs {width} columns, but its label range {label_range} has "
+                                   f"{size} values (expected {size + 1} columns: distribution + expectation)")
+        layout["distribution"] = {"columns": [0, k]}
+    layout["expectation"] = {"column": width - 1}
+    layout["label_range"] = label_range
+    return layout
 
 
 def build_record(**fields: Any) -> dict[str, Any]:

@@ -10,6 +10,11 @@ artifact on real validation images through its own runtime, compares with PyTorc
 (:mod:`edgekit.exporters.parity`), and only when the gate passes moves the file into
 ``output_dir`` and writes its manifest (:mod:`edgekit.exporters.manifest`). A failed
 conversion or gate leaves nothing behind. :func:`verify` re-runs the gate later.
+
+A label-distribution checkpoint exports its one ``[N, K + 1]`` output unchanged
+(distribution, then expectation); the gate compares both parts and the MAE against the
+validation labels, and the manifest and the artifact's embedded metadata record the
+output layout and the task (label range, loss, flip_test).
 """
 from __future__ import annotations
 
@@ -35,7 +40,8 @@ from ..errors import EdgekitError, suggest
 from ..formats import PRECISIONS, TARGETS, available_targets
 from ..numbers import optional, positive_int
 from . import parity as parity_mod
-from .manifest import artifact_sha256, artifact_size, build_record, find_manifest, package_versions, write_manifest
+from .manifest import (artifact_sha256, artifact_size, build_record, find_manifest, output_layout, package_versions,
+                       write_manifest)
 from .profiles import load_profile
 from .quiet import third_party_output
 from .runtimes import load_runner
@@ -128,6 +134,11 @@ def _convert(target: str, model: torch.nn.Module, sample: torch.Tensor, out: Pat
     return exporter.convert(model, sample, out, precision=precision, calib=calib, meta=meta, **kwargs)
 
 
+def _label_task(ckpt: Checkpoint) -> dict[str, Any]:
+    """The label-distribution task record of ``ckpt`` ({} for other tasks)."""
+    return dict(ckpt.extra.get("label_distribution") or {}) if ckpt.task == "label_distribution" else {}
+
+
 def _check(target: str, path: Path, precision: str, ckpt: Checkpoint, x: torch.Tensor, ref: np.ndarray,
            targets: list[Any], thresholds: dict[str, float] | None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run the parity gate, or, where the format's runtime cannot run here but its exporter can
@@ -135,14 +146,15 @@ def _check(target: str, path: Path, precision: str, ckpt: Checkpoint, x: torch.T
     fmt = formats.target(target)
     exporter = importlib.import_module(str(fmt.exporter))
     if formats.runtime_unavailable(fmt.runtime) and hasattr(exporter, "structural_check"):
-        res = exporter.structural_check(path, ckpt.model, x[:1], ckpt.num_outputs)
+        res = exporter.structural_check(path, ckpt.model, x[:1], int(ref.reshape(len(ref), -1).shape[1]))
         io = {"inputs": [{"name": "input", "shape": res["input_shape"], "dtype": "float32", "layout": "NCHW"}],
               "outputs": [{"name": "output", "shape": res["output_shape"], "dtype": "float32"}]}
         return res, io
     runner = load_runner(path)
     out = runner(x.numpy())
-    nums = parity_mod.parity_numbers(ref, out, ckpt.task, targets)
-    res = {"mode": "numeric", "runtime": runner.runtime, **parity_mod.gate(path.name, precision, nums, thresholds)}
+    nums = parity_mod.parity_numbers(ref, out, ckpt.task, targets, _label_task(ckpt).get("label_range"))
+    res = {"mode": "numeric", "runtime": runner.runtime,
+           **parity_mod.gate(path.name, precision, nums, thresholds, ckpt.task)}
     desc = runner.describe()
     inp: dict[str, Any] = {"name": getattr(runner, "input_name", "input"), "shape": desc["input_shape"],
                            "dtype": desc["input_dtype"], "layout": desc["layout"]}
@@ -201,6 +213,9 @@ def export(checkpoint: str | Path | Checkpoint, targets: str | list[str] | None 
     calib_x = real_inputs(ckpt, bundle, "train", calib_size, seed=1)[0] \
         if any(p == "int8" for _, p in jobs) else None
     preprocessing = input_preprocessing(ckpt.input_spec)
+    label_task = _label_task(ckpt)
+    layout_out = output_layout(ckpt.task, int(ref.reshape(len(ref), -1).shape[1]), label_task.get("label_range"))
+    label_fields = {"output_layout": layout_out, "label_distribution": label_task} if layout_out else {}
 
     records = []
     for (target, prec), final in finals.items():
@@ -208,7 +223,7 @@ def export(checkpoint: str | Path | Checkpoint, targets: str | list[str] | None 
         meta = {"model": stem, "task": ckpt.task, "labels": list(ckpt.labels), "target": target,
                 "precision": prec, "layout": layout, "preprocessing": {**preprocessing, "layout": layout},
                 "input_shape": list(ckpt.input_spec.get("shape") or x_val.shape[1:]),
-                "source_sha256": ckpt.sha256, "producer": f"edgekit {__version__}"}
+                "source_sha256": ckpt.sha256, "producer": f"edgekit {__version__}", **label_fields}
         log.info("exporting %s (%s, %s)", final.name, target, prec)
         with _staging(out_dir) as stage:
             staged = stage / final.name
@@ -231,7 +246,7 @@ def export(checkpoint: str | Path | Checkpoint, targets: str | list[str] | None 
             parity_data={"data": bundle.spec, "split": "val", "n": len(x_val)},
             source={"path": str(ckpt.path) if ckpt.path else None, "sha256": ckpt.sha256, "arch": ckpt.arch,
                     "pruned": bool(ckpt.channel_plan), "metrics": ckpt.metrics, "lineage": ckpt.lineage},
-            data=ckpt.data_record,
+            data=ckpt.data_record, **label_fields,
             profile=prof.get("profile"), converter=extras, versions=package_versions(target))
         write_manifest(record, final)
         records.append(record)
