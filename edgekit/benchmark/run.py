@@ -88,7 +88,7 @@ def _describe(row: dict[str, Any]) -> str:
     if row.get("error"):
         return f"[red]failed[/red]: {escape(row['error'])}"
     acc = row.get("accuracy") or {}
-    extra = f"  top-1 {acc['top1']:.2f}%" if "top1" in acc else ""
+    extra = f"  top-1 {acc['top1']:.2f}%" if "top1" in acc else f"  MAE {acc['mae']:.3f}" if "mae" in acc else ""
     noisy = f"  [yellow]noisy (CV {row['cv']:.0%})[/yellow]" if row.get("noisy") else ""
     p90 = f"{row['p90_ms']:.3f}" if row.get("p90_ms") is not None else "-"
     p99 = f"{row['p99_ms']:.3f}" if row.get("p99_ms") is not None else "-"

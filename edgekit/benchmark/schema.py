@@ -41,7 +41,8 @@ FIELDS: dict[str, str] = {
     "peak_rss_mb": "peak resident memory of the measuring process",
     "baseline_rss_mb": "resident memory before the model was loaded",
     "model_size_mb": "artifact size on disk", "latencies_ms": "every timed run, in order",
-    "accuracy": "{data, n, top1[, top5]} with --data, or {error}", "machine": "CPU model, cores, OS",
+    "accuracy": "{data, n, top1[, top5]} with --data ({data, n, mae, rmse, pearson[, eps_error]} for "
+                "label-distribution models), or {error}", "machine": "CPU model, cores, OS",
     "load_avg_1m": "1-minute load average when the run started", "versions": "runtime and edgekit versions",
     "error": "why the measurement failed (None when it succeeded)",
 }

@@ -77,7 +77,7 @@ class Expectation(nn.Module):
         self.register_buffer("values", values.detach().clone().float())
 
     def forward(self, p: torch.Tensor) -> torch.Tensor:
-        return p @ self.values
+        return (p * self.values).sum(dim=1)  # not p @ values: coremltools rejects a 1-D matmul operand
 
     def extra_repr(self) -> str:
         v = self.values
