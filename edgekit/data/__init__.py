@@ -3,8 +3,12 @@
 =========================  ===================================================
 ``digits``                 scikit-learn's real 8x8 digits (10 classes)
 ``synthetic[:k=v,...]``    generated shapes; options classes, n, size, seed
+``ordinal[:k=v,...]``      generated ordinal images (a disk's size as the label,
+                           per-sample sigma); options n, size, gen_seed, lo, hi
 ``imagefolder:PATH``       a folder per class; ``train/`` + ``val/`` if present
-``csv:PATH``               ``path,target[,sigma][,split]`` rows (regression)
+``csv:PATH``               ``path,label[,sigma][,split]`` rows (``target`` also
+                           names the label column): regression, or
+                           label_distribution when sigma is given
 ``tabular:PATH.csv``       feature columns + a class column (``?target=COL``)
 ``sklearn:NAME``           scikit-learn's shipped tables: breast_cancer, wine,
                            iris, digits (64 features)
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import csv as _csv
 import logging
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -35,9 +40,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import EdgekitError
+from ..numbers import non_negative_float, non_negative_int, positive_int
 from . import builtin, tabular
 from .datasets import (IMAGE_EXTENSIONS, ArrayImages, ImageList, Subset, Transformed, readable_images,
                        seeded_split)
+from .ordinal import label_range
 from .transforms import eval_transform, make_input_spec, train_transform
 
 log = logging.getLogger("edgekit.data")
@@ -100,7 +107,7 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
     kind, _, rest = spec.partition(":")
     opts: dict[str, str] = {}
     path = rest
-    if kind in ("digits", "synthetic"):
+    if kind in ("digits", "synthetic", "ordinal"):
         path, option_text = "", rest
     else:
         path, _, option_text = rest.partition("?")
@@ -134,6 +141,8 @@ def load_data(spec: str, seed: int | None = None, val: float | None = None) -> D
             images, targets, labels = builtin.synthetic(int(opts.pop("classes", 4)), int(opts.pop("n", 400)),
                                                         size, int(opts.pop("gen_seed", 0)))
             bundle = _arrays(spec, images, targets, labels, val, split_seed, default_input=size)
+        elif kind == "ordinal":
+            bundle = _ordinal(spec, opts, val, split_seed)
         elif kind == "imagefolder":
             bundle = _imagefolder(spec, Path(path), val, split_seed)
         elif kind == "csv":
@@ -149,7 +158,7 @@ def load_data(spec: str, seed: int | None = None, val: float | None = None) -> D
                                 input_spec=in_spec)
         else:
             raise EdgekitError(f"unknown data source {kind!r} in {spec!r}; "
-                               "use digits, synthetic, imagefolder:PATH, csv:PATH, tabular:PATH.csv or sklearn:NAME")
+                               "use digits, synthetic, ordinal, imagefolder:PATH, csv:PATH, tabular:PATH.csv or sklearn:NAME")
     except ValueError as exc:
         raise EdgekitError(f"bad option in data spec {spec!r}: {exc}") from exc
     if opts:
@@ -204,24 +213,60 @@ def _imagefolder(spec: str, root: Path, val: float, seed: int) -> DataBundle:
     return DataBundle(spec, train, valid, labels, "classify", 224, skipped, split=split)
 
 
+def _ordinal(spec: str, opts: dict[str, str], val: float, seed: int) -> DataBundle:
+    """The built-in ordinal images (:mod:`edgekit.data.ordinal`) as a label-distribution bundle:
+    targets ``(label, sigma)``, a suggested label set and the flip invariance recorded in ``info``."""
+    size = positive_int(f"size in {spec!r}", opts.pop("size", 64))
+    data = builtin.ordinal(positive_int(f"n in {spec!r}", opts.pop("n", 2000)), size,
+                           non_negative_int(f"gen_seed in {spec!r}", opts.pop("gen_seed", 0)),
+                           float(opts.pop("lo", 0.0)), float(opts.pop("hi", 100.0)))
+    base = ArrayImages(data.images, data.targets)
+    tr, va = seeded_split(len(base), val, seed)  # continuous targets: no stratification
+    info = {"label_range": label_range(data.lo, data.hi), "flip_invariant": True}
+    return DataBundle(spec, Subset(base, tr), Subset(base, va), [], "label_distribution", size, info=info)
+
+
+CSV_SPLITS = ("", "train", "val")
+
+
 def _csv_regression(spec: str, path: Path, val: float, seed: int) -> DataBundle:
+    """``csv:PATH``: a ``path`` column, the label in ``label`` (or ``target``), optional
+    per-sample ``sigma`` (finite, >= 0: the annotators' spread) and ``split`` (train/val).
+
+    With sigma the task is ``label_distribution`` and targets are ``(label, sigma)``, else
+    ``regression`` with a float target. ``info["label_range"]`` suggests a label set covering
+    the labels (see :func:`edgekit.data.ordinal.label_range`)."""
     if not path.is_file():
         raise EdgekitError(f"CSV file not found: {path}")
     with open(path, newline="") as fh:
-        rows = list(_csv.DictReader(fh))
-    if not rows or "path" not in rows[0] or "target" not in rows[0]:
-        raise EdgekitError(f"{path} needs a header with at least 'path' and 'target' columns")
-    has_sigma = "sigma" in rows[0]
+        reader = _csv.DictReader(fh)
+        reader.fieldnames = [c.strip() for c in reader.fieldnames or []]
+        columns, rows = reader.fieldnames, list(reader)
+    label_cols = [c for c in ("label", "target") if c in columns]
+    if "path" not in columns or not label_cols:
+        raise EdgekitError(f"{path} needs a header with a 'path' column and a 'label' (or 'target') column; "
+                           f"it has {', '.join(columns) or 'none'}")
+    if len(label_cols) > 1:
+        raise EdgekitError(f"{path} has both 'label' and 'target' columns; keep the one holding the label")
+    label_col, has_sigma = label_cols[0], "sigma" in columns
     files, targets, splits = [], [], []
     for n, row in enumerate(rows, start=2):
+        raw = row[label_col]
         try:
-            y = float(row["target"])
-            target = (y, float(row["sigma"])) if has_sigma else y
+            y = float(raw)
         except (TypeError, ValueError):
-            raise EdgekitError(f"{path}:{n}: target/sigma is not a number: {row}") from None
-        files.append((path.parent / row["path"]).resolve())
+            raise EdgekitError(f"{path}:{n}: {label_col} is not a number: {raw!r}") from None
+        if not math.isfinite(y):
+            raise EdgekitError(f"{path}:{n}: {label_col} must be a finite number, got {raw!r}")
+        target = (y, non_negative_float(f"{path}:{n}: sigma", row["sigma"])) if has_sigma else y
+        split = (row.get("split") or "").strip().lower()
+        if split not in CSV_SPLITS:
+            raise EdgekitError(f"{path}:{n}: split must be train or val (or empty), got {row['split']!r}")
+        files.append((path.parent / (row["path"] or "").strip()).resolve())
         targets.append(target)
-        splits.append((row.get("split") or "").strip())
+        splits.append(split)
+    if not files:
+        raise EdgekitError(f"{path} lists no images")
     good, bad = readable_images(files)
     good_set = set(good)
     keep = [i for i, f in enumerate(files) if f in good_set]
@@ -232,9 +277,12 @@ def _csv_regression(spec: str, path: Path, val: float, seed: int) -> DataBundle:
     if any(kept_splits):
         tr = [i for i, s in enumerate(kept_splits) if s != "val"]
         va = [i for i, s in enumerate(kept_splits) if s == "val"]
-        split = {"folders": True}
+        split_record = {"folders": True}
     else:
-        split = {}
+        split_record = {}
         tr, va = seeded_split(len(base), val, seed)
+    labels = [t[0] if has_sigma else t for t in base.targets]
     task = "label_distribution" if has_sigma else "regression"
-    return DataBundle(spec, Subset(base, tr), Subset(base, va), [], task, 224, len(bad), split=split)
+    return DataBundle(spec, Subset(base, tr), Subset(base, va), [], task, 224, len(bad), split=split_record,
+                      info={"label_range": label_range(min(labels), max(labels),
+                                                       integer=all(float(y).is_integer() for y in labels))})

@@ -4,11 +4,18 @@
   shipped inside the package and upscaled by the transform to the model's input.
 * ``synthetic``: a seeded generator of shape images (circle, square, triangle, cross,
   bars...) on noisy backgrounds, for tests that need an image set of any size.
+* ``ordinal``: a seeded generator of images whose label is a continuous, flip-invariant
+  visual property (a disk's size among clutter) with per-sample label noise and sigma,
+  for label-distribution learning (:mod:`edgekit.data.ordinal`).
 """
 from __future__ import annotations
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from .ordinal import OrdinalSet, ordinal
+
+__all__ = ["SHAPES", "OrdinalSet", "digits", "ordinal", "synthetic"]
 
 SHAPES = ("circle", "square", "triangle", "cross", "hbar", "vbar", "ring", "diamond")
 

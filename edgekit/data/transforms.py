@@ -21,6 +21,8 @@ from typing import Any, Callable, Sequence
 import torch
 from torchvision.transforms import v2 as T
 
+from ..errors import EdgekitError
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -82,20 +84,57 @@ def eval_transform(spec: dict[str, Any]) -> Callable:
     return T.Compose(steps + _to_tensor(spec))
 
 
+#: the training augmentation presets of :func:`train_transform`:
+#:
+#: * ``standard``: padded random crop (<= 64 px) or RandomResizedCrop, plus a horizontal flip;
+#: * ``no_flip``: the same without the flip (digits, text: a mirror changes the class);
+#: * ``none``: the eval transform, no augmentation;
+#: * ``dldl``: the DLDL-v2 recipe (Gao et al., "Learning Expectation of Label Distribution
+#:   for Facial Age and Attractiveness Estimation", 2020): flip, random grayscale, random
+#:   scale, rotation +-30 degrees, rescale, random crop, colour jitter 0.4/0.4/0.4;
+#: * ``dldl_no_flip``: the DLDL-v2 recipe without the flip (data where a mirror changes the label).
+AUGMENTS = ("standard", "no_flip", "none", "dldl", "dldl_no_flip")
+
+
 def train_transform(spec: dict[str, Any], augment: str = "standard") -> Callable:
-    """Training augmentation matched to the input size.
+    """Training augmentation matched to the input size (``augment``: one of :data:`AUGMENTS`).
 
     ``standard``: small inputs (<= 64 px) get padded random crops (CIFAR recipe) plus
     flips; larger ones RandomResizedCrop + flip (ImageNet recipe). ``none``: the eval
     transform. Flips are left out for ``no_flip`` (digits and text are not symmetric).
-    Tabular rows are not augmented.
+    ``dldl`` / ``dldl_no_flip``: see :func:`dldl_steps`. Tabular rows are not augmented.
     """
+    if augment not in AUGMENTS:
+        raise EdgekitError(f"unknown augmentation {augment!r}; use one of {', '.join(AUGMENTS)}")
     if augment == "none" or is_tabular(spec):
         return eval_transform(spec)
     h, w = spec["shape"][1:]
+    if augment.startswith("dldl"):
+        return T.Compose([_color(spec)] + dldl_steps(spec, flip=augment == "dldl") + _to_tensor(spec))
     flip = [] if augment == "no_flip" else [T.RandomHorizontalFlip()]
     if max(h, w) <= 64:
         steps = [_color(spec), T.Resize((h, w), antialias=True), T.RandomCrop((h, w), padding=max(1, h // 8))]
     else:
         steps = [_color(spec), T.RandomResizedCrop((h, w), antialias=True)]
     return T.Compose(steps + flip + _to_tensor(spec))
+
+
+def dldl_steps(spec: dict[str, Any], flip: bool = True) -> list[Callable]:
+    """The DLDL-v2 training augmentation, in the paper's order, for ``spec``'s input size.
+
+    Horizontal flip (p 0.5, unless ``flip`` is false), random grayscale (p 0.5), a random
+    scale (shorter side uniform between half and all of the input size: the paper's
+    112..224 at 224), rotation by up to +-30 degrees, rescale of the shorter side back to the
+    input size, a random crop of the input size, and colour jitter (brightness, contrast,
+    saturation 0.4). Single-channel inputs skip the grayscale and saturation steps.
+    """
+    h, w = spec["shape"][1:]
+    side = min(h, w)
+    rgb = spec.get("color", "RGB") == "RGB"
+    return ([T.RandomHorizontalFlip(0.5)] if flip else []) \
+        + ([T.RandomGrayscale(0.5)] if rgb else []) \
+        + [T.RandomShortestSize(list(range(max(1, side // 2), side + 1)), antialias=True),
+           T.RandomRotation(30),
+           T.Resize(max(h, w), antialias=True),
+           T.RandomCrop((h, w), pad_if_needed=True),
+           T.ColorJitter(0.4, 0.4, 0.4 if rgb else 0.0)]
