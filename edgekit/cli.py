@@ -462,8 +462,9 @@ def prune_cmd(checkpoint: str, data: str | None, output: str, force: bool, **kw:
     m = run(checkpoint, data, output, force=force, **kw).metrics
     click.echo(f"{output}: MACs {m['macs_before'] / 1e6:.2f}M -> {m['macs'] / 1e6:.2f}M ({m['macs_ratio']:.3f}), "
                f"params {m['params_before'] / 1e6:.2f}M -> {m['params'] / 1e6:.2f}M")
-    click.echo(f"top-1: unpruned {m['top1_unpruned']:.2f}%  pruned+BN {m['top1_pruned_bn']:.2f}%  "
-               f"final {m['val_top1']:.2f}%{_precise_bn_change(m)}  (scoring {m['score_seconds']:.1f}s, "
+    key, name, unit = ("top1", "top-1", "%") if "val_top1" in m else ("mae", "MAE", "")  # label distributions: MAE
+    click.echo(f"{name}: unpruned {m[key + '_unpruned']:.2f}{unit}  pruned+BN {m[key + '_pruned_bn']:.2f}{unit}  "
+               f"final {m['val_' + key]:.2f}{unit}{_precise_bn_change(m)}  (scoring {m['score_seconds']:.1f}s, "
                f"prune {m['prune_seconds']:.1f}s)")
     for rt, v in (m.get("latency") or {}).items():
         if isinstance(v, dict):

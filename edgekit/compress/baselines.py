@@ -9,6 +9,8 @@ same groups, same minimum keep ratio, same target search, same recovery.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -18,8 +20,10 @@ from .units import UnitGraph
 
 
 def tp_scores(method: str, model: nn.Module, graph: UnitGraph, images: torch.Tensor,
-              labels: torch.Tensor | None = None, seed: int = 0) -> dict[int, torch.Tensor]:
-    """Importance per unit of every prunable group (higher = more important)."""
+              labels: torch.Tensor | None = None, seed: int = 0,
+              loss: Callable[..., torch.Tensor] | None = None) -> dict[int, torch.Tensor]:
+    """Importance per unit of every prunable group (higher = more important). ``loss(model, images,
+    labels)``: the scalar Taylor differentiates (default cross-entropy; a label-distribution model's own loss)."""
     import torch_pruning as tp  # a core dependency
     imp_cls = tp.importance
     if method in ("l1", "l2"):
@@ -33,7 +37,7 @@ def tp_scores(method: str, model: nn.Module, graph: UnitGraph, images: torch.Ten
         model.eval()
         model.zero_grad(set_to_none=True)
         with torch.enable_grad():
-            nn.functional.cross_entropy(model(images), labels).backward()
+            (loss(model, images, labels) if loss else nn.functional.cross_entropy(model(images), labels)).backward()
     elif method == "random":
         imp = imp_cls.RandomImportance()
         torch.manual_seed(seed)

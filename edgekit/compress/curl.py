@@ -21,6 +21,15 @@ minutes:
   cached values K times along the batch and zeroing a different unit in each copy.
 
 A model ``torch.fx`` cannot trace falls back to full passes (still batched).
+
+**Models without a softmax over classes.** ``readout`` maps the model's output to what the
+KL compares, as logits. For a label-distribution model (DLDL-v2, Gao et al. 2020; output
+``[N, K + 1]``: the distribution ``p_hat`` over K label values, then its expectation) it is
+``log p_hat`` (:func:`edgekit.compress.kd.soft_logits`), so the score is
+``KL(p_hat_masked || p_hat_orig)`` of the label distributions themselves (the softmax of
+``log p`` is ``p``), in the same masked-first direction as for classifiers; the expectation
+column never enters it. The KL is zero exactly when masking a unit leaves every
+proxy image's distribution unchanged (a dead channel scores 0).
 """
 from __future__ import annotations
 
@@ -114,12 +123,19 @@ def _site_channels(model: nn.Module, graph: UnitGraph, example: torch.Tensor) ->
     return sizes
 
 
+def _identity(out: torch.Tensor) -> torch.Tensor:
+    return out
+
+
 @torch.no_grad()
 def kl_scores(model: nn.Module, graph: UnitGraph, images: torch.Tensor, *, chunk: int = 256,
-              progress: bool = True, budget: int = ACTIVATION_BUDGET) -> dict[int, torch.Tensor]:
+              progress: bool = True, budget: int = ACTIVATION_BUDGET,
+              readout: Callable[[torch.Tensor], torch.Tensor] = _identity) -> dict[int, torch.Tensor]:
     """KL(masked || original) per unit, averaged over ``images``; {group index: scores of its units}.
 
     Protected groups are not scored. ``model`` must be the one ``graph`` was built on.
+    ``readout``: the model output -> the logits whose softmaxes the KL compares (the output
+    itself for a classifier; ``log p_hat`` for a label-distribution model, see the module docstring).
     """
     model.eval()
     todo = [g for g in graph.groups if g.prunable]
@@ -138,12 +154,12 @@ def kl_scores(model: nn.Module, graph: UnitGraph, images: torch.Tensor, *, chunk
         for start in range(0, len(images), chunk):
             x = images[start:start + chunk]
             if gm is None:
-                base = model(x)
+                base = readout(model(x))
                 for g in todo:
                     _score_full(model, masker, g, x, base, channels, sums[g.index], budget,
-                                lambda n: bar.advance(task, n))
+                                lambda n: bar.advance(task, n), readout)
             else:
-                _score_traced(gm, masker, todo, x, channels, sums, budget, lambda n: bar.advance(task, n))
+                _score_traced(gm, masker, todo, x, channels, sums, budget, lambda n: bar.advance(task, n), readout)
     masker.close()
     log.info("CURL scored %d units on %d images in %.1fs", sum(g.size for g in todo), len(images),
              time.perf_counter() - t0)
@@ -155,25 +171,27 @@ def _k_for(per_sample: int, n: int, units: int, budget: int) -> int:
 
 
 def _score_full(model: nn.Module, masker: _Masker, g: UnitGroup, x: torch.Tensor, base: torch.Tensor,
-                channels: dict[str, int], acc: torch.Tensor, budget: int, advance: Callable[[int], None]) -> None:
+                channels: dict[str, int], acc: torch.Tensor, budget: int, advance: Callable[[int], None],
+                readout: Callable[[torch.Tensor], torch.Tensor]) -> None:
     k = _k_for(x[0].numel() * 8, len(x), g.size, budget)
     for u0 in range(0, g.size, k):
         units = list(range(u0, min(u0 + k, g.size)))
         masker.masks = _unit_masks(g, units, channels)
-        logits = model(x.repeat(len(units), *[1] * (x.dim() - 1)))
+        logits = readout(model(x.repeat(len(units), *[1] * (x.dim() - 1))))
         masker.masks = {}
         _accumulate(logits, base, units, acc)
         advance(len(units))
 
 
 def _accumulate(logits: torch.Tensor, base: torch.Tensor, units: list[int], acc: torch.Tensor) -> None:
+    """Add each masked copy's per-sample KL(masked || original) to its unit's sum (both read out as logits)."""
     kl = kl_divergence(logits.float(), base.float().repeat(len(units), 1)).reshape(len(units), -1)
     acc[units] += kl.sum(1).double()
 
 
 def _score_traced(gm: fx.GraphModule, masker: _Masker, todo: list[UnitGroup], x: torch.Tensor,
                   channels: dict[str, int], sums: dict[int, torch.Tensor], budget: int,
-                  advance: Callable[[int], None]) -> None:
+                  advance: Callable[[int], None], readout: Callable[[torch.Tensor], torch.Tensor]) -> None:
     """One unmasked walk over the graph; at each group's first site, run its masked suffixes."""
     nodes = list(gm.graph.nodes)
     pos = {n: i for i, n in enumerate(nodes)}
@@ -187,7 +205,7 @@ def _score_traced(gm: fx.GraphModule, masker: _Masker, todo: list[UnitGroup], x:
     saved, masker.masks = masker.masks, {}
     # the unmasked run: env holds live values only
     env: dict[fx.Node, Any] = {}
-    base_logits = gm(x)
+    base_logits = readout(gm(x))
     arg_iter = iter([x])
     interp.args_iter = arg_iter
     for i, node in enumerate(nodes):
@@ -195,7 +213,7 @@ def _score_traced(gm: fx.GraphModule, masker: _Masker, todo: list[UnitGroup], x:
         env[node] = interp.run_node(node)
         for g in starts.get(i, []):
             _score_suffix(interp, nodes, i, env, last_use, g, channels, masker, base_logits,
-                          sums[g.index], budget, advance, len(x))
+                          sums[g.index], budget, advance, len(x), readout)
         for n in list(env):
             if last_use[n] <= i and n is not node and n.op != "output":
                 del env[n]
@@ -205,7 +223,7 @@ def _score_traced(gm: fx.GraphModule, masker: _Masker, todo: list[UnitGroup], x:
 def _score_suffix(interp: fx.Interpreter, nodes: list[fx.Node], start: int, env: dict[fx.Node, Any],
                   last_use: dict[fx.Node, int], g: UnitGroup, channels: dict[str, int], masker: _Masker,
                   base: torch.Tensor, acc: torch.Tensor, budget: int, advance: Callable[[int], None],
-                  n: int) -> None:
+                  n: int, readout: Callable[[torch.Tensor], torch.Tensor]) -> None:
     live = {nd: v for nd, v in env.items() if last_use[nd] > start or nd is nodes[start]}
     per_sample = sum(v[0].numel() for v in live.values() if isinstance(v, torch.Tensor) and v.dim() > 0
                      and v.shape[0] == n) or 1
@@ -234,5 +252,5 @@ def _score_suffix(interp: fx.Interpreter, nodes: list[fx.Node], start: int, env:
             for dead in free_at.get(j, ()):
                 local.pop(dead, None)
         masker.masks = {}
-        _accumulate(out, base, units, acc)
+        _accumulate(readout(out), base, units, acc)
         advance(rep)

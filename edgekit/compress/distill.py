@@ -29,9 +29,24 @@ classification and detection: use ``lshl2`` (or ``lshl2+kd``) with large data an
 schedules, and for teachers without a softmax (regression, label distributions), which
 can only distil through features.
 
-Teachers without a softmax: KD is unavailable; the student keeps a task loss when the
-labels allow one (L1 on a single regression output) and its head starts as a copy of the
-teacher's (same shape after the connector), so mimicked features feed a working head.
+Teachers without a softmax: a one-output regressor has nothing for KD; the student keeps a
+task loss when the labels allow one (L1 on a single regression output) and its head starts
+as a copy of the teacher's (same shape after the connector), so mimicked features feed a
+working head.
+
+Label-distribution teachers (DLDL-v2, Gao et al. 2020; task ``label_distribution``): KD
+distils their **distribution**, ``log p_hat`` standing in for the logits
+(:func:`edgekit.compress.kd.soft_logits`; ``T^2 KL(p_t^(1/T) || p_s^(1/T))`` with the
+powered distributions renormalised), never a softmax over the ``[N, K + 1]`` output with
+its expectation column; LSH/L2 mimic their penultimate feature (the head's ``feature``
+tap). The student gets the teacher's head (a registry name is built with the teacher's
+``head`` and ``label_range``; a student checkpoint must already have them), its task loss
+is the teacher's recorded :class:`~edgekit.training.label_distribution.LabelTask` loss
+(DLDL-v2's ``KL + lambda L1`` by default, on the data's per-sample sigmas), its checkpoint
+records the task and the LabelTask, and it is scored by MAE/RMSE/epsilon-error/Pearson.
+Feature terms average over all samples (no "correct" for a regression); with a feature
+term the student's head starts as a copy of the teacher's when the shapes match. An L1
+teacher (``--loss l1``, one output) has no distribution: KD is refused, features work.
 
 A pruned student (``edgekit prune`` output, with a channel plan) starts from its weights.
 ``cache_teacher=True`` computes the teacher's features and logits once, stores them on
@@ -59,21 +74,25 @@ from ..data.datasets import Transformed
 from ..errors import EdgekitError
 from ..device import resolve_device
 from ..fileio import atomic_path, check_writable
+from ..models.dldl import HEADS, LabelSet
 from ..registry import count_params, create_model, get_entry
 from ..seeding import seed_everything
+from ..training.label_distribution import LabelTask, label_loss
 from ..training.loop import StepOutput, fit
 from ..training.metrics import evaluate_model
 from ..training.precise_bn import bn_loader
 from ..training.trainer import epoch_metrics, metrics_path
 from .distill_config import DEFAULT_METHOD, DistillConfig
 from .features import FeatureTap, add_connector, feature_dim
-from .loss_terms import TERMS, LossTerm, TermInputs, parse_method, weighted_terms
+from .kd import soft_logits
+from .loss_terms import TERMS, LossTerm, TermInputs, parse_method, task_step, weighted_terms
 from .lsh import LSHProjector
 
 log = logging.getLogger("edgekit.distill")
 
 class _Indexed(Dataset):
-    """(x, target) -> (x, [target, index]): the index finds a sample's cached teacher outputs."""
+    """(x, target) -> (x, [target..., index]): the index (last column) finds a sample's cached
+    teacher outputs; a label-distribution target keeps its (label, sigma) columns."""
 
     def __init__(self, base: Dataset) -> None:
         self.base = base
@@ -83,8 +102,7 @@ class _Indexed(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = self.base[i]
-        y = torch.as_tensor(y)
-        y = y.reshape(-1)[:1] if y.dim() else y.reshape(1)
+        y = torch.as_tensor(y).reshape(-1)
         return x, torch.cat([y.to(torch.float64), torch.tensor([float(i)], dtype=torch.float64)])
 
 
@@ -140,12 +158,18 @@ def _load_or_compute_cache(path: Path, key: str, compute: Any) -> tuple[torch.Te
 
 def _build_student(student: str | Path | Checkpoint, teacher: Checkpoint, size: int, needs_dim: int | None,
                    layer: str | None) -> tuple[nn.Module, Checkpoint]:
-    """The trainable student and a base checkpoint describing it (arch, kwargs, plan)."""
+    """The trainable student and a base checkpoint describing it (arch, kwargs, plan).
+
+    A label-distribution teacher's student has its head: built with the teacher's ``head``
+    and ``label_range`` from a registry name; a student checkpoint must already match them."""
     shape = (1, 3, size, size)
+    head = _head_kwargs(teacher)
     if isinstance(student, Checkpoint) or Path(str(student)).is_file():
         base = student if isinstance(student, Checkpoint) else load_checkpoint(student)
         if base.num_outputs != teacher.num_outputs:
             raise EdgekitError(f"student has {base.num_outputs} outputs but the teacher {teacher.num_outputs}")
+        if _head_kwargs(base) != head:
+            raise EdgekitError(f"student head {_describe_head(base)} differs from the teacher's {_describe_head(teacher)}")
         model = copy.deepcopy(base.model)
         kwargs = dict(base.arch_kwargs)
     else:
@@ -153,7 +177,7 @@ def _build_student(student: str | Path | Checkpoint, teacher: Checkpoint, size: 
         if name.endswith((".pt", ".pth", ".ckpt")):
             raise EdgekitError(f"student checkpoint not found: {name}")
         entry = get_entry(name)
-        kwargs = {"num_classes": teacher.num_outputs}
+        kwargs = {"num_classes": teacher.num_outputs, **head}
         if size <= 64 and entry.default_input >= 128:
             kwargs["small_input"] = True
         model = create_model(name, **kwargs)
@@ -171,9 +195,23 @@ def _build_student(student: str | Path | Checkpoint, teacher: Checkpoint, size: 
             add_connector(model, needs_dim)
             kwargs["feature_dim"] = needs_dim
             log.info("student connector Linear(%d -> %d) added before its classifier", raw, needs_dim)
+    extra = {LabelTask.KEY: dict(teacher.extra[LabelTask.KEY])} if LabelTask.KEY in teacher.extra else {}
     return model.train(), Checkpoint(arch=base.arch, arch_kwargs=kwargs, state_dict={}, task=teacher.task,
                                      labels=list(teacher.labels), input_spec=dict(base.input_spec),
-                                     channel_plan=base.channel_plan, path=base.path)
+                                     channel_plan=base.channel_plan, path=base.path, extra=extra)
+
+
+def _head_kwargs(ckpt: Checkpoint) -> dict[str, Any]:
+    """The label-distribution head of a checkpoint's architecture (``head``, ``label_range``), or ``{}``."""
+    kw = ckpt.arch_kwargs
+    if kw.get("head") not in HEADS:
+        return {}
+    return {"head": kw["head"], "label_range": LabelSet.parse(kw["label_range"]).text()}
+
+
+def _describe_head(ckpt: Checkpoint) -> str:
+    head = _head_kwargs(ckpt)
+    return f"{head['head']} over {head['label_range']}" if head else f"'{ckpt.arch_kwargs.get('head') or 'fc'}'"
 
 
 def _split_layer(feature_layer: str | None) -> tuple[str | None, str | None]:
@@ -209,6 +247,10 @@ class _Run:
     @property
     def classify(self) -> bool:
         return self.t_ckpt.task == "classify"
+
+    @property
+    def label_task(self) -> LabelTask | None:
+        return LabelTask.of(self.t_ckpt.extra) if self.t_ckpt.task == "label_distribution" else None
 
     @property
     def size(self) -> int:
@@ -254,15 +296,21 @@ def _open(teacher: str | Path | Checkpoint, data: str | DataBundle | None, outpu
     """The teacher, its own split (validation images never trained on, by it or the student), the student input."""
     t_ckpt = teacher if isinstance(teacher, Checkpoint) else load_checkpoint(teacher)
     classify = t_ckpt.task == "classify"
+    label_task = LabelTask.of(t_ckpt.extra) if t_ckpt.task == "label_distribution" else None
+    if t_ckpt.task == "label_distribution" and label_task is None:
+        raise EdgekitError("the teacher's checkpoint does not record its label-distribution task (extra "
+                           f"{LabelTask.KEY!r}); retrain it with edgekit train --task label_distribution")
     terms = weighted_terms(cfg.parts, {"alpha": cfg.alpha, "beta": cfg.beta})
     for term, _ in terms:
-        if term.softmax and not classify:
+        if term.softmax and not (classify or (label_task is not None and label_task.head is not None)):
             feats = ", ".join(n for n, t in TERMS.items() if t.features)
-            raise EdgekitError(f"a {t_ckpt.task} teacher has no softmax to distil with {term.name}; use {feats}")
-    if not classify and not terms:
+            what = "one-output (--loss l1) label_distribution" if label_task is not None else t_ckpt.task
+            raise EdgekitError(f"a {what} teacher has no softmax to distil with {term.name}; use {feats}")
+    if not classify and label_task is None and not terms:
         raise EdgekitError("method 'none' needs a classification teacher; use l2, lsh or lshl2")
     bundle = data if isinstance(data, DataBundle) else t_ckpt.load_data(data)
-    if bundle.task != t_ckpt.task:
+    data_tasks = ("regression", "label_distribution") if label_task is not None else (t_ckpt.task,)
+    if bundle.task not in data_tasks:
         raise EdgekitError(f"data {bundle.spec!r} is a {bundle.task} set but the teacher is a {t_ckpt.task} model")
     if classify and len(bundle.labels) != t_ckpt.num_outputs:
         raise EdgekitError(f"data has {len(bundle.labels)} classes, the teacher {t_ckpt.num_outputs}")
@@ -283,12 +331,14 @@ def _models(run: _Run, student: str | Path | Checkpoint) -> None:
         run.teach = _Teacher(copy.deepcopy(run.t_ckpt.model).to(run.device), t_size, run.size, t_layer)
         run.t_dim = feature_dim(run.teach.model, (1, 3, t_size, t_size), t_layer)
     shape = (1, 3, run.size, run.size)
+    # a regressor's student always matches the teacher's feature size, so it can start from its head
+    regressor = not run.classify and run.label_task is None
     model, base = _build_student(student, run.t_ckpt, run.size,
-                                 run.t_dim if run.features or not run.classify else None, s_layer)
+                                 run.t_dim if run.features or regressor else None, s_layer)
     base.input_spec = run.spec
     run.model, run.base = model.to(run.device), base
     run.s_tap = FeatureTap(model, shape, s_layer) if run.features else None
-    if not run.classify:
+    if regressor or (run.label_task is not None and run.features):
         _copy_head(run.teach, model, shape)
 
 
@@ -341,7 +391,7 @@ def _train(run: _Run, loaders: dict[str, Any]) -> Checkpoint:
     teacher_val = evaluate_model(run.teach.model, _resized(loaders["val"], run.teach), run.t_ckpt.task, run.device) \
         if run.teach is not None else {}
     step = make_step(run.terms, run.teach, run.s_tap, run.projector, run.cached, cfg.temperature,
-                     cfg.correct_only and run.classify, run.t_ckpt.task, run.device)
+                     cfg.correct_only and run.classify, run.t_ckpt.task, run.device, label_task=run.label_task)
     weight = {opt: next((w for t, w in run.terms if t.weight_option == opt), 0.0) for opt in ("alpha", "beta")}
     meta = {"stage": "distill", "teacher": run.t_ckpt.sha256, "teacher_path": str(run.t_ckpt.path),
             "method": cfg.method, **weight, "weights": {t.name: w for t, w in run.terms},
@@ -439,36 +489,47 @@ def _copy_head(teach: _Teacher | None, student: nn.Module, shape: tuple[int, ...
 
 def make_step(terms: list[tuple[LossTerm, float]], teach: _Teacher | None, s_tap: FeatureTap | None,
               projector: LSHProjector | None, cached: tuple[torch.Tensor, torch.Tensor] | None, temperature: float,
-              correct_only: bool, task: str, device: torch.device):
-    """The StepLoss for ``fit``: the task loss (CE, or L1) + the weighted registered terms, each term logged.
+              correct_only: bool, task: str, device: torch.device, label_task: LabelTask | None = None):
+    """The StepLoss for ``fit``: the task loss (CE, L1, or ``label_task``'s loss) + the weighted
+    registered terms, each term logged. Batches are ``(x, [target..., index])`` (:class:`_Indexed`).
 
-    ``correct_only``: feature terms average over the samples the teacher gets right."""
+    ``correct_only``: feature terms average over the samples the teacher gets right. Logit
+    terms see :func:`~edgekit.compress.kd.soft_logits` of both outputs (a label-distribution
+    model's ``log p_hat``)."""
     cache = (cached[0].to(device), cached[1].to(device)) if cached is not None else None
     features = any(t.features for t, _ in terms)
+    task_loss = label_loss(label_task) if label_task is not None else None
+    logits_of = soft_logits(task, label_task) if label_task is None or label_task.head is not None else None
 
     def step(model: nn.Module, x: torch.Tensor, packed: torch.Tensor, epoch: int) -> StepOutput:
-        idx = packed[:, 1].long()
+        idx = packed[:, -1].long()
         y = packed[:, 0].long() if task == "classify" else packed[:, 0].float()
         t_feat = t_out = None
         if cache is not None:
             t_feat, t_out = cache[0][idx], cache[1][idx]
         elif teach is not None:
             t_feat, t_out = teach(x)
-        out = model(x)
         logged: dict[str, float] = {}
-        loss = out.new_zeros(())
-        if task == "classify":
-            ce = F.cross_entropy(out, y)
-            loss = loss + ce
-            logged["ce"] = float(ce.detach())
-        elif out.shape[1] == 1:
-            l1 = F.l1_loss(out.reshape(-1), y)
-            loss = loss + l1
-            logged["l1"] = float(l1.detach())
+        if task_loss is not None:
+            task_out, out = task_step(task_loss, model, x, packed[:, :-1].float(), epoch)
+            loss = task_out.loss
+            logged.update(task_out.terms)
+        else:
+            out = model(x)
+            loss = out.new_zeros(())
+            if task == "classify":
+                ce = F.cross_entropy(out, y)
+                loss = loss + ce
+                logged["ce"] = float(ce.detach())
+            elif out.shape[1] == 1:
+                l1 = F.l1_loss(out.reshape(-1), y)
+                loss = loss + l1
+                logged["l1"] = float(l1.detach())
         if terms and t_out is not None:
             mask = (t_out.argmax(1) == y) if correct_only and features else None
-            batch = TermInputs(out, t_out, s_tap.feature if s_tap is not None else None, t_feat, mask, temperature,
-                               projector)
+            s_logits, t_logits = (logits_of(out), logits_of(t_out)) if logits_of is not None else (out, t_out)
+            batch = TermInputs(s_logits, t_logits, s_tap.feature if s_tap is not None else None, t_feat, mask,
+                               temperature, projector)
             for term, weight in terms:
                 value, term_logged = term.fn(batch)
                 loss = loss + weight * value

@@ -1,7 +1,10 @@
 """The distillation loss terms, registered by name: ``kd``, ``l2``, ``lsh``, ``lshl2``.
 
-The student's loss is its task loss (cross-entropy, or L1 for a single regression
-output) plus a weighted sum of the terms its method names (``lshl2+kd`` = LSHL2 + KD).
+The student's loss is its task loss (cross-entropy, L1 for a single regression output, or
+a label-distribution teacher's own loss, run through :func:`task_step`) plus a weighted sum
+of the terms its method names (``lshl2+kd`` = LSHL2 + KD). Logit terms receive what
+:func:`edgekit.compress.kd.soft_logits` makes of each output: a label-distribution model's
+``log p_hat``, so KD compares distributions.
 Each term is registered once with the config option holding its weight (``alpha`` for
 logit terms, ``beta`` for feature terms) and that weight's default, so adding a term
 (attention transfer, a contrastive loss, ...) is one :func:`register_term` call:
@@ -17,13 +20,17 @@ feature terms 1 (the paper used 5-7 on large data).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
+from torch import nn
 
 from ..errors import EdgekitError
 from .kd import kd_loss
 from .lsh import LSHProjector, feature_mse, masked_mean
+
+if TYPE_CHECKING:
+    from ..training.loop import StepLoss, StepOutput
 
 
 @dataclass
@@ -132,3 +139,19 @@ def weighted_terms(parts: tuple[str, ...], weights: dict[str, float | None]) -> 
         w = weights.get(term.weight_option)
         out.append((term, term.default_weight if w is None else float(w)))
     return out
+
+
+def task_step(loss: "StepLoss", model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+              epoch: int) -> tuple["StepOutput", torch.Tensor]:
+    """Run a task's own training step (e.g. the label-distribution loss, which reads the head's
+    logits during the forward pass) and return it with the model output of that one forward,
+    so distillation and recovery terms reuse the output instead of running the model twice."""
+    seen: list[torch.Tensor] = []
+    hook = model.register_forward_hook(lambda _m, _i, out: seen.append(out))
+    try:
+        result = loss(model, x, y, epoch)
+    finally:
+        hook.remove()
+    if len(seen) != 1:
+        raise EdgekitError(f"the task loss ran the model {len(seen)} times in one step; expected once")
+    return result, seen[0]

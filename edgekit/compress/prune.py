@@ -15,6 +15,17 @@ CVPR 2020, as edgekit implements it: docs/methods.md section 1; docs/findings.md
    precise BN again;
 5. the pruned checkpoint (channel plan + provenance + metrics) is written atomically.
 
+Label-distribution checkpoints (DLDL-v2 heads, task ``label_distribution``; Gao et al.,
+"Learning Expectation of Label Distribution for Facial Age and Attractiveness Estimation",
+2020) prune the same way: CURL's KL compares the masked and original **label
+distributions** (the output's first K columns, :func:`edgekit.compress.kd.soft_logits`),
+the head's K outputs are never pruned (it is the layout's classifier), recovery trains
+with the checkpoint's own label-distribution loss, and every score is the MAE (lower is
+better; also RMSE, Pearson, epsilon-error) with the checkpoint's flip-test setting:
+``mae_unpruned``, ``mae_pruned_bn``, ``val_mae`` where a classifier has ``top1_*``. A
+one-output L1 model has no distribution: CURL refuses it in one line and the magnitude
+baselines (``l1``, ``l2``, ``bn``, ``random``; ``taylor`` on its L1 loss) prune it.
+
 Each step is a phase function over one :class:`~edgekit.compress.prune_config.PruneConfig`.
 Scores are cached next to the output while the run lasts (``OUTPUT.scores.pt``, keyed by
 the parent's hash, method and proxy set), so an interrupted prune does not score again;
@@ -27,7 +38,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -40,17 +51,21 @@ from ..errors import EdgekitError
 from ..fileio import atomic_path, check_writable
 from ..registry import count_macs, count_params
 from ..seeding import seed_everything
+from ..training.label_distribution import LabelTask, label_loss
 from ..training.metrics import evaluate_model
 from ..training.precise_bn import bn_loader, precise_bn
+from .kd import soft_logits
 from .prune_config import METHODS, RANKS, RECIPES, PruneConfig
 
 log = logging.getLogger("edgekit.prune")
 
-__all__ = ["prune", "PruneConfig", "METHODS", "RANKS", "RECIPES", "proxy_set", "score_units"]
+__all__ = ["prune", "PruneConfig", "METHODS", "RANKS", "RECIPES", "proxy_set", "score_units", "curl_readout"]
 
 
 def proxy_set(bundle: DataBundle, transform: Any, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
-    """CURL's proxy set: the training list shuffled once (seeded), first ``size`` images, eval transform."""
+    """CURL's proxy set: the training list shuffled once (seeded), first ``size`` images, eval transform.
+
+    Targets: class indices, or float ``[N]`` / ``[N, 2]`` (label, sigma) for numeric data."""
     n = len(bundle.train)
     if size < 1:
         raise EdgekitError(f"proxy_size must be positive, got {size}")
@@ -60,20 +75,40 @@ def proxy_set(bundle: DataBundle, transform: Any, size: int, seed: int) -> tuple
     idx = np.random.default_rng(seed).permutation(n)[:size].tolist()
     items = [bundle.train[i] for i in idx]
     x = torch.stack([transform(img) for img, _ in items])
-    y = torch.as_tensor([int(t) for _, t in items])
+    if bundle.task == "classify":
+        y = torch.as_tensor([int(t) for _, t in items])
+    else:
+        y = torch.stack([torch.as_tensor(t, dtype=torch.float32) for _, t in items])
     return x, y, idx
 
 
 def score_units(method: str, model: torch.nn.Module, graph: Any, x: torch.Tensor, y: torch.Tensor, *,
-                seed: int = 0, progress: bool = True) -> dict[int, torch.Tensor]:
-    """Importance of every prunable unit under ``method`` (lower = removed first)."""
+                seed: int = 0, progress: bool = True, label_task: LabelTask | None = None) -> dict[int, torch.Tensor]:
+    """Importance of every prunable unit under ``method`` (lower = removed first).
+
+    ``label_task``: the model is a label-distribution model (CURL compares its distributions,
+    Taylor differentiates its own loss)."""
     if method == "curl":
         from .curl import kl_scores
 
-        return kl_scores(model, graph, x, progress=progress)
+        return kl_scores(model, graph, x, progress=progress, readout=curl_readout(label_task))
     from .baselines import tp_scores
 
-    return tp_scores(method, model, graph, x, y, seed=seed)
+    loss = None
+    if label_task is not None:
+        step = label_loss(label_task)
+        loss = lambda m, xs, ys: step(m, xs, ys, 0).loss  # noqa: E731
+    return tp_scores(method, model, graph, x, y, seed=seed, loss=loss)
+
+
+def curl_readout(label_task: LabelTask | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """What CURL's KL compares, as logits: a classifier's output, a label-distribution model's
+    ``log p_hat``. A one-output (L1) model has no distribution: a one-line error naming the baselines."""
+    try:
+        return soft_logits("label_distribution" if label_task is not None else "classify", label_task)
+    except EdgekitError as exc:
+        raise EdgekitError(f"CURL scores units by the KL of the model's output distribution, and {exc}; "
+                           f"use a baseline: --method {', '.join(m for m in METHODS if m != 'curl')}") from None
 
 
 @dataclass
@@ -89,6 +124,7 @@ class _Run:
     output: Path
     progress: bool
     target: Any  # selection.Target
+    label_task: LabelTask | None = None  # a label-distribution checkpoint's task (scored by MAE)
     metrics: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -99,9 +135,17 @@ class _Run:
     def rank(self) -> str:
         return self.cfg.rank if self.cfg.method == "curl" else "raw"
 
-    def eval(self, model: nn.Module) -> float:
+    @property
+    def score_key(self) -> str:
+        """The headline metric: ``top1`` (higher is better) or, for label distributions, ``mae`` (lower)."""
+        return "mae" if self.label_task is not None else "top1"
+
+    def eval(self, model: nn.Module) -> dict[str, Any]:
+        """Validation metrics of ``model`` (a label-distribution model with the checkpoint's flip test)."""
         loader = self.bundle.loader("val", self.ckpt.eval_transform, 256)
-        return evaluate_model(model, loader, "classify", self.device)["top1"]
+        if self.label_task is not None:
+            return evaluate_model(model, loader, "label_distribution", self.device, flip=self.label_task.flip_test)
+        return evaluate_model(model, loader, "classify", self.device)
 
     def reestimate_bn(self) -> None:
         loader = bn_loader(self.bundle, self.ckpt.input_spec, self.cfg.batch_size)
@@ -143,11 +187,22 @@ def _open(checkpoint: str | Path | Checkpoint, data: str | DataBundle | None, ou
 
     target = parse_target(cfg.target)
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
-    if ckpt.task != "classify":
-        raise EdgekitError(f"prune supports classifiers (task 'classify'); this checkpoint is {ckpt.task!r}")
+    if ckpt.task not in ("classify", "label_distribution"):
+        raise EdgekitError(f"prune supports classifiers and label-distribution models; this checkpoint is "
+                           f"{ckpt.task!r}")
+    label_task = LabelTask.of(ckpt.extra) if ckpt.task == "label_distribution" else None
+    if ckpt.task == "label_distribution" and label_task is None:
+        raise EdgekitError(f"the checkpoint does not record its label-distribution task (extra {LabelTask.KEY!r}); "
+                           "retrain it with edgekit train --task label_distribution")
+    if cfg.method == "curl":
+        curl_readout(label_task)  # a one-output model raises here, before any data is loaded
     # a val split drawn with another seed would hold images the unpruned model was trained on
     bundle = data if isinstance(data, DataBundle) else ckpt.load_data(data)
-    if bundle.task != "classify" or len(bundle.labels) != ckpt.num_outputs:
+    if label_task is not None:
+        if bundle.task not in ("regression", "label_distribution"):
+            raise EdgekitError(f"data {bundle.spec!r} is a {bundle.task} set but the checkpoint is a "
+                               "label_distribution model (numeric labels)")
+    elif bundle.task != "classify" or len(bundle.labels) != ckpt.num_outputs:
         raise EdgekitError(f"data {bundle.spec!r} has {len(bundle.labels)} classes but the checkpoint "
                            f"has {ckpt.num_outputs} outputs")
     bundle = bundle.subset_train(cfg.train_fraction, cfg.data_seed)
@@ -157,7 +212,7 @@ def _open(checkpoint: str | Path | Checkpoint, data: str | DataBundle | None, ou
     model = copy.deepcopy(teacher).cpu().eval()
     for p in model.parameters():  # tracing the dependency graph needs autograd
         p.requires_grad_(True)
-    return _Run(cfg, ckpt, bundle, device, teacher, model, output, progress, target)
+    return _Run(cfg, ckpt, bundle, device, teacher, model, output, progress, target, label_task)
 
 
 def _cache_path(run: _Run) -> Path | None:
@@ -182,7 +237,8 @@ def _score(run: _Run, cache: Path | None) -> tuple[Any, dict[int, torch.Tensor]]
     scores = _cached_scores(cache, key) if cache is not None else None
     run.metrics["scores_cached"] = scores is not None
     if scores is None:
-        scores = score_units(cfg.method, run.model, graph, x, y, seed=cfg.seed, progress=run.progress)
+        scores = score_units(cfg.method, run.model, graph, x, y, seed=cfg.seed, progress=run.progress,
+                             label_task=run.label_task)
         if cache is not None:
             with atomic_path(cache) as tmp:
                 torch.save({"key": key, "scores": {str(k): v for k, v in scores.items()}}, tmp)
@@ -227,10 +283,12 @@ def _select(run: _Run, graph: Any, scores: dict[int, torch.Tensor]) -> Any:
 
 
 def _recover(run: _Run) -> None:
-    """Accuracy unpruned and right after pruning, then recovery (ending with precise BN) and its accuracy."""
-    cfg = run.cfg
-    run.metrics["top1_unpruned"] = run.eval(run.teacher)
-    run.metrics["top1_pruned_bn"] = run.eval(run.model)
+    """The score (top-1, or MAE) unpruned and right after pruning, then recovery (ending with precise
+    BN) and the final validation metrics (``val_*``)."""
+    cfg, key = run.cfg, run.score_key
+    run.metrics[f"{key}_unpruned"] = run.eval(run.teacher)[key]
+    pruned = run.eval(run.model)
+    run.metrics[f"{key}_pruned_bn"] = pruned[key]
     t0 = time.perf_counter()
     history: list[dict[str, Any]] = []
     if cfg.finetune_epochs > 0:
@@ -238,7 +296,7 @@ def _recover(run: _Run) -> None:
 
         val_loader = run.bundle.loader("val", run.ckpt.eval_transform, 256)
         common = dict(lr=cfg.lr, seed=cfg.seed, device=run.device, progress=run.progress, val_loader=val_loader,
-                      precise_bn=cfg.precise_bn)
+                      precise_bn=cfg.precise_bn, label_task=run.label_task)
         spec = run.ckpt.input_spec
         if cfg.recipe == "finetune":
             history = recovery.finetune(run.model, run.bundle, spec, epochs=cfg.finetune_epochs,
@@ -250,7 +308,11 @@ def _recover(run: _Run) -> None:
             history = out["stage3"] or out["stage2"]
     run.metrics["recovery_seconds"] = time.perf_counter() - t0
     run.model = run.model.cpu().eval()
-    run.metrics["val_top1"] = run.eval(run.model) if cfg.finetune_epochs > 0 else run.metrics["top1_pruned_bn"]
+    final = run.eval(run.model) if cfg.finetune_epochs > 0 else pruned
+    if run.label_task is None:
+        run.metrics["val_top1"] = final["top1"]
+    else:
+        run.metrics.update({f"val_{k}": v for k, v in final.items() if k != "n"})
     if history and "precise_bn" in history[-1]:
         run.metrics["precise_bn"] = history[-1]["precise_bn"]
     run.model = run.model.cpu().eval()

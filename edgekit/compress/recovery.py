@@ -18,6 +18,18 @@ for when only a small labelled set exists):
 Epochs and learning rates are the caller's budget; the paper's stage-3 learning rate
 is 1/100 of stage 2's (1e-4 vs 0.01) and is kept as that ratio here. Both recipes end
 with precise BatchNorm statistics (``precise_bn`` batches; :mod:`edgekit.training.precise_bn`).
+
+**Label-distribution models** (``label_task``; DLDL-v2, Gao et al. 2020): the hard term is
+the checkpoint's own loss (:func:`edgekit.training.label_distribution.label_loss`, KL + lambda
+L1 by default) in place of cross-entropy, validation reports MAE, and the soft terms
+compare label distributions (``log p_hat`` as logits, :func:`edgekit.compress.kd.soft_logits`).
+Stage 2 drops mixup: a blend of two images has no blended label on an ordinal scale (the
+trainer refuses ``--mix`` for this task for the same reason), so it is KD + the label
+loss on the augmented images. Stage 3 keeps the expanded set and the refined table of
+teacher log-distributions; its hard term uses the original image's label, which assumes
+the label survives patch shuffles and rotations as a class does; for orientation-like
+targets use ``finetune``. Augmentation leaves flips out when the checkpoint's task says a
+flip changes the label (``flip_test`` off).
 """
 from __future__ import annotations
 
@@ -31,32 +43,42 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..data import DataBundle, eval_transform, train_transform
-from ..training.loop import OptimConfig, StepOutput, classification_loss, fit
+from ..training.label_distribution import LabelTask, label_loss
+from ..training.loop import OptimConfig, StepLoss, StepOutput, classification_loss, fit
 from ..training.mix import Mixer
 from ..training.precise_bn import bn_loader
-from .kd import kd_loss, kl_divergence
+from .kd import kd_loss, kl_divergence, soft_logits
+from .loss_terms import task_step
 
 KD_T, KD_WEIGHT = 2.0, 0.7
 REFINE_WEIGHT, LABEL_LR = 0.7, 1.0
 VARIANTS = ("original", "shuffle2", "shuffle3", "shuffle4", "cutout", "rotate")
 
 
-def _augment_name(bundle: DataBundle) -> str:
-    return "no_flip" if bundle.spec.startswith("digits") else "standard"
+def _augment_name(bundle: DataBundle, label_task: LabelTask | None = None) -> str:
+    if bundle.spec.startswith("digits") or (label_task is not None and not label_task.flip_test):
+        return "no_flip"
+    return "standard"
+
+
+def _task(label_task: LabelTask | None) -> str:
+    return "classify" if label_task is None else "label_distribution"
 
 
 def finetune(model: nn.Module, bundle: DataBundle, spec: dict[str, Any], *, epochs: int, lr: float = 0.01,
              batch_size: int = 64, seed: int = 0, device: torch.device | str = "cpu", progress: bool = True,
              log_path: str | None = None, val_loader: DataLoader | None = None,
-             precise_bn: int = 0) -> list[dict[str, Any]]:
-    """Plain cross-entropy fine-tuning for ``epochs``; returns fit's per-epoch records."""
+             precise_bn: int = 0, label_task: LabelTask | None = None) -> list[dict[str, Any]]:
+    """Plain fine-tuning for ``epochs`` with the task loss (cross-entropy, or ``label_task``'s);
+    returns fit's per-epoch records."""
     torch.manual_seed(seed)
-    loader = bundle.loader("train", train_transform(spec, _augment_name(bundle)), batch_size, shuffle=True,
-                           drop_last=len(bundle.train) > batch_size)
-    return fit(model, loader, epochs=epochs, loss_fn=classification_loss(), device=torch.device(device),
+    loader = bundle.loader("train", train_transform(spec, _augment_name(bundle, label_task)), batch_size,
+                           shuffle=True, drop_last=len(bundle.train) > batch_size)
+    loss = classification_loss() if label_task is None else label_loss(label_task)
+    return fit(model, loader, epochs=epochs, loss_fn=loss, device=torch.device(device),
                optim=OptimConfig(lr=lr, warmup_epochs=min(1.0, epochs / 5)), log_path=log_path,
                progress=progress, desc="fine-tune", val_loader=val_loader, precise_bn_batches=precise_bn,
-               bn_loader=bn_loader(bundle, spec, batch_size))
+               bn_loader=bn_loader(bundle, spec, batch_size), task=_task(label_task))
 
 
 def mixup_kd_loss(teacher: nn.Module, seed: int = 0, temperature: float = KD_T,
@@ -75,6 +97,23 @@ def mixup_kd_loss(teacher: nn.Module, seed: int = 0, temperature: float = KD_T,
         loss = weight * soft + (1 - weight) * hard
         return StepOutput(loss, {"kd": float(soft.detach()), "ce": float(hard.detach())}, out,
                           ya if lam >= 0.5 else yb)
+
+    return step
+
+
+def kd_label_loss(teacher: nn.Module, label_task: LabelTask, temperature: float = KD_T,
+                  weight: float = KD_WEIGHT) -> StepLoss:
+    """Stage 2 for a label-distribution model: ``weight * T^2 KL(p_T^(1/T) || p_S^(1/T))`` on the
+    label distributions + ``(1 - weight) *`` the task's label loss, no mixup (module docstring)."""
+    hard_loss = label_loss(label_task)
+    logits = soft_logits("label_distribution", label_task)
+
+    def step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epoch: int) -> StepOutput:
+        hard, out = task_step(hard_loss, model, x, y, epoch)
+        with torch.no_grad():
+            t = teacher(x)
+        soft = kd_loss(logits(out), logits(t), temperature)
+        return StepOutput(weight * soft + (1 - weight) * hard.loss, {"kd": float(soft.detach()), **hard.terms})
 
     return step
 
@@ -128,10 +167,15 @@ class ExpandedSet(Dataset):
     Items are ``(transform(image), i)``: the index keys the stored-logit table.
     """
 
-    def __init__(self, base: Dataset, size: tuple[int, int], transform: Callable, seed: int = 0) -> None:
-        self.base, self.size, self.transform, self.seed = base, size, transform, seed
-        self.targets = torch.tensor([int(self.base[i][1]) for i in range(len(base))]).repeat_interleave(
-            len(VARIANTS))
+    def __init__(self, base: Dataset, size: tuple[int, int], transform: Callable, seed: int = 0,
+                 numeric: bool = False) -> None:
+        self.base, self.size, self.transform, self.seed, self.numeric = base, size, transform, seed, numeric
+        if numeric:  # label-distribution targets: (label, sigma) rows as floats
+            rows = torch.stack([torch.as_tensor(self.base[i][1], dtype=torch.float32).reshape(-1)
+                                for i in range(len(base))])
+        else:
+            rows = torch.tensor([int(self.base[i][1]) for i in range(len(base))])
+        self.targets = rows.repeat_interleave(len(VARIANTS), dim=0)
 
     def __len__(self) -> int:
         return len(self.base) * len(VARIANTS)
@@ -149,30 +193,41 @@ class ExpandedSet(Dataset):
 
 @torch.no_grad()
 def teacher_logits(teacher: nn.Module, expanded: ExpandedSet, spec: dict[str, Any], device: torch.device,
-                   batch_size: int = 128) -> torch.Tensor:
-    """The teacher's logits on every expanded image under the eval transform (the table Z)."""
-    view = ExpandedSet(expanded.base, expanded.size, eval_transform(spec), expanded.seed)
+                   batch_size: int = 128, label_task: LabelTask | None = None) -> torch.Tensor:
+    """The teacher's logits on every expanded image under the eval transform (the table Z);
+    a label-distribution teacher's ``log p_hat``."""
+    view = ExpandedSet(expanded.base, expanded.size, eval_transform(spec), expanded.seed, expanded.numeric)
     teacher.eval().to(device)
-    out = [teacher(x.to(device)).float().cpu() for x, _ in DataLoader(view, batch_size=batch_size)]
+    logits = soft_logits(_task(label_task), label_task)
+    out = [logits(teacher(x.to(device)).float()).cpu() for x, _ in DataLoader(view, batch_size=batch_size)]
     return torch.cat(out)
 
 
 def refine_loss(table: torch.Tensor, targets: torch.Tensor, weight: float = REFINE_WEIGHT,
-                label_lr: float = LABEL_LR) -> Callable[..., StepOutput]:
-    """Stage 3: 0.7 KL(student || softmax(Z_i)) + 0.3 CE; Z_i updated in place by SGD at ``label_lr``."""
+                label_lr: float = LABEL_LR, label_task: LabelTask | None = None) -> Callable[..., StepOutput]:
+    """Stage 3: 0.7 KL(student || softmax(Z_i)) + 0.3 CE (or ``label_task``'s loss, the student's
+    ``log p_hat`` in the KL); Z_i updated in place by SGD at ``label_lr``."""
     ce = nn.CrossEntropyLoss()
+    hard_loss = label_loss(label_task) if label_task is not None else None
+    logits = soft_logits(_task(label_task), label_task)
 
     def step(model: nn.Module, x: torch.Tensor, idx: torch.Tensor, epoch: int) -> StepOutput:
         idx_cpu = idx.cpu()
         y = targets[idx_cpu].to(x.device)
         z = table[idx_cpu].to(x.device).requires_grad_(True)
-        out = model(x)
-        soft = kl_divergence(out, z).mean()
-        hard = ce(out, y)
+        if hard_loss is None:
+            out = model(x)
+            hard, terms = ce(out, y), {}
+        else:
+            task_out, out = task_step(hard_loss, model, x, y, epoch)
+            hard, terms = task_out.loss, task_out.terms
+        soft = kl_divergence(logits(out), z).mean()
         loss = weight * soft + (1 - weight) * hard
         (gz,) = torch.autograd.grad(loss, z, retain_graph=True)
         table[idx_cpu] -= label_lr * gz.detach().cpu()
-        return StepOutput(loss, {"kl": float(soft.detach()), "ce": float(hard.detach())}, out, y)
+        if hard_loss is None:
+            return StepOutput(loss, {"kl": float(soft.detach()), "ce": float(hard.detach())}, out, y)
+        return StepOutput(loss, {**terms, "kl_refine": float(soft.detach())})
 
     return step
 
@@ -181,28 +236,32 @@ def limited_data(model: nn.Module, teacher: nn.Module, bundle: DataBundle, spec:
                  epochs: int, refine_epochs: int | None = None, lr: float = 0.01, batch_size: int = 32,
                  seed: int = 0, device: torch.device | str = "cpu", progress: bool = True,
                  log_path: str | None = None, val_loader: DataLoader | None = None,
-                 precise_bn: int = 0) -> dict[str, Any]:
-    """CURL's limited-data recovery: ``epochs`` of mixup+KD, then ``refine_epochs`` on the expanded set.
+                 precise_bn: int = 0, label_task: LabelTask | None = None) -> dict[str, Any]:
+    """CURL's limited-data recovery: ``epochs`` of mixup+KD (KD + label loss for ``label_task``),
+    then ``refine_epochs`` on the expanded set.
 
     Precise BN (``precise_bn`` batches) runs once, at the end of the last stage that runs."""
     dev = torch.device(device)
     teacher = teacher.eval().to(dev)  # used under no_grad only; its parameters are left untouched
     torch.manual_seed(seed)
-    aug = train_transform(spec, _augment_name(bundle))
+    aug = train_transform(spec, _augment_name(bundle, label_task))
     loader = bundle.loader("train", aug, batch_size, shuffle=True, drop_last=len(bundle.train) > batch_size)
     if refine_epochs is None:
         refine_epochs = max(1, math.ceil(epochs / 8))
-    bn = dict(val_loader=val_loader, bn_loader=bn_loader(bundle, spec, batch_size))
-    stage2 = fit(model, loader, epochs=epochs, loss_fn=mixup_kd_loss(teacher, seed), device=dev,
+    bn = dict(val_loader=val_loader, bn_loader=bn_loader(bundle, spec, batch_size), task=_task(label_task))
+    stage2_loss = mixup_kd_loss(teacher, seed) if label_task is None else kd_label_loss(teacher, label_task)
+    stage2 = fit(model, loader, epochs=epochs, loss_fn=stage2_loss, device=dev,
                  optim=OptimConfig(lr=lr, warmup_epochs=min(1.0, epochs / 5)), log_path=log_path,
-                 progress=progress, desc="mixup+KD", precise_bn_batches=0 if refine_epochs > 0 else precise_bn, **bn)
+                 progress=progress, desc="mixup+KD" if label_task is None else "KD",
+                 precise_bn_batches=0 if refine_epochs > 0 else precise_bn, **bn)
     stage3: list[dict[str, Any]] = []
     if refine_epochs > 0:
         h, w = spec["shape"][1:]
-        expanded = ExpandedSet(bundle.train, (h, w), aug, seed)
-        table = teacher_logits(teacher, expanded, spec, dev)
+        expanded = ExpandedSet(bundle.train, (h, w), aug, seed, numeric=label_task is not None)
+        table = teacher_logits(teacher, expanded, spec, dev, label_task=label_task)
         loader3 = DataLoader(expanded, batch_size=batch_size, shuffle=True, drop_last=len(expanded) > batch_size)
-        stage3 = fit(model, loader3, epochs=refine_epochs, loss_fn=refine_loss(table, expanded.targets),
+        stage3 = fit(model, loader3, epochs=refine_epochs,
+                     loss_fn=refine_loss(table, expanded.targets, label_task=label_task),
                      device=dev, optim=OptimConfig(lr=lr / 100, warmup_epochs=0.0), log_path=log_path,
                      progress=progress, desc="label refine", precise_bn_batches=precise_bn, **bn)
     return {"stage2": stage2, "stage3": stage3, "expanded_images": len(bundle.train) * len(VARIANTS),
