@@ -34,4 +34,5 @@ def evaluate(checkpoint: str | Path | Checkpoint, data: str | DataBundle | None 
     if flip is None:
         task = LabelTask.of(ckpt.extra)
         flip = bool(task and task.flip_test)
-    return evaluate_model(ckpt.model.to(dev), loader, ckpt.task, dev, flip=flip)
+    res = evaluate_model(ckpt.model.to(dev), loader, ckpt.task, dev, flip=flip)
+    return {**res, "flip_test": flip} if ckpt.task == "label_distribution" else res

@@ -22,6 +22,7 @@ import torch
 from torchvision.transforms import v2 as T
 
 from ..errors import EdgekitError
+from ..training.config import AUGMENTS
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -93,7 +94,7 @@ def eval_transform(spec: dict[str, Any]) -> Callable:
 #:   for Facial Age and Attractiveness Estimation", 2020): flip, random grayscale, random
 #:   scale, rotation +-30 degrees, rescale, random crop, colour jitter 0.4/0.4/0.4;
 #: * ``dldl_no_flip``: the DLDL-v2 recipe without the flip (data where a mirror changes the label).
-AUGMENTS = ("standard", "no_flip", "none", "dldl", "dldl_no_flip")
+#: (the names are :data:`edgekit.training.config.AUGMENTS`, kept there for the torch-free CLI)
 
 
 def train_transform(spec: dict[str, Any], augment: str = "standard") -> Callable:

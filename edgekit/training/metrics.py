@@ -64,7 +64,7 @@ def evaluate_label_model(model: nn.Module, loader: DataLoader, device: str | tor
     if not preds:
         return {"n": 0}
     sig = torch.cat(sigmas) if sigmas and len(sigmas) == len(preds) else None
-    return {**label_metrics(torch.cat(preds), torch.cat(ys), sig), "flip_test": bool(flip)}
+    return label_metrics(torch.cat(preds), torch.cat(ys), sig)
 
 
 @torch.no_grad()
