@@ -398,6 +398,7 @@ def export_cmd(checkpoint: str, targets: tuple[str, ...], precisions: tuple[str,
         p = r["parity"]
         check = (f"cosine {p['cosine']:.6f}, max abs err {p['max_abs_err']:.2g}"
                  + (f", top-1 agreement {p['top1_agreement']:.1%}" if "top1_agreement" in p else "")
+                 + (f", MAE {p['torch_mae']:.4g} torch vs {p['artifact_mae']:.4g}" if "artifact_mae" in p else "")
                  if p.get("mode") == "numeric" else "structural check passed (Core ML runs on macOS only)")
         click.echo(f"{r['path']}  {r['size_bytes'] / 1e6:.2f} MB  {r['export_seconds']:.1f} s  {check}")
 
