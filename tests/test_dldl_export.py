@@ -76,7 +76,6 @@ def test_dldl_onnx_fp32_gate_compares_both_parts_and_manifest_holds_layout(train
     assert "distribution cosine" in format_numbers(par) and "MAE" in format_numbers(par)
 
 
-@pytest.mark.slow
 def test_dldl_tflite_int8_passes_gate_and_carries_layout(trained, tmp_path: Path) -> None:
     from edgekit.exporters.tflite import read_metadata
 
