@@ -169,7 +169,8 @@ def _build_student(student: str | Path | Checkpoint, teacher: Checkpoint, size: 
         if base.num_outputs != teacher.num_outputs:
             raise EdgekitError(f"student has {base.num_outputs} outputs but the teacher {teacher.num_outputs}")
         if _head_kwargs(base) != head:
-            raise EdgekitError(f"student head {_describe_head(base)} differs from the teacher's {_describe_head(teacher)}")
+            raise EdgekitError(f"student head {_describe_head(base)} differs from the teacher's "
+                               f"{_describe_head(teacher)}")
         model = copy.deepcopy(base.model)
         kwargs = dict(base.arch_kwargs)
     else:
