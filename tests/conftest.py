@@ -28,3 +28,26 @@ def synthetic_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     train("compact_cnn", "synthetic:classes=4,n=160", path, epochs=1, batch_size=32, progress=False,
           arch_kwargs={"width_mult": 0.5})
     return path
+
+
+def write_label_csv(root: Path, n: int = 100, size: int = 32, seed: int = 0) -> Path:
+    """A ``csv:`` label-distribution set: ``n`` noisy images whose brightness encodes a label in
+    0..100, each with a per-image sigma in 1..4 (``path,label,sigma`` rows in ``root/labels.csv``)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    rows = ["path,label,sigma"]
+    for i in range(n):
+        y, s = float(rng.uniform(0, 100)), float(rng.uniform(1, 4))
+        img = np.clip(rng.normal(20 + 2.1 * y, 8, (size, size, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(img).save(root / f"{i}.png")
+        rows.append(f"{i}.png,{y:.2f},{s:.2f}")
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    return root / "labels.csv"
+
+
+@pytest.fixture(scope="session")
+def label_csv() -> object:
+    """:func:`write_label_csv`, for tests of the label-distribution task."""
+    return write_label_csv

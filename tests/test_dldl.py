@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from PIL import Image
 from torch import nn
 
 from edgekit.errors import EdgekitError
@@ -142,23 +141,10 @@ def test_label_metrics_golden() -> None:
     assert "eps_error" not in label_metrics(pred, y)
 
 
-def _brightness_csv(root: Path, n: int = 120) -> Path:
-    """Images whose brightness encodes a label in 0..100, with per-sample sigmas."""
-    rng = np.random.default_rng(0)
-    rows = ["path,label,sigma"]
-    for i in range(n):
-        t = float(rng.uniform(0, 100))
-        img = np.clip(rng.normal(10 + 2.3 * t, 12, (32, 32, 3)), 0, 255).astype(np.uint8)
-        Image.fromarray(img).save(root / f"{i}.png")
-        rows.append(f"{i}.png,{t:.2f},{rng.uniform(1, 4):.2f}")
-    (root / "ages.csv").write_text("\n".join(rows) + "\n")
-    return root / "ages.csv"
-
-
-def test_train_and_eval_label_distribution_cli(tmp_path: Path) -> None:
+def test_train_and_eval_label_distribution_cli(tmp_path: Path, label_csv) -> None:
     from edgekit.cli import main
 
-    csv = _brightness_csv(tmp_path)
+    csv = label_csv(tmp_path, n=120)
     runner = CliRunner()
     out = tmp_path / "m.ckpt"
     res = runner.invoke(main, ["train", "--arch", "compact_cnn", "--data", f"csv:{csv}", "--task", "label_distribution",
@@ -188,10 +174,10 @@ def test_train_and_eval_label_distribution_cli(tmp_path: Path) -> None:
     (["--sigma", "nan"], "sigma"),
     (["--mix", "mixup"], "--mix none"),
 ])
-def test_train_label_options_reject_bad_input(tmp_path: Path, args: list[str], msg: str) -> None:
+def test_train_label_options_reject_bad_input(tmp_path: Path, label_csv, args: list[str], msg: str) -> None:
     from edgekit.cli import main
 
-    csv = _brightness_csv(tmp_path, n=12)
+    csv = label_csv(tmp_path, n=12)
     base = ["train", "--arch", "compact_cnn", "-o", str(tmp_path / "x.ckpt")]
     if "--data" not in args:
         base += ["--data", f"csv:{csv}"]

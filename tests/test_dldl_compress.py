@@ -6,10 +6,8 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 from torch import nn
 
 from edgekit.checkpoint import Checkpoint, load_checkpoint
@@ -26,27 +24,14 @@ from edgekit.training.label_distribution import LabelTask, label_loss
 RANGE = "0:100:1"
 
 
-def _ordinal_csv(root: Path, n: int = 100) -> Path:
-    """Images whose brightness encodes a label in [5, 95], with a per-sample sigma."""
-    rng = np.random.default_rng(0)
-    rows = ["path,target,sigma"]
-    for i in range(n):
-        label = float(rng.uniform(5, 95))
-        img = np.clip(rng.normal(20 + 2.1 * label, 8, (16, 16, 3)), 0, 255).astype(np.uint8)
-        Image.fromarray(img).save(root / f"{i}.png")
-        rows.append(f"{i}.png,{label:.2f},{rng.uniform(1, 4):.2f}")
-    (root / "data.csv").write_text("\n".join(rows) + "\n")
-    return root / "data.csv"
-
-
 @pytest.fixture(scope="module")
-def dldl_teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def dldl_teacher(tmp_path_factory: pytest.TempPathFactory, label_csv) -> Path:
     """compact_cnn with a DLDL head over 0:100:1, trained 2 epochs on 100 images at 32 px."""
     from edgekit.training.trainer import train
 
     root = tmp_path_factory.mktemp("dldl")
     out = root / "teacher.pt"
-    train("compact_cnn", f"csv:{_ordinal_csv(root)}", out, epochs=2, input_size=32, label_range=RANGE,
+    train("compact_cnn", f"csv:{label_csv(root, n=100, size=16)}", out, epochs=2, input_size=32, label_range=RANGE,
           optimizer="adam", lr=1e-3, batch_size=16, progress=False)
     return out
 

@@ -22,32 +22,18 @@ from edgekit.models.dldl import head_of
 K = 101  # label range 0:100:1
 
 
-def _csv(root: Path, n: int = 40) -> Path:
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    rows = ["path,target,sigma"]
-    for i in range(n):
-        y, s = float(rng.uniform(0, 100)), float(rng.uniform(1, 4))
-        img = np.full((32, 32, 3), int(30 + y * 1.9), np.float32) + rng.normal(0, 8, (32, 32, 3))
-        Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(root / f"{i}.png")
-        rows.append(f"{i}.png,{y:.2f},{s:.2f}")
-    (root / "b.csv").write_text("\n".join(rows) + "\n")
-    return root / "b.csv"
-
-
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """One-epoch checkpoints with the dldl head, the ranking head and one L1 output, and their CSV."""
+def trained(tmp_path_factory: pytest.TempPathFactory, label_csv) -> dict[str, Path]:
+    """Three-epoch checkpoints with the dldl head, the ranking head and one L1 output, and their CSV."""
     from edgekit.training.trainer import train
 
     root = tmp_path_factory.mktemp("dldl_export")
-    csv = _csv(root)
+    csv = label_csv(root, n=80)
     out = {"csv": csv}
     for loss in ("dldl", "ranking", "l1"):
         out[loss] = root / f"{loss}.pt"
-        train("compact_cnn", f"csv:{csv}", out[loss], epochs=1, input_size=32, label_range="0:100:1", loss=loss,
-              batch_size=16, progress=False, arch_kwargs={"width_mult": 0.5})
+        train("compact_cnn", f"csv:{csv}", out[loss], epochs=3, input_size=32, label_range="0:100:1", loss=loss,
+              batch_size=16, optimizer="adam", lr=3e-3, progress=False, arch_kwargs={"width_mult": 0.5})
     return out
 
 
@@ -124,7 +110,7 @@ def test_bench_data_reports_mae_not_top1_and_report_shows_it(trained, tmp_path: 
     acc = rows[0]["accuracy"]
     assert rows[0]["error"] is None and "top1" not in acc and "error" not in acc, acc
     ck = load_checkpoint(trained["dldl"])
-    assert acc["n"] == 8 and acc["flip_test"] is False and "eps_error" in acc and "pearson" in acc
+    assert acc["n"] == 16 and acc["flip_test"] is False and "eps_error" in acc and "pearson" in acc
     # no flip averaging: the artifact's MAE is the checkpoint's one-pass MAE on the same images
     import torch
 
