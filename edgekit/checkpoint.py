@@ -87,6 +87,12 @@ class Checkpoint:
 
     @property
     def num_outputs(self) -> int:
+        """The width of the model's output: classes, 1 for a regressor, K + 1 for a label-distribution
+        head over K label values (the distribution, then its expectation)."""
+        if self.arch_kwargs.get("label_range") is not None:
+            from .models.dldl import LabelSet
+
+            return LabelSet.parse(self.arch_kwargs["label_range"]).size + 1
         return int(self.arch_kwargs.get("num_classes", len(self.labels)))
 
     @cached_property

@@ -6,6 +6,7 @@ from typing import Any
 
 from .channel_plan import describe_plan
 from .checkpoint import load_checkpoint
+from .training.label_distribution import LabelTask
 from .registry import build_for_shape, count_macs, count_params, get_entry, list_models
 
 
@@ -18,7 +19,8 @@ def checkpoint_summary(path: str | Path) -> dict[str, Any]:
     return {"path": str(path), "sha256": ckpt.sha256, "arch": ckpt.arch, "arch_kwargs": ckpt.arch_kwargs,
             "task": ckpt.task, "params": count_params(model), "macs": macs,
             "pruned_layers": describe_plan(ckpt.channel_plan), "input_spec": ckpt.input_spec,
-            "labels": ckpt.labels, "metrics": ckpt.metrics, "provenance": ckpt.provenance}
+            "labels": ckpt.labels, "label_task": (ckpt.extra or {}).get(LabelTask.KEY),
+            "metrics": ckpt.metrics, "provenance": ckpt.provenance}
 
 
 def format_summary(s: dict[str, Any]) -> str:
@@ -35,8 +37,14 @@ def format_summary(s: dict[str, Any]) -> str:
         f"MACs         {s['macs'] / 1e6:.2f} M at {spec.get('shape')}" if s["macs"] is not None else "MACs         -",
         f"input        {spec.get('layout', '?')} {spec.get('shape')} {spec.get('dtype', '')} "
         f"mean={spec.get('mean')} std={spec.get('std')} resize={spec.get('resize')} crop={spec.get('crop')}",
-        f"labels       {len(labels)}: {', '.join(labels[:12])}{' ...' if len(labels) > 12 else ''}",
     ]
+    task = s.get("label_task")
+    if task:
+        sigma = "per-image (the data's)" if task.get("sigma") is None else f"{task['sigma']:g}"
+        lines.append(f"label set    {task['label_range']} (loss {task['loss']}, lambda {task['lam']:g}, sigma {sigma}, "
+                     f"flip-averaged evaluation {'on' if task.get('flip_test') else 'off'})")
+    else:
+        lines.append(f"labels       {len(labels)}: {', '.join(labels[:12])}{' ...' if len(labels) > 12 else ''}")
     if s["pruned_layers"]:
         lines.append(f"channel plan {len(s['pruned_layers'])} resized layer(s):")
         lines += [f"  {row}" for row in s["pruned_layers"][:20]]

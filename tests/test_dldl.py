@@ -159,8 +159,10 @@ def test_train_and_eval_label_distribution_cli(tmp_path: Path, label_csv) -> Non
     from edgekit.checkpoint import load_checkpoint
 
     ck = load_checkpoint(out)
-    assert ck.task == "label_distribution" and ck.arch_kwargs["head"] == "dldl"
+    assert ck.task == "label_distribution" and ck.arch_kwargs["head"] == "dldl" and ck.num_outputs == 102
     assert LabelTask.of(ck.extra).label_range == "0:100:1"
+    shown = runner.invoke(main, ["info", str(out)]).output
+    assert "label set    0:100:1 (loss dldl, lambda 1, sigma per-image" in shown
     no_flip = json.loads(runner.invoke(main, ["eval", str(out), "--json", "--no-flip"]).output)
     assert no_flip["flip_test"] is False and no_flip["mae"] != m["mae"]
 

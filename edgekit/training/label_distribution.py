@@ -79,7 +79,7 @@ class LabelTask:
         """Registry kwargs of a model for this task."""
         if self.head is None:
             return {"num_classes": 1}
-        return {"head": self.head, "label_range": self.label_range}
+        return {"num_classes": self.labels.size, "head": self.head, "label_range": self.label_range}
 
     def record(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items()}
