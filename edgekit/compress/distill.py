@@ -166,11 +166,11 @@ def _build_student(student: str | Path | Checkpoint, teacher: Checkpoint, size: 
     head = _head_kwargs(teacher)
     if isinstance(student, Checkpoint) or Path(str(student)).is_file():
         base = student if isinstance(student, Checkpoint) else load_checkpoint(student)
-        if base.num_outputs != teacher.num_outputs:
-            raise EdgekitError(f"student has {base.num_outputs} outputs but the teacher {teacher.num_outputs}")
         if _head_kwargs(base) != head:
             raise EdgekitError(f"student head {_describe_head(base)} differs from the teacher's "
                                f"{_describe_head(teacher)}")
+        if base.num_outputs != teacher.num_outputs:
+            raise EdgekitError(f"student has {base.num_outputs} outputs but the teacher {teacher.num_outputs}")
         model = copy.deepcopy(base.model)
         kwargs = dict(base.arch_kwargs)
     else:
@@ -178,7 +178,8 @@ def _build_student(student: str | Path | Checkpoint, teacher: Checkpoint, size: 
         if name.endswith((".pt", ".pth", ".ckpt")):
             raise EdgekitError(f"student checkpoint not found: {name}")
         entry = get_entry(name)
-        kwargs = {"num_classes": teacher.num_outputs, **head}
+        classes = LabelSet.parse(head["label_range"]).size if head else teacher.num_outputs
+        kwargs = {"num_classes": classes, **head}
         if size <= 64 and entry.default_input >= 128:
             kwargs["small_input"] = True
         model = create_model(name, **kwargs)
