@@ -90,9 +90,9 @@ class Checkpoint:
         """The width of the model's output: classes, 1 for a regressor, K + 1 for a label-distribution
         head over K label values (the distribution, then its expectation)."""
         if self.arch_kwargs.get("label_range") is not None:
-            from .models.dldl import LabelSet
+            from .models.dldl import LabelSet, head_width
 
-            return LabelSet.parse(self.arch_kwargs["label_range"]).size + 1
+            return head_width(str(self.arch_kwargs.get("head")), LabelSet.parse(self.arch_kwargs["label_range"]))
         return int(self.arch_kwargs.get("num_classes", len(self.labels)))
 
     @cached_property

@@ -127,10 +127,11 @@ def _distill_methods_help() -> str:
 @click.option("--small-input/--no-small-input", default=None,
               help="Stride-1 stem for small images (default: on for inputs <= 64 px on ImageNet nets).")
 @click.option("--arch-arg", "arch_args", multiple=True, help="Extra architecture kwarg key=value (repeatable).")
-@click.option("--head", type=click.Choice(["fc", "nfl", "dldl", "ranking"]), default=None,
+@click.option("--head", type=click.Choice(["fc", "nfl", "dldl", "ranking", "regression"]), default=None,
               help="Head after global pooling: the architecture's own (fc), the NFL layer + Linear "
                    "(nfl; tune with --arch-arg nfl_mul=/nfl_per=/nfl_dh=/nfl_seed=), or DLDL-v2's label "
-                   "distribution + expectation (dldl; ranking: binary 'label > l_k' outputs).")
+                   "distribution + expectation (dldl; ranking: binary 'label > l_k' outputs; regression: one "
+                   "number over the label range, the l1 baseline).")
 @click.option("--augment", type=click.Choice(AUGMENTS), default=default(TrainConfig, "augment"), show_default=True,
               help="Augmentation preset (dldl: DLDL-v2's flip, grayscale, scale, rotation, crop, colour jitter).")
 @click.option("--task", type=click.Choice(TRAIN_TASKS), help="Default: the data's (class labels: classify; "

@@ -149,20 +149,20 @@ def create_model(name: str, num_classes: int = 1000, weights: str | Path | None 
     teacher's feature has D dims; see :func:`edgekit.models.connector.add_connector`).
     ``head="nfl"`` replaces the classifier after global pooling by the NFL layer + Linear
     (``nfl_mul``, ``nfl_per``, ``nfl_dh``, ``nfl_seed``; see :func:`edgekit.models.nfl.add_nfl_head`);
-    ``head="dldl"`` (or ``"ranking"``) replaces it by the DLDL-v2 label-distribution head over
-    ``label_range`` (``"lo:hi:step"``; ``num_classes`` is then the label set's size; see
-    :mod:`edgekit.models.dldl`). ``head="fc"`` or ``None`` keeps the architecture's own classifier.
+    ``head="dldl"`` (or ``"ranking"``, ``"regression"``) replaces it by the DLDL-v2
+    label-distribution head over ``label_range`` (``"lo:hi:step"``; ``num_classes`` is then
+    the label set's size, 1 for regression; see :mod:`edgekit.models.dldl`). ``head="fc"`` or ``None`` keeps the architecture's own classifier.
     The entry's layout is attached as ``model.edgekit_layout``.
     """
     entry = get_entry(name)
-    if head in ("dldl", "ranking"):
+    if head in ("dldl", "ranking", "regression"):
         if label_range is None:
             raise EdgekitError(f"head={head!r} needs a label range (lo:hi:step)")
         from .models.dldl import LabelSet
 
-        num_classes = LabelSet.parse(label_range).size
+        num_classes = 1 if head == "regression" else LabelSet.parse(label_range).size
     elif label_range is not None:
-        raise EdgekitError("label_range needs head='dldl' or head='ranking'")
+        raise EdgekitError("label_range needs head='dldl', 'ranking' or 'regression'")
     try:
         model = entry.factory(num_classes=num_classes, **kwargs)
     except TypeError as exc:
@@ -172,15 +172,15 @@ def create_model(name: str, num_classes: int = 1000, weights: str | Path | None 
         adapt_small_input(model)
     nfl = {k: v for k, v in (("n_mul", nfl_mul), ("n_per", nfl_per), ("dh", nfl_dh), ("seed", nfl_seed))
            if v is not None}
-    if head not in (None, "fc", "nfl", "dldl", "ranking"):
-        raise EdgekitError(f"head must be 'fc', 'nfl', 'dldl' or 'ranking', got {head!r}")
+    if head not in (None, "fc", "nfl", "dldl", "ranking", "regression"):
+        raise EdgekitError(f"head must be 'fc', 'nfl', 'dldl', 'ranking' or 'regression', got {head!r}")
     if nfl and head != "nfl":
         raise EdgekitError("nfl_mul, nfl_per, nfl_dh and nfl_seed need head='nfl'")
     if head == "nfl":
         from .models.nfl import add_nfl_head
 
         add_nfl_head(model, **nfl)
-    if head in ("dldl", "ranking"):
+    if head in ("dldl", "ranking", "regression"):
         from .models.dldl import add_dldl_head
 
         add_dldl_head(model, str(label_range), head)

@@ -132,6 +132,20 @@ def test_l1_loss_on_one_output() -> None:
         label_loss(LabelTask("0:10:1", "kl"))(model, torch.ones(1, 2), torch.ones(1), 0)
 
 
+def test_regression_head_reads_out_over_the_label_range() -> None:
+    from edgekit.models.dldl import RegressionHead
+
+    head = _head(RegressionHead, [0.0])
+    assert head(torch.tensor([[1.0, 0.0]])).tolist() == [[1.0]]  # output 0 -> the centre of 0:2
+    with torch.no_grad():
+        head.classifier.bias.fill_(-1.0)
+    assert head(torch.tensor([[1.0, 0.0]])).tolist() == [[0.0]]  # -1 -> the low end
+    model = create_model("compact_cnn", head="regression", label_range="10:50:1", width_mult=0.5).eval()
+    with torch.no_grad():
+        out = model(torch.randn(3, 3, 32, 32))
+    assert out.shape == (3, 1) and torch.all((out > 0) & (out < 60))
+
+
 def test_label_metrics_golden() -> None:
     pred, y, sigma = torch.tensor([1.0, 2.0, 4.0]), torch.tensor([1.0, 3.0, 2.0]), torch.tensor([1.0, 1.0, 2.0])
     m = label_metrics(pred, y, sigma)

@@ -304,7 +304,7 @@ def _open(teacher: str | Path | Checkpoint, data: str | DataBundle | None, outpu
                            f"{LabelTask.KEY!r}); retrain it with edgekit train --task label_distribution")
     terms = weighted_terms(cfg.parts, {"alpha": cfg.alpha, "beta": cfg.beta})
     for term, _ in terms:
-        if term.softmax and not (classify or (label_task is not None and label_task.head is not None)):
+        if term.softmax and not (classify or (label_task is not None and label_task.has_distribution)):
             feats = ", ".join(n for n, t in TERMS.items() if t.features)
             what = "one-output (--loss l1) label_distribution" if label_task is not None else t_ckpt.task
             raise EdgekitError(f"a {what} teacher has no softmax to distil with {term.name}; use {feats}")
@@ -501,7 +501,7 @@ def make_step(terms: list[tuple[LossTerm, float]], teach: _Teacher | None, s_tap
     cache = (cached[0].to(device), cached[1].to(device)) if cached is not None else None
     features = any(t.features for t, _ in terms)
     task_loss = label_loss(label_task) if label_task is not None else None
-    logits_of = soft_logits(task, label_task) if label_task is None or label_task.head is not None else None
+    logits_of = soft_logits(task, label_task) if label_task is None or label_task.has_distribution else None
 
     def step(model: nn.Module, x: torch.Tensor, packed: torch.Tensor, epoch: int) -> StepOutput:
         idx = packed[:, -1].long()

@@ -64,6 +64,6 @@ def soft_logits(task: str, label_task: "LabelTask | None" = None) -> Callable[[t
         return lambda out: out
     from ..models.dldl import log_distribution
 
-    if label_task is not None and label_task.head is None:
+    if label_task is not None and not label_task.has_distribution:
         raise EdgekitError("it regresses one number (--loss l1): there is no label distribution")
     return log_distribution

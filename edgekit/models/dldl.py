@@ -10,8 +10,8 @@ turns it into one number. The same paper shows that Ranking-CNN's sequence of bi
 
 One output layout for every label-distribution model, in PyTorch and in every exported
 artifact: a ``[N, K + 1]`` tensor, columns ``0..K-1`` the distribution over the label set
-and column ``K`` the expectation. A model regressing one number (the L1 baseline) has a
-``[N, 1]`` output. In both, the **read-out is the last column**
+and column ``K`` the expectation. A model regressing one number (the L1 baseline,
+:class:`RegressionHead`) has a ``[N, 1]`` output. In both, the **read-out is the last column**
 (:func:`prediction`), so evaluation, parity and benchmarks need no per-loss branches.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ from torch import nn
 
 from ..errors import EdgekitError
 
-HEADS = ("dldl", "ranking")
+HEADS = ("dldl", "ranking", "regression")
 
 
 @dataclass(frozen=True)
@@ -129,22 +129,52 @@ class RankingHead(nn.Module):
         return torch.cat([p, self.expectation(p).unsqueeze(1)], dim=1)
 
 
+class RegressionHead(nn.Module):
+    """One number over the label range (the L1 baseline): ``centre + half_span * Linear(x)``.
+
+    The fixed affine read-out puts the Linear's output 0 at the middle of the label range and
+    +-1 at its ends, as regression targets are usually normalised: a softmax head starts at
+    the range's mean and moves through bounded logits, and without the scaling a one-output
+    head would spend a short schedule growing its weights to the labels' scale (Adam moves
+    each weight by about the learning rate per step). Output ``[N, 1]``."""
+
+    def __init__(self, in_features: int, labels: LabelSet) -> None:
+        super().__init__()
+        self.feature = nn.Identity()
+        self.classifier = nn.Linear(in_features, 1)
+        nn.init.zeros_(self.classifier.bias)
+        self.register_buffer("centre", torch.tensor((labels.lo + labels.hi) / 2, dtype=torch.float32))
+        self.register_buffer("half_span", torch.tensor((labels.hi - labels.lo) / 2, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.centre + self.half_span * self.classifier(self.feature(x))
+
+
+_HEAD_CLASSES = {"dldl": DLDLHead, "ranking": RankingHead, "regression": RegressionHead}
+
+
+def head_width(kind: str, labels: LabelSet) -> int:
+    """The output width of a ``kind`` head over ``labels``: K + 1, or 1 for ``regression``."""
+    return 1 if kind == "regression" else labels.size + 1
+
+
 def add_dldl_head(model: nn.Module, label_range: str, kind: str = "dldl") -> nn.Module:
-    """Replace ``model``'s classifier Linear by a :class:`DLDLHead` (or :class:`RankingHead`)
-    over ``label_range``; the layout's classifier and feature become the head's children."""
+    """Replace ``model``'s classifier Linear by a :class:`DLDLHead`, :class:`RankingHead` or
+    :class:`RegressionHead` over ``label_range``; the layout's classifier and feature become the
+    head's children."""
     from .connector import classifier_linear, replace_head
 
     if kind not in HEADS:
         raise EdgekitError(f"label-distribution head must be one of {', '.join(HEADS)}, got {kind!r}")
     labels = LabelSet.parse(label_range)
     name, fc = classifier_linear(model, f"head={kind!r}")
-    head = (DLDLHead if kind == "dldl" else RankingHead)(fc.in_features, labels)
+    head = _HEAD_CLASSES[kind](fc.in_features, labels)
     return replace_head(model, name, head, "feature")
 
 
-def head_of(model: nn.Module) -> DLDLHead | RankingHead | None:
-    """The model's label-distribution head, if it has one."""
-    return next((m for m in model.modules() if isinstance(m, (DLDLHead, RankingHead))), None)
+def head_of(model: nn.Module) -> nn.Module | None:
+    """The model's label head (distribution, ranking or regression), if it has one."""
+    return next((m for m in model.modules() if isinstance(m, tuple(_HEAD_CLASSES.values()))), None)
 
 
 def prediction(out: torch.Tensor) -> torch.Tensor:

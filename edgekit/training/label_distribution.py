@@ -71,15 +71,19 @@ class LabelTask:
         return LabelSet.parse(self.label_range)
 
     @property
-    def head(self) -> str | None:
-        """The head this loss trains: ``dldl``, ``ranking``, or ``None`` (one regressed number)."""
-        return {"l1": None, "ranking": "ranking"}.get(self.loss, "dldl")
+    def head(self) -> str:
+        """The head this loss trains: ``dldl``, ``ranking`` or ``regression`` (one number, l1)."""
+        return {"l1": "regression", "ranking": "ranking"}.get(self.loss, "dldl")
+
+    @property
+    def has_distribution(self) -> bool:
+        """Whether the model outputs a label distribution (every loss but l1)."""
+        return self.loss != "l1"
 
     def arch_kwargs(self) -> dict[str, Any]:
         """Registry kwargs of a model for this task."""
-        if self.head is None:
-            return {"num_classes": 1}
-        return {"num_classes": self.labels.size, "head": self.head, "label_range": self.label_range}
+        classes = self.labels.size if self.has_distribution else 1
+        return {"num_classes": classes, "head": self.head, "label_range": self.label_range}
 
     def record(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items()}

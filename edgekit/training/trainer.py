@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 from torch.utils.data import DistributedSampler
 
 from ..checkpoint import Checkpoint, load_checkpoint
@@ -19,7 +18,7 @@ from ..data import DataBundle, eval_transform, load_data, make_input_spec, train
 from ..data.transforms import is_tabular
 from ..device import resolve_device
 from ..errors import EdgekitError
-from ..models.connector import classifier_linear
+from ..models.dldl import HEADS
 from ..models.tabular import takes_features
 from ..fileio import atomic_path, check_writable
 from ..registry import count_params, create_model, get_entry, load_state
@@ -75,8 +74,6 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, config: Trai
     label_task = label_task_for(cfg, bundle)
     kwargs, spec = model_inputs(arch, bundle, cfg, label_task)
     model = create_model(arch, weights=cfg.weights, **kwargs)
-    if label_task is not None and label_task.head is None and cfg.weights is None:
-        centre_regressor(model, label_task)
 
     sampler = DistributedSampler(_Len(len(bundle.train)), seed=cfg.seed) if distributed else None
     aug = "no_flip" if bundle.spec.startswith("digits") and cfg.augment == "standard" else cfg.augment
@@ -139,7 +136,7 @@ def label_task_for(cfg: TrainConfig, bundle: DataBundle) -> LabelTask | None:
     averaging at test time to on, unless the augmentation leaves flips out (the data's
     labels change under a flip)."""
     head = (cfg.arch_kwargs or {}).get("head")
-    task = cfg.task or ("label_distribution" if head in ("dldl", "ranking") else None) or \
+    task = cfg.task or ("label_distribution" if head in HEADS else None) or \
         ("label_distribution" if bundle.task == "label_distribution" else None)
     if task != "label_distribution":
         for name in ("label_range", "sigma", "loss"):
@@ -158,23 +155,12 @@ def label_task_for(cfg: TrainConfig, bundle: DataBundle) -> LabelTask | None:
     label_range = cfg.label_range or bundle.info.get("label_range")
     if not label_range:
         raise EdgekitError("--task label_distribution needs --label-range lo:hi:step (e.g. 0:100:1)")
-    loss = cfg.loss or ("ranking" if head == "ranking" else "dldl")
+    loss = cfg.loss or {"ranking": "ranking", "regression": "l1"}.get(str(head), "dldl")
     if head not in (None, "fc") and head != LabelTask(str(label_range), loss).head:
-        raise EdgekitError(f"--loss {loss} trains a {LabelTask(str(label_range), loss).head or 'one-output'} "
-                           f"head, not --head {head}")
+        raise EdgekitError(f"--loss {loss} trains a {LabelTask(str(label_range), loss).head} head, not --head {head}")
     flip = cfg.flip_test if cfg.flip_test is not None else \
         "no_flip" not in cfg.augment and bool(bundle.info.get("flip_invariant", True))
     return LabelTask(str(label_range), loss, cfg.dldl_lambda, cfg.sigma, flip)
-
-
-def centre_regressor(model: nn.Module, task: LabelTask) -> None:
-    """Start a one-output regressor at the middle of the label range (bias), as a softmax head
-    over the range starts at its mean: the L1 baseline then does not spend its first epochs
-    climbing from 0 to the labels' scale."""
-    _, fc = classifier_linear(model, "--loss l1")
-    if fc.bias is not None:
-        with torch.no_grad():
-            fc.bias.fill_((task.labels.lo + task.labels.hi) / 2)
 
 
 def model_inputs(arch: str, bundle: DataBundle, cfg: TrainConfig,
