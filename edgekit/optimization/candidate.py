@@ -1,0 +1,190 @@
+"""One candidate: a :class:`~.plan.Plan` carried out on the original checkpoint and measured.
+
+Stages, each reusing edgekit's own function and each skipped when its output exists:
+
+1. ``prune``: CURL to the plan's MACs fraction (:func:`edgekit.compress.prune.prune`, no
+   fine-tuning: recovery is the next stage), scores shared by every candidate of the search
+   (``DIR/scores/``), so the units are scored once;
+2. ``recover``: KD from the original (:func:`edgekit.compress.distill.distill`, the pruned
+   checkpoint as the student), written to a work file and renamed when finished;
+3. ``export``: the plan's target at its precision behind the parity gate
+   (:func:`edgekit.exporters.pipeline.export`; int8 calibrated on the checkpoint's own
+   training images); a failed gate falls back to the next wider precision, each failure
+   recorded;
+4. ``bench``: the artifact on the budget's runtime with accuracy on the checkpoint's
+   held-out split (:func:`edgekit.benchmark.run.bench`); its row, written atomically to
+   ``bench.RUNTIME.tTHREADS.json``, is the candidate's finished marker.
+
+Everything lives in ``DIR/candidates/KEY/``. A candidate whose marker exists is read back,
+never recomputed; one killed half-way resumes at the first stage without its output. A
+candidate that fails (every precision refused by its gate) gets an error row as its
+marker: the failure is a result of the plan, and a rerun would repeat it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..checkpoint import Checkpoint, load_checkpoint
+from ..data import DataBundle
+from ..errors import EdgekitError
+from ..fileio import write_json
+from .budget import Budget
+from .config import OptimizeConfig
+from .plan import Plan
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class Search:
+    """What every candidate of one search shares: the original, its data split, the options."""
+
+    ckpt: Checkpoint
+    bundle: DataBundle
+    budget: Budget
+    cfg: OptimizeConfig
+    root: Path
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return self.cfg.candidate_settings(self.bundle.record)
+
+    @property
+    def scores_path(self) -> Path:
+        return self.root / "scores" / f"{str(self.ckpt.sha256)[:16]}.pt"
+
+
+@dataclass
+class Candidate:
+    """A measured candidate: where it lives, its artifact, its bench row, whether it was reused."""
+
+    plan: Plan
+    key: str
+    folder: Path
+    row: dict[str, Any]
+    export: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    reused: bool = False
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.row.get("error") and self.p50_ms is not None
+
+    @property
+    def p50_ms(self) -> float | None:
+        return self.row.get("p50_ms")
+
+    @property
+    def top1(self) -> float | None:
+        return (self.row.get("accuracy") or {}).get("top1")
+
+    def record(self, budget: Budget, reference_top1: float | None) -> dict[str, Any]:
+        """The candidate as optimize.json lists it."""
+        drop = reference_top1 - self.top1 if reference_top1 is not None and self.top1 is not None else None
+        return {"key": self.key, "label": self.plan.label, "plan": self.plan.as_dict(), "folder": str(self.folder),
+                "artifact": self.row.get("artifact"), "checkpoint": self.export.get("checkpoint"),
+                "precision": self.export.get("precision"), "fallbacks": self.export.get("fallbacks", []),
+                "p50_ms": self.p50_ms, "p90_ms": self.row.get("p90_ms"), "noisy": self.row.get("noisy"),
+                "top1": self.top1, "drop": drop, "meets_budget": budget.met(self.p50_ms) if self.ok else False,
+                "macs_ratio": self.metrics.get("macs_ratio"), "params": self.metrics.get("params"),
+                "error": self.row.get("error"), "reused": self.reused, "seconds": round(self.seconds, 1)}
+
+
+def bench_name(budget: Budget, threads: int) -> str:
+    return f"bench.{budget.runtime}.t{threads}.json"
+
+
+def run_candidate(search: Search, plan: Plan, say: Say) -> Candidate:
+    """Carry out ``plan`` (or read it back when finished) and return the measured candidate."""
+    key = plan.key(str(search.ckpt.sha256), search.settings)
+    folder = search.root / "candidates" / key
+    marker = folder / bench_name(search.budget, search.cfg.threads)
+    if marker.is_file():  # finished: read back, never recomputed
+        done = json.loads(marker.read_text())
+        return Candidate(plan, key, folder, done["row"], done.get("export", {}), done.get("metrics", {}),
+                         reused=True)
+    t0 = time.perf_counter()
+    write_json(folder / "plan.json", {"key": key, "plan": plan.as_dict(), "parent": search.ckpt.lineage,
+                                      "settings": search.settings})
+    source, metrics = _compressed(search, plan, folder, say)
+    exported = _export(search, plan, source, folder, say)
+    say("bench")
+    row = _bench(search, exported) if exported.get("artifact") else _failed_row(search, plan, exported)
+    if exported.get("artifact") is None or not row.get("error"):  # a failed timing is retried by a rerun
+        write_json(marker, {"row": row, "export": exported, "metrics": metrics})
+    return Candidate(plan, key, folder, row, exported, metrics, seconds=time.perf_counter() - t0)
+
+
+def _compressed(search: Search, plan: Plan, folder: Path, say: Say) -> tuple[Checkpoint, dict[str, Any]]:
+    """The checkpoint to export: the original, or pruned (and recovered) into ``folder``."""
+    if plan.macs is None:
+        return search.ckpt, {"macs_ratio": 1.0}
+    cfg = search.cfg
+    pruned_path = folder / "pruned.pt"
+    if not pruned_path.is_file():
+        say("prune")
+        from ..compress.prune import prune
+
+        prune(search.ckpt, search.bundle, pruned_path, target=f"macs={plan.macs}", finetune_epochs=0,
+              proxy_size=cfg.proxy_size, min_keep=cfg.min_keep, scores_path=search.scores_path, seed=cfg.seed,
+              batch_size=cfg.batch_size, precise_bn=cfg.precise_bn, device=cfg.device, progress=False, force=True)
+    pruned = load_checkpoint(pruned_path)
+    metrics = {k: pruned.metrics.get(k) for k in ("macs_ratio", "macs", "params", "top1_unpruned", "top1_pruned_bn")}
+    if plan.recovery is None:
+        return pruned, metrics
+    final = folder / f"{plan.label}.pt"
+    if not final.is_file():
+        say(f"recover ({plan.recovery}, {plan.recovery_epochs} epochs)")
+        from ..compress.distill import distill
+
+        work = folder / "recovering.pt"  # distill writes after every epoch: renamed only when it is done
+        distill(search.ckpt, pruned, search.bundle, work, method=plan.recovery, epochs=plan.recovery_epochs,
+                lr=cfg.recovery_lr, seed=cfg.seed, batch_size=cfg.batch_size, precise_bn=cfg.precise_bn,
+                device=cfg.device, progress=False, force=True)
+        os.replace(work, final)
+    recovered = load_checkpoint(final)
+    metrics["val_top1"] = recovered.metrics.get("val_top1")
+    return recovered, metrics
+
+
+def _export(search: Search, plan: Plan, source: Checkpoint, folder: Path, say: Say) -> dict[str, Any]:
+    """Export at the plan's precision, falling back to wider ones when the parity gate refuses it."""
+    from ..exporters.pipeline import export
+
+    fallbacks: list[dict[str, str]] = []
+    for precision in plan.precisions():
+        say(f"export {precision}")
+        try:
+            rec = export(source, plan.target, precision=precision, output_dir=folder, name=plan.label,
+                         calib=search.bundle, calib_size=search.cfg.calib_size,
+                         parity_size=search.cfg.parity_size, force=True)[0]
+        except EdgekitError as exc:
+            fallbacks.append({"precision": precision, "error": str(exc)})
+            say(f"export {precision} refused: {str(exc)[:160]}")
+            continue
+        return {"artifact": rec["path"], "precision": precision, "fallbacks": fallbacks,
+                "checkpoint": str(source.path) if source.path else None, "parity": rec.get("parity")}
+    return {"artifact": None, "precision": None, "fallbacks": fallbacks,
+            "checkpoint": str(source.path) if source.path else None}
+
+
+def _bench(search: Search, exported: dict[str, Any]) -> dict[str, Any]:
+    from ..benchmark.run import bench
+
+    return bench(exported["artifact"], runtime=search.budget.runtime, threads=search.cfg.threads,
+                 min_seconds=search.cfg.min_seconds, data=search.bundle.spec)[0]
+
+
+def _failed_row(search: Search, plan: Plan, exported: dict[str, Any]) -> dict[str, Any]:
+    from ..benchmark.schema import error_row
+
+    why = "; ".join(f"{f['precision']}: {f['error']}" for f in exported["fallbacks"])
+    return error_row({"model": plan.label, "artifact": None, "runtime": search.budget.runtime,
+                      "threads": search.cfg.threads, "batch": 1},
+                     f"no precision passed the parity gate ({why})")

@@ -1,0 +1,74 @@
+"""``OptimizeConfig``: the options of ``edgekit optimize`` (and :func:`edgekit.optimize`), validated.
+
+Torch-free, so the CLI reads defaults and choices without importing the stages. Every
+number goes through :mod:`edgekit.numbers`: zero, negative and NaN are one-line errors,
+except where zero means something (``max_drop`` 0: no accuracy loss allowed; ``refine`` 0:
+no bisection; ``recovery_epochs`` 0: no recovery).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..compress.prune_config import PruneConfig
+from ..formats import PRECISIONS
+from ..numbers import fraction, non_negative_float, non_negative_int, positive_float, positive_int, unit_interval
+from ..stage_config import RunConfig, choice, default
+
+#: Kept fractions of the MACs tried by default, largest (most accurate) first.
+RATIOS = (0.75, 0.5, 0.35, 0.25)
+
+
+@dataclass
+class OptimizeConfig(RunConfig):
+    """How to search and how to measure.
+
+    ``ratios``: the CURL MACs grid, tried largest first; the grid stops at the first
+    ratio whose artifact meets the budget (smaller ones are faster but less accurate),
+    unless ``exhaustive``; ``refine`` bisection steps then look for a larger model
+    between that ratio and the last one over budget. ``recovery_epochs`` of KD from the
+    original (0: none) at ``recovery_lr``. ``precision``: the export asked for; a
+    candidate whose parity gate fails there falls back to the next wider precision.
+    ``threads``, ``min_seconds``: how each artifact is timed. ``max_drop``: the most
+    top-1 points the chosen artifact may lose against the original (fp32, torch).
+    ``proxy_size``, ``min_keep``: CURL's proxy set and per-layer floor
+    (:class:`~edgekit.compress.prune_config.PruneConfig`); ``calib_size``,
+    ``parity_size``: int8 calibration and parity-gate images.
+    """
+
+    threads: int = 1
+    max_drop: float = 1.0
+    precision: str = "int8"
+    ratios: tuple[float, ...] = RATIOS
+    refine: int = 1
+    exhaustive: bool = False
+    recovery_epochs: int = 3
+    recovery_lr: float = 0.01
+    proxy_size: int = default(PruneConfig, "proxy_size")
+    min_keep: float = default(PruneConfig, "min_keep")
+    calib_size: int = 256
+    parity_size: int = 256
+    min_seconds: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.threads = positive_int("threads", self.threads)
+        self.max_drop = non_negative_float("max_drop", self.max_drop)
+        self.precision = choice("precision", self.precision, PRECISIONS)
+        ratios = [self.ratios] if isinstance(self.ratios, (int, float, str)) else list(self.ratios)
+        self.ratios = tuple(sorted({round(fraction("ratio", r, closed_right=False), 4) for r in ratios},
+                                   reverse=True))
+        self.refine = non_negative_int("refine", self.refine)
+        self.recovery_epochs = non_negative_int("recovery_epochs", self.recovery_epochs)
+        self.recovery_lr = positive_float("recovery_lr", self.recovery_lr)
+        self.proxy_size = positive_int("proxy_size", self.proxy_size)
+        self.min_keep = unit_interval("min_keep", self.min_keep)
+        self.calib_size = positive_int("calib_size", self.calib_size)
+        self.parity_size = positive_int("parity_size", self.parity_size)
+        self.min_seconds = positive_float("min_seconds", self.min_seconds)
+
+    def candidate_settings(self, data: dict[str, Any]) -> dict[str, Any]:
+        """What, besides the plan, changes a candidate's checkpoint or artifact (part of its key)."""
+        return {"data": data, "seed": self.seed, "batch_size": self.batch_size, "precise_bn": self.precise_bn,
+                "proxy_size": self.proxy_size, "min_keep": self.min_keep, "recovery_lr": self.recovery_lr,
+                "calib_size": self.calib_size, "parity_size": self.parity_size}

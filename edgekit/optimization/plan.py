@@ -1,0 +1,67 @@
+"""A candidate compression plan and its content key.
+
+A :class:`Plan` says what to do to the original checkpoint: prune with CURL to a fraction
+of its MACs (``None``: leave it whole), recover by distillation from the original (``kd``,
+the method measured best on small data: :mod:`edgekit.compress.distill`), and export at a
+precision for a target. Its **key** is the sha256 of the parent checkpoint's sha256, the
+plan's fields and the settings that change its result (proxy set, seeds, calibration and
+parity sizes, recovery learning rate, ...): two runs that would compute the same
+candidate find the same folder, and a changed setting never reuses a stale one.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ..errors import EdgekitError
+from ..formats import PRECISIONS
+
+
+@dataclass(frozen=True)
+class Plan:
+    """``macs``: kept fraction of the MACs (None: unpruned); ``recovery``: ``kd`` or None,
+    for ``recovery_epochs``; ``precision``: the one asked for (the export falls back to the
+    next wider one when its parity gate fails); ``target``: the export target."""
+
+    macs: float | None
+    recovery: str | None
+    recovery_epochs: int
+    precision: str
+    target: str
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise EdgekitError(f"unknown precision {self.precision!r}; expected one of {', '.join(PRECISIONS)}")
+        if self.macs is None and self.recovery is not None:
+            raise EdgekitError("an unpruned plan has nothing to recover")
+
+    @classmethod
+    def unpruned(cls, precision: str, target: str) -> "Plan":
+        return cls(None, None, 0, precision, target)
+
+    @classmethod
+    def pruned(cls, macs: float, recovery_epochs: int, precision: str, target: str) -> "Plan":
+        return cls(round(float(macs), 4), "kd" if recovery_epochs > 0 else None, recovery_epochs, precision, target)
+
+    @property
+    def label(self) -> str:
+        """Short readable name: ``unpruned``, ``macs0.50+kd3``; also the artifact's model name."""
+        if self.macs is None:
+            return "unpruned"
+        rec = f"+{self.recovery}{self.recovery_epochs}" if self.recovery else ""
+        return f"macs{self.macs:.2f}{rec}"
+
+    def precisions(self) -> list[str]:
+        """The precision asked for, then each wider one: int8 -> fp16 -> fp32."""
+        order = ("int8", "fp16", "fp32")
+        return list(order[order.index(self.precision):])
+
+    def key(self, parent_sha256: str, settings: dict[str, Any]) -> str:
+        """16 hex digits of sha256(parent sha256, plan fields, result-changing settings)."""
+        text = json.dumps({"parent": parent_sha256, "plan": asdict(self), "settings": settings}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "label": self.label}
