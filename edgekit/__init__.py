@@ -31,6 +31,7 @@ _API = {
     "prune": "edgekit.compress.prune",
     "export": "edgekit.exporters.pipeline",
     "verify": "edgekit.exporters.pipeline",
+    "optimize": "edgekit.optimization.search",
 }
 
 

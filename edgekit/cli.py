@@ -18,7 +18,11 @@ from .compress.distill_config import BIAS_MODES, DistillConfig
 from .compress.prune_config import METHODS as PRUNE_METHODS
 from .compress.prune_config import RANKS, RECIPES, PruneConfig
 from .errors import EdgekitError
+from .formats import PRECISIONS
 from .numbers import FRACTION, NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT, UNIT_INTERVAL
+from .numbers import fraction
+from .optimization.budget import BUDGET
+from .optimization.config import OptimizeConfig
 from .stage_config import RunConfig, default
 from .training.config import AUGMENTS, LABEL_LOSSES, MIX_MODES, OPTIMIZERS, TRAIN_TASKS, TrainConfig
 
@@ -471,6 +475,43 @@ def prune_cmd(checkpoint: str, data: str | None, output: str, force: bool, **kw:
     for rt, v in (m.get("latency") or {}).items():
         if isinstance(v, dict):
             click.echo(f"{rt}: {v['before_ms']:.3f} ms -> {v['after_ms']:.3f} ms ({v['speedup']:.2f}x, measured)")
+
+
+@main.command("optimize")
+@click.argument("checkpoint", type=click.Path())
+@click.option("--budget", required=True, type=BUDGET, help="Latency budget of the final artifact: MS@RUNTIME, "
+              "e.g. 2ms@litert (median, batch 1, measured).")
+@click.option("--data", help="Data spec (default: the checkpoint's own dataset, split as its training split it).")
+@click.option("-o", "--output", required=True, type=click.Path(), help="Folder for candidates, report, optimize.json.")
+@click.option("--threads", default=default(OptimizeConfig, "threads"), show_default=True, type=POSITIVE_INT)
+@click.option("--max-drop", default=default(OptimizeConfig, "max_drop"), show_default=True, type=NON_NEGATIVE_FLOAT,
+              help="Most top-1 points the chosen artifact may lose against the original (0: none).")
+@click.option("--precision", type=click.Choice(PRECISIONS), default=default(OptimizeConfig, "precision"),
+              show_default=True, help="Export precision (a failed parity gate falls back to the next wider one).")
+@click.option("--ratios", help="CURL MACs fractions to try, largest first (default 0.75,0.5,0.35,0.25).")
+@click.option("--refine", default=default(OptimizeConfig, "refine"), show_default=True, type=NON_NEGATIVE_INT,
+              help="Bisection steps toward the budget after the grid.")
+@click.option("--recovery-epochs", default=default(OptimizeConfig, "recovery_epochs"), show_default=True,
+              type=NON_NEGATIVE_INT, help="KD epochs from the original after pruning (0: none).")
+@click.option("--exhaustive", is_flag=True, help="Try every plan, not stopping at the first that fits.")
+@click.option("--min-seconds", default=default(OptimizeConfig, "min_seconds"), show_default=True,
+              type=POSITIVE_FLOAT, help="Time each artifact for at least this long.")
+@click.option("--device", default=default(OptimizeConfig, "device"), show_default=True)
+@click.option("--resume", is_flag=True, help="Continue the search in --output (finished candidates are reused "
+              "on any rerun; this insists there is one).")
+@_guard
+def optimize_cmd(checkpoint: str, budget: Any, data: str | None, output: str, ratios: str | None, **kw: Any) -> None:
+    """Most accurate artifact of CHECKPOINT meeting a latency budget (prune, KD, int8; all measured)."""
+    from .optimization.search import optimize as run
+    from .optimization.summary import summary_lines
+
+    if ratios is not None:
+        kw["ratios"] = [fraction("--ratios", r, closed_right=False) for r in ratios.split(",") if r.strip()]
+    doc = run(checkpoint, data, output, budget=budget, **kw)
+    click.echo("\n".join(summary_lines(doc)))
+    if not doc["meets_budget"]:
+        click.echo(f"edgekit: {doc['message']}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover
