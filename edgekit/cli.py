@@ -496,7 +496,12 @@ def prune_cmd(checkpoint: str, data: str | None, output: str, force: bool, **kw:
 @click.option("--exhaustive", is_flag=True, help="Try every plan, not stopping at the first that fits.")
 @click.option("--min-seconds", default=default(OptimizeConfig, "min_seconds"), show_default=True,
               type=POSITIVE_FLOAT, help="Time each artifact for at least this long.")
+@click.option("--proxy-size", default=default(OptimizeConfig, "proxy_size"), show_default=True, type=POSITIVE_INT,
+              help="CURL proxy images.")
+@click.option("--calib-size", default=default(OptimizeConfig, "calib_size"), show_default=True, type=POSITIVE_INT)
+@click.option("--parity-size", default=default(OptimizeConfig, "parity_size"), show_default=True, type=POSITIVE_INT)
 @click.option("--device", default=default(OptimizeConfig, "device"), show_default=True)
+@_precise_bn_option
 @click.option("--resume", is_flag=True, help="Continue the search in --output (finished candidates are reused "
               "on any rerun; this insists there is one).")
 @_guard

@@ -99,7 +99,6 @@ def optimize(checkpoint: str | Path | Checkpoint, data: str | None = None, outpu
     doc = summary.document(search, originals, candidates, reference)
     doc["wall_seconds"] = round(clock.elapsed, 1)
     write_json(root / "optimize.json", doc)
-    clock.line(f"done: {doc['message']}")
     return doc
 
 

@@ -1,0 +1,173 @@
+"""edgekit optimize: budgets and bad input, the measured search on digits (a candidate that meets
+a generous budget, optimize.json, the report), reuse of finished candidates, an impossible budget."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from edgekit.cli import main
+from edgekit.errors import EdgekitError
+from edgekit.optimization.budget import Budget, parse_budget
+from edgekit.optimization.config import OptimizeConfig
+from edgekit.optimization.plan import Plan
+
+#: The tiny search every end-to-end test shares (same settings -> same candidate keys).
+SMALL = dict(ratios=(0.5,), recovery_epochs=1, proxy_size=32, calib_size=32, parity_size=32, min_seconds=0.3,
+             precise_bn=10)
+SMALL_CLI = ["--ratios", "0.5", "--recovery-epochs", "1", "--proxy-size", "32", "--calib-size", "32",
+             "--parity-size", "32", "--min-seconds", "0.3", "--precise-bn", "10"]
+
+
+def _one_line(res: Any, code: int, text: str) -> str:
+    assert res.exit_code == code, (res.exit_code, res.output, res.stderr)
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
+    assert text in lines[0], lines[0]
+    return lines[0]
+
+
+def test_budget_parsing() -> None:
+    assert parse_budget("2ms@litert") == Budget(2.0, "litert")
+    b = parse_budget(" 0.5 ms @ onnxruntime ")
+    assert (b.ms, b.runtime, b.target, str(b)) == (0.5, "onnxruntime", "onnx", "0.5ms@onnxruntime")
+    assert parse_budget("2ms@litert").target == "tflite"
+    assert b.met(0.5) and not b.met(0.51) and not b.met(None)
+    for bad, words in [("0ms@litert", "> 0"), ("-1ms@litert", "> 0"), ("nanms@litert", "finite"),
+                       ("infms@litert", "finite"), ("2@litert", "expected milliseconds"), ("2ms", "expected"),
+                       ("2ms@litrt", "did you mean litert"), ("2ms@torch", "not supported"), ("xms@litert", "number")]:
+        with pytest.raises(EdgekitError, match=words) as exc:
+            parse_budget(bad)
+        assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("budget, text", [("0ms@litert", "must be > 0"), ("-1ms@litert", "must be > 0"),
+                                          ("nanms@litert", "finite"), ("2ms@nosuchruntime", "unknown runtime")])
+def test_cli_bad_budget_is_one_line_exit_2(budget: str, text: str, tmp_path: Path) -> None:
+    res = CliRunner().invoke(main, ["optimize", str(tmp_path / "x.pt"), "--budget", budget, "-o", str(tmp_path)])
+    _one_line(res, 2, text)
+
+
+@pytest.mark.parametrize("args, text", [(["--threads", "0"], "--threads"), (["--max-drop", "nan"], "--max-drop"),
+                                        (["--max-drop", "-1"], "--max-drop"), (["--ratios", "0.5,1"], "--ratios"),
+                                        (["--ratios", "0"], "--ratios"), (["--min-seconds", "0"], "--min-seconds"),
+                                        (["--precision", "int4"], "--precision")])
+def test_cli_bad_numbers_are_one_line_exit_2(args: list[str], text: str, tmp_path: Path) -> None:
+    res = CliRunner().invoke(main, ["optimize", str(tmp_path / "x.pt"), "--budget", "2ms@litert",
+                                    "-o", str(tmp_path), *args])
+    _one_line(res, 2, text)
+
+
+def test_config_and_plan_checks() -> None:
+    assert OptimizeConfig(ratios=(0.25, 0.5, 0.5)).ratios == (0.5, 0.25)  # largest first, once each
+    for bad in (dict(threads=0), dict(max_drop=float("nan")), dict(recovery_epochs=-1), dict(ratios=(1.0,)),
+                dict(calib_size=0), dict(recovery_lr=0.0)):
+        with pytest.raises(EdgekitError):
+            OptimizeConfig(**bad)
+    assert OptimizeConfig(max_drop=0).max_drop == 0  # zero loss allowed is a real setting
+    p = Plan.pruned(0.5, 3, "int8", "tflite")
+    assert p.label == "macs0.50+kd3" and Plan.unpruned("int8", "tflite").label == "unpruned"
+    assert p.precisions() == ["int8", "fp16", "fp32"] and Plan.unpruned("fp16", "onnx").precisions() == ["fp16", "fp32"]
+    settings = {"seed": 0}
+    keys = {p.key("a", settings), p.key("b", settings), p.key("a", {"seed": 1}),
+            Plan.pruned(0.35, 3, "int8", "tflite").key("a", settings), Plan.pruned(0.5, 3, "fp32", "tflite").key("a", settings)}
+    assert len(keys) == 5 and p.key("a", settings) == Plan.pruned(0.5, 3, "int8", "tflite").key("a", settings)
+
+
+def test_stage_function_survives_importing_the_package() -> None:
+    code = "import edgekit.optimization.search, edgekit\nassert callable(edgekit.optimize)\nprint('ok')"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0 and "ok" in res.stdout, res.stderr
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Any:
+    """Training on 1 thread: on a shared 2-core machine 2 torch threads spin against other work."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def searched(digits_ckpt: Path, tmp_path_factory: pytest.TempPathFactory, one_thread: Any) -> tuple[Path, dict]:
+    """A generous budget, every plan of the tiny grid tried: the unpruned int8 model and CURL 50 % + KD 1 epoch."""
+    import edgekit
+
+    out = tmp_path_factory.mktemp("optimize")
+    doc = edgekit.optimize(digits_ckpt, None, out, budget="1000ms@litert", max_drop=100, exhaustive=True,
+                           progress=False, **SMALL)
+    return out, doc
+
+
+def test_generous_budget_picks_a_candidate_that_meets_it(searched: tuple[Path, dict]) -> None:
+    out, doc = searched
+    on_disk = json.loads((out / "optimize.json").read_text())
+    assert on_disk["chosen"]["key"] == doc["chosen"]["key"] and on_disk["format"] == "edgekit.optimize"
+    assert doc["meets_budget"] and doc["computed"] == 2 and doc["reused"] == 0
+    labels = [c["label"] for c in doc["candidates"]]
+    assert labels == ["unpruned", "macs0.50+kd1"]
+    pruned = doc["candidates"][1]
+    assert pruned["macs_ratio"] == pytest.approx(0.5, abs=0.03) and pruned["precision"] == "int8"
+    assert Path(pruned["checkpoint"]).is_file() and Path(pruned["folder"]).parent == out / "candidates"
+    chosen = doc["chosen"]
+    assert chosen["p50_ms"] <= 1000 and Path(chosen["artifact"]).is_file()
+    assert chosen["artifact"].endswith(".tflite") and Path(chosen["artifact"] + ".json").is_file()  # manifest
+    # the most accurate of the eligible candidates (ties: the faster)
+    best = max(doc["candidates"], key=lambda c: (c["top1"], -c["p50_ms"]))
+    assert chosen["key"] == best["key"]
+    orig = doc["original"]
+    assert 10 < orig["top1"] <= 100 and chosen["drop"] == pytest.approx(orig["top1"] - chosen["top1"])
+    assert {r["runtime"] for r in orig["rows"]} == {"torch", "onnxruntime", "litert"}
+    assert orig["latency_ms"] == next(r["p50_ms"] for r in orig["rows"] if r["runtime"] == "litert")
+    sp = chosen["speedups"]
+    assert set(sp) == {"torch", "onnxruntime", "litert"}
+    assert sp["litert"]["speedup"] == pytest.approx(sp["litert"]["p50_ms"] / chosen["p50_ms"])
+    assert doc["pareto"] and {p["key"] for p in doc["pareto"]} <= {c["key"] for c in doc["candidates"]}
+    report = Path(doc["report"])
+    assert report.is_file() and "Pareto" in report.with_suffix(".md").read_text()
+    rows = json.loads(Path(doc["results"]).read_text())["rows"]
+    assert len(rows) == 5 and all(r["lineage"]["root_sha256"] == orig["sha256"] for r in rows)
+
+
+def _stamps(out: Path) -> dict[str, float]:
+    return {str(p): p.stat().st_mtime_ns for p in (out / "candidates").rglob("*") if p.is_file()}
+
+
+def test_rerun_reuses_every_candidate(searched: tuple[Path, dict], digits_ckpt: Path) -> None:
+    import edgekit
+
+    out, first = searched
+    before = _stamps(out)
+    doc = edgekit.optimize(digits_ckpt, None, out, budget="1000ms@litert", max_drop=100, exhaustive=True,
+                           resume=True, progress=False, **SMALL)
+    assert doc["computed"] == 0 and doc["reused"] == 2 and all(c["reused"] for c in doc["candidates"])
+    assert _stamps(out) == before  # nothing under candidates/ was rewritten
+    assert doc["chosen"]["key"] == first["chosen"]["key"]
+
+
+def test_impossible_budget_names_the_closest(searched: tuple[Path, dict], digits_ckpt: Path) -> None:
+    out, _ = searched
+    res = CliRunner().invoke(main, ["optimize", str(digits_ckpt), "--budget", "0.0001ms@litert", "-o", str(out),
+                                    *SMALL_CLI])
+    assert res.exit_code == 1 and "Traceback" not in res.stderr, res.stderr
+    line = res.stderr.strip().splitlines()[-1]  # after the progress lines: the verdict, one line
+    assert line.startswith("edgekit: no candidate of 2 meets 0.0001ms@litert within 1 points"), line
+    doc = json.loads((out / "optimize.json").read_text())
+    assert not doc["meets_budget"] and doc["chosen"] is None and doc["computed"] == 0
+    fastest = min(doc["candidates"], key=lambda c: c["p50_ms"])
+    assert doc["closest"]["key"] == fastest["key"] and f"closest: {fastest['label']}" in line
+    assert "closest:" in res.stdout and doc["report"] in res.stdout
+
+
+def test_resume_needs_an_earlier_search(tmp_path: Path) -> None:
+    import edgekit
+
+    with pytest.raises(EdgekitError, match="nothing to resume"):
+        edgekit.optimize(tmp_path / "x.pt", None, tmp_path, budget="2ms@litert", resume=True, progress=False)
