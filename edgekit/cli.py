@@ -506,7 +506,10 @@ def prune_cmd(checkpoint: str, data: str | None, output: str, force: bool, **kw:
               "on any rerun; this insists there is one).")
 @_guard
 def optimize_cmd(checkpoint: str, budget: Any, data: str | None, output: str, ratios: str | None, **kw: Any) -> None:
-    """Most accurate artifact of CHECKPOINT meeting a latency budget (prune, KD, int8; all measured)."""
+    """Most accurate artifact of CHECKPOINT meeting a latency budget (prune, KD, int8; all measured).
+
+    Exit 1 with one line when no candidate meets the budget within --max-drop (optimize.json
+    and the report are still written, naming the closest)."""
     from .optimization.search import optimize as run
     from .optimization.summary import summary_lines
 

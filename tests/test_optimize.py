@@ -171,3 +171,22 @@ def test_resume_needs_an_earlier_search(tmp_path: Path) -> None:
 
     with pytest.raises(EdgekitError, match="nothing to resume"):
         edgekit.optimize(tmp_path / "x.pt", None, tmp_path, budget="2ms@litert", resume=True, progress=False)
+
+
+def test_killed_candidate_resumes_at_its_first_missing_stage(searched: tuple[Path, dict], digits_ckpt: Path) -> None:
+    """A candidate killed after recovery (no artifact, no bench row) keeps its pruned and recovered checkpoints."""
+    import edgekit
+
+    out, first = searched
+    pruned = next(c for c in first["candidates"] if c["plan"]["macs"] is not None)
+    folder = Path(pruned["folder"])
+    for p in folder.iterdir():
+        if p.name.startswith("bench.") or ".tflite" in p.name or p.name == "manifest.json":
+            p.unlink()
+    kept = {p: p.stat().st_mtime_ns for p in (folder / "pruned.pt", Path(pruned["checkpoint"]))}
+    doc = edgekit.optimize(digits_ckpt, None, out, budget="1000ms@litert", max_drop=100, exhaustive=True,
+                           progress=False, **SMALL)
+    assert doc["computed"] == 1 and doc["reused"] == 1
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept  # neither pruned nor recovered again
+    again = next(c for c in doc["candidates"] if c["key"] == pruned["key"])
+    assert Path(again["artifact"]).is_file() and again["top1"] == pytest.approx(pruned["top1"], abs=2.0)

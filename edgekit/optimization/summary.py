@@ -66,7 +66,7 @@ def _message(search: Search, chosen: dict[str, Any] | None, closest: dict[str, A
     budget, cfg = search.budget, search.cfg
     if chosen is not None:
         return (f"chosen {chosen['label']} ({chosen['precision']}): {chosen['p50_ms']:.3f} ms on {budget.runtime} "
-                f"<= {budget.ms:g} ms, top-1 {chosen['top1']:.2f}% ({-chosen['drop']:+.2f} points)")
+                f"<= {budget.ms:g} ms, top-1 {chosen['top1']:.2f}% ({0.0 - chosen['drop']:+.2f} points against the original)")
     lead = f"no candidate of {n} meets {budget} within {cfg.max_drop:g} points"
     if closest is None:
         return f"{lead}; every candidate failed"
