@@ -7,10 +7,10 @@ import sys
 
 def test_stage_functions_survive_submodule_imports() -> None:
     code = (
-        "import edgekit.training.loop, edgekit.exporters.parity, edgekit.benchmark.stats, edgekit\n"
+        "import edgekit.training.loop, edgekit.exporters.parity, edgekit.benchmark.stats, edgekit.optimization.search, edgekit\n"
         "from edgekit.training.trainer import train\n"
         "import inspect\n"
-        "for name in ('train', 'export', 'bench', 'prune', 'distill', 'evaluate', 'report', 'verify'):\n"
+        "for name in ('train', 'export', 'bench', 'prune', 'distill', 'evaluate', 'report', 'verify', 'optimize'):\n"
         "    assert callable(getattr(edgekit, name)), name\n"
         "try:\n"
         "    edgekit.train('no_such_arch', 'digits', '/nonexistent/x.pt')\n"
