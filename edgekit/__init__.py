@@ -32,6 +32,8 @@ _API = {
     "export": "edgekit.exporters.pipeline",
     "verify": "edgekit.exporters.pipeline",
     "optimize": "edgekit.optimization.search",
+    "load_recipe": "edgekit.recipes.load",
+    "run_recipe": "edgekit.recipes.run",
 }
 
 

@@ -522,5 +522,21 @@ def optimize_cmd(checkpoint: str, budget: Any, data: str | None, output: str, ra
         sys.exit(1)
 
 
+@main.command("run")
+@click.argument("recipe")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a recipe value, dotted: training.epochs=2, data=imagefolder:PATH, optimize=null.")
+@click.option("-o", "--output", required=True, type=click.Path(), help="Folder for every stage's outputs and run.json.")
+@_guard
+def run_cmd(recipe: str, overrides: tuple[str, ...], output: str) -> None:
+    """Run RECIPE (models/NAME.yaml, or NAME) stage by stage; finished stages are reused."""
+    from .recipes.run import run_recipe
+
+    doc = run_recipe(recipe, output, overrides=overrides)
+    for s in doc["stages"]:
+        click.echo(f"{s['stage']:<9} {'reused' if s['reused'] else 'computed':<9} {s['seconds']:>7.1f}s  {s['folder']}")
+    click.echo(f"run.json: {output}/run.json ({doc['wall_seconds']:.1f}s)")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
