@@ -19,7 +19,7 @@ REQUIRED = {"resnet18_imagefolder": ["data=imagefolder:/nonexistent/images"],
             "mobilenet_v2_imagefolder": ["data=imagefolder:/nonexistent/images"]}
 #: compact_cnn_digits shrunk to seconds: tiny data, one epoch everywhere, ONNX fp32 only, no optimize
 SMALL = ["data=synthetic:classes=4,n=160", "training.epochs=1", "training.batch_size=32", "training.precise_bn=0",
-         "training.arch_kwargs={width_mult:0.5}", "prune.proxy_size=32", "prune.precise_bn=0", "distill.epochs=1",
+         "training.arch_kwargs={width_mult: 0.5}", "prune.proxy_size=32", "prune.precise_bn=0", "distill.epochs=1",
          "distill.batch_size=32", "distill.precise_bn=0", "export.targets=[onnx]", "export.precision=[fp32]",
          "export.calib_size=16", "export.parity_size=16", "bench.runtimes=[onnxruntime]", "bench.warmup=1",
          "bench.min_seconds=0.05", "bench.report=false", "optimize=null"]
@@ -115,9 +115,6 @@ def test_run_end_to_end_reuses_and_recomputes_downstream_only(tmp_path: Path) ->
     keys = {s["stage"]: s["key"] for s in changed["stages"]}
     assert keys["train"] == by["train"]["key"] and all(keys[s] != by[s]["key"] for s in changed["computed"])
     assert (out / "train" / "model.pt").stat().st_mtime_ns == mtimes[out / "train" / "model.pt"]
-
-    bench_only = _run(out, ["prune.target=macs=0.7", "bench.min_seconds=0.06"])
-    assert bench_only["computed"] == ["bench"]
 
 
 @pytest.mark.slow
