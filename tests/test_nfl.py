@@ -83,7 +83,7 @@ def test_bad_parameters_are_one_line() -> None:
         NFLLayer(10, dh=4)
     with pytest.raises(EdgekitError, match="nfl_mul must be a positive integer"):
         NFLLayer(10, n_mul=0)
-    with pytest.raises(EdgekitError, match="head must be 'fc' or 'nfl'"):
+    with pytest.raises(EdgekitError, match="head must be 'fc', 'nfl', "):
         create_model("compact_cnn", num_classes=3, head="forest")
     with pytest.raises(EdgekitError, match="need head='nfl'"):
         create_model("compact_cnn", num_classes=3, nfl_mul=2)
