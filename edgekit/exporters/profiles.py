@@ -12,32 +12,24 @@ from typing import Any
 
 import yaml
 
-from ..errors import EdgekitError, suggest
+from ..errors import EdgekitError
+from ..shipped import find_shipped, shipped_dirs, shipped_names
 
 KEYS = {"targets", "precision", "nhwc", "calib", "calib_size", "parity_size", "opset", "dynamic_batch",
         "max_batch", "description", "device"}
 
 
 def profile_dirs() -> list[Path]:
-    return [Path.cwd() / "export", Path(__file__).resolve().parents[2] / "export"]
+    return shipped_dirs("export")
 
 
 def available_profiles() -> list[str]:
-    names: set[str] = set()
-    for d in profile_dirs():
-        if d.is_dir():
-            names.update(p.stem for p in d.glob("*.yaml"))
-    return sorted(names)
+    return shipped_names("export")
 
 
 def load_profile(name: str | Path) -> dict[str, Any]:
     """Read a profile by name or path; unknown keys are an error (a typo would silently do nothing)."""
-    path = Path(name)
-    if not path.is_file():
-        found = [d / f"{name}.yaml" for d in profile_dirs() if (d / f"{name}.yaml").is_file()]
-        if not found:
-            raise suggest(str(name), available_profiles(), "export profile")
-        path = found[0]
+    path = find_shipped(name, "export", "export profile")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:

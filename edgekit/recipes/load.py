@@ -40,6 +40,7 @@ from ..errors import EdgekitError, suggest
 from ..numbers import non_negative_int, optional, positive_float, positive_int
 from ..optimization.budget import Budget, parse_budget
 from ..optimization.config import OptimizeConfig
+from ..shipped import find_shipped, shipped_dirs, shipped_names
 from ..training.config import TrainConfig
 
 #: Top-level keys of a recipe, in the order the stages run.
@@ -53,22 +54,16 @@ _RELATIVE = re.compile(r"^\s*([0-9.eE+-]+)\s*x\s*@\s*([A-Za-z0-9_-]+)\s*$")
 
 def recipe_dirs() -> list[Path]:
     """Where recipe names are looked up: ``models/`` in the working directory, then beside the package."""
-    return [Path.cwd() / "models", Path(__file__).resolve().parents[2] / "models"]
+    return shipped_dirs("models")
 
 
 def available_recipes() -> list[str]:
-    return sorted({p.stem for d in recipe_dirs() if d.is_dir() for p in d.glob("*.yaml")})
+    return shipped_names("models")
 
 
 def find_recipe(name: str | Path) -> Path:
     """A recipe path, or the name of one in :func:`recipe_dirs` (``compact_cnn_digits``)."""
-    path = Path(name)
-    if path.is_file():
-        return path
-    found = [d / f"{path.stem}.yaml" for d in recipe_dirs() if (d / f"{path.stem}.yaml").is_file()]
-    if not found:
-        raise suggest(str(name), available_recipes(), "recipe")
-    return found[0]
+    return find_shipped(name, "models", "recipe")
 
 
 @dataclass(frozen=True)
