@@ -127,7 +127,8 @@ def test_l1_loss_on_one_output() -> None:
         model.bias.fill_(0.5)
     step = label_loss(LabelTask("0:10:1", "l1"))(model, torch.tensor([[1.0, 1.0], [0.0, 0.0]]),
                                                   torch.tensor([3.0, 1.5]), 0)
-    assert step.loss.item() == pytest.approx((0.5 + 1.0) / 2)
+    assert step.terms["l1"] == pytest.approx((0.5 + 1.0) / 2)  # logged in label units
+    assert step.loss.item() == pytest.approx((0.5 + 1.0) / 2 / 5)  # optimised on targets / half the range
     with pytest.raises(EdgekitError, match="head"):
         label_loss(LabelTask("0:10:1", "kl"))(model, torch.ones(1, 2), torch.ones(1), 0)
 

@@ -162,7 +162,8 @@ def test_label_range_suggestions() -> None:
 
 
 def test_ordinal_set_is_learnable_in_seconds(tmp_path: Path) -> None:
-    """compact_cnn, one output, L1: the validation MAE falls well below the training-mean predictor's."""
+    """compact_cnn with the task's default DLDL head and loss: the validation MAE falls well below the
+    training-mean predictor's."""
     import edgekit
 
     spec = "ordinal:n=600,size=32"
@@ -173,9 +174,9 @@ def test_ordinal_set_is_learnable_in_seconds(tmp_path: Path) -> None:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a model this small only waits on a second thread of a shared CPU
     try:
-        ck = edgekit.train("compact_cnn", spec, tmp_path / "o.pt", epochs=4, batch_size=32, loss="l1",
+        ck = edgekit.train("compact_cnn", spec, tmp_path / "o.pt", epochs=4, batch_size=32,
                            arch_kwargs={"width_mult": 0.5}, progress=False)
     finally:
         torch.set_num_threads(threads)
-    assert ck.num_outputs == 1
+    assert ck.num_outputs == 102 and ck.arch_kwargs["head"] == "dldl"
     assert ck.metrics["val_mae"] < 0.4 * mean_mae, (ck.metrics["val_mae"], mean_mae)

@@ -14,7 +14,8 @@ and Attractiveness Estimation" (arXiv 2007.01771, 2020):
   ========  ===================================================================
   dldl      ``KL(p || p_hat) + lambda * |y_hat - y|`` (section 3.2; lambda 1)
   kl        ``KL(p || p_hat)`` only (DLDL, the paper's ablation)
-  l1        L1 regression on a one-output model
+  l1        L1 regression on one output (the regression head), computed on
+            targets normalised by half the label range, as its read-out is
   ce        cross-entropy on the nearest label, read out by the expectation
   ranking   binary cross-entropy on "y > l_k" for k = 0..K-2 (Ranking-CNN,
             which section 3.4 shows learns a label distribution implicitly)
@@ -143,6 +144,7 @@ def label_loss(task: LabelTask) -> StepLoss:
     labels = task.labels
     values = labels.values()
     fixed = task.fixed_sigma()
+    half_span = (labels.hi - labels.lo) / 2
 
     def step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epoch: int) -> StepOutput:
         target, sigma = split_target(y)
@@ -151,8 +153,8 @@ def label_loss(task: LabelTask) -> StepLoss:
         out, logits = _forward(model, x)
         y_hat = prediction(out)
         l1 = (y_hat - target).abs().mean()
-        if task.loss == "l1":
-            return StepOutput(l1, {"l1": float(l1.detach())})
+        if task.loss == "l1":  # on targets normalised by the half range, the scale the regression head reads out
+            return StepOutput(l1 / half_span, {"l1": float(l1.detach())})
         if logits is None:
             raise EdgekitError(f"--loss {task.loss} needs a label-distribution head (head='dldl' or 'ranking')")
         terms: dict[str, float] = {"l1": float(l1.detach())}
