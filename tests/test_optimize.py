@@ -190,3 +190,19 @@ def test_killed_candidate_resumes_at_its_first_missing_stage(searched: tuple[Pat
     assert {p: p.stat().st_mtime_ns for p in kept} == kept  # neither pruned nor recovered again
     again = next(c for c in doc["candidates"] if c["key"] == pruned["key"])
     assert Path(again["artifact"]).is_file() and again["top1"] == pytest.approx(pruned["top1"], abs=2.0)
+
+
+def test_an_unreachable_ratio_is_a_failed_candidate_not_a_failed_search(digits_ckpt: Path, tmp_path: Path,
+                                                                        one_thread: Any) -> None:
+    """min_keep 0.3 cannot reach 5 % of the MACs: that plan is recorded as failed, kept, and the search goes on."""
+    import edgekit
+
+    opts = {**SMALL, "ratios": (0.05,), "refine": 0}
+    doc = edgekit.optimize(digits_ckpt, None, tmp_path, budget="1000ms@litert", max_drop=100, exhaustive=True,
+                           progress=False, **opts)
+    failed = next(c for c in doc["candidates"] if c["plan"]["macs"] == 0.05)
+    assert "compression failed" in failed["error"] and "unreachable" in failed["error"]
+    assert not failed["meets_budget"] and doc["chosen"]["plan"]["macs"] is None  # the unpruned model
+    again = edgekit.optimize(digits_ckpt, None, tmp_path, budget="1000ms@litert", max_drop=100, exhaustive=True,
+                             progress=False, **opts)
+    assert again["computed"] == 0  # the refusal is kept like any finished candidate

@@ -112,7 +112,13 @@ def run_candidate(search: Search, plan: Plan, say: Say) -> Candidate:
     t0 = time.perf_counter()
     write_json(folder / "plan.json", {"key": key, "plan": plan.as_dict(), "parent": search.ckpt.lineage,
                                       "settings": search.settings})
-    source, metrics = _compressed(search, plan, folder, say)
+    try:
+        source, metrics = _compressed(search, plan, folder, say)
+    except EdgekitError as exc:  # e.g. a MACs fraction min_keep cannot reach: a result of this plan, kept
+        say(f"compression refused: {str(exc)[:160]}")
+        row = _error_row(search, plan, f"compression failed: {exc}")
+        write_json(marker, {"row": row, "export": {"artifact": None, "fallbacks": []}, "metrics": {}})
+        return Candidate(plan, key, folder, row, {}, {}, seconds=time.perf_counter() - t0)
     exported = _export(search, plan, source, folder, say)
     say("bench")
     row = _bench(search, exported) if exported.get("artifact") else _failed_row(search, plan, exported)
@@ -182,9 +188,13 @@ def _bench(search: Search, exported: dict[str, Any]) -> dict[str, Any]:
 
 
 def _failed_row(search: Search, plan: Plan, exported: dict[str, Any]) -> dict[str, Any]:
+    why = "; ".join(f"{f['precision']}: {f['error']}" for f in exported["fallbacks"])
+    return _error_row(search, plan, f"no precision passed the parity gate ({why})")
+
+
+def _error_row(search: Search, plan: Plan, message: str) -> dict[str, Any]:
+    """The bench row of a candidate that produced no artifact (it marks the candidate finished)."""
     from ..benchmark.schema import error_row
 
-    why = "; ".join(f"{f['precision']}: {f['error']}" for f in exported["fallbacks"])
     return error_row({"model": plan.label, "artifact": None, "runtime": search.budget.runtime,
-                      "threads": search.cfg.threads, "batch": 1},
-                     f"no precision passed the parity gate ({why})")
+                      "threads": search.cfg.threads, "batch": 1}, message)
