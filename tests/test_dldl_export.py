@@ -74,12 +74,13 @@ def test_dldl_tflite_int8_passes_gate_and_carries_layout(trained, tmp_path: Path
     assert read_metadata(Path(rec["path"]))["output_layout"]["expectation"] == {"column": K}
 
 
-def test_dldl_coreml_structural_check_sees_both_parts(trained, tmp_path: Path) -> None:
+def test_dldl_coreml_package_carries_both_parts(trained, tmp_path: Path) -> None:
     pytest.importorskip("coremltools")
     rec = export(trained["dldl"], "coreml", precision="fp16", output_dir=tmp_path)[0]
-    if rec["parity"]["mode"] != "structural":
-        pytest.skip("Core ML runtime present: the numeric gate ran instead")
-    assert rec["parity"]["output_shape"] == [1, K + 1] and rec["parity"]["linear_ops"] == 1
+    if rec["parity"]["mode"] == "structural":  # Linux: no Core ML runtime, the structural check sees the shape
+        assert rec["parity"]["output_shape"] == [1, K + 1] and rec["parity"]["linear_ops"] == 1
+    else:  # macOS: the numeric gate compared both parts
+        assert rec["parity"]["passed"] and "dist_cosine" in rec["parity"] and "mae_gap" in rec["parity"]
     assert rec["output_layout"]["distribution"] == {"columns": [0, K]}
     import coremltools as ct
 
