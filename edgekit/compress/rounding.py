@@ -1,0 +1,105 @@
+"""Channel counts a CPU runtime runs fast: the multiple that pruning rounds kept channel counts to.
+
+Why pruned models got slower on onnxruntime (measured in ``benchmarks/ort_channels.md``,
+fp32, batch 1, 1 thread, onnxruntime 1.32 and LiteRT/XNNPACK on an AVX-512 x86 CPU):
+
+* onnxruntime's CPU provider rewrites convolutions to its blocked NCHWc layout
+  (``com.microsoft.nchwc.Conv``, channels in blocks of the MLAS block size: 16 with
+  AVX-512, 8 with AVX2) only when the channel counts are multiples of 4; any other count
+  stays a plain NCHW ``FusedConv`` (im2col + SGEMM, or a slow generic depthwise loop).
+  One channel more falls off the fast path: a 3x3 depthwise chain at 8x8 takes 12.1 us
+  with 128 channels and 124.6 us with 129 (10x), a dense 3x3 chain at 16x16 35.6 us with
+  16 channels and 68.3 us with 17. Unrounded pruning leaves counts such as 37, 79, 173,
+  so a pruned model runs mostly on the slow path and can lose to its unpruned parent,
+  whose counts (16, 32, 64, ...) are all on the fast path.
+* Within the NCHWc path the cost steps at multiples of the block size (weights are padded
+  to it): 20, 24, 28 and 32 dense 3x3 channels cost the same.
+* XNNPACK (LiteRT's CPU delegate) runs every count, with the cost stepping at multiples of
+  its channel tile: 16 on this CPU (32 channels 76.9 us, 33 channels 160.0 us for a dense
+  3x3 chain at 16x16); 8 on typical ARM NEON builds.
+
+So a kept count should be a multiple of the runtime's block: it never falls off the fast
+path and pays for no padding. 16 is also a multiple of every narrower block (8, 4), so
+counts rounded to 16 stay on the fast path of an AVX2 or NEON machine too. For
+onnxruntime the block of the onnxruntime installed here is read from the graph it
+optimises (:func:`onnxruntime_block`), since a latency target is measured on this machine.
+"""
+from __future__ import annotations
+
+import functools
+import tempfile
+from pathlib import Path
+
+from ..errors import EdgekitError
+
+#: Measured channel multiple per runtime (benchmarks/ort_channels.md, AVX-512 x86 CPU).
+ROUND_TO: dict[str, int] = {"onnxruntime": 16, "litert": 16}
+#: ``round_to="auto"`` without a runtime (macs/params targets): the largest multiple that keeps
+#: every measured runtime on its fast path (onnxruntime needs multiples of 4, XNNPACK's smallest
+#: common tile is 8) while costing a MACs/params target the least extra rounding.
+DEFAULT_ROUND_TO = 8
+AUTO = "auto"
+
+
+def parse_round_to(value: int | str | None) -> int | str | None:
+    """``None`` (no rounding), ``"auto"`` or a positive int; anything else is one-line bad input."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == AUTO):
+        return None if value is None else AUTO
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise EdgekitError(f"round_to must be a positive integer or 'auto', got {value!r}")
+    return value
+
+
+def round_to_for(runtime: str | None) -> int:
+    """The channel multiple that runs fast on ``runtime`` (None: :data:`DEFAULT_ROUND_TO`)."""
+    if runtime is None:
+        return DEFAULT_ROUND_TO
+    if runtime == "onnxruntime":
+        return onnxruntime_block() or ROUND_TO["onnxruntime"]
+    return ROUND_TO.get(runtime, DEFAULT_ROUND_TO)
+
+
+def resolve_round_to(round_to: int | str | None, runtime: str | None = None) -> int | None:
+    """``"auto"`` -> :func:`round_to_for` the target's runtime (latency targets name one; macs and
+    params targets pass None); an int or None passes through unchanged."""
+    round_to = parse_round_to(round_to)
+    return round_to_for(runtime) if round_to == AUTO else round_to
+
+
+@functools.lru_cache(maxsize=1)
+def onnxruntime_block() -> int | None:
+    """The NCHWc block size of the onnxruntime installed here, read from the graph it optimises:
+    a 1x1 convolution with 4 output channels has its weights padded to one block. None when
+    onnxruntime is missing or does not use the NCHWc layout on this CPU."""
+    try:
+        import numpy as np
+        import onnx
+        import onnxruntime as ort
+        from onnx import TensorProto, helper, numpy_helper
+    except ImportError:
+        return None
+    w = numpy_helper.from_array(np.ones((4, 4, 1, 1), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[1, 1])], "probe",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 7
+    with tempfile.TemporaryDirectory() as tmp:
+        out = str(Path(tmp) / "optimized.onnx")
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.optimized_model_filepath = out
+        try:
+            ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+            optimized = onnx.load(out).graph
+        except Exception:
+            return None
+    convs = [n for n in optimized.node if n.op_type == "Conv" and n.domain == "com.microsoft.nchwc"]
+    if not convs:
+        return None
+    dims = {i.name: list(i.dims) for i in optimized.initializer}
+    shape = dims.get(convs[0].input[1])
+    return int(shape[0]) if shape else None
