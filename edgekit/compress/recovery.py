@@ -8,12 +8,16 @@ for when only a small labelled set exists):
 
 1. **mixup + KD**: mixup with alpha=1; the same mixed image goes to the unpruned
    teacher; loss = 0.7 * T^2 KL(p_T || p_S) at T=2 + 0.3 * mixed cross-entropy.
-2. **expanded set + label refinement**: every training image yields six versions
-   (original; 2x2, 3x3, 4x4 patch shuffles; cutout of side U(0.2, 0.5) of the image;
-   a random rotation in [0, 360)), generated once (seeded). The teacher's logits on
-   each are stored in a table Z. Loss = 0.7 * KL(p_student || softmax(Z_i)) + 0.3 *
-   CE, T=1, and after every step the table moves by plain SGD on its own gradient,
-   Z_i <- Z_i - 1 * dL/dZ_i (the Deep-Decipher label refinement, lr 1).
+2. **expanded set + label refinement**: every training image yields several versions,
+   generated once (seeded). The paper's six (original; 2x2, 3x3, 4x4 patch shuffles;
+   cutout; a rotation in [0, 360)) change the class of digits and shapes, so the versions
+   are chosen per dataset to keep the label (:mod:`edgekit.compress.expansion`; the
+   ``expansion`` argument overrides). The teacher's logits on each are stored in a table
+   Z. Loss = 0.7 * KL(p_student || softmax(Z_i)) + 0.3 * CE, T=1, and after every step
+   the table moves by plain SGD on its own gradient, Z_i <- Z_i - label_lr * dL/dZ_i (the
+   Deep-Decipher label refinement; the paper's lr is 1, ``label_lr=0`` keeps the teacher's
+   logits fixed). Default: :data:`DEFAULT_LABEL_LR`, chosen by measurement
+   (benchmarks/limited_data.md).
 
 Epochs and learning rates are the caller's budget; the paper's stage-3 learning rate
 is 1/100 of stage 2's (1e-4 vs 0.01) and is kept as that ratio here. Both recipes end
@@ -27,8 +31,8 @@ Stage 2 drops mixup: a blend of two images has no blended label on an ordinal sc
 trainer refuses ``--mix`` for this task for the same reason), so it is KD + the label
 loss on the augmented images. Stage 3 keeps the expanded set and the refined table of
 teacher log-distributions; its hard term uses the original image's label, which assumes
-the label survives patch shuffles and rotations as a class does; for orientation-like
-targets use ``finetune``. Augmentation leaves flips out when the checkpoint's task says a
+the label survives the expansion (the ``ordinal`` preset leaves out crops, cutouts and
+shuffles, which change a size); for orientation-like targets use ``finetune``. Augmentation leaves flips out when the checkpoint's task says a
 flip changes the label (``flip_test`` off).
 """
 from __future__ import annotations
@@ -43,16 +47,23 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..data import DataBundle, eval_transform, train_transform
+from ..numbers import non_negative_float
 from ..training.label_distribution import LabelTask, label_loss
 from ..training.loop import OptimConfig, StepLoss, StepOutput, classification_loss, fit
 from ..training.mix import Mixer
 from ..training.precise_bn import bn_loader
+from .expansion import Expansion, PRESETS, cutout, parse_expansion, patch_shuffle, without_flips
 from .kd import kd_loss, kl_divergence, soft_logits
 from .loss_terms import task_step
 
 KD_T, KD_WEIGHT = 2.0, 0.7
 REFINE_WEIGHT, LABEL_LR = 0.7, 1.0
-VARIANTS = ("original", "shuffle2", "shuffle3", "shuffle4", "cutout", "rotate")
+#: the paper's six versions (the ``paper`` expansion preset)
+VARIANTS = PRESETS["paper"].versions
+#: stage 3's label-refinement rate when the caller gives none (module docstring)
+DEFAULT_LABEL_LR = LABEL_LR
+__all__ = ["finetune", "limited_data", "expansion_for", "ExpandedSet", "refine_loss", "mixup_kd_loss",
+           "kd_label_loss", "teacher_logits", "patch_shuffle", "cutout", "VARIANTS", "DEFAULT_LABEL_LR"]
 
 
 def _augment_name(bundle: DataBundle, label_task: LabelTask | None = None) -> str:
@@ -101,91 +112,65 @@ def mixup_kd_loss(teacher: nn.Module, seed: int = 0, temperature: float = KD_T,
     return step
 
 
-def kd_label_loss(teacher: nn.Module, label_task: LabelTask, temperature: float = KD_T,
+def kd_label_loss(teacher: nn.Module, label_task: LabelTask | None = None, temperature: float = KD_T,
                   weight: float = KD_WEIGHT) -> StepLoss:
-    """Stage 2 for a label-distribution model: ``weight * T^2 KL(p_T^(1/T) || p_S^(1/T))`` on the
-    label distributions + ``(1 - weight) *`` the task's label loss, no mixup (module docstring)."""
-    hard_loss = label_loss(label_task)
-    logits = soft_logits("label_distribution", label_task)
+    """Stage 2 without mixup: ``weight * T^2 KL(p_T^(1/T) || p_S^(1/T))`` + ``(1 - weight) *`` the
+    task's loss (cross-entropy, or ``label_task``'s on the label distributions; module docstring)."""
+    hard_loss = classification_loss() if label_task is None else label_loss(label_task)
+    logits = soft_logits(_task(label_task), label_task)
 
     def step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epoch: int) -> StepOutput:
         hard, out = task_step(hard_loss, model, x, y, epoch)
         with torch.no_grad():
             t = teacher(x)
         soft = kd_loss(logits(out), logits(t), temperature)
-        return StepOutput(weight * soft + (1 - weight) * hard.loss, {"kd": float(soft.detach()), **hard.terms})
+        return StepOutput(weight * soft + (1 - weight) * hard.loss, {"kd": float(soft.detach()), **hard.terms},
+                          hard.logits, hard.targets)
 
     return step
 
 
-def patch_shuffle(img: np.ndarray, grid: int, rng: np.random.Generator) -> np.ndarray:
-    """Split an HxW(xC) image into grid x grid equal blocks and permute them (edges cropped to fit)."""
-    h, w = img.shape[0] // grid, img.shape[1] // grid
-    if h == 0 or w == 0:
-        return img.copy()
-    blocks = [img[i * h:(i + 1) * h, j * w:(j + 1) * w] for i in range(grid) for j in range(grid)]
-    order = rng.permutation(len(blocks))
-    out = img.copy()
-    for k, src in enumerate(order):
-        i, j = divmod(k, grid)
-        out[i * h:(i + 1) * h, j * w:(j + 1) * w] = blocks[src]
-    return out
-
-
-def cutout(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Zero a rectangle of side alpha*H x alpha*W, alpha ~ U(0.2, 0.5), at a random place."""
-    a = rng.uniform(0.2, 0.5)
-    hh, ww = max(1, int(a * img.shape[0])), max(1, int(a * img.shape[1]))
-    y, x = int(rng.integers(0, img.shape[0] - hh + 1)), int(rng.integers(0, img.shape[1] - ww + 1))
-    out = img.copy()
-    out[y:y + hh, x:x + ww] = 0
-    return out
-
-
-def make_variant(img: Image.Image, variant: str, rng: np.random.Generator) -> Image.Image:
-    """One of the six expanded-set versions of ``img`` (see module docstring)."""
-    if variant == "original":
-        return img
-    if variant == "rotate":
-        return img.rotate(float(rng.uniform(0, 360)))
-    arr = np.asarray(img)
-    if variant.startswith("shuffle"):
-        arr = patch_shuffle(arr, int(variant[-1]), rng)
-    elif variant == "cutout":
-        arr = cutout(arr, rng)
-    else:
-        raise ValueError(f"unknown variant {variant!r}")
-    return Image.fromarray(np.ascontiguousarray(arr))
+def expansion_for(bundle: DataBundle, expansion: str | Expansion | None = None,
+                  label_task: LabelTask | None = None) -> Expansion:
+    """The expanded set's versions for ``bundle``: ``expansion`` (an :class:`Expansion` or
+    :func:`~edgekit.compress.expansion.parse_expansion` text) or the data's own preset, less
+    mirrored versions when the task says a mirror changes the label."""
+    policy = expansion if isinstance(expansion, Expansion) else \
+        parse_expansion(expansion or "auto", bundle.spec, bundle.info)
+    flip_ok = not bundle.spec.startswith("digits") and (label_task is None or label_task.flip_test)
+    return policy if flip_ok else without_flips(policy)
 
 
 class ExpandedSet(Dataset):
-    """The 6x expanded training set; item ``i`` is variant ``i % 6`` of image ``i // 6``, fixed by seed.
+    """The expanded training set; item ``i`` is version ``i % V`` of image ``i // V`` (``V`` versions
+    of ``policy``), fixed by seed.
 
     Images are first resized to the model's input size (so a 4x4 shuffle cuts the
-    picture the model sees), then the variant is drawn from a per-item seeded RNG, so
+    picture the model sees), then the version is drawn from a per-item seeded RNG, so
     every epoch sees the same expanded set, as if it had been saved to disk once.
     Items are ``(transform(image), i)``: the index keys the stored-logit table.
     """
 
     def __init__(self, base: Dataset, size: tuple[int, int], transform: Callable, seed: int = 0,
-                 numeric: bool = False) -> None:
+                 numeric: bool = False, policy: Expansion = PRESETS["paper"]) -> None:
         self.base, self.size, self.transform, self.seed, self.numeric = base, size, transform, seed, numeric
+        self.policy = policy
         if numeric:  # label-distribution targets: (label, sigma) rows as floats
             rows = torch.stack([torch.as_tensor(self.base[i][1], dtype=torch.float32).reshape(-1)
                                 for i in range(len(base))])
         else:
             rows = torch.tensor([int(self.base[i][1]) for i in range(len(base))])
-        self.targets = rows.repeat_interleave(len(VARIANTS), dim=0)
+        self.targets = rows.repeat_interleave(len(policy), dim=0)
 
     def __len__(self) -> int:
-        return len(self.base) * len(VARIANTS)
+        return len(self.base) * len(self.policy)
 
     def image(self, i: int) -> Image.Image:
-        src, v = divmod(i, len(VARIANTS))
+        src, v = divmod(i, len(self.policy))
         img = self.base[src][0]
         img = img.convert("RGB") if img.mode not in ("RGB", "L") else img
         img = img.resize((self.size[1], self.size[0]), Image.BILINEAR)
-        return make_variant(img, VARIANTS[v], np.random.default_rng([self.seed, i]))
+        return self.policy.apply(img, v, np.random.default_rng([self.seed, i]))
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         return self.transform(self.image(i)), i
@@ -196,7 +181,8 @@ def teacher_logits(teacher: nn.Module, expanded: ExpandedSet, spec: dict[str, An
                    batch_size: int = 128, label_task: LabelTask | None = None) -> torch.Tensor:
     """The teacher's logits on every expanded image under the eval transform (the table Z);
     a label-distribution teacher's ``log p_hat``."""
-    view = ExpandedSet(expanded.base, expanded.size, eval_transform(spec), expanded.seed, expanded.numeric)
+    view = ExpandedSet(expanded.base, expanded.size, eval_transform(spec), expanded.seed, expanded.numeric,
+                       expanded.policy)
     teacher.eval().to(device)
     logits = soft_logits(_task(label_task), label_task)
     out = [logits(teacher(x.to(device)).float()).cpu() for x, _ in DataLoader(view, batch_size=batch_size)]
@@ -236,11 +222,16 @@ def limited_data(model: nn.Module, teacher: nn.Module, bundle: DataBundle, spec:
                  epochs: int, refine_epochs: int | None = None, lr: float = 0.01, batch_size: int = 32,
                  seed: int = 0, device: torch.device | str = "cpu", progress: bool = True,
                  log_path: str | None = None, val_loader: DataLoader | None = None,
-                 precise_bn: int = 0, label_task: LabelTask | None = None) -> dict[str, Any]:
-    """CURL's limited-data recovery: ``epochs`` of mixup+KD (KD + label loss for ``label_task``),
-    then ``refine_epochs`` on the expanded set.
+                 precise_bn: int = 0, label_task: LabelTask | None = None,
+                 expansion: str | Expansion | None = None, label_lr: float | None = None,
+                 mixup: bool = True) -> dict[str, Any]:
+    """CURL's limited-data recovery: ``epochs`` of mixup+KD (KD + label loss for ``label_task``,
+    or with ``mixup=False``), then ``refine_epochs`` on the expanded set (``expansion``: :func:`expansion_for`) with the
+    teacher's logits refined at ``label_lr`` (default :data:`DEFAULT_LABEL_LR`; 0 keeps them fixed).
 
     Precise BN (``precise_bn`` batches) runs once, at the end of the last stage that runs."""
+    label_lr = DEFAULT_LABEL_LR if label_lr is None else non_negative_float("label_lr", label_lr)
+    policy = expansion_for(bundle, expansion, label_task)
     dev = torch.device(device)
     teacher = teacher.eval().to(dev)  # used under no_grad only; its parameters are left untouched
     torch.manual_seed(seed)
@@ -249,20 +240,21 @@ def limited_data(model: nn.Module, teacher: nn.Module, bundle: DataBundle, spec:
     if refine_epochs is None:
         refine_epochs = max(1, math.ceil(epochs / 8))
     bn = dict(val_loader=val_loader, bn_loader=bn_loader(bundle, spec, batch_size), task=_task(label_task))
-    stage2_loss = mixup_kd_loss(teacher, seed) if label_task is None else kd_label_loss(teacher, label_task)
+    mixup = mixup and label_task is None
+    stage2_loss = mixup_kd_loss(teacher, seed) if mixup else kd_label_loss(teacher, label_task)
     stage2 = fit(model, loader, epochs=epochs, loss_fn=stage2_loss, device=dev,
                  optim=OptimConfig(lr=lr, warmup_epochs=min(1.0, epochs / 5)), log_path=log_path,
-                 progress=progress, desc="mixup+KD" if label_task is None else "KD",
+                 progress=progress, desc="mixup+KD" if mixup else "KD",
                  precise_bn_batches=0 if refine_epochs > 0 else precise_bn, **bn)
     stage3: list[dict[str, Any]] = []
     if refine_epochs > 0:
         h, w = spec["shape"][1:]
-        expanded = ExpandedSet(bundle.train, (h, w), aug, seed, numeric=label_task is not None)
+        expanded = ExpandedSet(bundle.train, (h, w), aug, seed, numeric=label_task is not None, policy=policy)
         table = teacher_logits(teacher, expanded, spec, dev, label_task=label_task)
         loader3 = DataLoader(expanded, batch_size=batch_size, shuffle=True, drop_last=len(expanded) > batch_size)
         stage3 = fit(model, loader3, epochs=refine_epochs,
-                     loss_fn=refine_loss(table, expanded.targets, label_task=label_task),
+                     loss_fn=refine_loss(table, expanded.targets, label_lr=label_lr, label_task=label_task),
                      device=dev, optim=OptimConfig(lr=lr / 100, warmup_epochs=0.0), log_path=log_path,
                      progress=progress, desc="label refine", precise_bn_batches=precise_bn, **bn)
-    return {"stage2": stage2, "stage3": stage3, "expanded_images": len(bundle.train) * len(VARIANTS),
-            "refine_epochs": refine_epochs}
+    return {"stage2": stage2, "stage3": stage3, "expanded_images": len(bundle.train) * len(policy),
+            "refine_epochs": refine_epochs, "expansion": policy.describe(), "label_lr": label_lr, "mixup": mixup}
