@@ -21,11 +21,16 @@ Part 3 (``models``): whole checkpoints (a parent and its pruned children, e.g. w
 without ``--round-to``) exported with ``edgekit.export`` and timed with ``edgekit.bench``
 (one process per measurement, 1 thread), interleaved over rounds.
 
+Part 4 (``search``): the ``latency=`` target search (L1 scores) on each runtime without channel
+rounding and with ``round_to="auto"``: the MACs each keeps at the same measured latency.
+
 Usage::
 
     python benchmarks/ort_channels.py micro --work /work/bench_ort --out benchmarks/ort_channels.json
     python benchmarks/ort_channels.py models --work /work/bench_ort --out benchmarks/ort_channels.models.json \\
         parent.pt pruned.pt pruned_r16.pt
+    python benchmarks/ort_channels.py search --work /work/bench_ort --out benchmarks/ort_channels.search.json \\
+        parent.pt --fraction 0.8
 """
 from __future__ import annotations
 
@@ -238,8 +243,10 @@ def models(args: argparse.Namespace) -> dict:
     arts: dict[str, dict[str, str]] = {}
     for ck in args.checkpoints:
         name = Path(ck).stem
-        recs = edgekit.export(ck, ["onnx", "tflite"], output_dir=work / name, name=name, parity_size=32, force=True)
-        arts[name] = {("onnxruntime" if r["format"] == "onnx" else "litert"): r["path"] for r in recs}
+        paths = {"onnxruntime": work / name / f"{name}.fp32.onnx", "litert": work / name / f"{name}.fp32.tflite"}
+        if not all(p.exists() for p in paths.values()):  # exported once, reused by later runs
+            edgekit.export(ck, ["onnx", "tflite"], output_dir=work / name, name=name, parity_size=32, force=True)
+        arts[name] = {rt: str(p) for rt, p in paths.items()}
     times: dict[tuple[str, str], list[float]] = {}
     rng = random.Random(0)
     for r in range(args.rounds):
@@ -264,6 +271,43 @@ def models(args: argparse.Namespace) -> dict:
     return {"rows": rows}
 
 
+def search(args: argparse.Namespace) -> dict:
+    """``latency=FRACTION*parent ms@RUNTIME`` searches with L1 scores, without rounding and with
+    ``round_to="auto"``: the MACs each keeps at the same measured latency, and the confirmation."""
+    import logging
+
+    import torch
+
+    from edgekit.checkpoint import load_checkpoint
+    from edgekit.compress.latency import measure_latency, select_for_latency
+    from edgekit.compress.prune import score_units
+    from edgekit.compress.selection import Target
+    from edgekit.compress.units import UnitGraph
+    from edgekit.errors import EdgekitError
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    ck = load_checkpoint(args.checkpoint)
+    x = torch.randn(8, 3, *ck.input_spec.get("size", [32, 32]))
+    out: dict = {"checkpoint": args.checkpoint, "fraction": args.fraction, "runs": []}
+    for rt in args.runtimes:
+        base = measure_latency(ck, rt)
+        for rnd in (None, "auto"):
+            graph = UnitGraph(ck.model, x[:1])
+            scores = score_units("l1", ck.model, graph, x, torch.zeros(8, dtype=torch.long), progress=False)
+            row: dict = {"runtime": rt, "round_to_arg": rnd, "target_ms": args.fraction * base}
+            t0 = time.time()
+            try:
+                sel, info = select_for_latency(graph, scores, ck, Target("latency", args.fraction * base, rt),
+                                               rank="raw", min_keep=0.3, round_to=rnd, iterations=4)
+                row.update(info, kept=[g.size - len(sel.removal.get(g.index, [])) for g in graph.groups])
+            except EdgekitError as exc:
+                row["error"] = str(exc)
+            row["seconds"] = time.time() - t0
+            out["runs"].append(row)
+            print(json.dumps({k: v for k, v in row.items() if k != "trials"})[:400], flush=True)
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="part", required=True)
@@ -276,13 +320,17 @@ def main() -> None:
     w.add_argument("--rounds", type=int, default=3)
     w.add_argument("--min-seconds", type=float, default=0.5)
     w.add_argument("--runtimes", nargs="+", default=["onnxruntime", "litert"])
-    for q in (m, w):
+    s = sub.add_parser("search")
+    s.add_argument("checkpoint")
+    s.add_argument("--fraction", type=float, default=0.8, help="target = this fraction of the parent's latency")
+    s.add_argument("--runtimes", nargs="+", default=["onnxruntime", "litert"])
+    for q in (m, w, s):
         q.add_argument("--work", required=True)
         q.add_argument("--out", required=True)
     args = p.parse_args()
     import onnxruntime
 
-    result = micro(args) if args.part == "micro" else models(args)
+    result = {"micro": micro, "models": models, "search": search}[args.part](args)
     result["meta"] = {"command": " ".join([Path(sys.executable).name] + sys.argv), "machine": platform.machine(),
                       "cpu_count": os.cpu_count(), "load_avg_1m": os.getloadavg()[0],
                       "onnxruntime": onnxruntime.__version__,
