@@ -121,5 +121,22 @@ def test_limited_data_uses_the_expansion_and_label_lr() -> None:
                        expansion="versions=original/flip", label_lr=0)
     assert out["expanded_images"] == 2 * len(bundle.train) and out["label_lr"] == 0
     assert out["expansion"].startswith("shapes+versions: original, flip")
+    out = limited_data(student, teacher, bundle, spec, epochs=1, refine_epochs=1, batch_size=8, progress=False,
+                       lr=0.02)  # the measured defaults: no mixup, fixed logits, stage 3 at lr / 10
+    assert (out["mixup"], out["label_lr"], out["refine_lr"]) == (False, 0.0, pytest.approx(0.002))
+    assert out["expansion"].startswith("shapes:")
     with pytest.raises(EdgekitError, match="label_lr"):
         limited_data(student, teacher, bundle, spec, epochs=1, progress=False, label_lr=-1)
+
+
+def test_label_lr_zero_keeps_the_teacher_table() -> None:
+    from edgekit.compress.recovery import refine_loss
+
+    torch.manual_seed(0)
+    model, table = nn.Linear(4, 3), torch.zeros(5, 3)
+    targets = torch.tensor([0, 1, 2, 0, 1])
+    x, idx = torch.randn(2, 4), torch.tensor([1, 3])
+    out = refine_loss(table, targets, label_lr=0)(model, x, idx, 0)
+    assert table.abs().sum() == 0 and out.loss.requires_grad
+    refine_loss(table, targets, label_lr=1)(model, x, idx, 0)
+    assert table[[1, 3]].abs().sum() > 0  # the check can fail: refinement does move it
