@@ -246,11 +246,15 @@ def zoo(pattern: str, no_macs: bool) -> None:
 @main.command()
 @click.option("-o", "--output", default="quickstart", show_default=True, type=click.Path(),
               help="Folder for everything the run writes.")
-@click.option("--epochs", default=8, show_default=True, type=POSITIVE_INT)
-@click.option("--force", is_flag=True, help="Reuse a non-empty output folder.")
+@click.option("--epochs", type=POSITIVE_INT, help="Training and distillation epochs (default: the recipe's, 8).")
+@click.option("--force", is_flag=True, help="Reuse a non-empty output folder (finished stages are read back).")
 @_guard
-def quickstart(output: str, epochs: int, force: bool) -> None:
-    """Run the main job end to end on built-in data (digits) and print a summary."""
+def quickstart(output: str, epochs: int | None, force: bool) -> None:
+    """Run the main job end to end on built-in data (digits) and print a summary.
+
+    The recipe models/quickstart.yaml: the same as `edgekit run quickstart -o OUTPUT
+    [--set training.epochs=N]`, then a summary ending with the optimised artifact against
+    the original in PyTorch eager and in fp32 LiteRT."""
     from .walkthrough import quickstart as run
 
     run(output, epochs=epochs, force=force)

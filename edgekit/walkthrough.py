@@ -1,130 +1,165 @@
 """``edgekit quickstart``: the main job end to end on built-in data, in minutes on 2 CPU cores.
 
-The whole pipeline (train, prune, distill, export, bench, report) on scikit-learn's digits
-(32x32), everything under one folder:
+The quickstart is a recipe, ``models/quickstart.yaml``: ``edgekit quickstart -o DIR
+--epochs N`` is ``edgekit run quickstart -o DIR --set training.epochs=N`` (the same
+runner, stages and cache, :func:`edgekit.recipes.run.run_recipe`) followed by a summary.
+On scikit-learn's digits (32x32) it
 
-1. **train** edgekit's ``compact_cnn`` (``model.pt``) and evaluate it;
-2. **prune** it with CURL to half its MACs, with a short fine-tune (``pruned.pt``);
-3. **distill** it into the half-width ``compact_cnn_s`` student (``student.pt``);
-4. **export** the model to every target this machine can produce (fp32, plus int8
-   TFLite), and the pruned model and the student to ONNX and TFLite, each artifact
-   behind the parity gate (``artifacts/``);
-5. **bench** every ONNX and TFLite artifact at 1 thread with digits accuracy
-   (``results.json``) and write the **report** (``report/report.html``).
+1. **trains** edgekit's ``compact_cnn`` (``train/model.pt``);
+2. **distils** it into the half-width ``compact_cnn_s`` student (``distill/model.pt``);
+3. **exports** both to ONNX and TFLite at fp32, each behind the parity gate (``export/``);
+4. **benches** the checkpoints (PyTorch eager) and the artifacts at 1 thread with accuracy
+   on the held-out split, and writes the report (``bench/``);
+5. **optimizes** the trained model (``edgekit optimize``, ``optimize/``) against half its
+   fp32 LiteRT latency with one fixed plan: int8 alone, and CURL to half the MACs with KD
+   recovery and int8, each measured as it would ship.
 
-A summary table shows accuracy, size and measured latency of each model side by side.
+The summary (``summary.json`` and the screen) ends with the **headline**: the optimised
+artifact's top-1 and latency against the original model in PyTorch eager and against its
+plain fp32 export on the same runtime, at 1 thread. All of them come from
+``optimize/optimize.json``, measured by the same search in this run, accuracies on the
+validation split the checkpoint's training held apart.
 """
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .errors import EdgekitError
 from .fileio import write_json
 
-DATA = "digits"
-ARCH = "compact_cnn"
-STUDENT = "compact_cnn_s"
+RECIPE = "quickstart"
+#: The recipe's checkpoint stages as the summary names them.
+MODELS = {"train": "model", "distill": "student"}
+#: How the headline names a runtime.
+RUNTIME_NAMES = {"torch": "PyTorch eager", "litert": "LiteRT", "onnxruntime": "onnxruntime",
+                 "coreml": "Core ML", "tensorrt": "TensorRT"}
 
 
-def _train(out: Path, epochs: int, res: dict[str, Any]) -> None:
-    from .evaluation import evaluate
-    from .training.trainer import train
+def quickstart(output: str | Path = "quickstart", *, epochs: int | None = None, force: bool = False,
+               progress: bool = True) -> dict[str, Any]:
+    """Run the quickstart recipe into ``output`` and return (and write ``summary.json``) its summary.
 
-    train(ARCH, DATA, out / "model.pt", epochs=epochs, batch_size=64, lr=0.1, force=True)
-    res["models"]["model"] = {"checkpoint": "model.pt", **_scores(evaluate(out / "model.pt", DATA))}
+    ``epochs``: the training (and distillation) epochs; None keeps the recipe's. A
+    non-empty ``output`` needs ``force``; stages finished there with the same settings are
+    then read back, not rerun (the recipe runner's cache)."""
+    from .numbers import optional, positive_int
+    from .recipes.run import run_recipe
 
-
-def _prune(out: Path, epochs: int, res: dict[str, Any]) -> None:
-    from .compress.prune import prune
-    from .evaluation import evaluate
-
-    ck = prune(out / "model.pt", DATA, out / "pruned.pt", target="macs=0.5", finetune_epochs=max(1, epochs // 4),
-               proxy_size=64, force=True)
-    res["models"]["pruned"] = {"checkpoint": "pruned.pt", **_scores(evaluate(ck, DATA)),
-                               "after_prune_top1": ck.metrics.get("top1_pruned_bn")}
-
-
-def _distill(out: Path, epochs: int, res: dict[str, Any]) -> None:
-    from .compress.distill import distill
-    from .evaluation import evaluate
-
-    ck = distill(out / "model.pt", STUDENT, DATA, out / "student.pt", epochs=epochs, force=True)
-    res["models"]["student"] = {"checkpoint": "student.pt", "method": ck.provenance.get("method"),
-                                **_scores(evaluate(ck, DATA))}
+    epochs = optional(positive_int, "epochs", epochs)
+    out = Path(output)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+        raise EdgekitError(f"{out} is not empty; pass --force to reuse it")
+    t0 = time.perf_counter()
+    overrides = [f"training.epochs={epochs}"] if epochs is not None else []
+    run = run_recipe(RECIPE, out, overrides=overrides, progress=progress)
+    res = summarize(out, run)
+    res["timings_s"]["total"] = round(time.perf_counter() - t0, 1)
+    write_json(out / "summary.json", res)
+    if progress:
+        _print_summary(out, res)
+    return res
 
 
-def _export(out: Path, epochs: int, res: dict[str, Any]) -> None:
-    from .exporters.pipeline import available_targets, export
+def summarize(out: Path, run: dict[str, Any]) -> dict[str, Any]:
+    """The summary of a finished quickstart run (``run``: its ``run.json`` document)."""
+    import json
 
-    arts = out / "artifacts"
-    targets = [t for t in available_targets() if t != "tensorrt" or _has_cuda()]
-    manifests = export(out / "model.pt", targets, output_dir=arts, force=True)
-    if "tflite" in targets:
-        manifests += export(out / "model.pt", "tflite", precision="int8", output_dir=arts, force=True)
-    for name in ("pruned", "student"):
-        manifests += export(out / f"{name}.pt", [t for t in ("onnx", "tflite") if t in targets],
-                            output_dir=arts, force=True)
-    res["artifacts"] = [{"file": m["file"], "model": m["model"], "target": m["target"], "precision": m["precision"],
-                         "size_mb": round(m["size_bytes"] / 1e6, 3), "parity": _parity_line(m["parity"])}
-                        for m in manifests]
+    stages = {s["stage"]: s for s in run["stages"]}
+    exported = stages["export"]["outputs"]
+    rows = stages["bench"]["outputs"]["rows"]
+    opt = json.loads(Path(stages["optimize"]["outputs"]["optimize_json"]).read_text())
+    stage_of = {a["path"]: a["model"] for a in exported["artifacts"]}
+    stage_of.update({path: model for model, path in exported["checkpoints"].items()})
+    bench = [{"model": MODELS.get(stage_of.get(r["artifact"], ""), stage_of.get(r["artifact"])),
+              "file": _under(out, r["artifact"]),
+              **{k: r[k] for k in ("runtime", "precision", "threads", "p50_ms", "top1", "error")}} for r in rows]
+    models = {}
+    for stage, name in MODELS.items():
+        torch_row = next((b for b in bench if b["model"] == name and b["runtime"] == "torch"), None)
+        models[name] = {"stage": stage, "checkpoint": stages[stage]["outputs"]["checkpoint"],
+                        "val_top1": torch_row["top1"] if torch_row else None}
+    return {
+        "recipe": run["recipe"], "recipe_path": run["path"], "overrides": run["overrides"],
+        "arch": run["resolved"]["arch"], "student": run["resolved"]["distill"]["student"],
+        "data": run["resolved"]["data"], "input_size": run["resolved"]["training"].get("input_size"),
+        "epochs": run["resolved"]["training"]["epochs"],
+        "models": models,
+        "artifacts": [{"model": MODELS[a["model"]], "file": Path(a["path"]).name, "target": a["target"],
+                       "precision": a["precision"], "parity": _parity_line(a.get("parity") or {})}
+                      for a in exported["artifacts"]],
+        "bench": bench, "report": stages["bench"]["outputs"].get("report"),
+        "optimize": {"json": stages["optimize"]["outputs"]["optimize_json"], "budget": opt["budget"],
+                     "message": opt["message"], "report": opt["report"],
+                     "candidates": [{k: c.get(k) for k in ("label", "precision", "artifact", "p50_ms", "top1", "drop",
+                                                           "meets_budget", "error")} for c in opt["candidates"]]},
+        "timings_s": {s["stage"]: s["seconds"] for s in run["stages"]},
+        "reused": [s["stage"] for s in run["stages"] if s["reused"]],
+        "headline": headline(opt),
+    }
 
 
-def _bench(out: Path, epochs: int, res: dict[str, Any]) -> None:
-    from .benchmark.report import report
-    from .benchmark.run import bench
+def headline(opt: dict[str, Any]) -> dict[str, Any]:
+    """The optimised artifact (the chosen one, else the closest) against the original model in
+    PyTorch eager and in its fp32 export on the artifact's runtime, from one ``optimize.json``:
+    every number was measured by that search, at its threads, on the checkpoint's held-out split.
+    ``line`` is the sentence the quickstart's summary ends with."""
+    budget, orig = opt["budget"], opt["original"]
+    head = opt.get("chosen") or opt.get("closest")
+    res: dict[str, Any] = {"meets_budget": bool(opt.get("meets_budget")), "threads": budget["threads"],
+                           "runtime": budget["runtime"], "budget_ms": budget["ms"], "max_drop": budget["max_drop"],
+                           "message": opt["message"]}
+    if head is None or head.get("p50_ms") is None or head.get("top1") is None:
+        res["line"] = f"headline: no optimised artifact: {opt['message']}"
+        return res
+    references = []
+    for runtime in ("torch", budget["runtime"]):
+        row = next((r for r in orig["rows"] if r["runtime"] == runtime and (r["precision"] or "fp32") == "fp32"
+                    and not r["error"] and r["p50_ms"] and r["top1"] is not None), None)
+        if row is None:
+            continue
+        references.append({"runtime": runtime, "precision": "fp32", "name": _reference_name(runtime),
+                           "artifact": row["artifact"], "top1": row["top1"], "p50_ms": row["p50_ms"],
+                           "speedup": row["p50_ms"] / head["p50_ms"], "delta_points": head["top1"] - row["top1"]})
+    res.update({"label": head["label"], "precision": head["precision"], "artifact": head["artifact"],
+                "top1": head["top1"], "p50_ms": head["p50_ms"], "against": references})
+    res["line"] = _line(res)
+    return res
 
-    # The checkpoints are benchmarked too: the torch rows are the report's speed-up baseline.
-    files = [out / f"{m['checkpoint']}" for m in res["models"].values()]
-    files += sorted(p for p in (out / "artifacts").iterdir() if p.suffix in (".onnx", ".tflite"))
-    rows = bench(files, threads=(1,), warmup=5, runs=30, data=DATA, output=out / "results.json", force=True)
-    res["bench"] = [{"model": r["model"], "file": Path(r["artifact"]).name, "runtime": r["runtime"],
-                     "precision": r.get("precision"),
-                     "p50_ms": r.get("p50_ms"), "p90_ms": r.get("p90_ms"), "error": r.get("error"),
-                     "top1": (r.get("accuracy") or {}).get("top1")} for r in rows]
-    res["report"] = str(report([out / "results.json"], out / "report", force=True))
+
+def _under(out: Path, path: str) -> str:
+    """``path`` relative to the run's folder (``export/train.fp32.onnx``), else as it is."""
+    try:
+        return str(Path(path).resolve().relative_to(out.resolve()))
+    except ValueError:
+        return path
 
 
-def _has_cuda() -> bool:
-    import torch
+def _reference_name(runtime: str) -> str:
+    name = RUNTIME_NAMES.get(runtime, runtime)
+    return name if runtime == "torch" else f"fp32 {name}"
 
-    return torch.cuda.is_available()
 
-
-def _scores(ev: dict[str, Any]) -> dict[str, Any]:
-    return {"val_top1": round(ev["top1"], 2), "val_top5": round(ev["top5"], 2)}
+def _line(h: dict[str, Any]) -> str:
+    what = "optimised" if h["meets_budget"] else \
+        f"closest (no candidate met {h['budget_ms']:.4g} ms within {h['max_drop']:g} points)"
+    threads = f"{h['threads']} thread{'s' if h['threads'] > 1 else ''}"
+    parts = [f"headline: {what} {h['label']} {h['precision']} on {RUNTIME_NAMES.get(h['runtime'], h['runtime'])}, "
+             f"{threads}: top-1 {h['top1']:.2f}% at {h['p50_ms']:.4g} ms"]
+    for ref in h["against"]:
+        parts.append(f"vs original {ref['name']} {ref['top1']:.2f}% at {ref['p50_ms']:.4g} ms: "
+                     f"{ref['speedup']:.2f}x faster, {ref['delta_points']:+.2f} points")
+    return "; ".join(parts)
 
 
 def _parity_line(p: dict[str, Any]) -> str:
     if p.get("mode") == "structural":
         return "structural (no runtime here)"
+    if p.get("cosine") is None:
+        return "-"
     agree = p.get("top1_agreement")
     return f"cos={p['cosine']:.5f}" + (f" agree={100 * agree:.1f}%" if agree is not None else "")
-
-
-Stage = Callable[[Path, int, dict[str, Any]], None]
-STAGES: list[tuple[str, Stage]] = [("train", _train), ("prune", _prune), ("distill", _distill),
-                                   ("export", _export), ("bench", _bench)]
-
-
-def quickstart(output: str | Path = "quickstart", *, epochs: int = 8, force: bool = False) -> dict[str, Any]:
-    """Run every stage under ``output``; returns (and writes ``summary.json``) the results."""
-    out = Path(output)
-    if out.exists() and any(out.iterdir()) and not force:
-        raise EdgekitError(f"{out} is not empty; pass --force to reuse it")
-    out.mkdir(parents=True, exist_ok=True)
-    res: dict[str, Any] = {"data": DATA, "arch": ARCH, "models": {}, "timings_s": {}}
-    t_all = time.perf_counter()
-    for name, stage in STAGES:
-        t0 = time.perf_counter()
-        stage(out, epochs, res)
-        res["timings_s"][name] = round(time.perf_counter() - t0, 1)
-        write_json(out / "summary.json", res)
-    res["timings_s"]["total"] = round(time.perf_counter() - t_all, 1)
-    write_json(out / "summary.json", res)
-    _print_summary(out, res)
-    return res
 
 
 def _print_summary(out: Path, res: dict[str, Any]) -> None:
@@ -136,12 +171,13 @@ def _print_summary(out: Path, res: dict[str, Any]) -> None:
     from .registry import count_macs, count_params
 
     console = Console()
-    table = Table(title=f"edgekit quickstart: {ARCH} on {DATA} (32x32), latency at 1 thread")
+    table = Table(title=f"edgekit quickstart: {res['arch']} on {res['data']} ({res['input_size']} px) and its "
+                        f"student {res['student']}, latency at 1 thread")
     for col in ("model", "params (M)", "MACs (M)", "val top-1", "torch p50", "onnxruntime p50", "litert p50"):
         table.add_column(col, justify="left" if col == "model" else "right")
-    lat = {(b["model"], b["runtime"], b["precision"]): b for b in res.get("bench", [])}
+    lat = {(b["model"], b["runtime"], b["precision"]): b for b in res["bench"]}
     for name, m in res["models"].items():
-        ck = edgekit.load_checkpoint(out / m["checkpoint"])
+        ck = edgekit.load_checkpoint(m["checkpoint"])
         params = count_params(ck.model) / 1e6
         macs = count_macs(ck.model, (1, *ck.input_spec["shape"])) / 1e6
 
@@ -149,17 +185,33 @@ def _print_summary(out: Path, res: dict[str, Any]) -> None:
             row = lat.get((name, runtime, "fp32"))
             return f"{row['p50_ms']:.3f} ms" if row and row.get("p50_ms") else "-"
 
-        table.add_row(name, f"{params:.3f}", f"{macs:.2f}", f"{m['val_top1']:.2f}%",
+        top1 = f"{m['val_top1']:.2f}%" if m["val_top1"] is not None else "-"
+        table.add_row(name, f"{params:.3f}", f"{macs:.2f}", top1,
                       p50("torch"), p50("onnxruntime"), p50("litert"))
     console.print(table)
-    arts = Table(title="artifacts (each passed its parity gate against PyTorch)")
-    for col in ("file", "target", "precision", "size (MB)", "parity"):
+    arts = Table(title="fp32 artifacts (each passed its parity gate against PyTorch)")
+    for col in ("file", "target", "precision", "parity"):
         arts.add_column(col)
-    for a in res.get("artifacts", []):
-        arts.add_row(a["file"], a["target"], a["precision"], f"{a['size_mb']:.3f}", a["parity"])
+    for a in res["artifacts"]:
+        arts.add_row(a["file"], a["target"], a["precision"], a["parity"])
     console.print(arts)
-    t = res["timings_s"]
-    console.print("seconds: " + ", ".join(f"{k} {v}" for k, v in t.items()))
-    if res.get("report"):
-        console.print(f"report: {res['report']}")
-    console.print(f"everything is under {out}/ (summary.json, checkpoints, artifacts/, results.json, report/)")
+    opt = res["optimize"]
+    b = opt["budget"]
+    points = f"{b['max_drop']:g} point{'' if b['max_drop'] == 1 else 's'}"
+    cands = Table(title=f"edgekit optimize: budget {b['text']}, losing at most {points}")
+    for col in ("plan", "precision", "p50", "top-1", "vs original", "meets budget"):
+        cands.add_column(col, justify="left" if col in ("plan", "precision") else "right")
+    for c in opt["candidates"]:
+        if c["error"]:
+            cands.add_row(c["label"], "-", "-", "-", "-", f"failed: {str(c['error'])[:60]}")
+            continue
+        cands.add_row(c["label"], str(c["precision"]), f"{c['p50_ms']:.4g} ms",
+                      f"{c['top1']:.2f}%" if c["top1"] is not None else "-",
+                      f"{0.0 - c['drop']:+.2f} points" if c["drop"] is not None else "-", "yes" if c["meets_budget"] else "no")
+    console.print(cands)
+    console.print(opt["message"], soft_wrap=True)
+    console.print("seconds: " + ", ".join(f"{k} {v}" for k, v in res["timings_s"].items()), soft_wrap=True)
+    console.print(f"reports: {res['report']} (bench), {opt['report']} (optimize)", soft_wrap=True)
+    console.print(f"everything is under {out}/ (summary.json, run.json, train/, distill/, export/, bench/, "
+                  f"optimize/); rerun it with: edgekit run {RECIPE} -o {out}", soft_wrap=True)
+    print(res["headline"]["line"], flush=True)  # one line, never wrapped: what the run was for
