@@ -16,7 +16,7 @@ import click
 
 from .compress.distill_config import BIAS_MODES, DistillConfig
 from .compress.prune_config import METHODS as PRUNE_METHODS
-from .compress.prune_config import RANKS, RECIPES, PruneConfig
+from .compress.prune_config import RANKS, RECIPES, SCORINGS, PruneConfig
 from .errors import EdgekitError
 from .formats import PRECISIONS
 from .numbers import FRACTION, NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT, UNIT_INTERVAL
@@ -101,6 +101,16 @@ class _LazyHelpOption(click.Option):
     def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
         self.help = self.help_fn()
         return super().get_help_record(ctx)
+
+
+def _round_to(ctx: click.Context, param: click.Parameter, value: str | None) -> int | str | None:
+    """``--round-to``: a positive integer or ``auto``, checked where the option is named."""
+    from .compress.rounding import parse_round_to
+
+    try:
+        return parse_round_to(value)
+    except EdgekitError as exc:
+        raise click.BadParameter(str(exc).replace("round_to ", "", 1)) from None
 
 
 def _distill_methods_help() -> str:
@@ -442,13 +452,21 @@ def verify_cmd(artifact: str, checkpoint: str, data: str | None, n: int, as_json
               help="macs=FRACTION, params=FRACTION or latency=5ms@litert|onnxruntime (measured).")
 @click.option("--method", type=click.Choice(PRUNE_METHODS), default=default(PruneConfig, "method"),
               show_default=True, help="Importance criterion (baselines via Torch-Pruning).")
+@click.option("--scoring", type=click.Choice(SCORINGS), default=default(PruneConfig, "scoring"), show_default=True,
+              help="CURL's KL: exact (one masked pass per unit) or fisher (its second-order estimate, "
+                   "a few backward passes).")
+@click.option("--steps", default=default(PruneConfig, "steps"), show_default=True, type=POSITIVE_INT,
+              help="Reach the target in this many steps, re-estimating BN and re-scoring in between.")
+@click.option("--step-epochs", default=default(PruneConfig, "step_epochs"), show_default=True, type=NON_NEGATIVE_INT,
+              help="Fine-tuning epochs between steps (with --steps > 1).")
 @click.option("--rank", type=click.Choice(RANKS), default=default(PruneConfig, "rank"), show_default=True,
-              help="CURL ranking: KL per MAC saved, or raw KL (the paper).")
+              help="CURL ranking: KL per MAC saved, raw KL (the paper), or KL over its group's mean.")
 @click.option("--min-keep", default=default(PruneConfig, "min_keep"), show_default=True, type=UNIT_INTERVAL,
               help="Minimum kept fraction per layer.")
 @click.option("--proxy-size", default=default(PruneConfig, "proxy_size"), show_default=True, type=POSITIVE_INT,
               help="Proxy images for KL scoring.")
-@click.option("--round-to", type=POSITIVE_INT, help="Keep channel counts multiples of this.")
+@click.option("--round-to", callback=_round_to, help="Keep channel counts multiples of this, or auto: the target runtime's fast "
+                                "multiple (16 for onnxruntime and LiteRT here; the default for latency targets).")
 @click.option("--finetune-epochs", default=default(PruneConfig, "finetune_epochs"), show_default=True,
               type=NON_NEGATIVE_INT, help="Recovery epochs (0: none).")
 @click.option("--recipe", type=click.Choice(RECIPES), default=default(PruneConfig, "recipe"), show_default=True)

@@ -74,7 +74,7 @@ def apply_mask(out: torch.Tensor, mask: torch.Tensor, dim: int) -> torch.Tensor:
     view = out.reshape(k, out.shape[0] // k, *out.shape[1:])
     shape = [k] + [1] * (out.dim())
     shape[dim + 1 if dim >= 0 else out.dim() + 1 + dim] = mask.shape[1]
-    return (view * mask.reshape(shape).to(out.dtype)).reshape(out.shape)
+    return (view * mask.reshape(shape).to(out.device, out.dtype)).reshape(out.shape)
 
 
 def _unit_masks(group: UnitGroup, units: list[int], channels: dict[str, int]) -> dict[str, tuple[torch.Tensor, int]]:
@@ -185,7 +185,8 @@ def _score_full(model: nn.Module, masker: _Masker, g: UnitGroup, x: torch.Tensor
 
 def _accumulate(logits: torch.Tensor, base: torch.Tensor, units: list[int], acc: torch.Tensor) -> None:
     """Add each masked copy's per-sample KL(masked || original) to its unit's sum (both read out as logits)."""
-    kl = kl_divergence(logits.float(), base.float().repeat(len(units), 1)).reshape(len(units), -1)
+    dtype = torch.promote_types(logits.dtype, torch.float32)  # float64 models keep their precision
+    kl = kl_divergence(logits.to(dtype), base.to(dtype).repeat(len(units), 1)).reshape(len(units), -1)
     acc[units] += kl.sum(1).double()
 
 

@@ -83,15 +83,27 @@ def proxy_set(bundle: DataBundle, transform: Any, size: int, seed: int) -> tuple
 
 
 def score_units(method: str, model: torch.nn.Module, graph: Any, x: torch.Tensor, y: torch.Tensor, *,
-                seed: int = 0, progress: bool = True, label_task: LabelTask | None = None) -> dict[int, torch.Tensor]:
+                seed: int = 0, progress: bool = True, label_task: LabelTask | None = None,
+                scoring: str = "exact", device: torch.device | str | None = None) -> dict[int, torch.Tensor]:
     """Importance of every prunable unit under ``method`` (lower = removed first).
 
     ``label_task``: the model is a label-distribution model (CURL compares its distributions,
-    Taylor differentiates its own loss)."""
+    Taylor differentiates its own loss). ``scoring``: CURL's exact KL or its Fisher estimate.
+    ``device``: where CURL's passes run (the model is moved there and back to the CPU)."""
     if method == "curl":
         from .curl import kl_scores
+        from .fisher import fisher_scores
 
-        return kl_scores(model, graph, x, progress=progress, readout=curl_readout(label_task))
+        dev = torch.device(device) if device is not None else torch.device("cpu")
+        readout = curl_readout(label_task)
+        model.to(dev)
+        try:
+            if scoring == "fisher":
+                return fisher_scores(model, graph, x, progress=progress, readout=readout, seed=seed, device=dev)
+            return kl_scores(model, graph, x.to(dev), progress=progress, readout=readout,
+                             budget=activation_budget(dev))
+        finally:
+            model.cpu()
     from .baselines import tp_scores
 
     loss = None
@@ -99,6 +111,17 @@ def score_units(method: str, model: torch.nn.Module, graph: Any, x: torch.Tensor
         step = label_loss(label_task)
         loss = lambda m, xs, ys: step(m, xs, ys, 0).loss  # noqa: E731
     return tp_scores(method, model, graph, x, y, seed=seed, loss=loss)
+
+
+def activation_budget(device: torch.device) -> int:
+    """Floats one batch of masked copies may hold: a fixed 128 MB on the CPU, a quarter of the
+    free memory on a CUDA device (so a GPU scores many more masks per pass)."""
+    from .curl import ACTIVATION_BUDGET
+
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return max(ACTIVATION_BUDGET, free // 4 // 4)
+    return ACTIVATION_BUDGET
 
 
 def curl_readout(label_task: LabelTask | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -130,6 +153,17 @@ class _Run:
     @property
     def input_shape(self) -> tuple[int, ...]:
         return (1, *self.ckpt.input_spec["shape"])
+
+    @property
+    def round_to(self) -> int | None:
+        """The channel multiple in force: ``cfg.round_to`` resolved for the target's runtime
+        (a latency target rounds to its runtime's fast multiple unless told otherwise)."""
+        from .rounding import AUTO, resolve_round_to
+
+        asked = self.cfg.round_to
+        if asked is None and self.target.kind == "latency":
+            asked = AUTO
+        return resolve_round_to(asked, self.target.runtime)
 
     @property
     def rank(self) -> str:
@@ -169,12 +203,10 @@ def prune(checkpoint: str | Path | Checkpoint, data: str | DataBundle | None, ou
     run = _open(checkpoint, data, output, cfg, progress)
     cache = _cache_path(run)
     t0 = time.perf_counter()
-    graph, scores = _score(run, cache)
-    selection = _select(run, graph, scores)
-    run.reestimate_bn()
-    run.metrics["prune_seconds"] = time.perf_counter() - t0  # graph + scoring + selection + pruning + BN
+    groups = _prune_steps(run, cache)
+    run.metrics["prune_seconds"] = time.perf_counter() - t0  # graphs + scoring + selection + pruning + BN
     _recover(run)
-    child = _write(run, graph, selection, force)
+    child = _write(run, groups, force)
     if cache is not None and cfg.scores_path is None:
         cache.unlink(missing_ok=True)  # a temporary of this run: the scores were not asked to be kept
     return child
@@ -232,18 +264,58 @@ def _score(run: _Run, cache: Path | None) -> tuple[Any, dict[int, torch.Tensor]]
     key = {"parent": run.ckpt.sha256, "method": cfg.method, "proxy": proxy_idx, "data": run.bundle.spec,
            "fraction": cfg.train_fraction, "split": run.bundle.record,
            "subset_seed": cfg.data_seed if cfg.train_fraction < 1 else None,
-           "seed": cfg.seed if cfg.method == "random" else None}
+           "seed": cfg.seed if cfg.method in ("random", "curl") and (cfg.method == "random" or
+                                                                      cfg.scoring == "fisher") else None,
+           "scoring": cfg.scoring if cfg.method == "curl" else None}
     t0 = time.perf_counter()
     scores = _cached_scores(cache, key) if cache is not None else None
     run.metrics["scores_cached"] = scores is not None
     if scores is None:
         scores = score_units(cfg.method, run.model, graph, x, y, seed=cfg.seed, progress=run.progress,
-                             label_task=run.label_task)
+                             label_task=run.label_task, scoring=cfg.scoring, device=run.device)
         if cache is not None:
             with atomic_path(cache) as tmp:
                 torch.save({"key": key, "scores": {str(k): v for k, v in scores.items()}}, tmp)
     run.metrics["score_seconds"] = time.perf_counter() - t0
     return graph, scores
+
+
+def _prune_steps(run: _Run, cache: Path | None) -> list[dict[str, Any]]:
+    """Score, select and remove units, in ``cfg.steps`` steps; returns the per-group summary.
+
+    Step ``k`` of ``K`` prunes to ``target ** (k / K)`` of the original MACs (or parameters),
+    so every step removes the same fraction of what is left; before each later step BN is
+    re-estimated (and ``step_epochs`` of fine-tuning run), the unit graph is rebuilt and the
+    remaining units are re-scored on the thinned network. The first step's scores (those of
+    the unpruned network) are the ones cached. ``min_keep`` holds against the original widths."""
+    from .units import UnitGraph
+
+    cfg, tgt = run.cfg, run.target
+    if cfg.steps > 1 and tgt.kind == "latency":
+        raise EdgekitError("--steps > 1 needs a macs= or params= target (a latency target is met in one measured step)")
+    graph, scores = _score(run, cache)
+    original = {g.name: g.size for g in graph.groups}
+    floors = {g.name: g.size - g.max_removable(cfg.min_keep, run.round_to) for g in graph.groups}
+    steps: list[dict[str, Any]] = []
+    for k in range(1, cfg.steps + 1):
+        if k > 1:
+            if cfg.step_epochs:
+                _finetune(run, cfg.step_epochs)
+            x, y, _ = proxy_set(run.bundle, run.ckpt.eval_transform, cfg.proxy_size, cfg.data_seed)
+            graph = UnitGraph(run.model, x[:1])
+            t0 = time.perf_counter()
+            scores = score_units(cfg.method, run.model, graph, x, y, seed=cfg.seed, progress=run.progress,
+                                 label_task=run.label_task, scoring=cfg.scoring, device=run.device)
+            run.metrics["score_seconds"] += time.perf_counter() - t0
+        sel = _select(run, graph, scores, step=(k, cfg.steps), floors=floors if cfg.steps > 1 else None)
+        run.reestimate_bn()
+        if cfg.steps > 1:
+            steps.append({"step": k, "macs_ratio": run.metrics["macs"] / run.metrics["macs_before"],
+                          "params_ratio": run.metrics["params"] / run.metrics["params_before"]})
+    if steps:
+        run.metrics["steps"] = steps
+    kept = {g.name: g.size - len(sel.removal.get(g.index, [])) for g in graph.groups}
+    return [{"group": name, "units": size, "kept": kept.get(name, size)} for name, size in original.items()]
 
 
 def _cached_scores(path: Path, key: dict[str, Any]) -> dict[int, torch.Tensor] | None:
@@ -258,27 +330,39 @@ def _cached_scores(path: Path, key: dict[str, Any]) -> dict[int, torch.Tensor] |
     return {int(k): v for k, v in obj["scores"].items()}
 
 
-def _select(run: _Run, graph: Any, scores: dict[int, torch.Tensor]) -> Any:
-    """Choose the units to remove for the target (measured for latency targets) and remove them."""
+def _select(run: _Run, graph: Any, scores: dict[int, torch.Tensor], *, step: tuple[int, int] = (1, 1),
+            floors: dict[str, int] | None = None) -> Any:
+    """Choose the units to remove for step ``k`` of ``K`` (measured for latency targets) and remove them."""
     from .selection import select
 
     cfg, tgt = run.cfg, run.target
+    k, n_steps = step
     if tgt.kind == "latency":
         from .latency import select_for_latency
 
         sel, lat = select_for_latency(graph, scores, run.ckpt, tgt, rank=run.rank, min_keep=cfg.min_keep,
-                                      round_to=cfg.round_to, data=run.bundle.spec, workdir=run.output.parent)
+                                      round_to=run.round_to, data=run.bundle.spec, workdir=run.output.parent)
         run.metrics["latency_search"] = lat
     else:
-        sel = select(graph, scores, kind=tgt.kind, ratio=tgt.value, rank=run.rank, min_keep=cfg.min_keep,
-                     round_to=cfg.round_to)
+        before = run.metrics["macs_before"] if tgt.kind == "macs" else run.metrics["params_before"]
+        now = graph.macs({}) if tgt.kind == "macs" else graph.params({})
+        ratio = min(1.0, tgt.value ** (k / n_steps) * before / now)
+        try:
+            sel = select(graph, scores, kind=tgt.kind, ratio=ratio, rank=run.rank, min_keep=cfg.min_keep,
+                         round_to=run.round_to, floors=floors)
+        except EdgekitError as exc:
+            if n_steps == 1:
+                raise
+            raise EdgekitError(f"target {tgt} is unreachable with min_keep={cfg.min_keep:g}: in step {k} of "
+                               f"{n_steps}, {exc}") from None
     graph.prune(sel.removal)
     macs, params = count_macs(run.model, run.input_shape), count_params(run.model)
-    if tgt.kind in ("macs", "params"):
+    if tgt.kind in ("macs", "params") and k == n_steps:
         got = macs / run.metrics["macs_before"] if tgt.kind == "macs" else params / run.metrics["params_before"]
         if abs(got - tgt.value) > 0.02 * tgt.value + 1e-9:
             log.warning("pruned to %s=%.4f, more than 2%% from the target %s", tgt.kind, got, tgt)
-    run.metrics.update(macs=macs, params=params, units_removed=sel.units_removed)
+    removed = run.metrics.get("units_removed", 0) if k > 1 else 0
+    run.metrics.update(macs=macs, params=params, units_removed=removed + sel.units_removed)
     return sel
 
 
@@ -290,22 +374,7 @@ def _recover(run: _Run) -> None:
     pruned = run.eval(run.model)
     run.metrics[f"{key}_pruned_bn"] = pruned[key]
     t0 = time.perf_counter()
-    history: list[dict[str, Any]] = []
-    if cfg.finetune_epochs > 0:
-        from . import recovery
-
-        val_loader = run.bundle.loader("val", run.ckpt.eval_transform, 256)
-        common = dict(lr=cfg.lr, seed=cfg.seed, device=run.device, progress=run.progress, val_loader=val_loader,
-                      precise_bn=cfg.precise_bn, label_task=run.label_task)
-        spec = run.ckpt.input_spec
-        if cfg.recipe == "finetune":
-            history = recovery.finetune(run.model, run.bundle, spec, epochs=cfg.finetune_epochs,
-                                        batch_size=cfg.batch_size, **common)
-        else:
-            out = recovery.limited_data(run.model, run.teacher, run.bundle, spec, epochs=cfg.finetune_epochs,
-                                        refine_epochs=cfg.refine_epochs, batch_size=min(cfg.batch_size, 32),
-                                        **common)
-            history = out["stage3"] or out["stage2"]
+    history = _finetune(run, cfg.finetune_epochs, cfg.recipe) if cfg.finetune_epochs > 0 else []
     run.metrics["recovery_seconds"] = time.perf_counter() - t0
     run.model = run.model.cpu().eval()
     final = run.eval(run.model) if cfg.finetune_epochs > 0 else pruned
@@ -318,20 +387,38 @@ def _recover(run: _Run) -> None:
     run.model = run.model.cpu().eval()
 
 
-def _write(run: _Run, graph: Any, sel: Any, force: bool) -> Checkpoint:
-    """The pruned checkpoint: channel plan, metrics, provenance (and the measured speed-up if asked)."""
-    from .selection import summary
+def _finetune(run: _Run, epochs: int, recipe: str = "finetune") -> list[dict[str, Any]]:
+    """Train the pruned model ``epochs`` epochs with ``recipe`` (ending with precise BN); the history."""
+    from . import recovery
 
+    cfg = run.cfg
+    val_loader = run.bundle.loader("val", run.ckpt.eval_transform, 256)
+    common = dict(lr=cfg.lr, seed=cfg.seed, device=run.device, progress=run.progress, val_loader=val_loader,
+                  precise_bn=cfg.precise_bn, label_task=run.label_task)
+    spec = run.ckpt.input_spec
+    try:
+        if recipe == "finetune":
+            return recovery.finetune(run.model, run.bundle, spec, epochs=epochs, batch_size=cfg.batch_size, **common)
+        out = recovery.limited_data(run.model, run.teacher, run.bundle, spec, epochs=epochs,
+                                    refine_epochs=cfg.refine_epochs, batch_size=min(cfg.batch_size, 32), **common)
+        return out["stage3"] or out["stage2"]
+    finally:
+        run.model = run.model.cpu().eval()
+
+
+def _write(run: _Run, groups: list[dict[str, Any]], force: bool) -> Checkpoint:
+    """The pruned checkpoint: channel plan, metrics, provenance (and the measured speed-up if asked)."""
     cfg, metrics = run.cfg, dict(run.metrics)
     metrics.update(macs_ratio=metrics["macs"] / metrics["macs_before"],
                    params_ratio=metrics["params"] / metrics["params_before"])
     child = run.ckpt.derive(run.model, stage="prune", metrics=metrics)
     child.provenance.update({
         "method": cfg.method, "rank": cfg.rank if cfg.method == "curl" else None, "target": str(run.target),
-        "min_keep": cfg.min_keep, "round_to": cfg.round_to, "proxy_size": cfg.proxy_size,
+        "scoring": cfg.scoring if cfg.method == "curl" else None, "steps": cfg.steps, "step_epochs": cfg.step_epochs,
+        "min_keep": cfg.min_keep, "round_to": run.round_to, "proxy_size": cfg.proxy_size,
         "recipe": cfg.recipe if cfg.finetune_epochs else None, "finetune_epochs": cfg.finetune_epochs,
         "train_fraction": cfg.train_fraction, "seed": cfg.seed, "precise_bn": cfg.precise_bn,
-        "data": run.bundle.spec, "groups": summary(graph, sel),
+        "data": run.bundle.spec, "groups": groups,
     })
     if cfg.measure_latency:
         from .latency import speedup

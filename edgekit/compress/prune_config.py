@@ -11,12 +11,15 @@ from pathlib import Path
 from ..errors import EdgekitError
 from ..numbers import fraction, non_negative_int, optional, positive_float, positive_int, unit_interval
 from ..stage_config import RunConfig, choice
+from .rounding import parse_round_to
 
 #: Importance criteria: CURL's KL, then Torch-Pruning baselines on the same units.
 METHODS = ("curl", "l1", "l2", "bn", "taylor", "random")
 BASELINES = METHODS[1:]
-#: CURL rankings: KL per MAC saved, or the raw KL (as in the paper).
-RANKS = ("kl-per-mac", "kl")
+#: CURL rankings: KL per MAC saved, the raw KL (as in the paper), or the KL over its group's mean.
+RANKS = ("kl-per-mac", "kl", "kl-norm")
+#: How CURL's KL is computed: one masked pass per unit, or its Fisher (second-order) estimate.
+SCORINGS = ("exact", "fisher")
 #: Recovery after pruning: plain fine-tuning, or CURL's limited-data recipe.
 RECIPES = ("finetune", "limited-data")
 
@@ -33,14 +36,24 @@ class PruneConfig(RunConfig):
     re-estimation right after pruning and at the end of recovery (0 disables both).
     ``scores_path``: keep the importance scores there (reused by a later prune with the
     same inputs); otherwise they are cached next to the output only while the run lasts.
+    ``scoring``: CURL's exact KL or its Fisher estimate (:mod:`edgekit.compress.fisher`).
+    ``steps``: reach the target in that many prune steps, re-estimating BN and re-scoring
+    the thinned network between steps (``step_epochs`` of fine-tuning too, when > 0);
+    ``min_keep`` stays a fraction of the **original** width of every group.
+    ``round_to``: keep channel counts multiples of this; ``"auto"`` = the target runtime's
+    fast multiple (:mod:`edgekit.compress.rounding`), which is also the default for a
+    latency target (None elsewhere: no rounding).
     """
 
     target: str = "macs=0.5"
     method: str = "curl"
     rank: str = "kl-per-mac"
+    scoring: str = "exact"
+    steps: int = 1
+    step_epochs: int = 0
     min_keep: float = 0.3
     proxy_size: int = 256
-    round_to: int | None = None
+    round_to: int | str | None = None
     finetune_epochs: int = 5
     recipe: str = "finetune"
     train_fraction: float = 1.0
@@ -58,10 +71,13 @@ class PruneConfig(RunConfig):
             raise EdgekitError(f"target must be text such as macs=0.5, got {self.target!r}")
         self.method = choice("pruning method", self.method, METHODS)
         self.rank = choice("ranking", self.rank, RANKS)
+        self.scoring = choice("scoring", self.scoring, SCORINGS)
+        self.steps = positive_int("steps", self.steps)
+        self.step_epochs = non_negative_int("step_epochs", self.step_epochs)
         self.recipe = choice("recovery recipe", self.recipe, RECIPES)
         self.min_keep = unit_interval("min_keep", self.min_keep)
         self.proxy_size = positive_int("proxy_size", self.proxy_size)
-        self.round_to = optional(positive_int, "round_to", self.round_to)
+        self.round_to = parse_round_to(self.round_to)
         self.finetune_epochs = non_negative_int("finetune_epochs", self.finetune_epochs)
         self.train_fraction = fraction("train_fraction", self.train_fraction)
         self.lr = positive_float("lr", self.lr)

@@ -11,14 +11,20 @@ the result lands within one unit's cost of it.
 
 Rankings: ``kl`` sorts by the raw score (as in the paper); ``kl-per-mac`` divides each
 unit's score by the MACs its removal saves, so cheap-to-keep channels in expensive
-layers go first (better at equal MACs, docs/findings.md item 3). Baseline criteria rank by
-their raw importance.
+layers go first (better at equal MACs, docs/findings.md item 3); ``kl-norm`` divides each
+unit's score by its group's mean score, so every group competes on how its units compare
+with each other rather than on the scale of its KLs (Torch-Pruning's per-group importance
+normalisation; Fang et al., "DepGraph: Towards Any Structural Pruning", CVPR 2023).
+Baseline criteria rank by their raw importance.
+
+``floors``: units each group (by name) must keep, overriding ``min_keep`` of its current
+size; multi-step pruning passes the floors of the original widths so that the minimum
+keep ratio holds against the original network, not the thinned one.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
@@ -87,7 +93,7 @@ def _effective(n: int, size: int, round_to: int | None) -> int:
 
 
 def select(graph: UnitGraph, scores: dict[int, torch.Tensor], *, kind: str, ratio: float, rank: str = "kl-per-mac",
-           min_keep: float = 0.3, round_to: int | None = None) -> Selection:
+           min_keep: float = 0.3, round_to: int | None = None, floors: dict[str, int] | None = None) -> Selection:
     """Remove the lowest-ranked units until ``kind`` (macs | params) is at most ``ratio`` of the original."""
     if rank not in RANKS + ("raw",):
         raise EdgekitError(f"unknown ranking {rank!r}; expected one of {', '.join(RANKS)}")
@@ -103,9 +109,11 @@ def select(graph: UnitGraph, scores: dict[int, torch.Tensor], *, kind: str, rati
         s = scores[g.index].double()
         if rank == "kl-per-mac":
             s = s / max(graph.unit_macs(g), 1.0)
+        elif rank == "kl-norm":
+            s = s / max(float(s.mean()), 1e-30)
         entries += [(float(v), g.index, j) for j, v in enumerate(s)]
     entries.sort()
-    caps = {g.index: g.max_removable(min_keep, round_to) for g in graph.groups}
+    caps = {g.index: g.max_removable(min_keep, round_to, (floors or {}).get(g.name)) for g in graph.groups}
     picked: dict[int, list[int]] = {}
     eff: dict[int, int] = {}
     now = base
@@ -126,9 +134,3 @@ def select(graph: UnitGraph, scores: dict[int, torch.Tensor], *, kind: str, rati
             f"leaves {now / base:.3f} of the original {kind} (lower min_keep or raise the target)")
     removal = {gi: picked[gi][:n] for gi, n in eff.items() if n}
     return Selection(removal, graph.macs(eff), graph.params(eff), sum(eff.values()))
-
-
-def summary(graph: UnitGraph, sel: Selection) -> list[dict[str, Any]]:
-    """Per group: units before/after (for the report and the checkpoint's metrics)."""
-    return [{"group": g.name, "units": g.size, "kept": g.size - len(sel.removal.get(g.index, []))}
-            for g in graph.groups]

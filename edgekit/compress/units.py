@@ -90,13 +90,14 @@ class UnitGroup:
     def prunable(self) -> bool:
         return self.protected is None and self.size > 1
 
-    def max_removable(self, min_keep: float, round_to: int | None = None) -> int:
-        """Most units removable while keeping ``>= ceil(min_keep * size)`` (rounded up to ``round_to``)."""
+    def max_removable(self, min_keep: float, round_to: int | None = None, floor: int | None = None) -> int:
+        """Most units removable while keeping ``>= ceil(min_keep * size)`` (rounded up to ``round_to``),
+        or ``>= floor`` units when a floor is given."""
         if not self.prunable:
             return 0
         import math
 
-        keep = max(1, math.ceil(min_keep * self.size - 1e-9))
+        keep = max(1, floor if floor is not None else math.ceil(min_keep * self.size - 1e-9))
         if round_to:
             keep = min(self.size, math.ceil(keep / round_to) * round_to)
         return max(0, self.size - keep)
