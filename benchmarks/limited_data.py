@@ -44,6 +44,7 @@ import time
 from pathlib import Path
 
 import torch
+from prune_digits import mean_std  # the same "mean ± std" cell as the pruning table (script folder)
 
 HERE = Path(__file__).resolve().parent
 
@@ -67,14 +68,6 @@ CONFIGS = {
 
 #: the hand-written reading of the table below this heading survives a rerun
 NOTES = "## Reading the table"
-
-
-def mean_std(values: list[float]) -> str:
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
 def main() -> None:
@@ -150,17 +143,17 @@ def main() -> None:
 def write_table(args: argparse.Namespace, teachers: dict, results: list[dict]) -> None:
     import edgekit
 
+    seeds = sorted({r["seed"] for r in results})
     lines = [
         "# Limited data: CURL's recipe vs plain fine-tuning on 10 % of the data",
         "",
-        f"Command: `{' '.join(sys.argv)}`  ",
+        f"Command (last run; rows are cached in limited_data.json, see the notes): `{' '.join(sys.argv)}`  ",
         f"Machine: {platform.processor() or platform.machine()}, {args.threads} torch thread(s), "
         f"2 CPU cores shared with other jobs; edgekit {edgekit.__version__}, torch {torch.__version__}  ",
         f"Pruning: `{args.method}` to {args.target} on a {args.fraction:.0%} training subset (drawn with seed 0); "
         f"recovery {args.epochs} epochs (SGD lr 0.01, cosine; limited-data: {args.epochs} stage-2 epochs, mixup+KD "
         f"or KD alone, then {max(1, math.ceil(args.epochs / 8))} epoch(s) on the expanded set at the stage-3 lr "
-        f"shown), precise BN (200 batches) at the end; seeds {sorted({r['seed'] for r in results})}, n per row; "
-        f"mean ± std over seeds; Δ is paired by seed.",
+        f"shown), precise BN (200 batches) at the end; mean ± std over seeds; Δ is paired by seed.",
         "",
     ]
     for spec, teacher in teachers.items():
@@ -170,28 +163,37 @@ def write_table(args: argparse.Namespace, teachers: dict, results: list[dict]) -
         lines += [f"## `{spec}`", "",
                   f"Teacher: `{teacher.provenance.get('command', '')}` ({teacher.arch}, input "
                   f"{teacher.input_spec.get('shape')}, val top-1 {teacher.metrics.get('val_top1', float('nan')):.2f} %); "
-                  f"{rows[0]['train_images']} training images; MACs ratio {rows[0]['macs_ratio']:.3f}.", "",
-                  "| recovery | expansion | label lr | stage-3 lr | top-1 pruned + BN | top-1 after recovery | "
-                  "Δ vs finetune | recovery s | n |", "|---|---|---|---|---|---|---|---|---|"]
-        base = {r["seed"]: r["val_top1"] for r in rows if r["config"] == "finetune"}
-        for config in CONFIGS:
-            rs = [r for r in rows if r["config"] == config]
-            if not rs:
-                continue
-            deltas = [r["val_top1"] - base[r["seed"]] for r in rs if r["seed"] in base]
-            exp = rs[0].get("expansion", "-").partition(":")[0] if rs[0].get("refine_epochs") else "-"
-            stage3 = bool(rs[0].get("refine_epochs"))
-            lines.append(f"| {config} | {exp} | {rs[0].get('label_lr', '-') if stage3 else '-'} | "
-                         f"{format(rs[0].get('refine_lr', 1e-4), 'g') if stage3 else '-'} | "
-                         f"{mean_std([r['top1_pruned_bn'] for r in rs])} | {mean_std([r['val_top1'] for r in rs])} | "
-                         f"{mean_std(deltas) if config != 'finetune' else '-'} | "
-                         f"{statistics.mean(r['recovery_seconds'] for r in rs):.0f} | {len(rs)} |")
+                  f"{rows[0]['train_images']} training images; MACs ratio {rows[0]['macs_ratio']:.3f}.", ""]
+        first = seeds[:3]
+        lines += [f"Every recipe, seeds {first}:", ""] + _table([r for r in rows if r["seed"] in first])
+        more = {r["config"] for r in rows if r["seed"] not in first}
+        if more:
+            lines += [f"The deciding recipes, seeds {seeds}:", ""] + _table([r for r in rows if r["config"] in more])
         described = sorted({r["expansion"] for r in rows if r.get("refine_epochs")})
-        lines += [""] + [f"- expansion {d}" for d in described] + [""]
+        lines += [f"- expansion {d}" for d in described] + [""]
     out = Path(args.out)
     notes = out.read_text().partition(NOTES)[2] if out.is_file() else ""
     out.write_text("\n".join(lines) + "\n" + (NOTES + notes if notes else ""))
     print("\n".join(lines))
+
+
+def _table(rows: list[dict]) -> list[str]:
+    lines = ["| recovery | expansion | label lr | stage-3 lr | top-1 pruned + BN | top-1 after recovery | "
+             "Δ vs finetune | recovery s | n |", "|---|---|---|---|---|---|---|---|---|"]
+    base = {r["seed"]: r["val_top1"] for r in rows if r["config"] == "finetune"}
+    for config in CONFIGS:
+        rs = [r for r in rows if r["config"] == config]
+        if not rs:
+            continue
+        deltas = [r["val_top1"] - base[r["seed"]] for r in rs if r["seed"] in base]
+        stage3 = bool(rs[0].get("refine_epochs"))
+        exp = rs[0].get("expansion", "-").partition(":")[0] if stage3 else "-"
+        lines.append(f"| {config} | {exp} | {rs[0].get('label_lr', '-') if stage3 else '-'} | "
+                     f"{format(rs[0].get('refine_lr', 1e-4), 'g') if stage3 else '-'} | "
+                     f"{mean_std([r['top1_pruned_bn'] for r in rs])} | {mean_std([r['val_top1'] for r in rs])} | "
+                     f"{mean_std(deltas) if config != 'finetune' else '-'} | "
+                     f"{statistics.mean(r['recovery_seconds'] for r in rs):.0f} | {len(rs)} |")
+    return lines + [""]
 
 
 if __name__ == "__main__":
