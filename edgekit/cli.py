@@ -472,6 +472,12 @@ def verify_cmd(artifact: str, checkpoint: str, data: str | None, n: int, as_json
 @click.option("--recipe", type=click.Choice(RECIPES), default=default(PruneConfig, "recipe"), show_default=True)
 @click.option("--train-fraction", default=default(PruneConfig, "train_fraction"), show_default=True, type=FRACTION,
               help="Use only this much training data.")
+@click.option("--expansion", default=default(PruneConfig, "expansion"), show_default=True,
+              help="limited-data: the expanded set (auto = the data's own label-preserving policy; a preset "
+                   "paper|digits|shapes|ordinal|natural|none; or key=value options such as digits:rotate=10).")
+@click.option("--label-lr", type=NON_NEGATIVE_FLOAT, help="limited-data: label refinement rate (default 0: fixed).")
+@click.option("--mixup/--no-mixup", default=None, help="limited-data: mixup in the KD stage (default off).")
+@click.option("--refine-lr", type=POSITIVE_FLOAT, help="limited-data: stage-3 student rate (default lr / 10).")
 @click.option("--lr", default=default(PruneConfig, "lr"), show_default=True, type=POSITIVE_FLOAT)
 @click.option("--batch-size", default=default(PruneConfig, "batch_size"), show_default=True, type=POSITIVE_INT)
 @click.option("--seed", default=default(PruneConfig, "seed"), show_default=True, type=NON_NEGATIVE_INT)

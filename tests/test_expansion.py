@@ -140,3 +140,19 @@ def test_label_lr_zero_keeps_the_teacher_table() -> None:
     assert table.abs().sum() == 0 and out.loss.requires_grad
     refine_loss(table, targets, label_lr=1)(model, x, idx, 0)
     assert table[[1, 3]].abs().sum() > 0  # the check can fail: refinement does move it
+
+
+def test_prune_passes_the_limited_data_options_and_checks_them_first(synthetic_ckpt, tmp_path) -> None:
+    from edgekit.compress.prune import prune
+
+    data = "synthetic:classes=4,n=160"
+    ck = prune(synthetic_ckpt, data, tmp_path / "p.pt", target="macs=0.7", proxy_size=8, finetune_epochs=1,
+               refine_epochs=1, recipe="limited-data", train_fraction=0.5, expansion="shapes:rotate=5",
+               label_lr=0.5, refine_lr=0.002, progress=False)
+    used = ck.metrics["limited_data"]
+    assert used["label_lr"] == 0.5 and used["refine_lr"] == 0.002 and used["mixup"] is False
+    assert "5" in str(used["expansion"]) and used["expanded_images"] > 0
+    with pytest.raises(EdgekitError, match="unknown expansion preset"):
+        prune(synthetic_ckpt, data, tmp_path / "q.pt", recipe="limited-data", expansion="cubist", proxy_size=8,
+              progress=False)
+    assert not (tmp_path / "q.pt").exists()

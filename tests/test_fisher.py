@@ -206,9 +206,11 @@ def test_multi_step_and_scoring_errors(tmp_path: Path) -> None:
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("scoring", ["exact", "fisher"])
-def test_scoring_on_cuda_matches_cpu(scoring: str) -> None:
+def test_scoring_on_cuda_matches_cpu(scoring: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from edgekit.compress.prune import score_units
 
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # compare float32 with float32
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     torch.manual_seed(0)
     model = create_model("resnet18", num_classes=5, small_input=True).eval()
     x = torch.randn(8, 3, 16, 16)

@@ -82,9 +82,10 @@ def test_cuda_amp_channels_last_training(tmp_path: Path) -> None:
         pytest.skip("no CUDA GPU on this machine")
     from edgekit.training.trainer import train
 
-    ck = train("compact_cnn", "synthetic:classes=4,n=200", tmp_path / "gpu.pt", epochs=2, device="cuda",
-               progress=False)
-    assert ck.metrics["val_top1"] > 25.0
+    # 2 epochs of 160 images (4 SGD steps) stayed at chance on CPU as well; this learns (100 % on CPU)
+    ck = train("compact_cnn", "synthetic:classes=4,n=400", tmp_path / "gpu.pt", epochs=6, batch_size=32,
+               device="cuda", progress=False)
+    assert ck.metrics["val_top1"] > 60.0
     assert all(t.device.type == "cpu" for t in ck.state_dict.values())  # saved on CPU, loads anywhere
 
 

@@ -187,7 +187,7 @@ def _accumulate(logits: torch.Tensor, base: torch.Tensor, units: list[int], acc:
     """Add each masked copy's per-sample KL(masked || original) to its unit's sum (both read out as logits)."""
     dtype = torch.promote_types(logits.dtype, torch.float32)  # float64 models keep their precision
     kl = kl_divergence(logits.to(dtype), base.to(dtype).repeat(len(units), 1)).reshape(len(units), -1)
-    acc[units] += kl.sum(1).double()
+    acc[units] += kl.sum(1).double().cpu()  # sums live on the CPU whatever device scored
 
 
 def _score_traced(gm: fx.GraphModule, masker: _Masker, todo: list[UnitGroup], x: torch.Tensor,

@@ -175,15 +175,25 @@ class _Run:
         return "mae" if self.label_task is not None else "top1"
 
     def eval(self, model: nn.Module) -> dict[str, Any]:
-        """Validation metrics of ``model`` (a label-distribution model with the checkpoint's flip test)."""
+        """Validation metrics of ``model`` (a label-distribution model with the checkpoint's flip test),
+        computed on the run's device; the model is left on the CPU, where pruning edits it."""
         loader = self.bundle.loader("val", self.ckpt.eval_transform, 256)
-        if self.label_task is not None:
-            return evaluate_model(model, loader, "label_distribution", self.device, flip=self.label_task.flip_test)
-        return evaluate_model(model, loader, "classify", self.device)
+        model.to(self.device)
+        try:
+            if self.label_task is not None:
+                return evaluate_model(model, loader, "label_distribution", self.device,
+                                      flip=self.label_task.flip_test)
+            return evaluate_model(model, loader, "classify", self.device)
+        finally:
+            model.cpu()
 
     def reestimate_bn(self) -> None:
         loader = bn_loader(self.bundle, self.ckpt.input_spec, self.cfg.batch_size)
-        precise_bn(self.model, loader, self.cfg.precise_bn)
+        self.model.to(self.device)
+        try:
+            precise_bn(self.model, loader, self.cfg.precise_bn, device=self.device)
+        finally:
+            self.model.cpu()
 
 
 def prune(checkpoint: str | Path | Checkpoint, data: str | DataBundle | None, output: str | Path, *,
@@ -238,6 +248,10 @@ def _open(checkpoint: str | Path | Checkpoint, data: str | DataBundle | None, ou
         raise EdgekitError(f"data {bundle.spec!r} has {len(bundle.labels)} classes but the checkpoint "
                            f"has {ckpt.num_outputs} outputs")
     bundle = bundle.subset_train(cfg.train_fraction, cfg.data_seed)
+    if cfg.recipe == "limited-data" and cfg.finetune_epochs > 0:
+        from .recovery import expansion_for
+
+        expansion_for(bundle, cfg.expansion, label_task)  # a bad --expansion fails before any scoring
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
     teacher = ckpt.model.eval()
@@ -400,7 +414,11 @@ def _finetune(run: _Run, epochs: int, recipe: str = "finetune") -> list[dict[str
         if recipe == "finetune":
             return recovery.finetune(run.model, run.bundle, spec, epochs=epochs, batch_size=cfg.batch_size, **common)
         out = recovery.limited_data(run.model, run.teacher, run.bundle, spec, epochs=epochs,
-                                    refine_epochs=cfg.refine_epochs, batch_size=min(cfg.batch_size, 32), **common)
+                                    refine_epochs=cfg.refine_epochs, batch_size=min(cfg.batch_size, 32),
+                                    expansion=cfg.expansion, label_lr=cfg.label_lr, mixup=cfg.mixup,
+                                    refine_lr=cfg.refine_lr, **common)
+        run.metrics["limited_data"] = {k: out[k] for k in ("expansion", "label_lr", "mixup", "refine_lr",
+                                                           "refine_epochs", "expanded_images")}
         return out["stage3"] or out["stage2"]
     finally:
         run.model = run.model.cpu().eval()

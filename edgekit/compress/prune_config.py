@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import EdgekitError
-from ..numbers import fraction, non_negative_int, optional, positive_float, positive_int, unit_interval
+from ..numbers import (fraction, non_negative_float, non_negative_int, optional, positive_float, positive_int,
+                       unit_interval)
 from ..stage_config import RunConfig, choice
 from .rounding import parse_round_to
 
@@ -59,6 +60,10 @@ class PruneConfig(RunConfig):
     train_fraction: float = 1.0
     lr: float = 0.01
     refine_epochs: int | None = None  # limited-data stage 3; default ceil(finetune_epochs / 8)
+    expansion: str = "auto"  # limited-data expanded set: the data's own policy, a preset, or key=value options
+    label_lr: float | None = None  # limited-data label refinement rate (0: teacher logits fixed; the default)
+    mixup: bool | None = None  # limited-data stage 2 mixup (default off, measured)
+    refine_lr: float | None = None  # limited-data stage 3 student rate (default lr / 10, measured)
     proxy_seed: int | None = None
     scores_path: str | Path | None = None
     score_cache: bool = True
@@ -82,6 +87,10 @@ class PruneConfig(RunConfig):
         self.train_fraction = fraction("train_fraction", self.train_fraction)
         self.lr = positive_float("lr", self.lr)
         self.refine_epochs = optional(non_negative_int, "refine_epochs", self.refine_epochs)
+        if not isinstance(self.expansion, str) or not self.expansion.strip():
+            raise EdgekitError(f"expansion must be a preset name or key=value options, got {self.expansion!r}")
+        self.label_lr = optional(non_negative_float, "label_lr", self.label_lr)
+        self.refine_lr = optional(positive_float, "refine_lr", self.refine_lr)
         self.proxy_seed = optional(non_negative_int, "proxy_seed", self.proxy_seed)
         self.latency_runtimes = tuple(self.latency_runtimes)
 

@@ -1,0 +1,241 @@
+"""Accuracy against MACs and against measured latency: CURL (one step, Fisher, multi-step,
+group-normalised) and the Torch-Pruning baselines (L1, Taylor, random), before and after recovery.
+
+Phases (each resumable: rows are cached in the JSON files under ``--work``):
+
+``prune``   every (method, MACs ratio, seed): ``edgekit.prune`` the teacher (on ``--device``;
+            a CUDA GPU makes the grid minutes), record top-1 right after pruning (BN
+            re-estimated) and after ``--finetune-epochs`` of fine-tuning, and the channel plan;
+``latency`` on this CPU, batch 1, ``--threads`` threads: the teacher and every seed-0 plan of
+            the grid, rebuilt from its channel plan and exported, on onnxruntime and LiteRT
+            (latency depends on the widths alone, so a plan pruned on the GPU is timed here);
+            the teacher is re-timed between models so load drift shows;
+``equal``   every method pruned to the **same measured latency** (``--target latency=`` on each
+            runtime, the channel multiple of that runtime), then recovered the same way;
+``report``  ``prune_curves.md`` tables and ``prune_curves.png`` (accuracy vs MACs, vs latency).
+
+    python benchmarks/prune_curves.py prune --teacher teacher_r18.pt --work curves --device cuda
+    python benchmarks/prune_curves.py latency --teacher teacher_r18.pt --work curves
+    python benchmarks/prune_curves.py equal --teacher teacher_r18.pt --work curves --fraction 0.5
+    python benchmarks/prune_curves.py report --teacher teacher_r18.pt --work curves --md benchmarks/prune_curves.md
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+#: name -> prune() options. One-step CURL rows share their scores across ratios and seeds.
+METHODS: dict[str, dict[str, Any]] = {
+    "curl": {"method": "curl", "scoring": "exact"},
+    "curl-fisher": {"method": "curl", "scoring": "fisher"},
+    "curl-ms3": {"method": "curl", "scoring": "fisher", "steps": 3},
+    "curl-norm": {"method": "curl", "scoring": "exact", "rank": "kl-norm"},
+    "l1": {"method": "l1"},
+    "taylor": {"method": "taylor"},
+    "random": {"method": "random"},
+}
+RATIOS = (0.75, 0.5, 0.35, 0.25)
+RUNTIMES = ("onnxruntime", "litert")
+
+
+def _rows(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _put(path: Path, key: str, row: dict[str, Any]) -> None:
+    rows = _rows(path)
+    rows[key] = row
+    path.write_text(json.dumps(rows, indent=1))
+
+
+def _scores_file(work: Path, opts: dict[str, Any]) -> Path | None:
+    if opts["method"] != "curl" or opts.get("steps", 1) > 1:
+        return None
+    return work / f"scores_{opts['method']}_{opts['scoring']}.pt"
+
+
+def prune_grid(args: argparse.Namespace) -> None:
+    from edgekit.compress.prune import prune
+
+    out = args.work / f"prune_{args.tag}.json"
+    for seed in args.seeds:
+        for ratio in args.ratios:
+            for name in args.methods:
+                key = f"{name}|{ratio}|{seed}"
+                if key in _rows(out):
+                    continue
+                opts = dict(METHODS[name])
+                scores = _scores_file(args.work, opts)
+                t0 = time.perf_counter()
+                ck = prune(args.teacher, None, args.work / f"tmp_{args.tag}.pt", target=f"macs={ratio}", proxy_size=args.proxy,
+                           finetune_epochs=args.finetune_epochs, seed=seed, device=args.device, force=True,
+                           progress=False, scores_path=scores, **opts)
+                m = ck.metrics
+                row = {k: m.get(k) for k in ("macs_ratio", "params_ratio", "top1_unpruned", "top1_pruned_bn",
+                                             "val_top1", "score_seconds", "prune_seconds", "recovery_seconds",
+                                             "scores_cached", "steps")}
+                row.update(method=name, ratio=ratio, seed=seed, device=args.device, wall=time.perf_counter() - t0,
+                           plan=ck.channel_plan, groups=ck.provenance["groups"])
+                _put(out, key, row)
+                print(key, {k: row[k] for k in ("macs_ratio", "top1_pruned_bn", "val_top1", "wall")}, flush=True)
+
+
+def _merged(work: Path, prefix: str) -> dict[str, Any]:
+    rows: dict[str, Any] = {}
+    for p in sorted(work.glob(f"{prefix}_*.json")):
+        rows.update(_rows(p))
+    return rows
+
+
+def latency(args: argparse.Namespace) -> None:
+    """Seed-0 plans of the grid, and the teacher between them, on each runtime here."""
+    from edgekit.checkpoint import build_model, load_checkpoint
+    from edgekit.compress.latency import measure_latency
+
+    teacher = load_checkpoint(args.teacher)
+    out = args.work / "latency.json"
+    grid = {k: r for k, r in _merged(args.work, "prune").items() if r["seed"] == 0}
+    for key, row in sorted(grid.items()):
+        for rt in args.runtimes:
+            lk = f"{key}|{rt}"
+            if lk in _rows(out):
+                continue
+            child = teacher.derive(build_model(teacher.arch, teacher.arch_kwargs, row["plan"]), stage="prune")
+            parent_ms = measure_latency(teacher, rt, threads=args.threads, workdir=args.work)
+            child_ms = measure_latency(child, rt, threads=args.threads, workdir=args.work)
+            _put(out, lk, {"runtime": rt, "ms": child_ms, "parent_ms": parent_ms, "speedup": parent_ms / child_ms})
+            print(lk, round(child_ms, 3), round(parent_ms, 3), flush=True)
+
+
+def equal(args: argparse.Namespace) -> None:
+    """Each method pruned to ``fraction`` x the teacher's measured latency on each runtime."""
+    from edgekit.checkpoint import load_checkpoint
+    from edgekit.compress.latency import measure_latency
+    from edgekit.compress.prune import prune
+
+    teacher = load_checkpoint(args.teacher)
+    out = args.work / "equal.json"
+    for rt in args.runtimes:
+        base_key = f"teacher|{rt}"
+        if base_key not in _rows(out):
+            ms = statistics.median(measure_latency(teacher, rt, threads=args.threads, workdir=args.work)
+                                   for _ in range(3))
+            _put(out, base_key, {"runtime": rt, "ms": ms})
+        budget = _rows(out)[base_key]["ms"] * args.fraction
+        for name in args.methods:
+            opts = dict(METHODS[name])
+            if opts.get("steps", 1) > 1:
+                continue  # a latency target is met in one measured step
+            key = f"{name}|{rt}|{args.fraction}"
+            if key in _rows(out):
+                continue
+            t0 = time.perf_counter()
+            ck = prune(teacher, None, args.work / "tmp_eq.pt", target=f"latency={budget:.4f}ms@{rt}",
+                       proxy_size=args.proxy, finetune_epochs=args.finetune_epochs, seed=0, device=args.device,
+                       force=True, progress=False, scores_path=_scores_file(args.work, opts), **opts)
+            m = ck.metrics
+            lat = m.get("latency_search", {})
+            _put(out, key, {"runtime": rt, "method": name, "budget_ms": budget, "macs_ratio": m["macs_ratio"],
+                            "params_ratio": m["params_ratio"], "top1_pruned_bn": m["top1_pruned_bn"],
+                            "val_top1": m["val_top1"], "search": lat, "wall": time.perf_counter() - t0})
+            print(key, m["macs_ratio"], m["top1_pruned_bn"], m["val_top1"], flush=True)
+
+
+def _mean_std(v: list[float]) -> str:
+    return f"{statistics.mean(v):.2f} ± {statistics.stdev(v):.2f}" if len(v) > 1 else f"{v[0]:.2f}"
+
+
+def report(args: argparse.Namespace) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = _merged(args.work, "prune")
+    lat = _rows(args.work / "latency.json")
+    eq = _rows(args.work / "equal.json")
+    by: dict[tuple[str, float], list[dict[str, Any]]] = {}
+    for r in grid.values():
+        by.setdefault((r["method"], r["ratio"]), []).append(r)
+    lines = ["| method | target MACs | MACs ratio | params ratio | top-1 pruned + BN | top-1 after recovery | "
+             + " | ".join(f"{rt} ms (speed-up)" for rt in RUNTIMES) + " | seeds |",
+             "|---|---|---|---|---|---|" + "---|" * len(RUNTIMES) + "---|"]
+    for ratio in sorted({k[1] for k in by}, reverse=True):
+        for name in METHODS:
+            rs = by.get((name, ratio))
+            if not rs:
+                continue
+            cells = []
+            for rt in RUNTIMES:
+                lr = lat.get(f"{name}|{ratio}|0|{rt}")
+                cells.append(f"{lr['ms']:.3f} ({lr['speedup']:.2f}x)" if lr else "-")
+            lines.append(f"| {name} | {ratio} | {statistics.mean(r['macs_ratio'] for r in rs):.3f} | "
+                         f"{statistics.mean(r['params_ratio'] for r in rs):.3f} | "
+                         f"{_mean_std([r['top1_pruned_bn'] for r in rs])} | {_mean_std([r['val_top1'] for r in rs])} | "
+                         + " | ".join(cells) + f" | {len(rs)} |")
+    eq_lines = ["| runtime | budget ms | method | MACs ratio | params ratio | top-1 pruned + BN | top-1 after recovery |",
+                "|---|---|---|---|---|---|---|"]
+    for key, r in sorted(eq.items()):
+        if key.startswith("teacher|"):
+            continue
+        eq_lines.append(f"| {r['runtime']} | {r['budget_ms']:.3f} | {r['method']} | {r['macs_ratio']:.3f} | "
+                        f"{r['params_ratio']:.3f} | {r['top1_pruned_bn']:.2f} | {r['val_top1']:.2f} |")
+    fig, axes = plt.subplots(1, 1 + len(RUNTIMES), figsize=(5 * (1 + len(RUNTIMES)), 4))
+    for name in METHODS:
+        pts = sorted((statistics.mean(r["macs_ratio"] for r in rs), statistics.mean(r["top1_pruned_bn"] for r in rs),
+                      statistics.mean(r["val_top1"] for r in rs), ratio)
+                     for (n, ratio), rs in by.items() if n == name)
+        if not pts:
+            continue
+        line = axes[0].plot([p[0] for p in pts], [p[2] for p in pts], "o-", label=f"{name} recovered")[0]
+        axes[0].plot([p[0] for p in pts], [p[1] for p in pts], "x--", color=line.get_color(), alpha=0.6)
+        for ax, rt in zip(axes[1:], RUNTIMES):
+            lp = [(lat[f"{name}|{p[3]}|0|{rt}"]["ms"], p[2], p[1]) for p in pts if f"{name}|{p[3]}|0|{rt}" in lat]
+            if lp:
+                lp.sort()
+                ax.plot([q[0] for q in lp], [q[1] for q in lp], "o-", color=line.get_color(), label=name)
+                ax.plot([q[0] for q in lp], [q[2] for q in lp], "x--", color=line.get_color(), alpha=0.6)
+    axes[0].set_xlabel("MACs ratio")
+    axes[0].set_ylabel("val top-1 % (o recovered, x pruned + BN)")
+    for ax, rt in zip(axes[1:], RUNTIMES):
+        ax.set_xlabel(f"{rt} ms (batch 1, {args.threads} thread)")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    png = Path(args.md).with_suffix(".png")
+    fig.savefig(png, dpi=110)
+    head = [f"# Pruning curves: accuracy vs MACs and vs measured latency", "",
+            f"Teacher: `{args.teacher}`; machine for latency: {platform.machine()}, {args.threads} thread; "
+            f"grid rows from `{args.work}/prune_*.json`.", "", "## Accuracy vs MACs (mean ± std over seeds)", ""]
+    Path(args.md).write_text("\n".join(head + lines + ["", f"![curves]({png.name})", "",
+                                                       "## At equal measured latency", ""] + eq_lines) + "\n")
+    print(Path(args.md).read_text())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("phase", choices=("prune", "latency", "equal", "report"))
+    ap.add_argument("--teacher", type=Path, required=True)
+    ap.add_argument("--work", type=Path, required=True)
+    ap.add_argument("--tag", default="grid", help="prune phase: the JSON file's suffix (parallel workers)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--ratios", type=float, nargs="+", default=list(RATIOS))
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    ap.add_argument("--runtimes", nargs="+", default=list(RUNTIMES))
+    ap.add_argument("--proxy", type=int, default=256)
+    ap.add_argument("--finetune-epochs", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--fraction", type=float, default=0.5, help="equal phase: budget = fraction x teacher ms")
+    ap.add_argument("--md", default="benchmarks/prune_curves.md")
+    args = ap.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    {"prune": prune_grid, "latency": latency, "equal": equal, "report": report}[args.phase](args)
+
+
+if __name__ == "__main__":
+    main()
