@@ -34,6 +34,8 @@ METHODS: dict[str, dict[str, Any]] = {
     "curl": {"method": "curl", "scoring": "exact"},
     "curl-fisher": {"method": "curl", "scoring": "fisher"},
     "curl-ms3": {"method": "curl", "scoring": "fisher", "steps": 3},
+    "curl-ms6": {"method": "curl", "scoring": "fisher", "steps": 6},
+    "curl-ms6-ft": {"method": "curl", "scoring": "fisher", "steps": 6, "step_epochs": 1},
     "curl-norm": {"method": "curl", "scoring": "exact", "rank": "kl-norm"},
     "l1": {"method": "l1"},
     "taylor": {"method": "taylor"},
@@ -93,23 +95,28 @@ def _merged(work: Path, prefix: str) -> dict[str, Any]:
 
 
 def latency(args: argparse.Namespace) -> None:
-    """Seed-0 plans of the grid, and the teacher between them, on each runtime here."""
+    """Seed-0 plans of the grid on each runtime here; the teacher before and after them (drift)."""
     from edgekit.checkpoint import build_model, load_checkpoint
     from edgekit.compress.latency import measure_latency
 
     teacher = load_checkpoint(args.teacher)
     out = args.work / "latency.json"
     grid = {k: r for k, r in _merged(args.work, "prune").items() if r["seed"] == 0}
-    for key, row in sorted(grid.items()):
-        for rt in args.runtimes:
+    for rt in args.runtimes:
+        before = _rows(out).get(f"teacher|{rt}")
+        if before is None:
+            before = {"runtime": rt, "ms": measure_latency(teacher, rt, threads=args.threads, workdir=args.work)}
+            _put(out, f"teacher|{rt}", before)
+        for key, row in sorted(grid.items()):
             lk = f"{key}|{rt}"
             if lk in _rows(out):
                 continue
             child = teacher.derive(build_model(teacher.arch, teacher.arch_kwargs, row["plan"]), stage="prune")
-            parent_ms = measure_latency(teacher, rt, threads=args.threads, workdir=args.work)
-            child_ms = measure_latency(child, rt, threads=args.threads, workdir=args.work)
-            _put(out, lk, {"runtime": rt, "ms": child_ms, "parent_ms": parent_ms, "speedup": parent_ms / child_ms})
-            print(lk, round(child_ms, 3), round(parent_ms, 3), flush=True)
+            ms = measure_latency(child, rt, threads=args.threads, workdir=args.work)
+            _put(out, lk, {"runtime": rt, "ms": ms, "parent_ms": before["ms"], "speedup": before["ms"] / ms})
+            print(lk, round(ms, 3), round(before["ms"], 3), flush=True)
+        after = measure_latency(teacher, rt, threads=args.threads, workdir=args.work)
+        _put(out, f"teacher-after|{rt}", {"runtime": rt, "ms": after})
 
 
 def equal(args: argparse.Namespace) -> None:

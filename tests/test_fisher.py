@@ -19,6 +19,7 @@ from edgekit.compress.units import UnitGraph
 from edgekit.data.transforms import make_input_spec
 from edgekit.errors import EdgekitError
 from edgekit.registry import create_model
+from test_prune import _randomise_bn
 
 
 def _small_net(scale: float) -> nn.Module:
@@ -28,13 +29,7 @@ def _small_net(scale: float) -> nn.Module:
     net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
                         nn.Conv2d(8, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(),
                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 5))
-    g = torch.Generator().manual_seed(1)
-    for m in net.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.bias.data.copy_(torch.rand(m.num_features, generator=g) * 0.5)
+    _randomise_bn(net, seed=1)
     net[1].weight.data.mul_(scale)
     net[1].bias.data.mul_(scale)
     return net.eval()

@@ -33,6 +33,7 @@ a finished prune removes that file, unless ``scores_path`` asked to keep the sco
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import time
@@ -97,13 +98,14 @@ def score_units(method: str, model: torch.nn.Module, graph: Any, x: torch.Tensor
         dev = torch.device(device) if device is not None else torch.device("cpu")
         readout = curl_readout(label_task)
         model.to(dev)
-        try:
-            if scoring == "fisher":
-                return fisher_scores(model, graph, x, progress=progress, readout=readout, seed=seed, device=dev)
-            return kl_scores(model, graph, x.to(dev), progress=progress, readout=readout,
-                             budget=activation_budget(dev))
-        finally:
-            model.cpu()
+        with _float32(dev):
+            try:
+                if scoring == "fisher":
+                    return fisher_scores(model, graph, x, progress=progress, readout=readout, seed=seed, device=dev)
+                return kl_scores(model, graph, x.to(dev), progress=progress, readout=readout,
+                                 budget=activation_budget(dev))
+            finally:
+                model.cpu()
     from .baselines import tp_scores
 
     loss = None
@@ -111,6 +113,22 @@ def score_units(method: str, model: torch.nn.Module, graph: Any, x: torch.Tensor
         step = label_loss(label_task)
         loss = lambda m, xs, ys: step(m, xs, ys, 0).loss  # noqa: E731
     return tp_scores(method, model, graph, x, y, seed=seed, loss=loss)
+
+
+@contextlib.contextmanager
+def _float32(device: torch.device) -> Any:
+    """True float32 on a CUDA device while scoring: TF32's ~1e-3 rounding of convolutions and matmuls
+    swamps KLs of 1e-6 and below, the scores of most units of a trained network."""
+    if device.type != "cuda":
+        yield
+        return
+    old = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+            yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = old
 
 
 def activation_budget(device: torch.device) -> int:
