@@ -89,7 +89,8 @@ def prune_grid(args: argparse.Namespace) -> None:
 
 def _merged(work: Path, prefix: str) -> dict[str, Any]:
     rows: dict[str, Any] = {}
-    for p in sorted(work.glob(f"{prefix}_*.json")):
+    # rows re-run on this CPU (files tagged cpu*) replace the same rows from the GPU workers
+    for p in sorted(work.glob(f"{prefix}_*.json"), key=lambda p: (p.stem.startswith(f"{prefix}_cpu"), p.name)):
         rows.update(_rows(p))
     return rows
 
