@@ -186,12 +186,15 @@ def report(args: argparse.Namespace) -> None:
                          f"{statistics.mean(r['params_ratio'] for r in rs):.3f} | "
                          f"{_mean_std([r['top1_pruned_bn'] for r in rs])} | {_mean_std([r['val_top1'] for r in rs])} | "
                          + " | ".join(cells) + f" | {len(rs)} |")
-    eq_lines = ["| runtime | budget ms | method | MACs ratio | params ratio | top-1 pruned + BN | top-1 after recovery |",
-                "|---|---|---|---|---|---|---|"]
-    for key, r in sorted(eq.items()):
-        if key.startswith("teacher|"):
-            continue
-        eq_lines.append(f"| {r['runtime']} | {r['budget_ms']:.3f} | {r['method']} | {r['macs_ratio']:.3f} | "
+    eq_lines = ["| runtime | budget (x teacher) | budget ms | method | measured ms (confirmed speed-up) | MACs ratio | "
+                "params ratio | top-1 pruned + BN | top-1 after recovery |", "|---|---|---|---|---|---|---|---|---|"]
+    rows = [(r["runtime"], -r["budget_ms"], list(METHODS).index(r["method"]), k.split("|")[2], r)
+            for k, r in eq.items() if not k.startswith("teacher")]
+    for rt, _, _, fraction, r in sorted(rows):
+        conf = r["search"].get("confirmed", {})
+        eq_lines.append(f"| {rt} | {fraction} | {r['budget_ms']:.3f} | {r['method']} | "
+                        f"{conf.get('pruned_ms', float('nan')):.3f} ({conf.get('speedup', float('nan')):.2f}x) | "
+                        f"{r['macs_ratio']:.3f} | "
                         f"{r['params_ratio']:.3f} | {r['top1_pruned_bn']:.2f} | {r['val_top1']:.2f} |")
     fig, axes = plt.subplots(1, 1 + len(RUNTIMES), figsize=(5 * (1 + len(RUNTIMES)), 4))
     for name in METHODS:
