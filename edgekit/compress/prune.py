@@ -296,8 +296,8 @@ def _score(run: _Run, cache: Path | None) -> tuple[Any, dict[int, torch.Tensor]]
     key = {"parent": run.ckpt.sha256, "method": cfg.method, "proxy": proxy_idx, "data": run.bundle.spec,
            "fraction": cfg.train_fraction, "split": run.bundle.record,
            "subset_seed": cfg.data_seed if cfg.train_fraction < 1 else None,
-           "seed": cfg.seed if cfg.method in ("random", "curl") and (cfg.method == "random" or
-                                                                      cfg.scoring == "fisher") else None,
+           # seeded scores: random, and Fisher's Monte-Carlo draws
+           "seed": cfg.seed if cfg.method == "random" or (cfg.method == "curl" and cfg.scoring == "fisher") else None,
            "scoring": cfg.scoring if cfg.method == "curl" else None}
     t0 = time.perf_counter()
     scores = _cached_scores(cache, key) if cache is not None else None
