@@ -22,7 +22,7 @@ from .formats import PRECISIONS
 from .numbers import FRACTION, NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT, UNIT_INTERVAL
 from .numbers import fraction
 from .optimization.budget import BUDGET
-from .optimization.config import OptimizeConfig
+from .optimization.config import RATIOS, OptimizeConfig
 from .stage_config import RunConfig, default
 from .training.config import AUGMENTS, LABEL_LOSSES, MIX_MODES, OPTIMIZERS, TRAIN_TASKS, TrainConfig
 
@@ -516,7 +516,8 @@ def prune_cmd(checkpoint: str, data: str | None, output: str, force: bool, **kw:
               help="Most top-1 points the chosen artifact may lose against the original (0: none).")
 @click.option("--precision", type=click.Choice(PRECISIONS), default=default(OptimizeConfig, "precision"),
               show_default=True, help="Export precision (a failed parity gate falls back to the next wider one).")
-@click.option("--ratios", help="CURL MACs fractions to try, largest first (default 0.75,0.5,0.35,0.25).")
+@click.option("--ratios", help="CURL MACs fractions to try, largest first (default "
+              f"{','.join(f'{r:g}' for r in RATIOS)}).")
 @click.option("--refine", default=default(OptimizeConfig, "refine"), show_default=True, type=NON_NEGATIVE_INT,
               help="Bisection steps toward the budget after the grid.")
 @click.option("--recovery-epochs", default=default(OptimizeConfig, "recovery_epochs"), show_default=True,
@@ -526,6 +527,12 @@ def prune_cmd(checkpoint: str, data: str | None, output: str, force: bool, **kw:
               type=POSITIVE_FLOAT, help="Time each artifact for at least this long.")
 @click.option("--proxy-size", default=default(OptimizeConfig, "proxy_size"), show_default=True, type=POSITIVE_INT,
               help="CURL proxy images.")
+@click.option("--scoring", type=click.Choice(SCORINGS), default=default(OptimizeConfig, "scoring"), show_default=True,
+              help="CURL importance: the Fisher estimate of the KL (fast) or the exact KL per channel.")
+@click.option("--steps", default=default(OptimizeConfig, "steps"), show_default=True, type=POSITIVE_INT,
+              help="Prune each candidate in this many re-scored steps.")
+@click.option("--round-to", callback=_round_to, default=default(OptimizeConfig, "round_to"), show_default=True,
+              help="Keep channel counts multiples of this (1: any count), or auto: the budget runtime's fast multiple.")
 @click.option("--calib-size", default=default(OptimizeConfig, "calib_size"), show_default=True, type=POSITIVE_INT)
 @click.option("--parity-size", default=default(OptimizeConfig, "parity_size"), show_default=True, type=POSITIVE_INT)
 @click.option("--device", default=default(OptimizeConfig, "device"), show_default=True)

@@ -3,8 +3,9 @@
 Stages, each reusing edgekit's own function and each skipped when its output exists:
 
 1. ``prune``: CURL to the plan's MACs fraction (:func:`edgekit.compress.prune.prune`, no
-   fine-tuning: recovery is the next stage), scores shared by every candidate of the search
-   (``DIR/scores/``), so the units are scored once;
+   fine-tuning: recovery is the next stage; the config's scoring and steps, kept channel
+   counts rounded to the budget runtime's multiple), scores of the unpruned network shared
+   by every candidate of the search (``DIR/scores/``), so they are computed once;
 2. ``recover``: KD from the original (:func:`edgekit.compress.distill.distill`, the pruned
    checkpoint as the student), written to a work file and renamed when finished;
 3. ``export``: the plan's target at its precision behind the parity gate
@@ -51,8 +52,15 @@ class Search:
     root: Path
 
     @property
+    def round_to(self) -> int | None:
+        """The channel multiple pruning keeps: ``cfg.round_to`` resolved for the budget's runtime."""
+        from ..compress.rounding import resolve_round_to
+
+        return resolve_round_to(self.cfg.round_to, self.budget.runtime)
+
+    @property
     def settings(self) -> dict[str, Any]:
-        return self.cfg.candidate_settings(self.bundle.record)
+        return self.cfg.candidate_settings(self.bundle.record, self.round_to)
 
     @property
     def scores_path(self) -> Path:
@@ -138,7 +146,8 @@ def _compressed(search: Search, plan: Plan, folder: Path, say: Say) -> tuple[Che
         from ..compress.prune import prune
 
         prune(search.ckpt, search.bundle, pruned_path, target=f"macs={plan.macs}", finetune_epochs=0,
-              proxy_size=cfg.proxy_size, min_keep=cfg.min_keep, scores_path=search.scores_path, seed=cfg.seed,
+              proxy_size=cfg.proxy_size, min_keep=cfg.min_keep, scoring=cfg.scoring, steps=cfg.steps,
+              round_to=search.round_to, scores_path=search.scores_path, seed=cfg.seed,
               batch_size=cfg.batch_size, precise_bn=cfg.precise_bn, device=cfg.device, progress=False, force=True)
     pruned = load_checkpoint(pruned_path)
     metrics = {k: pruned.metrics.get(k) for k in ("macs_ratio", "macs", "params", "top1_unpruned", "top1_pruned_bn")}
