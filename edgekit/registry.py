@@ -1,10 +1,11 @@
 """Architecture names -> model factories.
 
-Three sources, one namespace:
+Four sources, one namespace:
 
 * edgekit's own nets, registered with :func:`register_model` (``compact_cnn``);
 * every torchvision classification architecture (``resnet18``, ``mobilenet_v2``...);
-* user factories given as ``package.module:function``.
+* user factories given as ``package.module:function``;
+* families of names over another name (``tsm_mobilenet_v2``), see :func:`register_family`.
 
 Every entry carries a :class:`~edgekit.models.layout.Layout` (classifier, penultimate
 feature, stem), declared for edgekit's nets and torchvision's families, empty for user
@@ -43,6 +44,7 @@ class ModelEntry:
 
 
 _EDGEKIT: dict[str, ModelEntry] = {}
+_FAMILIES: dict[str, Callable[[str], ModelEntry]] = {}
 _BUILTIN = "edgekit.models.zoo"
 
 
@@ -72,6 +74,16 @@ def register_model(name: str, default_input: int = 224, *, classifier: str | Non
         return fn
 
     return deco
+
+
+def register_family(prefix: str, resolve: Callable[[str], ModelEntry]) -> None:
+    """Make every name ``prefix + rest`` resolve through ``resolve(name)`` (longest prefix first).
+
+    For architectures built over another registry name, such as the video nets
+    ``tsm_<backbone>`` of :mod:`edgekit.models.temporal`. Such names resolve but are not
+    listed by :func:`list_models` (one per backbone would swamp it).
+    """
+    _FAMILIES[prefix] = resolve
 
 
 @functools.cache
@@ -107,6 +119,9 @@ def get_entry(name: str) -> ModelEntry:
 
         return ModelEntry(name, tv_factory, 299 if name == "inception_v3" else 224, "torchvision",
                           torchvision_layout(name))
+    family = max((p for p in _FAMILIES if name.startswith(p)), key=len, default=None)
+    if family is not None:
+        return _FAMILIES[family](name)
     raise suggest(name, list_models(), "architecture")
 
 
@@ -203,6 +218,8 @@ def load_weights(model: nn.Module, path: str | Path) -> dict[str, list[str]]:
     state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise EdgekitError(f"{path} holds no state dict of tensors")
+    if hasattr(model, "adapt_weights"):  # e.g. a video net taking its 2D backbone's weights
+        state = model.adapt_weights(state)
     own = model.state_dict()
     fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not fitting:

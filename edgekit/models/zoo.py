@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..registry import register_model
-from . import tabular
+from ..registry import register_family, register_model
+from . import tabular, temporal
 from .age_nets import AgeNet
 from .compact import CompactCNN
 
@@ -53,3 +53,8 @@ def thin_age_net(num_classes: int = 101, **kw) -> nn.Module:
 def tiny_age_net(num_classes: int = 101, **kw) -> nn.Module:
     """DLDL-v2 TinyAgeNet: VGG-16 at 1/4 width, BN, hybrid pooling (~0.9 M params)."""
     return AgeNet(num_classes=num_classes, width=0.25, **kw)
+
+
+# Video nets over any 2D registry name (edgekit.models.temporal): tsn_<b>, tsm_<b>, tsm_online_<b>.
+for _prefix in temporal.PREFIXES:
+    register_family(_prefix, temporal.resolve)
