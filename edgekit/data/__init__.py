@@ -12,7 +12,17 @@
 ``tabular:PATH.csv``       feature columns + a class column (``?target=COL``)
 ``sklearn:NAME``           scikit-learn's shipped tables: breast_cancer, wine,
                            iris, digits (64 features)
+``gestures[:k=v,...]``     generated gesture clips whose classes need temporal
+                           order (task ``clip_classify``); options classes
+                           (a count or names joined by ``+``), n, size, frames
+                           (stored per clip), gen_seed
+``jester:PATH``            20BN-Jester v1 frame folders and CSVs (their split)
+``videofolder:PATH``       a folder per class of video files (mp4, avi, webm;
+                           PyAV); ``train/`` + ``val/`` if present
 =========================  ===================================================
+
+Clip sources (task ``clip_classify``) yield lazy clips that the clip transform samples to
+``(T, C, H, W)`` tensors; ``T`` is the input spec's ``frames`` (see :mod:`edgekit.data.clips`).
 
 Tabular samples are float32 feature vectors; the bundle's ``input_spec`` (kind
 ``tabular``) carries the feature names and the training split's standardisation (see
@@ -41,7 +51,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..errors import EdgekitError
 from ..numbers import non_negative_float, non_negative_int, positive_int
-from . import builtin, tabular
+from . import builtin, gestures, tabular
+from .clips import DEFAULT_FRAMES, ArrayClips, open_videofolder, with_frames
 from .datasets import (IMAGE_EXTENSIONS, ArrayImages, ImageList, Subset, Transformed, readable_images,
                        seeded_split)
 from .ordinal import label_range
@@ -49,7 +60,11 @@ from .transforms import eval_transform, make_input_spec, train_transform
 
 log = logging.getLogger("edgekit.data")
 
-__all__ = ["DataBundle", "load_data", "parse_spec", "make_input_spec", "eval_transform", "train_transform"]
+#: bundle tasks whose targets are class indices
+CLASS_TASKS = ("classify", "clip_classify")
+
+__all__ = ["DataBundle", "load_data", "parse_spec", "make_input_spec", "eval_transform", "train_transform",
+           "with_frames"]
 
 
 @dataclass
@@ -82,7 +97,7 @@ class DataBundle:
         if fraction == 1:
             return self
         targets = self.train.targets  # type: ignore[attr-defined]
-        _, keep = seeded_split(len(targets), fraction, seed, targets if self.task == "classify" else None)
+        _, keep = seeded_split(len(targets), fraction, seed, targets if self.task in CLASS_TASKS else None)
         return replace(self, train=Subset(self.train, keep), info={**self.info, "train_fraction": fraction})
 
     def loader(self, split: str, transform: Callable, batch_size: int, shuffle: bool = False,
@@ -95,7 +110,7 @@ class DataBundle:
 
 
 def _target_tensor(task: str) -> Callable[[Any], Any] | None:
-    if task == "classify":
+    if task in CLASS_TASKS:
         return None
     return lambda t: torch.as_tensor(t, dtype=torch.float32)
 
@@ -107,7 +122,7 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
     kind, _, rest = spec.partition(":")
     opts: dict[str, str] = {}
     path = rest
-    if kind in ("digits", "synthetic", "ordinal"):
+    if kind in ("digits", "synthetic", "ordinal", "gestures"):
         path, option_text = "", rest
     else:
         path, _, option_text = rest.partition("?")
@@ -143,6 +158,18 @@ def load_data(spec: str, seed: int | None = None, val: float | None = None) -> D
             bundle = _arrays(spec, images, targets, labels, val, split_seed, default_input=size)
         elif kind == "ordinal":
             bundle = _ordinal(spec, opts, val, split_seed)
+        elif kind == "gestures":
+            bundle = _gestures(spec, opts, val, split_seed)
+        elif kind == "jester":
+            from .jester import open_jester
+
+            train, valid, labels, skipped, record, info = open_jester(Path(path))
+            bundle = DataBundle(spec, train, valid, labels, "clip_classify", CLIP_INPUT, skipped,
+                                info={**info, "frames": DEFAULT_FRAMES}, split=record)
+        elif kind == "videofolder":
+            train, valid, labels, skipped, record = open_videofolder(Path(path), val, split_seed)
+            bundle = DataBundle(spec, train, valid, labels, "clip_classify", CLIP_INPUT, skipped,
+                                info={"frames": DEFAULT_FRAMES}, split=record)
         elif kind == "imagefolder":
             bundle = _imagefolder(spec, Path(path), val, split_seed)
         elif kind == "csv":
@@ -158,7 +185,8 @@ def load_data(spec: str, seed: int | None = None, val: float | None = None) -> D
                                 input_spec=in_spec)
         else:
             raise EdgekitError(f"unknown data source {kind!r} in {spec!r}; "
-                               "use digits, synthetic, ordinal, imagefolder:PATH, csv:PATH, tabular:PATH.csv or sklearn:NAME")
+                               "use digits, synthetic, ordinal, gestures, imagefolder:PATH, csv:PATH, "
+                               "tabular:PATH.csv, sklearn:NAME, jester:PATH or videofolder:PATH")
     except ValueError as exc:
         raise EdgekitError(f"bad option in data spec {spec!r}: {exc}") from exc
     if opts:
@@ -224,6 +252,25 @@ def _ordinal(spec: str, opts: dict[str, str], val: float, seed: int) -> DataBund
     tr, va = seeded_split(len(base), val, seed)  # continuous targets: no stratification
     info = {"label_range": label_range(data.lo, data.hi), "flip_invariant": True}
     return DataBundle(spec, Subset(base, tr), Subset(base, va), [], "label_distribution", size, info=info)
+
+
+#: the suggested input size of clips from disk (Jester's frames are 100 px high)
+CLIP_INPUT = 112
+
+
+def _gestures(spec: str, opts: dict[str, str], val: float, seed: int) -> DataBundle:
+    """The built-in gesture clips (:mod:`edgekit.data.gestures`) as a ``clip_classify``
+    bundle; ``info["clip_length"]`` is the stored frames per clip, ``info["frames"]`` the
+    suggested number sampled per clip."""
+    size = positive_int(f"size in {spec!r}", opts.pop("size", 32))
+    length = positive_int(f"frames in {spec!r}", opts.pop("frames", 16))
+    data = gestures.gestures(opts.pop("classes", None), positive_int(f"n in {spec!r}", opts.pop("n", 2200)), size,
+                             length, non_negative_int(f"gen_seed in {spec!r}", opts.pop("gen_seed", 0)))
+    base = ArrayClips(data.clips, data.targets)
+    tr, va = seeded_split(len(base), val, seed, data.targets)
+    return DataBundle(spec, Subset(base, tr), Subset(base, va), data.labels, "clip_classify", size,
+                      info={"clip_length": length, "frames": min(DEFAULT_FRAMES, length), "pairs": [
+                          list(p) for p in gestures.PAIRS if set(p) <= set(data.labels)]})
 
 
 CSV_SPLITS = ("", "train", "val")

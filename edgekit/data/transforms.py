@@ -13,12 +13,17 @@ are measured on what the model really sees.
 A tabular spec (``{"kind": "tabular", "features", "shape": [d], "mean", "std"}``, see
 :mod:`edgekit.data.tabular`) has no preprocessing outside the model: its standardisation
 is the model's first layer, so both transforms only make the raw row a float32 tensor.
+
+A clip spec (``{"kind": "clip", "frames": T, "shape": [T, 3, H, W], "layout": "NTCHW",
+...}``, ``make_input_spec(size, frames=T)``) samples ``T`` frames per clip (TSN segments)
+and puts each through the image preprocessing above; see :mod:`edgekit.data.clips`.
 """
 from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
 import torch
+from PIL import Image
 from torchvision.transforms import v2 as T
 
 from ..errors import EdgekitError
@@ -29,17 +34,24 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def make_input_spec(size: int, channels: int = 3, mean: Sequence[float] = IMAGENET_MEAN,
-                    std: Sequence[float] = IMAGENET_STD, crop_ratio: float | None = None) -> dict[str, Any]:
+                    std: Sequence[float] = IMAGENET_STD, crop_ratio: float | None = None,
+                    frames: int | None = None) -> dict[str, Any]:
     """Input spec for square ``size`` inputs.
 
     ``crop_ratio`` (e.g. 0.875) gives ImageNet-style evaluation: resize the shorter side
     to ``size / crop_ratio`` then centre-crop ``size``; without it images are resized
-    straight to ``size x size``.
+    straight to ``size x size``. ``frames`` makes it a clip spec of ``frames`` frames per
+    sample (:func:`edgekit.data.clips.with_frames`).
     """
     resize: int | list[int] = [size, size] if crop_ratio is None else int(round(size / crop_ratio))
-    return {"shape": [channels, size, size], "layout": "NCHW", "dtype": "float32",
+    spec = {"shape": [channels, size, size], "layout": "NCHW", "dtype": "float32",
             "color": "RGB" if channels == 3 else "L", "mean": list(mean), "std": list(std),
             "resize": resize, "crop": None if crop_ratio is None else size}
+    if frames is None:
+        return spec
+    from .clips import with_frames
+
+    return with_frames(spec, frames)
 
 
 def _to_tensor(spec: dict[str, Any]) -> list[Callable]:
@@ -48,7 +60,8 @@ def _to_tensor(spec: dict[str, Any]) -> list[Callable]:
 
 def _color(spec: dict[str, Any]) -> Callable:
     mode = spec.get("color", "RGB")
-    return lambda img: img.convert(mode) if getattr(img, "mode", mode) != mode else img
+    # only PIL images carry a colour mode (a tensor's ``.mode`` is torch.mode, a method)
+    return lambda img: img.convert(mode) if isinstance(img, Image.Image) and img.mode != mode else img
 
 
 def is_tabular(spec: dict[str, Any]) -> bool:
@@ -70,6 +83,9 @@ def preprocessing(spec: dict[str, Any]) -> dict[str, Any]:
                 "scale": "none: raw feature values in this order (the model's first layer standardises them)"}
     out = {k: spec.get(k) for k in ("color", "resize", "crop", "mean", "std", "dtype")}
     out["scale"] = "pixel / 255, then (x - mean) / std per channel"
+    if spec.get("kind") == "clip":
+        out["frames"] = spec["frames"]
+        out["sampling"] = "the centre frame of each of `frames` equal segments of the clip, in order"
     return out
 
 
@@ -77,6 +93,10 @@ def eval_transform(spec: dict[str, Any]) -> Callable:
     """PIL image -> normalised CHW float tensor, exactly as in evaluation (tabular: the raw row)."""
     if is_tabular(spec):
         return as_features
+    if spec.get("kind") == "clip":
+        from .clips import clip_eval_transform
+
+        return clip_eval_transform(spec)
     resize = spec["resize"]
     steps: list[Callable] = [_color(spec), T.Resize(resize if isinstance(resize, int) else tuple(resize),
                                                      antialias=True)]
@@ -97,16 +117,22 @@ def eval_transform(spec: dict[str, Any]) -> Callable:
 #: (the names are :data:`edgekit.training.config.AUGMENTS`, kept there for the torch-free CLI)
 
 
-def train_transform(spec: dict[str, Any], augment: str = "standard") -> Callable:
+def train_transform(spec: dict[str, Any], augment: str = "standard", min_scale: float = 0.08) -> Callable:
     """Training augmentation matched to the input size (``augment``: one of :data:`AUGMENTS`).
 
     ``standard``: small inputs (<= 64 px) get padded random crops (CIFAR recipe) plus
     flips; larger ones RandomResizedCrop + flip (ImageNet recipe). ``none``: the eval
     transform. Flips are left out for ``no_flip`` (digits and text are not symmetric).
     ``dldl`` / ``dldl_no_flip``: see :func:`dldl_steps`. Tabular rows are not augmented.
+    ``min_scale``: the smallest RandomResizedCrop area. Clip specs get the clip transform
+    (:func:`edgekit.data.clips.clip_train_transform`: these presets minus the flip).
     """
     if augment not in AUGMENTS:
         raise EdgekitError(f"unknown augmentation {augment!r}; use one of {', '.join(AUGMENTS)}")
+    if spec.get("kind") == "clip":
+        from .clips import clip_train_transform
+
+        return clip_train_transform(spec, augment)
     if augment == "none" or is_tabular(spec):
         return eval_transform(spec)
     h, w = spec["shape"][1:]
@@ -116,7 +142,7 @@ def train_transform(spec: dict[str, Any], augment: str = "standard") -> Callable
     if max(h, w) <= 64:
         steps = [_color(spec), T.Resize((h, w), antialias=True), T.RandomCrop((h, w), padding=max(1, h // 8))]
     else:
-        steps = [_color(spec), T.RandomResizedCrop((h, w), antialias=True)]
+        steps = [_color(spec), T.RandomResizedCrop((h, w), scale=(min_scale, 1.0), antialias=True)]
     return T.Compose(steps + flip + _to_tensor(spec))
 
 
