@@ -73,7 +73,7 @@ def stream(online: OnlineTSM, x: torch.Tensor, states: list[torch.Tensor] | None
     return torch.stack(logits, 1)
 
 
-@pytest.mark.parametrize("backbone", BACKBONES)
+@pytest.mark.parametrize("backbone", (*BACKBONES, "resnet50"))  # resnet50: Bottleneck blocks
 def test_online_reproduces_causal_tsm_frame_by_frame(backbone: str) -> None:
     offline = randomise(build(f"tsm_{backbone}", shift="causal"))
     online = build(f"tsm_online_{backbone}").eval()
@@ -217,6 +217,8 @@ def test_registry_names_layouts_and_errors() -> None:
     with pytest.raises(EdgekitError, match="supports"):
         create_model("tsm_vgg11", num_classes=3)
     assert create_model("tsn_vgg11", num_classes=3).frames == 8  # TSN takes any 2D backbone
+    with pytest.raises(EdgekitError, match="TSN has no temporal shift"):
+        create_model("tsn_compact_cnn", shift="causal")
     with pytest.raises(EdgekitError, match="did you mean mobilenet_v2"):
         get_entry("tsm_mobilenet_v9")
     with pytest.raises(EdgekitError, match="feature vectors"):
@@ -266,3 +268,33 @@ def test_2d_weights_load_into_the_backbone(tmp_path: Path) -> None:
     online = build("tsm_online_compact_cnn", weights=tmp_path / "tsm.pth").eval()
     with torch.no_grad():
         assert (stream(online, x) - offline.frame_logits(x)).abs().max() <= 1e-4
+
+
+def test_the_shift_costs_no_parameters_or_multiply_adds() -> None:
+    from edgekit.registry import build_for_shape, count_macs, count_params
+
+    image = build_for_shape("mobilenet_v2", num_classes=27)
+    online = build_for_shape("tsm_online_mobilenet_v2", num_classes=27)  # meta device: shapes only
+    clip_model = build_for_shape("tsm_mobilenet_v2", num_classes=27)
+    per_frame = count_macs(image, (1, 3, 160, 160))
+    assert count_macs(online, (1, 3, 160, 160)) == per_frame
+    assert count_macs(clip_model, (1, T, 3, 160, 160)) == T * per_frame
+    assert count_params(online) == count_params(clip_model) == count_params(image)
+
+
+def test_a_causal_checkpoint_rebuilds_its_online_model(tmp_path: Path) -> None:
+    """The checkpoint contract: arch + kwargs rebuild the clip model; the same kwargs build the
+    online model, which takes the checkpoint's state dict strictly."""
+    from edgekit.checkpoint import load_checkpoint, save_checkpoint
+    from edgekit.registry import load_state
+
+    kwargs = {"num_classes": CLASSES, "frames": T, "shift": "causal", "small_input": True}
+    model = randomise(build("tsm_mobilenet_v2", shift="causal"))
+    save_checkpoint(tmp_path / "tsm.ckpt", model, arch="tsm_mobilenet_v2", arch_kwargs=kwargs, task="clip_classify")
+    ckpt = load_checkpoint(tmp_path / "tsm.ckpt")
+    online = create_model(online_arch(ckpt.arch), **ckpt.arch_kwargs).eval()
+    load_state(online, ckpt.state_dict, strict=True)
+    x = clip()
+    with torch.no_grad():
+        assert torch.equal(ckpt.model.eval().frame_logits(x), model.frame_logits(x))
+        assert (stream(online, x) - model.frame_logits(x)).abs().max() <= 1e-4

@@ -1,8 +1,8 @@
 """Video classifiers over a 2D backbone: TSN, TSM (offline) and the streaming, online TSM.
 
 Three registry families, each over a 2D image architecture ``<backbone>`` of the registry
-(``mobilenet_v2`` is the one the papers deploy; ``resnet18``, ``compact_cnn`` and the other
-ResNets work too):
+(``mobilenet_v2``, the backbone of the TSM paper's online demo, is the default choice;
+``resnet18``, the other ResNets and ``compact_cnn`` work too):
 
 * ``tsn_<backbone>`` (Wang et al., "Temporal Segment Networks", ECCV 2016): the backbone on
   each of T frames, logits averaged over time. Blind to frame order: the baseline a
@@ -24,9 +24,8 @@ ResNets work too):
 
 Where the shift goes, per backbone: every ``BasicBlock`` / ``Bottleneck`` of a ResNet;
 the stride-1 inverted-residual blocks of MobileNetV2 whose input and output widths match
-(those with a residual add: 10 blocks, as in the TSM online demo); the
-``SeparableBlock`` s of ``compact_cnn`` with an identity shortcut (3 blocks). Other
-backbones serve TSN only.
+(those with a residual add: 10 blocks, as in the TSM online demo); the separable blocks
+of ``compact_cnn`` with an identity shortcut (3 blocks). Other backbones serve TSN only.
 
 **Layout.** A clip model takes ``(N, T, C, H, W)`` (frames in time order) and returns
 the time-averaged logits ``(N, classes)``, what training uses; ``frame_logits`` returns
@@ -38,7 +37,7 @@ feature and the classifier run per frame (``(N*T, D)``), averaging comes after t
 classifier (TSN's consensus on scores). ``weights=PATH`` given to ``create_model`` loads
 a 2D image checkpoint or torchvision state dict into the backbone (keys without the
 ``backbone.`` prefix are moved under it), or a clip checkpoint as it is: the real-time
-paper found ImageNet initialisation matters most in this setting.
+paper reports (abstract) that ImageNet initialisation improves accuracy in this setting.
 
 **When to reset the state** of an online model: at the start of every stream (zeros:
 :meth:`OnlineTSM.initial_states`, or call it without states), and whenever frames stop
@@ -78,8 +77,8 @@ class ShiftedResidual(nn.Module):
     """A residual block whose branch sees the temporally shifted input; the shortcut does not.
 
     Built from the block itself: its children (and plain attributes) are adopted under their
-    own names, so the state-dict keys stay those of the 2D backbone. Subclasses say how branch and shortcut
-    combine (:meth:`residual`). ``forward(x, frames)`` shifts a whole clip ``(N*T, C, H, W)``;
+    own names, so the state-dict keys stay those of the 2D backbone. Subclasses say how
+    branch and shortcut combine (:meth:`residual`). ``forward(x, frames)`` shifts a whole clip ``(N*T, C, H, W)``;
     :meth:`step` runs one frame with the causal state.
     """
 
@@ -349,8 +348,11 @@ def _backbone(name: str, num_classes: int, kwargs: dict[str, Any]) -> nn.Module:
     return create_model(name, num_classes=num_classes, **kwargs)
 
 
-def tsn(backbone: str, num_classes: int = 1000, frames: int = 8, **kwargs: Any) -> nn.Module:
+def tsn(backbone: str, num_classes: int = 1000, frames: int = 8, shift: str | None = None,
+        **kwargs: Any) -> nn.Module:
     """TSN over registry architecture ``backbone`` (extra kwargs go to the backbone)."""
+    if shift is not None:
+        raise EdgekitError(f"TSN has no temporal shift (got shift={shift!r}); use tsm_{backbone}")
     return ClipNet(_backbone(backbone, num_classes, kwargs), frames=frames)
 
 
