@@ -55,6 +55,7 @@ from . import builtin, gestures, tabular
 from .clips import DEFAULT_FRAMES, ArrayClips, open_videofolder, with_frames
 from .datasets import (IMAGE_EXTENSIONS, ArrayImages, ImageList, Subset, Transformed, readable_images,
                        seeded_split)
+from .folders import files_by_class, open_class_folders
 from .ordinal import label_range
 from .transforms import eval_transform, make_input_spec, train_transform
 
@@ -206,14 +207,7 @@ def _arrays(spec: str, images: np.ndarray, targets: list[int], labels: list[str]
 
 
 def _class_folder(root: Path) -> tuple[list[Path], list[int], list[str], int]:
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if not classes:
-        raise EdgekitError(f"{root} has no class sub-folders (expected {root}/<class>/<image>)")
-    files, targets = [], []
-    for i, c in enumerate(classes):
-        imgs = sorted(p for p in (root / c).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
-        files += imgs
-        targets += [i] * len(imgs)
+    files, targets, classes = files_by_class(root, IMAGE_EXTENSIONS, "image")
     good, bad = readable_images(files)
     good_set = set(good)
     keep = [(f, t) for f, t in zip(files, targets) if f in good_set]
@@ -221,23 +215,7 @@ def _class_folder(root: Path) -> tuple[list[Path], list[int], list[str], int]:
 
 
 def _imagefolder(spec: str, root: Path, val: float, seed: int) -> DataBundle:
-    if not root.is_dir():
-        raise EdgekitError(f"image folder not found: {root}")
-    if (root / "train").is_dir() and (root / "val").is_dir():
-        tr_files, tr_t, labels, bad1 = _class_folder(root / "train")
-        va_files, va_t, va_labels, bad2 = _class_folder(root / "val")
-        if va_labels != labels:
-            raise EdgekitError(f"{root}/train and {root}/val have different class folders")
-        train, valid, skipped = ImageList(tr_files, tr_t), ImageList(va_files, va_t), bad1 + bad2
-        split = {"folders": True}
-    else:
-        split = {}
-        files, targets, labels, skipped = _class_folder(root)
-        base = ImageList(files, targets)
-        tr, va = seeded_split(len(base), val, seed, targets)
-        train, valid = Subset(base, tr), Subset(base, va)
-    if len(train) == 0:
-        raise EdgekitError(f"no readable images under {root} ({skipped} unreadable)")
+    train, valid, labels, skipped, split = open_class_folders(root, _class_folder, ImageList, val, seed, "image")
     return DataBundle(spec, train, valid, labels, "classify", 224, skipped, split=split)
 
 

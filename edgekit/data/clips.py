@@ -43,7 +43,7 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
 from ..errors import EdgekitError
-from .datasets import seeded_split
+from .folders import files_by_class, open_class_folders
 
 log = logging.getLogger("edgekit.data")
 
@@ -314,46 +314,19 @@ def clip_eval_transform(spec: dict[str, Any]) -> ClipTransform:
 
 
 def _video_class_folder(root: Path) -> tuple[list[VideoFile], list[int], list[str], int]:
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if not classes:
-        raise EdgekitError(f"{root} has no class sub-folders (expected {root}/<class>/<video>)")
-    clips, targets, bad = [], [], []
-    for i, c in enumerate(classes):
-        for p in sorted(p for p in (root / c).rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS):
-            n = probe_video(p)
-            if n > 0:
-                clips.append(VideoFile(p, n))
-                targets.append(i)
-            else:
-                bad.append(p)
+    files, targets, classes = files_by_class(root, VIDEO_EXTENSIONS, "video")
+    counts = [probe_video(p) for p in files]
+    bad = [p for p, n in zip(files, counts) if n == 0]
     if bad:
         log.warning("skipped %d unreadable or empty video(s), e.g. %s", len(bad), bad[0])
-    return clips, targets, classes, len(bad)
+    keep = [(VideoFile(p, n), t) for p, n, t in zip(files, counts, targets) if n > 0]
+    return [c for c, _ in keep], [t for _, t in keep], classes, len(bad)
 
 
 def open_videofolder(root: Path, val: float, seed: int
                      ) -> tuple[Dataset, Dataset, list[str], int, dict[str, Any]]:
     """``videofolder:PATH``: one folder per class of video files (``train/`` + ``val/`` if
-    both exist, else a seeded stratified split). Returns (train, val, labels, skipped, split
-    record); unreadable or empty videos are skipped, counted and logged."""
-    from .datasets import Subset
-
-    if not root.is_dir():
-        raise EdgekitError(f"video folder not found: {root}")
-    if (root / "train").is_dir() and (root / "val").is_dir():
-        tr_clips, tr_t, labels, bad1 = _video_class_folder(root / "train")
-        va_clips, va_t, va_labels, bad2 = _video_class_folder(root / "val")
-        if va_labels != labels:
-            raise EdgekitError(f"{root}/train and {root}/val have different class folders")
-        train, valid, skipped = ClipList(tr_clips, tr_t), ClipList(va_clips, va_t), bad1 + bad2
-        record: dict[str, Any] = {"folders": True}
-    else:
-        clips, targets, labels, skipped = _video_class_folder(root)
-        base = ClipList(clips, targets)
-        if len(base) == 0:
-            raise EdgekitError(f"no readable videos under {root} ({skipped} unreadable)")
-        tr, va = seeded_split(len(base), val, seed, targets)
-        train, valid, record = Subset(base, tr), Subset(base, va), {}
-    if len(train) == 0:
-        raise EdgekitError(f"no readable videos under {root} ({skipped} unreadable)")
-    return train, valid, labels, skipped, record
+    both exist, else a seeded stratified split; :mod:`edgekit.data.folders`). Returns
+    (train, val, labels, skipped, split record); unreadable or empty videos are skipped,
+    counted and logged."""
+    return open_class_folders(root, _video_class_folder, ClipList, val, seed, "video")

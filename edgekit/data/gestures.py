@@ -178,14 +178,16 @@ def _render(kind: str, n: int, size: int, frames: int, rng: np.random.Generator)
     dx = (xs - cx[..., None])[:, :, None, :]
     dy = (ys - cy[..., None])[:, :, :, None]
     s, c, r = (np.sin(theta)[..., None, None], np.cos(theta)[..., None, None], radius[..., None, None])
-    a = (dx * s - dy * c) / r
-    b = (dx * c + dy * s) / r
+    a = (dx * (s / r) - dy * (c / r))
+    b = (dx * (c / r) + dy * (s / r))
     hand = (a * a + 2 * b * b < 1) | ((a > 0.3) & (a < 2.0) & (np.abs(b) < 0.4))
     hand &= present[:, None, None, None]
     colour = np.stack([_uniform(rng, 200, 255, n), _uniform(rng, 150, 215, n), _uniform(rng, 110, 180, n)], 1)
-    img = np.where(hand[..., None], colour[:, None, None, None, :], img)
-    img += rng.normal(0, 5, img.shape[:-1] + (1,)).astype(np.float32)
-    return np.clip(img, 0, 255).astype(np.uint8)
+    np.copyto(img, np.broadcast_to(colour[:, None, None, None, :], img.shape), where=hand[..., None])
+    noise = rng.standard_normal(img.shape[:-1] + (1,), dtype=np.float32)
+    noise *= 5
+    img += noise
+    return np.clip(img, 0, 255, out=img).astype(np.uint8)
 
 
 def _background(rng: np.random.Generator, xs: np.ndarray, ys: np.ndarray, k: int = 3) -> np.ndarray:
