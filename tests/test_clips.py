@@ -151,7 +151,7 @@ def test_jester_original_layout(tmp_path, nested):
     _jester_tree(tmp_path, frames, TRAIN, VAL)
     _write_plain(tmp_path, {**TRAIN, "555": "No gesture"}, VAL)  # 555 has no frames
     b = load_data(f"jester:{tmp_path}")
-    assert b.task == "clip_classify" and b.labels == LABELS
+    assert b.task == "clip_classify" and b.labels == LABELS and b.info["layout"] == "jester-v1"
     assert len(b.train) == 9 and len(b.val) == 4 and b.skipped == 1
     assert b.train.targets == [i % 3 for i in range(9)] and b.val.targets == [(i + 1) % 3 for i in range(4)]
     assert b.record == {"spec": f"jester:{tmp_path}", "folders": True, "source_split": "csv"}
@@ -218,7 +218,7 @@ def _write_video(path: Path, frames: int, level: int, codec: str) -> None:
             container.mux(packet)
 
 
-def test_videofolder_reads_real_videos_and_skips_bad_ones(tmp_path):
+def test_videofolder_reads_real_videos_and_skips_bad_ones(tmp_path, caplog):
     pytest.importorskip("av")
     for c, cls in enumerate(("clap", "wave")):
         (tmp_path / cls).mkdir()
@@ -230,7 +230,9 @@ def test_videofolder_reads_real_videos_and_skips_bad_ones(tmp_path):
     (tmp_path / "wave" / "notes.txt").write_text("ignored")
     assert [probe_video(tmp_path / "clap" / f"v{i}{e}") for i, e in enumerate((".mp4", ".avi", ".webm"))] == [8, 10, 12]
     assert probe_video(tmp_path / "wave" / "empty.avi") == 0 == probe_video(tmp_path / "clap" / "corrupt.mp4")
-    b = load_data(f"videofolder:{tmp_path}?val=0.25&seed=3")
+    with caplog.at_level("WARNING", logger="edgekit.data"):
+        b = load_data(f"videofolder:{tmp_path}?val=0.25&seed=3")
+    assert "skipped 2 unreadable or empty video(s)" in caplog.text
     assert b.task == "clip_classify" and b.labels == ["clap", "wave"] and b.skipped == 2
     assert len(b.train) == 6 and sorted(b.val.targets) == [0, 1]  # stratified
     assert b.record == {"spec": b.spec, "val": 0.25, "seed": 3}
@@ -254,3 +256,35 @@ def test_videofolder_bad_paths(tmp_path):
     (tmp_path / "a" / "broken.webm").write_bytes(b"garbage")
     with pytest.raises(EdgekitError, match="no readable videos"):
         load_data(f"videofolder:{tmp_path}")
+
+
+def test_checkpoint_records_the_clip_spec_and_reopens_the_split(tmp_path):
+    from edgekit.checkpoint import Checkpoint, load_checkpoint
+
+    _jester_tree(tmp_path, tmp_path, TRAIN, VAL)
+    _write_plain(tmp_path, TRAIN, VAL)
+    bundle = load_data(f"jester:{tmp_path}")
+    spec = make_input_spec(16, frames=4)
+    ckpt = Checkpoint(arch="tsm_compact_cnn", arch_kwargs={}, state_dict={}, task="clip_classify",
+                      labels=bundle.labels, input_spec=spec, data=bundle.record)
+    ckpt.save(tmp_path / "m.ckpt")
+    loaded = load_checkpoint(tmp_path / "m.ckpt")
+    assert loaded.input_spec == spec and loaded.data == bundle.record
+    again = loaded.load_data()
+    assert [c.paths for c in again.val.clips] == [c.paths for c in bundle.val.clips]
+    x = eval_transform(loaded.input_spec)(again.val[0][0])
+    assert x.shape == (4, 3, 16, 16)
+
+
+def test_a_corrupt_frame_reads_as_its_neighbour(tmp_path):
+    from edgekit.data.clips import FrameFiles
+
+    _jpeg_clip(tmp_path / "v", 4, 40)  # levels 40, 50, 60, 70
+    (tmp_path / "v" / "00003.jpg").write_bytes(b"broken")
+    clip = FrameFiles(sorted((tmp_path / "v").iterdir()))
+    levels = [int(round(f.mean())) for f in clip.read([0, 1, 2, 3])]
+    assert abs(levels[2] - levels[1]) <= 2 and abs(levels[3] - 70) <= 2  # frame 2 -> nearest readable (1)
+    for p in (tmp_path / "v").iterdir():
+        p.write_bytes(b"broken")
+    with pytest.raises(EdgekitError, match="no readable frame"):
+        clip.read([0])

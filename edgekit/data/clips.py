@@ -285,6 +285,8 @@ def with_frames(spec: dict[str, Any], frames: int) -> dict[str, Any]:
 
     frames = positive_int("frames", frames)
     base = frame_spec(spec) if is_clip(spec) else dict(spec)
+    if base.get("color", "RGB") != "RGB" or base["shape"][0] != 3:
+        raise EdgekitError("clip inputs are RGB frames (3 channels)")
     return {**base, "kind": "clip", "frames": frames, "shape": [frames, *base["shape"]], "layout": "NTCHW",
             "sampling": "tsn"}
 
