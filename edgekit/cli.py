@@ -24,7 +24,7 @@ from .numbers import fraction
 from .optimization.budget import BUDGET
 from .optimization.config import RATIOS, OptimizeConfig
 from .stage_config import RunConfig, default
-from .training.config import AUGMENTS, LABEL_LOSSES, MIX_MODES, OPTIMIZERS, TRAIN_TASKS, TrainConfig
+from .training.config import AUGMENTS, LABEL_LOSSES, MIX_MODES, OPTIMIZERS, SHIFTS, TRAIN_TASKS, TrainConfig
 
 
 def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -122,7 +122,8 @@ def _distill_methods_help() -> str:
 @main.command()
 @click.option("--arch", required=True, help="Registry name (see `edgekit zoo`) or package.module:function.")
 @click.option("--data", required=True,
-              help="Data spec: digits, synthetic, imagefolder:PATH, csv:PATH, tabular:PATH.csv, sklearn:NAME.")
+              help="Data spec: digits, synthetic, imagefolder:PATH, csv:PATH, tabular:PATH.csv, sklearn:NAME; "
+                   "clips: gestures, jester:PATH, videofolder:PATH.")
 @click.option("-o", "--output", required=True, type=click.Path(), help="Checkpoint to write.")
 @click.option("--epochs", default=default(TrainConfig, "epochs"), show_default=True, type=POSITIVE_INT)
 @click.option("--batch-size", default=default(TrainConfig, "batch_size"), show_default=True, type=POSITIVE_INT)
@@ -140,6 +141,10 @@ def _distill_methods_help() -> str:
 @click.option("--mix-alpha", type=POSITIVE_FLOAT, help="Beta(alpha, alpha) for mixing (default 0.5, CutMix 1.0).")
 @click.option("--small-input/--no-small-input", default=None,
               help="Stride-1 stem for small images (default: on for inputs <= 64 px on ImageNet nets).")
+@click.option("--frames", type=POSITIVE_INT, help="Clip models (tsn_/tsm_<backbone>): frames sampled per clip, "
+              "one per equal segment (default: the data's, 8).")
+@click.option("--shift", type=click.Choice(SHIFTS), help="tsm_<backbone>: temporal shift from both neighbours "
+              "(bidirectional, the default) or the past only (causal: the model that streams frame by frame).")
 @click.option("--arch-arg", "arch_args", multiple=True, help="Extra architecture kwarg key=value (repeatable).")
 @click.option("--head", type=click.Choice(["fc", "nfl", "dldl", "ranking", "regression"]), default=None,
               help="Head after global pooling: the architecture's own (fc), the NFL layer + Linear "
@@ -192,7 +197,7 @@ def train(arch: str, data: str, output: str, arch_args: tuple[str, ...], head: s
         return
     ckpt = run(arch, data, output, arch_kwargs=arch_kwargs, resume=resume, force=force, **kw)
     m = ckpt.metrics
-    if ckpt.task == "classify" and "val_top1" in m:
+    if ckpt.task in ("classify", "clip_classify") and "val_top1" in m:
         click.echo(f"{output}: val top-1 {m['val_top1']:.2f}%  top-5 {m['val_top5']:.2f}%  "
                    f"({m.get('images_per_s') or 0:.0f} img/s){_precise_bn_change(m)}")
     else:
@@ -207,16 +212,52 @@ def train(arch: str, data: str, output: str, arch_args: tuple[str, ...], head: s
 @click.option("--device", default="auto", show_default=True)
 @click.option("--flip/--no-flip", default=None, help="Label distributions: average image + mirror "
               "(default: as the checkpoint was trained to).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--streaming", is_flag=True, help="Causal TSM: run its online model frame by frame over whole clips "
+              "(accuracy over time, at the clip end, settle frame, smoother; offline accuracy next to it).")
+@click.option("--stride", default="auto", show_default=True, help="--streaming: process every STRIDE-th frame "
+              "(auto: the training segment spacing, clip length / frames).")
+@click.option("--window", default=12, show_default=True, type=POSITIVE_INT,
+              help="--streaming: the smoother sums the logits of the last K processed frames.")
+@click.option("--agree", default=2, show_default=True, type=POSITIVE_INT,
+              help="--streaming: the smoother accepts a new label after this many agreeing predictions.")
+@click.option("--bins", default=10, show_default=True, type=POSITIVE_INT,
+              help="--streaming: points of the accuracy-over-the-clip curve.")
+@click.option("--workers", default=0, show_default=True, type=NON_NEGATIVE_INT,
+              help="--streaming: data-loading worker processes.")
+@click.option("--json", "as_json", is_flag=False, flag_value="-", default=None, metavar="[PATH]",
+              help="Print JSON, or write it to PATH (with --streaming: everything, curves and per-clip results).")
+@click.option("--force", is_flag=True, help="Overwrite the --json PATH if it exists.")
 @_guard
 def eval_cmd(checkpoint: str, data: str | None, split: str, batch_size: int, device: str, flip: bool | None,
-             as_json: bool) -> None:
+             streaming: bool, stride: str, window: int, agree: int, bins: int, workers: int, as_json: str | None,
+             force: bool) -> None:
     """Evaluate CHECKPOINT on DATA (top-1/top-5; MAE, RMSE, epsilon-error, Pearson for numeric labels)."""
     from .evaluation import evaluate
+    from .fileio import check_writable, write_json
 
-    res = evaluate(checkpoint, data, split=split, batch_size=batch_size, device=device, flip=flip)
-    if as_json:
+    ctx = click.get_current_context()
+    stream_only = [f"--{n}" for n in ("stride", "window", "agree", "bins", "workers")
+                   if ctx.get_parameter_source(n) is not click.core.ParameterSource.DEFAULT]
+    if stream_only and not streaming:
+        raise EdgekitError(f"{', '.join(stream_only)} apply to --streaming only")
+    if as_json not in (None, "-"):
+        check_writable(as_json, force)
+    if streaming:
+        from .streaming_eval import evaluate_streaming, format_streaming
+
+        if flip is not None:
+            raise EdgekitError("--flip/--no-flip apply to label-distribution models, not --streaming")
+        res = evaluate_streaming(checkpoint, data, split=split, window=window, agree=agree, stride=stride,
+                                 bins=bins, batch_size=batch_size, device=device, workers=workers,
+                                 progress=as_json != "-")
+    else:
+        res = evaluate(checkpoint, data, split=split, batch_size=batch_size, device=device, flip=flip)
+    if as_json not in (None, "-"):
+        write_json(as_json, res)
+    if as_json == "-":
         click.echo(json.dumps(res))
+    elif streaming:
+        click.echo(format_streaming(res) + (f"\nwrote {as_json}" if as_json else ""))
     elif "top1" in res:
         click.echo(f"top-1 {res['top1']:.2f}%  top-5 {res['top5']:.2f}%  loss {res['loss']:.4f}  (n={res['n']})")
     else:

@@ -51,3 +51,14 @@ def write_label_csv(root: Path, n: int = 100, size: int = 32, seed: int = 0) -> 
 def label_csv() -> object:
     """:func:`write_label_csv`, for tests of the label-distribution task."""
     return write_label_csv
+
+
+@pytest.fixture(scope="session")
+def clip_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A causal TSM over compact_cnn trained 1 epoch on a few built-in gesture clips (32 px, 4 frames)."""
+    from edgekit.training.trainer import train
+
+    path = tmp_path_factory.mktemp("clip") / "tsm.pt"
+    train("tsm_compact_cnn", "gestures:n=110,frames=8", path, epochs=1, batch_size=16, frames=4, shift="causal",
+          precise_bn=2, progress=False)
+    return path

@@ -333,6 +333,11 @@ def to_online(model: ClipNet) -> OnlineTSM:
     return attach(online, layout_of(model))
 
 
+def is_clip_arch(arch: str) -> bool:
+    """Whether registry name ``arch`` is a clip architecture (``tsn_``, ``tsm_``, ``tsm_online_``)."""
+    return arch.startswith(PREFIXES)
+
+
 def online_arch(arch: str) -> str:
     """Registry name of the online model of clip architecture ``arch`` (``tsm_x`` -> ``tsm_online_x``)."""
     if arch.startswith("tsm_online_"):

@@ -20,6 +20,8 @@ AUGMENTS = ("standard", "no_flip", "none", "dldl", "dldl_no_flip")
 TRAIN_TASKS = ("classify", "regression", "label_distribution")
 #: the label-distribution losses (see edgekit.training.label_distribution)
 LABEL_LOSSES = ("dldl", "kl", "l1", "ce", "ranking")
+#: TSM's temporal shift (see edgekit.models.shift): both directions, or from the past only (streams)
+SHIFTS = ("bidirectional", "causal")
 
 
 @dataclass
@@ -71,6 +73,9 @@ class TrainConfig(FitOptions):
     loss: str | None = None  # dldl | kl | l1 | ce | ranking (default dldl)
     dldl_lambda: float = 1.0
     flip_test: bool | None = None  # average image + flip at evaluation; default: on unless no-flip augmentation
+    # clip models (tsn_/tsm_ architectures on clip data; see edgekit.models.temporal)
+    frames: int | None = None  # frames sampled per clip (TSN segments); default: the data's suggestion
+    shift: str | None = None  # tsm_ only: bidirectional (the architecture's default) or causal (streams)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -86,3 +91,5 @@ class TrainConfig(FitOptions):
         self.loss = optional(choice, "loss", self.loss, choices=LABEL_LOSSES)
         self.sigma = optional(non_negative_float, "sigma", self.sigma)
         self.dldl_lambda = non_negative_float("lambda", self.dldl_lambda)
+        self.frames = optional(positive_int, "frames", self.frames)
+        self.shift = optional(choice, "shift", self.shift, choices=SHIFTS)

@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DistributedSampler
 
 from ..checkpoint import Checkpoint, load_checkpoint
-from ..data import DataBundle, eval_transform, load_data, make_input_spec, train_transform
+from ..data import CLASS_TASKS, DataBundle, eval_transform, load_data, make_input_spec, train_transform
 from ..data.transforms import is_tabular
 from ..device import resolve_device
 from ..errors import EdgekitError
@@ -84,7 +84,7 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, config: Trai
     mixer = Mixer(cfg.mix, mix_alpha, cfg.seed) if cfg.mix != "none" else None
     if label_task is not None:
         loss_fn = label_loss(label_task)
-    elif bundle.task == "classify":
+    elif bundle.task in CLASS_TASKS:
         loss_fn = classification_loss(mixer, cfg.label_smoothing, cfg.epochs)
     else:
         loss_fn = regression_loss()
@@ -95,7 +95,7 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, config: Trai
         saved = torch.load(state_file, map_location="cpu", weights_only=True)
         load_state(model, saved["model"])  # keeps state-dict versions (torchvision's MNASNet needs them)
         resume_state = saved["fit"]
-    task = "classify" if bundle.task == "classify" else "label_distribution" if label_task else "regression"
+    task = bundle.task if bundle.task in CLASS_TASKS else "label_distribution" if label_task else "regression"
     ckpt = Checkpoint(arch=arch, arch_kwargs=kwargs, state_dict={}, task=task, labels=bundle.labels,
                       input_spec=spec, data=bundle.record,
                       extra={LabelTask.KEY: label_task.record()} if label_task else {},
@@ -172,7 +172,7 @@ def model_inputs(arch: str, bundle: DataBundle, cfg: TrainConfig,
     the training split's standardisation), which a tabular net (one whose factory takes
     ``in_features``) receives as ``in_features``, ``mean`` and ``std``."""
     entry = get_entry(arch)
-    kwargs: dict[str, Any] = {"num_classes": len(bundle.labels) if bundle.task == "classify" else 1}
+    kwargs: dict[str, Any] = {"num_classes": len(bundle.labels) if bundle.task in CLASS_TASKS else 1}
     tabular_net = takes_features(entry.factory)
     if bundle.input_spec is not None and is_tabular(bundle.input_spec):
         if not tabular_net:
@@ -188,13 +188,49 @@ def model_inputs(arch: str, bundle: DataBundle, cfg: TrainConfig,
         raise EdgekitError(f"{arch} takes feature vectors and {bundle.spec} holds images; "
                            "use tabular:PATH.csv or sklearn:NAME data")
     kwargs.update(cfg.arch_kwargs or {})
+    frames = clip_inputs(arch, bundle, cfg, kwargs)
     if label_task is not None:
         kwargs = {k: v for k, v in kwargs.items() if k != "head"} | label_task.arch_kwargs()
     size = cfg.input_size if cfg.input_size is not None else bundle.default_input
     small_input = cfg.small_input if cfg.small_input is not None else size <= 64 and entry.default_input >= 128
     if small_input:
         kwargs["small_input"] = True
-    return kwargs, make_input_spec(size, crop_ratio=None if size <= 64 else 0.875)
+    return kwargs, make_input_spec(size, crop_ratio=None if size <= 64 else 0.875, frames=frames)
+
+
+def clip_inputs(arch: str, bundle: DataBundle, cfg: TrainConfig, kwargs: dict[str, Any]) -> int | None:
+    """Frames per clip sample for a clip architecture on clip data (None for images), with
+    ``frames`` and ``shift`` put into ``kwargs``; a clip architecture on images, an image
+    architecture on clips, or ``--frames``/``--shift`` where they mean nothing is one line.
+
+    ``frames`` is ``cfg.frames``, else the data's suggestion (``info["frames"]``), else
+    TSM's 8 segments. The online TSM is the streaming form of a causal ``tsm_``: it runs
+    one frame per call and is not trained itself."""
+    from ..data.clips import DEFAULT_FRAMES
+    from ..models.temporal import is_clip_arch
+
+    clips = bundle.task == "clip_classify"
+    if not clips:
+        if is_clip_arch(arch):
+            raise EdgekitError(f"{arch} classifies clips and {bundle.spec} holds images; use clip data "
+                               "(gestures, jester:PATH, videofolder:PATH)")
+        if cfg.frames is not None or cfg.shift is not None:
+            raise EdgekitError(f"--{'frames' if cfg.frames is not None else 'shift'} is for clip architectures "
+                               f"(tsn_/tsm_<backbone>) on clip data; {bundle.spec} holds images")
+        return None
+    if not is_clip_arch(arch):
+        raise EdgekitError(f"{bundle.spec} holds clips and {arch} classifies images; use tsm_{arch} (temporal "
+                           f"shift) or tsn_{arch} (frames averaged)")
+    if arch.startswith("tsm_online_"):
+        raise EdgekitError(f"{arch} runs one frame per call and is not trained; train "
+                           f"tsm_{arch[len('tsm_online_'):]} --shift causal, then stream it")
+    if cfg.shift is not None:
+        if not arch.startswith("tsm_"):
+            raise EdgekitError(f"--shift is TSM's temporal shift; {arch} has none (use tsm_{arch[len('tsn_'):]})")
+        kwargs["shift"] = cfg.shift
+    frames = cfg.frames or int(bundle.info.get("frames") or DEFAULT_FRAMES)
+    kwargs["frames"] = frames
+    return frames
 
 
 def epoch_metrics(record: dict[str, Any]) -> dict[str, Any]:
