@@ -64,8 +64,8 @@ log = logging.getLogger("edgekit.data")
 #: bundle tasks whose targets are class indices
 CLASS_TASKS = ("classify", "clip_classify")
 
-__all__ = ["DataBundle", "load_data", "parse_spec", "make_input_spec", "eval_transform", "train_transform",
-           "with_frames"]
+__all__ = ["CLASS_TASKS", "DataBundle", "load_data", "parse_spec", "make_input_spec", "eval_transform",
+           "train_transform", "with_frames"]
 
 
 @dataclass

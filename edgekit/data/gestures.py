@@ -19,7 +19,7 @@ Temporal Shift Module for Efficient Video Understanding" (ICCV 2019), where Jest
 
 What is drawn (frames ``size`` x ``size`` RGB, coordinates in [-1, 1]):
 
-* a **hand**: a bright palm disk with one finger, whose direction shows the hand's
+* a **hand**: a bright oval palm with one finger, whose direction shows the hand's
   orientation (so a rotation is visible);
 * a **cluttered moving background**: three random coloured gratings panned by a slow
   random camera drift, plus (usually) one distractor box moving in a random direction,
