@@ -239,7 +239,7 @@ def eval_cmd(checkpoint: str, data: str | None, split: str, batch_size: int, dev
     stream_only = [f"--{n}" for n in ("stride", "window", "agree", "bins", "workers")
                    if ctx.get_parameter_source(n) is not click.core.ParameterSource.DEFAULT]
     if stream_only and not streaming:
-        raise EdgekitError(f"{', '.join(stream_only)} apply to --streaming only")
+        raise EdgekitError(f"{', '.join(stream_only)}: only with --streaming")
     if as_json not in (None, "-"):
         check_writable(as_json, force)
     if streaming:
