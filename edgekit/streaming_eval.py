@@ -128,6 +128,14 @@ def stream_logits(online: torch.nn.Module, clips: torch.Tensor) -> torch.Tensor:
     return torch.stack(out, 1)
 
 
+@torch.no_grad()
+def _offline_frame_logits(model: torch.nn.Module, clips: torch.Tensor, max_frames: int) -> torch.Tensor:
+    """The offline clip model's per-frame logits of clips ``(N, L, ...)``, a few whole clips at
+    a time (about ``max_frames`` frames: the memory of an offline batch, not N x L frames)."""
+    step = max(1, max_frames // clips.shape[1])
+    return torch.cat([model.frame_logits(clips[k:k + step]) for k in range(0, clips.shape[0], step)])
+
+
 def settle_frames(labels: torch.Tensor) -> torch.Tensor:
     """``(N, L)`` labels per frame -> ``(N,)``: the first frame from which the label never
     changes again (0 when it never changes; L - 1 when it changes at the last frame)."""
@@ -244,8 +252,7 @@ def evaluate_streaming(checkpoint: str | Path | Checkpoint, data: str | DataBund
         for idx, (x, _) in zip(batches, loader):
             x = x.to(dev)
             logits = stream_logits(online, x)
-            with torch.no_grad():
-                reference = model.frame_logits(x)
+            reference = _offline_frame_logits(model, x, batch_size * frames)
             max_err = max(max_err, float((logits - reference).abs().max()))
             max_logit = max(max_logit, float(reference.abs().max()))
             agreeing += int((logits.argmax(-1) == reference.argmax(-1)).sum())

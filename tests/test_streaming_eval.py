@@ -157,8 +157,10 @@ def test_streaming_matches_the_causal_offline_model_frame_by_frame(ckpt, cut) ->
 
 def test_states_reset_per_clip_whatever_the_batching_or_order(ckpt, cut) -> None:
     base = evaluate_streaming(ckpt, cut, stride=1, batch_size=64, device="cpu")["per_clip"]
-    pairs = evaluate_streaming(ckpt, cut, stride=1, batch_size=2, device="cpu")["per_clip"]
-    assert pairs == base
+    pairs = evaluate_streaming(ckpt, cut, stride=1, batch_size=2, device="cpu")
+    assert pairs["per_clip"] == base
+    # the offline reference of clips longer than T runs a clip at a time here: still equivalent
+    assert pairs["equivalence"]["max_abs_error"] <= 1e-4 and pairs["equivalence"]["argmax_agreement"] == 1.0
     n = len(cut.val)
     order = list(range(n))[::-1]
     reversed_val = ClipList([cut.val[i][0] for i in order], [cut.val[i][1] for i in order])
