@@ -172,7 +172,7 @@ def export(checkpoint: str | Path | Checkpoint, targets: str | list[str] | None 
            calib_size: int | None = None, parity_size: int | None = None, profile: str | Path | None = None,
            nhwc: bool | None = None, opset: int | None = None, dynamic_batch: bool | None = None,
            max_batch: int | None = None, name: str | None = None, force: bool = False,
-           thresholds: dict[str, float] | None = None) -> list[dict[str, Any]]:
+           thresholds: dict[str, float] | None = None, streaming: bool = False) -> list[dict[str, Any]]:
     """Export ``checkpoint`` to each target x precision; return one manifest dict per artifact.
 
     ``targets``: onnx, tflite, coreml, tensorrt, or all (every target this machine can
@@ -182,13 +182,16 @@ def export(checkpoint: str | Path | Checkpoint, targets: str | list[str] | None 
     the parity gate (default: the dataset in the checkpoint's provenance); calibration
     reads ``calib_size`` training images, the gate ``parity_size`` validation images.
     ``profile``: a deployment profile name or YAML path; explicit arguments override it.
-    ``nhwc``: TFLite takes float NHWC input. Raises :class:`EdgekitError` on any failure,
-    leaving no partial file.
+    ``nhwc``: TFLite takes float NHWC input. ``streaming``: export the online model of a
+    causal TSM checkpoint, one frame per call with its states as inputs and outputs
+    (:mod:`edgekit.exporters.streaming`; sizes then count whole clips, default 32). Raises
+    :class:`EdgekitError` on any failure, leaving no partial file.
     """
     prof = load_profile(profile) if profile else {}
     targets_l = _resolve_targets(_as_list(targets) or _as_list(prof.get("targets")) or ["onnx"])
     jobs = _jobs(targets_l, _as_list(precision) or _as_list(prof.get("precision")))
     calib = calib or prof.get("calib")
+    clip_sizes = (_given(calib_size, prof.get("calib_size")), _given(parity_size, prof.get("parity_size")))
     calib_size = positive_int("calib_size", _given(calib_size, prof.get("calib_size"), 256))
     parity_size = positive_int("parity_size", _given(parity_size, prof.get("parity_size"), 256))
     opts = {"nhwc": prof.get("nhwc", False) if nhwc is None else nhwc,
@@ -201,10 +204,17 @@ def export(checkpoint: str | Path | Checkpoint, targets: str | list[str] | None 
         raise EdgekitError("--nhwc is an image layout; this model takes feature vectors [N, features]")
     stem = name or (Path(ckpt.path).stem if ckpt.path else ckpt.arch)
     out_dir = Path(output_dir)
-    finals = {job: out_dir / artifact_name(stem, *job, nhwc=opts["nhwc"]) for job in jobs}
+    finals = {job: out_dir / artifact_name(f"{stem}.stream" if streaming else stem, *job, nhwc=opts["nhwc"])
+              for job in jobs}
     for path in finals.values():
         if path.exists() and not force:
             raise EdgekitError(f"{path} already exists; pass --force to overwrite it")
+    if streaming:
+        from .streaming import export_streaming
+
+        return export_streaming(ckpt, finals, out_dir=out_dir, stem=stem, calib=calib, calib_size=clip_sizes[0],
+                                parity_size=clip_sizes[1], thresholds=thresholds, opts=opts,
+                                profile=prof.get("profile"))
 
     bundle = checkpoint_data(ckpt, calib)
     model = ckpt.model.eval().cpu()

@@ -43,7 +43,6 @@ import contextlib
 import io
 import json
 import logging
-import math
 import time
 import warnings
 from pathlib import Path
@@ -101,65 +100,77 @@ def frame_input_spec(ckpt: Checkpoint) -> dict[str, Any]:
     return frame_spec(ckpt.input_spec) if is_clip(ckpt.input_spec) else dict(ckpt.input_spec)
 
 
-def whole_clips(ckpt: Checkpoint, bundle: DataBundle, split: str, n: int,
+def clip_stride(ckpt: Checkpoint, bundle: DataBundle) -> int:
+    """Every how many camera frames the stream processes one: the training segment spacing
+    (:func:`edgekit.streaming_eval.resolve_stride`, as ``edgekit eval --streaming`` uses)."""
+    from ..streaming_eval import resolve_stride
+
+    ds = bundle.val if len(bundle.val) else bundle.train
+    lengths = [len(ds[i][0]) for i in range(min(len(ds), 64))]
+    return resolve_stride("auto", lengths, int(ckpt.input_spec.get("frames") or 1))
+
+
+def whole_clips(ckpt: Checkpoint, bundle: DataBundle, split: str, n: int, stride: int,
                 seed: int = 0) -> tuple[list[torch.Tensor], list[Any]]:
-    """Up to ``n`` clips of ``split`` (seeded pick), **every** frame in order, each through the
-    checkpoint's per-frame evaluation preprocessing: ``(L, C, H, W)`` tensors and targets."""
-    from ..data.clips import ArrayClip, ClipTransform
-    from ..data.transforms import eval_transform
+    """Up to ``n`` clips of ``split`` (seeded pick), whole: every ``stride``-th frame in order to the
+    last (:class:`edgekit.streaming_eval.StreamFrames`, the frames ``edgekit eval --streaming``
+    processes), each through the per-frame eval preprocessing: ``(L, C, H, W)`` tensors, targets."""
+    from ..data.clips import ArrayClip
+    from ..streaming_eval import StreamFrames
 
     ds = bundle.train if split == "train" else bundle.val
     if len(ds) == 0:
         raise EdgekitError(f"the {split} split of {bundle.spec!r} is empty")
-    spec = frame_input_spec(ckpt)
-    tf = eval_transform(spec)
+    frames = StreamFrames(ckpt.input_spec, stride)
     clips, targets = [], []
     for i in sorted(int(j) for j in np.random.default_rng(seed).permutation(len(ds))[: max(1, n)]):
         clip, target = ds[i]
-        clip = ArrayClip(clip) if isinstance(clip, np.ndarray) else clip
-        if not hasattr(clip, "read"):
-            raise EdgekitError(f"data {bundle.spec!r} holds images, not clips; a streaming model needs clip data")
-        clips.append(ClipTransform(len(clip), tf)(clip).float())
+        clips.append(frames(ArrayClip(clip) if isinstance(clip, np.ndarray) else clip).float().contiguous())
         targets.append(target)
-    if list(clips[0].shape[1:]) != list(spec["shape"]):
-        raise EdgekitError(f"data {bundle.spec!r} gives frames {list(clips[0].shape[1:])}, the model takes "
-                           f"{spec['shape']}")
     return clips, targets
 
 
-def stream_batched(step: Callable[..., Sequence[torch.Tensor]], online: nn.Module, clips: Sequence[torch.Tensor],
-                   chunk: int = 64) -> list[np.ndarray]:
-    """Per-frame logits ``(L, classes)`` of each clip: ``step(frames, *states)`` (the online model,
-    or a graph of it) run frame by frame from zero states with its new states fed back, clips
-    of one length batched together."""
-    out: list[np.ndarray | None] = [None] * len(clips)
+class _Graph:
+    """A graph of the online model (PT2E-prepared) with the online model's zero states."""
+
+    def __init__(self, graph: Callable[..., Sequence[torch.Tensor]], online: nn.Module) -> None:
+        self.graph, self.initial_states = graph, online.initial_states
+
+    def __call__(self, *args: torch.Tensor) -> Sequence[torch.Tensor]:
+        return self.graph(*args)
+
+
+def stream_batched(online: Any, clips: Sequence[torch.Tensor], chunk: int = 64) -> list[np.ndarray]:
+    """Per-frame logits ``(L, classes)`` of each clip through ``online`` (the online model, or a
+    :class:`_Graph` of it) by :func:`edgekit.streaming_eval.stream_logits`: zero states, new
+    states fed back; clips of one length batched together, ``chunk`` at most."""
+    from ..streaming_eval import stream_logits
+
+    out: list[Any] = [None] * len(clips)
     by_length: dict[int, list[int]] = {}
     for i, c in enumerate(clips):
         by_length.setdefault(len(c), []).append(i)
-    with torch.no_grad():
-        for length, idx in by_length.items():
-            for s in range(0, len(idx), chunk):
-                part = idx[s:s + chunk]
-                x = torch.stack([clips[i] for i in part])
-                states: Sequence[torch.Tensor] = online.initial_states(len(part), *x.shape[-2:])
-                logits = []
-                for t in range(length):
-                    res = step(x[:, t], *states)
-                    logits.append(res[0].float())
-                    states = res[1:]
-                y = torch.stack(logits, 1).numpy()
-                for j, i in enumerate(part):
-                    out[i] = y[j]
-    return out  # type: ignore[return-value]
+    for idx in by_length.values():
+        for s in range(0, len(idx), chunk):
+            part = idx[s:s + chunk]
+            y = stream_logits(online, torch.stack([clips[i] for i in part])).float().numpy()
+            for j, i in enumerate(part):
+                out[i] = y[j]
+    return out
 
 
 def reset_rule(num_states: int, stride: int) -> dict[str, Any]:
-    """When an app resets the states to their ``init`` (zeros), for the manifest and the artifact."""
-    return {"init": "zeros",
+    """When an app resets the states to their ``init`` (zeros), and which camera frames it processes.
+
+    The model learnt the shift between frames ``stride`` camera frames apart (its training
+    segment spacing), so a stream processes one camera frame in ``stride``; a gap of more than
+    ``idle_frames = 2 * stride`` camera frames since the last processed one (twice the
+    spacing it was trained at) makes the state a different moment than the model expects."""
+    return {"init": "zeros", "process_every": stride,
             "when": ["at the start of every stream (a new camera session, a new video)",
-                     f"after {stride} or more camera frames in a row went unprocessed (a pause, dropped frames, a "
-                     "scene cut): the state must come from the processed frame just before this one"],
-            "idle_frames": stride,
+                     f"after {2 * stride} or more camera frames since the last processed one (a pause, dropped "
+                     "frames, a scene cut): the state must come from the processed frame just before this one"],
+            "idle_frames": 2 * stride,
             "self_flush_frames": num_states,
             "note": f"each state reaches one processed frame back, so an output depends on the last "
                     f"{num_states + 1} processed frames only: a stale state is forgotten by itself after "
@@ -207,10 +218,11 @@ def _tflite_int8(lt: Any, online: nn.Module, args: tuple[torch.Tensor, ...],
     quantizer = pq.PT2EQuantizer().set_global(pq.get_symmetric_quantization_config(is_per_channel=True))
     batch = torch.export.Dim("batch", min=1, max=max(2, CALIB_CHUNK))
     args2 = tuple(torch.cat([a, a]) for a in args)  # batch 1 would be specialised to a constant
-    graph = torch.export.export(online, args2, dynamic_shapes=tuple({0: batch} for _ in args2), strict=False).module()
+    dynamic = ({0: batch}, tuple({0: batch} for _ in args2[1:]))  # forward(frame, *states)
+    graph = torch.export.export(online, args2, dynamic_shapes=dynamic, strict=False).module()
     with contextlib.redirect_stdout(io.StringIO()):
         graph = prepare_pt2e(graph, quantizer)
-    stream_batched(graph, online, calib, chunk=CALIB_CHUNK)
+    stream_batched(_Graph(graph, online), calib, chunk=CALIB_CHUNK)
     graph = _in_eval_mode(convert_pt2e(graph, fold_quantize=False))
     return bytes(lt.convert(graph, args, quant_config=QuantConfig(pt2e_quantizer=quantizer)).model_content())
 
@@ -433,9 +445,11 @@ def export_streaming(ckpt: Checkpoint, finals: dict[tuple[str, str], Path], *, o
         raise EdgekitError("--nhwc is not supported with --streaming: the frame and the states are NCHW")
     bundle = checkpoint_data(ckpt, calib)
     n_val, n_cal = parity_size or STREAM_CLIPS, calib_size or STREAM_CLIPS
-    clips, targets = whole_clips(ckpt, bundle, "val", n_val)
-    ref = stream_batched(online, online, clips)
-    calib_clips = whole_clips(ckpt, bundle, "train", n_cal, seed=1)[0] if any(p == "int8" for _, p in finals) else None
+    stride = clip_stride(ckpt, bundle)
+    clips, targets = whole_clips(ckpt, bundle, "val", n_val, stride)
+    ref = stream_batched(online, clips)
+    calib_clips = whole_clips(ckpt, bundle, "train", n_cal, stride, seed=1)[0] \
+        if any(p == "int8" for _, p in finals) else None
     spec = frame_input_spec(ckpt)
     height, width = spec["shape"][1:]
     args = (clips[0][:1], *online.initial_states(1, height, width))
@@ -451,9 +465,6 @@ def export_streaming(ckpt: Checkpoint, finals: dict[tuple[str, str], Path], *, o
         with torch.no_grad():
             return [o.numpy() for o in online(torch.from_numpy(frame), *(torch.from_numpy(s) for s in st))]
 
-    clip_length = (bundle.info or {}).get("clip_length") if hasattr(bundle, "info") else None
-    frames_t = int(ckpt.input_spec.get("frames") or online.frames)
-    stride = max(1, math.ceil(clip_length / frames_t)) if clip_length else 2
     reset = reset_rule(online.num_states, stride)
     preprocessing = {**_preprocessing(spec), "layout": "NCHW"}
     records = []
@@ -550,6 +561,6 @@ def verify_streaming(path: Path, manifest: dict[str, Any], ckpt: Checkpoint, dat
     """Re-run the streaming parity gate of ``path`` as its manifest wires it."""
     online = online_model(ckpt)
     bundle = checkpoint_data(ckpt, data)
-    clips, targets = whole_clips(ckpt, bundle, "val", n)
-    ref = stream_batched(online, online, clips)
+    clips, targets = whole_clips(ckpt, bundle, "val", n, clip_stride(ckpt, bundle))
+    ref = stream_batched(online, clips)
     return stream_parity(open_stream(path), wiring_of(manifest), clips, ref, targets, path.name, precision, thresholds)
