@@ -441,6 +441,8 @@ def report_cmd(results: tuple[str, ...], output_dir: str, baseline: str | None, 
 @click.option("--opset", type=POSITIVE_INT, help="ONNX opset (default 18).")
 @click.option("--static-batch", is_flag=True, default=None, help="ONNX: fixed batch 1 instead of a dynamic batch.")
 @click.option("--max-batch", type=POSITIVE_INT, help="TensorRT: largest batch of the optimization profile.")
+@click.option("--streaming", is_flag=True, help="A causal TSM's online model: one frame per call, states in and "
+              "out (tflite, onnx, coreml); sizes count whole clips (default 32).")
 @click.option("--force", is_flag=True, help="Overwrite existing artifacts.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifests as JSON.")
 @_guard
@@ -459,6 +461,8 @@ def export_cmd(checkpoint: str, targets: tuple[str, ...], precisions: tuple[str,
         check = (f"cosine {p['cosine']:.6f}, max abs err {p['max_abs_err']:.2g}"
                  + (f", top-1 agreement {p['top1_agreement']:.1%}" if "top1_agreement" in p else "")
                  + (f", MAE {p['torch_mae']:.4g} torch vs {p['artifact_mae']:.4g}" if "artifact_mae" in p else "")
+                 + (f", {p['clips']} whole clips frame by frame, drift {p['drift_first']:.2g} -> {p['drift_last']:.2g}"
+                    if p.get("streaming") else "")
                  if p.get("mode") == "numeric" else "structural check passed (Core ML runs on macOS only)")
         click.echo(f"{r['path']}  {r['size_bytes'] / 1e6:.2f} MB  {r['export_seconds']:.1f} s  {check}")
 

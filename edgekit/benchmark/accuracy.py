@@ -111,7 +111,12 @@ def _label_accuracy(session: Session, job: dict[str, Any], bundle: Any, n: int) 
 
 def measure_accuracy(session: Session, job: dict[str, Any], max_samples: int | None = None) -> dict[str, Any]:
     """Top-1/top-5 (%) of ``session`` on the validation split of ``job['data']``, or, for a
-    label-distribution model, MAE, RMSE, Pearson and epsilon-error (see the module docstring)."""
+    label-distribution model, MAE, RMSE, Pearson and epsilon-error (see the module docstring).
+    A streaming artifact scores whole clips frame by frame (:mod:`edgekit.benchmark.streaming`)."""
+    if session.info.get("streaming"):
+        from .streaming import stream_accuracy
+
+        return stream_accuracy(session, job, max_samples)
     task = _task(job, session)
     if task not in ("classify", "clip_classify", "label_distribution"):
         raise EdgekitError(f"accuracy with --data supports classification and label distributions; this "

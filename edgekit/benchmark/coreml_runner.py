@@ -23,6 +23,12 @@ def open_session(job: dict[str, Any]) -> Session:
     delegate = job.get("delegate") or "all"
     if delegate not in _UNITS:
         raise EdgekitError(f"coreml: unknown compute units {delegate!r}; use one of {', '.join(_UNITS)}")
+    if job.get("stream"):  # a streaming artifact: one frame per call, states fed back
+        from .streaming import stream_session
+
+        return stream_session(job, {"delegate": delegate, "device": "apple", "threads_effective": None,
+                                    "versions": {"coremltools": runtime_version("coremltools")}},
+                              compute_units=_UNITS[delegate])
     runner = CoreMLRunner(Path(job["artifact"]), compute_units=_UNITS[delegate])
     info = {"delegate": delegate, "device": "apple", "threads_effective": None,
             "precision": job.get("precision") or "fp16", "versions": {"coremltools": runtime_version("coremltools")}}

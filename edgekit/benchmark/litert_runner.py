@@ -48,6 +48,12 @@ def open_session(job: dict[str, Any]) -> Session:
     path, threads = Path(job["artifact"]), int(job["threads"])
     if delegate not in ("xnnpack", "none"):
         raise EdgekitError(f"litert: unknown delegate {delegate!r}; use xnnpack or none")
+    if job.get("stream"):  # a streaming artifact: one frame per call, states fed back
+        from .streaming import stream_session
+
+        return stream_session(job, {"delegate": delegate, "device": "cpu", "threads_effective": threads,
+                                    "versions": {"ai-edge-litert": runtime_version("ai_edge_litert")}},
+                              builtin_kernels=delegate == "none")
     runner = LiteRTRunner(path, threads=threads, builtin_kernels=delegate == "none")
     package = "ai_edge_litert" if type(runner.interp).__module__.startswith("ai_edge_litert") else "tflite_runtime"
     info = {"delegate": delegate, "device": "cpu", "threads_effective": threads,

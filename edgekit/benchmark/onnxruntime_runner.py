@@ -46,6 +46,13 @@ def open_session(job: dict[str, Any]) -> Session:
     if PROVIDERS[delegate][0] not in ort.get_available_providers():
         raise EdgekitError(f"onnxruntime: {PROVIDERS[delegate][0]} is not available in this onnxruntime build "
                            f"(available: {', '.join(ort.get_available_providers())})")
+    if job.get("stream"):  # a streaming artifact: one frame per call, states fed back
+        from .streaming import stream_session
+
+        return stream_session(job, {"delegate": PROVIDERS[delegate][0], "device": "cpu" if delegate == "cpu" else "cuda",
+                                    "threads_effective": int(job["threads"]),
+                                    "versions": {"onnxruntime": runtime_version("onnxruntime")}},
+                              providers=PROVIDERS[delegate])
     runner = OnnxRunner(Path(job["artifact"]), threads=int(job["threads"]), providers=PROVIDERS[delegate])
     sess = runner.session
     info = {"delegate": sess.get_providers()[0], "device": "cpu" if delegate == "cpu" else "cuda",

@@ -72,10 +72,15 @@ def _label(row: dict[str, Any], multi: bool) -> str:
     delegate = row.get("delegate") or ""
     delegate = {"CPUExecutionProvider": "cpu", "CUDAExecutionProvider": "cuda",
                 "TensorrtExecutionProvider": "trt"}.get(delegate, delegate)
-    text = f"{row['model']} {row['runtime']}/{delegate} {row.get('precision') or ''} t{row['threads']}"
+    text = f"{_model(row)} {row['runtime']}/{delegate} {row.get('precision') or ''} t{row['threads']}"
     if row.get("batch", 1) != 1:
         text += f" b{row['batch']}"
     return text + (f" [{row['_source']}]" if multi else "")
+
+
+def _model(row: dict[str, Any]) -> str:
+    """The model's name; a streaming artifact's rows say their latency is per frame."""
+    return f"{row['model']} (per frame)" if row.get("per") == "frame" else str(row["model"])
 
 
 def _speedup_cells(row: dict[str, Any], sp: Speedup) -> list[str]:
@@ -206,7 +211,7 @@ def report(result_files: Sequence[str | Path] | str | Path, output_dir: str | Pa
             flags.append(f"accuracy: {acc['error']}")
         mean_std = f"{r['mean_ms']:.3f} ± {r['std_ms']:.3f}" if r.get("std_ms") is not None else _fmt(r.get("mean_ms"))
         body.append(([r["_source"]] if multi else []) + [
-            r["model"], r["runtime"], str(r.get("delegate") or "-"), str(r.get("precision") or "-"),
+            _model(r), r["runtime"], str(r.get("delegate") or "-"), str(r.get("precision") or "-"),
             str(r["threads"]), str(r["batch"]), _fmt(_p50(r)), _fmt(r.get("p90_ms")), _fmt(r.get("p99_ms")),
             mean_std, _fmt(r.get("timed_runs")), _fmt(r.get("init_ms"), 1), _fmt(r.get("first_run_ms"), 2),
             _fmt(r.get("throughput_ips"), 1), _fmt(r.get("model_size_mb"), 2), _fmt(r.get("peak_rss_mb"), 0),
@@ -214,6 +219,10 @@ def report(result_files: Sequence[str | Path] | str | Path, output_dir: str | Pa
             and r.get("peak_rss_mb") is not None else "-",
             *_speedup_cells(r, sp), _fmt(acc.get("top1"), 2), _fmt(acc.get("mae"), 3), "; ".join(flags)])
     md += ["## Results", "", _table(header, body) if body else "_no successful rows_", ""]
+    if any(r.get("per") == "frame" for r in ok):
+        md += ["Rows marked **(per frame)** are streaming artifacts (one frame per call): their latencies are "
+               "**per frame**, each call fed the states the previous call returned, their inputs/s are frames/s, "
+               "and their top-1 is at the clip end (whole clips frame by frame).", ""]
     noisy = [r for r in ok if r.get("noisy")]
     if noisy:
         md += [f"**{len(noisy)} of {len(ok)} rows are noisy** (coefficient of variation above the threshold): "

@@ -20,6 +20,7 @@ from .isolate import run_isolated
 from .machine import load_average, machine_info
 from .runners import runtime_version
 from .schema import error_row, results_document
+from .streaming import stream_job, stream_row
 
 DEFAULT_TIMEOUT = 600.0
 
@@ -93,7 +94,8 @@ def _describe(row: dict[str, Any]) -> str:
     p90 = f"{row['p90_ms']:.3f}" if row.get("p90_ms") is not None else "-"
     p99 = f"{row['p99_ms']:.3f}" if row.get("p99_ms") is not None else "-"
     p50 = row.get("p50_ms") if row.get("p50_ms") is not None else row.get("mean_ms")
-    return f"p50 {p50:.3f} ms  p90 {p90}  p99 {p99}{extra}{noisy}"
+    per = " per frame (state fed back)" if row.get("per") == "frame" else ""
+    return f"p50 {p50:.3f} ms  p90 {p90}  p99 {p99}{per}{extra}{noisy}"
 
 
 def bench(artifacts: Sequence[str | Path] | str | Path, *, runtime: str | Sequence[str] = "auto",
@@ -140,7 +142,7 @@ def bench(artifacts: Sequence[str | Path] | str | Path, *, runtime: str | Sequen
         for n in thread_list:
             base = {"model": art.model, "lineage": art.lineage, "artifact": str(art.path), "format": art.format,
                     "runtime": rt, "delegate": delegate or formats.RUNTIMES[rt].delegate, "device": device or "cpu",
-                    "threads": n,
+                    "threads": n, **stream_row(art.manifest),
                     "batch": batch, "precision": art.precision, "model_size_mb": art.size_bytes / 2**20,
                     "manifest": str(art.manifest_path) if art.manifest_path else None, "machine": machine,
                     "load_avg_1m": load_average(),
@@ -178,7 +180,7 @@ def _measure(art: Artifact, rt: str, threads: int, base: dict[str, Any], opts: d
            "runs": opts["runs"], "min_seconds": opts["min_seconds"], "input_spec": art.input_spec,
            "input_shape": list(opts["input_shape"]) if opts["input_shape"] else None,
            "precision": art.precision, "labels": art.labels, "data": opts["data"],
-           "data_record": art.manifest.get("data"),
+           "data_record": art.manifest.get("data"), "stream": stream_job(art.manifest),
            "source_checkpoint": _source_checkpoint(art), "cpus": list(opts["cpus"]) if opts["cpus"] else None,
            "cv_threshold": opts["cv_threshold"], "max_samples": opts["max_samples"], "seed": opts["seed"]}
     result = run_isolated(job, opts["timeout"])

@@ -90,9 +90,11 @@ def _is_original(cand: dict[str, Any], row: dict[str, Any], baseline: str | None
 def _reference(row: dict[str, Any], pool: Sequence[dict[str, Any]],
                match: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
     """The first row of ``pool`` that ``match`` accepts at the row's threads, batch and
-    machine, preferring one from the row's own results file."""
+    machine, preferring one from the row's own results file. Per-frame (streaming) rows are
+    compared only with per-frame rows: a frame is not a clip."""
     machine = _machine_key(row)
-    cands = [c for c in pool if c["threads"] == row["threads"] and c["batch"] == row["batch"] and match(c)]
+    cands = [c for c in pool if c["threads"] == row["threads"] and c["batch"] == row["batch"]
+             and c.get("per") == row.get("per") and match(c)]
     same_file = [c for c in cands if c.get("_source") == row.get("_source")]
     if same_file:
         return same_file[0]

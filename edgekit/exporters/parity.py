@@ -137,7 +137,7 @@ def parity_numbers(ref: np.ndarray, out: np.ndarray, task: str = "classify",
                             "cosine": float(cos.mean()), "min_cosine": float(cos.min())}
     if task == LABEL_TASK:
         nums.update(_label_numbers(ref, out, targets, label_range))
-    elif task == "classify" and ref.shape[1] > 1:
+    elif task in ("classify", "clip_classify") and ref.shape[1] > 1:
         a, b = ref.argmax(1), out.argmax(1)
         nums["top1_agreement"] = float((a == b).mean())
         if targets is not None and all(isinstance(t, (int, np.integer)) for t in targets):

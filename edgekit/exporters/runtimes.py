@@ -47,8 +47,8 @@ class Runner(abc.ABC):
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)
-        if x.ndim not in (2, 4):  # NCHW images, or [N, d] feature rows (tabular models)
-            raise EdgekitError(f"expected an NCHW batch (or [N, features] rows), got shape {list(x.shape)}")
+        if x.ndim not in (2, 4, 5):  # NCHW images, [N, d] feature rows (tabular models), NTCHW clips
+            raise EdgekitError(f"expected an NCHW batch (or [N, features] rows, NTCHW clips), got shape {list(x.shape)}")
         if self.fixed_batch is not None and x.shape[0] != self.fixed_batch:
             parts = [self(x[i:i + self.fixed_batch]) for i in range(0, x.shape[0], self.fixed_batch)]
             return np.concatenate(parts, axis=0)

@@ -42,6 +42,20 @@ class StreamRunner:
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
+    def stepper(self, wiring: dict[str, Any], frame: np.ndarray) -> Callable[[], Any]:
+        """One call per frame as an app makes it: ``frame`` in, the previous call's new states
+        fed back (zeros at the first call), the logits out. Runtimes override it to keep the
+        states in their native form (int8 stays int8 where input and output scales agree)."""
+        state = {s["input"]: np.zeros(self.inputs[s["input"]]["shape"], np.float32) for s in wiring["states"]}
+        pairs = [(s["input"], s["output"]) for s in wiring["states"]]
+
+        def step() -> Any:
+            out = self.run({wiring["frame"]: frame, **state})
+            state.update({i: out[o] for i, o in pairs})
+            return out[wiring["logits"]]
+
+        return step
+
 
 def _detail(d: dict[str, Any]) -> dict[str, Any]:
     dt = np.dtype(d["dtype"])
@@ -55,10 +69,16 @@ class TFLiteStream(StreamRunner):
 
     runtime = "litert"
 
-    def __init__(self, path: Path, threads: int | None = None) -> None:
+    def __init__(self, path: Path, threads: int | None = None, builtin_kernels: bool = False) -> None:
         Interpreter = _litert_interpreter()
+        kwargs: dict[str, Any] = {}
+        if builtin_kernels:  # LiteRT's own kernels, no XNNPACK (as LiteRTRunner)
+            import sys
+
+            resolver = sys.modules[Interpreter.__module__].OpResolverType
+            kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         try:
-            self.interp = Interpreter(model_path=str(path), num_threads=threads)
+            self.interp = Interpreter(model_path=str(path), num_threads=threads, **kwargs)
             self.interp.allocate_tensors()
         except Exception as exc:
             raise EdgekitError(f"LiteRT cannot load {path}: {str(exc).splitlines()[0][:300]}") from exc
@@ -71,6 +91,30 @@ class TFLiteStream(StreamRunner):
             self.interp.set_tensor(d["index"], _quantize(np.ascontiguousarray(x, dtype=np.float32), d))
         self.interp.invoke()
         return {name: _dequantize(self.interp.get_tensor(o["_d"]["index"]), o["_d"]) for name, o in self.outputs.items()}
+
+    def stepper(self, wiring: dict[str, Any], frame: np.ndarray) -> Callable[[], Any]:
+        interp = self.interp
+        frame_d = self.inputs[wiring["frame"]]["_d"]
+        native_frame = _quantize(np.ascontiguousarray(frame, dtype=np.float32), frame_d)
+        logits = self.outputs[wiring["logits"]]["_d"]["index"]
+        pairs, states = [], []
+        for s in wiring["states"]:
+            i, o = self.inputs[s["input"]], self.outputs[s["output"]]
+            same = i["dtype"] == o["dtype"] and i["quantization"] == o["quantization"]
+            pairs.append((i["_d"]["index"], o["_d"]["index"], None if same else (o["_d"], i["_d"])))
+            states.append(_quantize(np.zeros(i["shape"], np.float32), i["_d"]))
+
+        def step() -> Any:
+            interp.set_tensor(frame_d["index"], native_frame)
+            for (idx, _, _), st in zip(pairs, states):
+                interp.set_tensor(idx, st)
+            interp.invoke()
+            for k, (_, idx, requant) in enumerate(pairs):
+                v = interp.get_tensor(idx)
+                states[k] = v if requant is None else _quantize(_dequantize(v, requant[0]), requant[1])
+            return interp.get_tensor(logits)
+
+        return step
 
 
 class OnnxStream(StreamRunner):
@@ -100,6 +144,20 @@ class OnnxStream(StreamRunner):
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         native = {k: np.ascontiguousarray(v, dtype=self.inputs[k]["dtype"]) for k, v in feeds.items()}
         return {k: np.asarray(v, dtype=np.float32) for k, v in zip(self._names, self.session.run(None, native))}
+
+    def stepper(self, wiring: dict[str, Any], frame: np.ndarray) -> Callable[[], Any]:
+        feeds = {k: np.zeros(d["shape"], d["dtype"]) for k, d in self.inputs.items()}
+        feeds[wiring["frame"]] = np.ascontiguousarray(frame, dtype=self.inputs[wiring["frame"]]["dtype"])
+        names = [wiring["logits"], *(s["output"] for s in wiring["states"])]
+        ins = [s["input"] for s in wiring["states"]]
+        run = self.session.run
+
+        def step() -> Any:
+            outs = run(names, feeds)
+            feeds.update(zip(ins, outs[1:]))
+            return outs[0]
+
+        return step
 
 
 class CoreMLStream(StreamRunner):
