@@ -32,6 +32,15 @@ SPEC = "gestures:n=66,classes=6"
 FRAMES = 8
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Batches of a few 32 px frames: one thread is several times faster on a shared 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # ---------------------------------------------------------------- smoother and settle frame, by hand
 
 def test_window_sum_adds_the_last_k_frames() -> None:
