@@ -281,6 +281,12 @@ def verify(artifact: str | Path, checkpoint: str | Path | Checkpoint, data: str 
     manifest, _ = find_manifest(path)
     prec = precision or manifest.get("precision") or formats.precision_in_name(path) or fmt.precision
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+    if manifest.get("streaming"):  # whole clips frame by frame, states fed back as the manifest wires them
+        from .streaming import verify_streaming
+
+        with third_party_output(log):
+            res = verify_streaming(path, manifest, ckpt, data, n, prec, thresholds)
+        return {"artifact": str(path), "target": target, "precision": prec, **res}
     bundle = checkpoint_data(ckpt, data)
     x_val, y_val = real_inputs(ckpt, bundle, "val", n)
     ref = _torch_outputs(ckpt.model.eval().cpu(), x_val)

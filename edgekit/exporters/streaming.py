@@ -397,7 +397,7 @@ def _state_records(runner: Any, wiring: dict[str, Any]) -> list[dict[str, Any]]:
         rec = {"input": s["input"], "output": s["output"], "shape": i["shape"], "dtype": i["dtype"], "init": "zeros",
                "bytes": int(np.prod(i["shape"]) * np.dtype(i["dtype"]).itemsize)}
         if i.get("quantization") or o.get("quantization"):
-            rec["quantization"] = {"input": i.get("quantization"), "output": o.get("quantization"),
+            rec["quantization"] = {"input": _qparams(i), "output": _qparams(o),
                                    "feed_back": "as is" if i.get("quantization") == o.get("quantization")
                                    else "dequantize the output, quantize for the input"}
             rec["init_native"] = (i["quantization"] or (0, 0))[1]  # float zero = the zero point
@@ -405,11 +405,16 @@ def _state_records(runner: Any, wiring: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _qparams(d: dict[str, Any]) -> dict[str, Any] | None:
+    q = d.get("quantization")
+    return {"scale": q[0], "zero_point": q[1]} if q else None
+
+
 def _tensor(runner: Any, name: str, side: str, **extra: Any) -> dict[str, Any]:
     d = (runner.inputs if side == "in" else runner.outputs)[name]
     rec = {"name": name, "shape": d["shape"], "dtype": d["dtype"], **extra}
     if d.get("quantization"):
-        rec["quantization"] = {"scale": d["quantization"][0], "zero_point": d["quantization"][1]}
+        rec["quantization"] = _qparams(d)
     return rec
 
 
