@@ -41,6 +41,7 @@ import torch
 from torch import fx, nn
 
 from .kd import kl_divergence
+from .temporal import frame_forward
 from .units import UnitGraph, UnitGroup
 
 log = logging.getLogger("edgekit.prune")
@@ -91,7 +92,9 @@ class _Tracer(fx.Tracer):
     """Keep every masked site (and torch.nn layers) as a call_module leaf so hooks fire."""
 
     def __init__(self, leaves: set[str]) -> None:
-        super().__init__()
+        from .temporal import _fx_leaf_functions
+
+        super().__init__(autowrap_functions=_fx_leaf_functions())  # a TSM's temporal shift: one call
         self.leaves = leaves
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
@@ -141,7 +144,8 @@ def kl_scores(model: nn.Module, graph: UnitGraph, images: torch.Tensor, *, chunk
     todo = [g for g in graph.groups if g.prunable]
     site_names = {s.name for g in todo for s in g.sites}
     channels = _site_channels(model, graph, images)
-    gm = _trace(model, site_names)
+    runner, to_input = frame_forward(model, images)  # a clip model is traced on its frames
+    gm = _trace(runner, site_names)
     masker = _Masker(gm if gm is not None else model, site_names)
     sums = {g.index: torch.zeros(g.size, dtype=torch.float64) for g in todo}
     total_units = sum(g.size for g in todo) * ((len(images) + chunk - 1) // chunk)
@@ -159,7 +163,8 @@ def kl_scores(model: nn.Module, graph: UnitGraph, images: torch.Tensor, *, chunk
                     _score_full(model, masker, g, x, base, channels, sums[g.index], budget,
                                 lambda n: bar.advance(task, n), readout)
             else:
-                _score_traced(gm, masker, todo, x, channels, sums, budget, lambda n: bar.advance(task, n), readout)
+                _score_traced(gm, masker, todo, to_input(x), channels, sums, budget, lambda n: bar.advance(task, n),
+                              readout)
     masker.close()
     log.info("CURL scored %d units on %d images in %.1fs", sum(g.size for g in todo), len(images),
              time.perf_counter() - t0)

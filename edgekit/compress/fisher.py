@@ -90,6 +90,8 @@ class _MaskSites:
             m = self.masks.get(name)
             if m is None:
                 return None
+            if out.shape[0] != m.shape[0]:  # a clip model's backbone: T frames per clip, one mask per clip
+                m = m.repeat_interleave(out.shape[0] // m.shape[0], dim=0)
             shape = [1] * out.dim()
             shape[0] = out.shape[0]
             shape[self.dims[name]] = out.shape[self.dims[name]]
@@ -136,7 +138,7 @@ def fisher_scores(model: nn.Module, graph: UnitGraph, images: torch.Tensor, *, c
         with torch.no_grad():
             model(images[:1].to(dev))
         hooks.origin = None
-        feeds = _feeding_sites(model, todo)
+        feeds = _feeding_sites(model, todo, images[:1])
         terminal = _terminal_sites(todo, hooks.feeds if feeds is None else feeds)
         index = _unit_index(todo, terminal, dev)
         with Progress(TextColumn("CURL scoring (fisher)"), BarColumn(), MofNCompleteColumn(),
@@ -162,16 +164,19 @@ _PASS_FUNCTIONS = {torch.relu, torch.sigmoid, torch.tanh, nn.functional.relu, nn
 _PASS_METHODS = {"relu", "relu_", "sigmoid", "sigmoid_", "clamp", "clamp_"}
 
 
-def _feeding_sites(model: nn.Module, groups: list[UnitGroup]) -> set[str] | None:
+def _feeding_sites(model: nn.Module, groups: list[UnitGroup],
+                   example: torch.Tensor | None = None) -> set[str] | None:
     """Sites whose output's **only** use is, through pass-through ops, another site of the same group.
 
     Read off the ``torch.fx`` graph (every use counted, functional ones such as a residual
     ``add`` included); None when the model cannot be traced (the forward-hook probe is then
-    used, which sees module inputs only and so may miss a second, functional use)."""
+    used, which sees module inputs only and so may miss a second, functional use). A clip model
+    (``example``: one of its inputs) is traced on its frames (:mod:`edgekit.compress.temporal`)."""
     from .curl import _trace
+    from .temporal import frame_forward
 
     group_of = {s.name: g.index for g in groups for s in g.sites}
-    gm = _trace(model, set(group_of))
+    gm = _trace(model if example is None else frame_forward(model, example)[0], set(group_of))
     if gm is None:
         return None
     feeds = set()

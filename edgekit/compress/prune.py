@@ -76,7 +76,7 @@ def proxy_set(bundle: DataBundle, transform: Any, size: int, seed: int) -> tuple
     idx = np.random.default_rng(seed).permutation(n)[:size].tolist()
     items = [bundle.train[i] for i in idx]
     x = torch.stack([transform(img) for img, _ in items])
-    if bundle.task == "classify":
+    if bundle.task in ("classify", "clip_classify"):
         y = torch.as_tensor([int(t) for _, t in items])
     else:
         y = torch.stack([torch.as_tensor(t, dtype=torch.float32) for _, t in items])
@@ -247,9 +247,11 @@ def _open(checkpoint: str | Path | Checkpoint, data: str | DataBundle | None, ou
 
     target = parse_target(cfg.target)
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
-    if ckpt.task not in ("classify", "label_distribution"):
-        raise EdgekitError(f"prune supports classifiers and label-distribution models; this checkpoint is "
-                           f"{ckpt.task!r}")
+    if ckpt.task not in ("classify", "label_distribution", "clip_classify"):
+        raise EdgekitError(f"prune supports classifiers (of images or clips) and label-distribution models; "
+                           f"this checkpoint is {ckpt.task!r}")
+    if ckpt.task == "clip_classify":
+        _check_clip(ckpt, cfg)
     label_task = LabelTask.of(ckpt.extra) if ckpt.task == "label_distribution" else None
     if ckpt.task == "label_distribution" and label_task is None:
         raise EdgekitError(f"the checkpoint does not record its label-distribution task (extra {LabelTask.KEY!r}); "
@@ -262,7 +264,7 @@ def _open(checkpoint: str | Path | Checkpoint, data: str | DataBundle | None, ou
         if bundle.task not in ("regression", "label_distribution"):
             raise EdgekitError(f"data {bundle.spec!r} is a {bundle.task} set but the checkpoint is a "
                                "label_distribution model (numeric labels)")
-    elif bundle.task != "classify" or len(bundle.labels) != ckpt.num_outputs:
+    elif bundle.task != ckpt.task or len(bundle.labels) != ckpt.num_outputs:
         raise EdgekitError(f"data {bundle.spec!r} has {len(bundle.labels)} classes but the checkpoint "
                            f"has {ckpt.num_outputs} outputs")
     bundle = bundle.subset_train(cfg.train_fraction, cfg.data_seed)
@@ -277,6 +279,20 @@ def _open(checkpoint: str | Path | Checkpoint, data: str | DataBundle | None, ou
     for p in model.parameters():  # tracing the dependency graph needs autograd
         p.requires_grad_(True)
     return _Run(cfg, ckpt, bundle, device, teacher, model, output, progress, target, label_task)
+
+
+def _check_clip(ckpt: Checkpoint, cfg: PruneConfig) -> None:
+    """Clip checkpoints (TSN/TSM, :mod:`edgekit.compress.temporal`): the offline model prunes, its online
+    form follows; the limited-data recipe's expanded set is made of image edits (one line each)."""
+    from .temporal import check_prunable_arch
+
+    check_prunable_arch(ckpt.arch)
+    if cfg.recipe == "limited-data" and cfg.finetune_epochs > 0:
+        raise EdgekitError("the limited-data recipe expands single images (patch shuffles, cutout, rotation); "
+                           "recover a clip model with --recipe finetune")
+    if cfg.target.strip().lower().startswith("latency"):
+        raise EdgekitError("a latency target measures an exported image model; prune a clip model to macs= or "
+                           "params= and measure its streaming export with edgekit bench")
 
 
 def _cache_path(run: _Run) -> Path | None:
@@ -366,6 +382,7 @@ def _select(run: _Run, graph: Any, scores: dict[int, torch.Tensor], *, step: tup
             floors: dict[str, int] | None = None) -> Any:
     """Choose the units to remove for step ``k`` of ``K`` (measured for latency targets) and remove them."""
     from .selection import select
+    from .temporal import keep_shift_folds
 
     cfg, tgt = run.cfg, run.target
     k, n_steps = step
@@ -387,6 +404,7 @@ def _select(run: _Run, graph: Any, scores: dict[int, torch.Tensor], *, step: tup
                 raise
             raise EdgekitError(f"target {tgt} is unreachable with min_keep={cfg.min_keep:g}: in step {k} of "
                                f"{n_steps}, {exc}") from None
+    sel = keep_shift_folds(run.model, graph, scores, sel)  # a TSM's shifted channels stay shifted, 1/8 of each width
     graph.prune(sel.removal)
     macs, params = count_macs(run.model, run.input_shape), count_params(run.model)
     if tgt.kind in ("macs", "params") and k == n_steps:

@@ -142,8 +142,11 @@ class UnitGraph:
         self.classifier = declared(model, "classifier") or find_classifier(model, example)
         clf = model.get_submodule(self.classifier)
         self.fixed = _nfl_modules(model)
+        from .temporal import traceable
+
         try:
-            self.dg = tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
+            with traceable(model, example) as traced:  # a clip model is traced on its frame view
+                self.dg = tp.DependencyGraph().build_dependency(model, example_inputs=traced, verbose=False)
         except Exception as exc:  # tracing failures of exotic models
             raise EdgekitError(f"cannot trace {type(model).__name__} for pruning: {_trace_reason(exc)}") from exc
         self.base_macs, self.base_params, self.layer_macs = _layer_costs(model, example)
@@ -327,7 +330,7 @@ def _layer_costs(model: nn.Module, example: torch.Tensor) -> tuple[int, int, dic
     costs: dict[str, tuple[int, int, int, bool]] = {}
 
     def hook(mod: nn.Module, inp: Any, out: torch.Tensor, name: str) -> None:
-        per_out = out[0].numel() if out.dim() > 1 else 1
+        per_out = out.numel() if out.dim() > 1 else 1  # one input sample (a clip model's: all its frames)
         if isinstance(mod, nn.Linear):
             macs, cin, cout = per_out * mod.in_features, mod.in_features, mod.out_features
         else:
