@@ -329,6 +329,7 @@ def quickstart(output: str, epochs: int | None, force: bool) -> None:
 @click.option("--temperature", default=default(DistillConfig, "temperature"), show_default=True,
               type=POSITIVE_FLOAT, help="KD temperature.")
 @click.option("--input-size", type=POSITIVE_INT, help="Student input size (default: the teacher's).")
+@click.option("--shift", type=click.Choice(SHIFTS), help="tsm_ student's shift (default: the teacher's, or causal).")
 @click.option("--hash-num", type=POSITIVE_INT, help="LSH hash functions (default 4 x teacher feature dim).")
 @click.option("--bias", type=click.Choice(BIAS_MODES), default=default(DistillConfig, "bias"), show_default=True)
 @click.option("--feature-layer", help="Feature module path for both, or TEACHER_PATH:STUDENT_PATH.")
@@ -471,7 +472,8 @@ def export_cmd(checkpoint: str, targets: tuple[str, ...], precisions: tuple[str,
 @click.argument("artifact", type=click.Path())
 @click.option("--checkpoint", required=True, type=click.Path(), help="The checkpoint the artifact came from.")
 @click.option("--data", help="Data spec whose validation split is used (default: the checkpoint's dataset).")
-@click.option("-n", "--num", "n", default=256, show_default=True, type=POSITIVE_INT, help="Validation images.")
+@click.option("-n", "--num", "n", default=256, show_default=True, type=POSITIVE_INT,
+              help="Validation images (whole clips for a streaming artifact).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_guard
 def verify_cmd(artifact: str, checkpoint: str, data: str | None, n: int, as_json: bool) -> None:

@@ -106,6 +106,17 @@ def test_tflite_int8_streaming_export_calibrates_states(clip_ckpt: Path, tmp_pat
     assert rec["parity"]["cosine"] > 0.95
 
 
+def test_onnx_int8_streaming_export(clip_ckpt: Path, tmp_path: Path, val_clips: tuple) -> None:
+    _, online, *_ = val_clips
+    rec = _export(clip_ckpt, tmp_path, "onnx", "int8")
+    _check_manifest(rec, online.num_states)
+    assert rec["calibration"]["clips"] == CLIPS and rec["parity"]["cosine"] > 0.95
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(rec["path"]).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops and rec["states"][0]["dtype"] == "float32"
+
+
 def test_parity_catches_miswired_states(tflite_fp32: dict, val_clips: tuple) -> None:
     _, _, clips, targets, ref = val_clips
     path = Path(tflite_fp32["path"])

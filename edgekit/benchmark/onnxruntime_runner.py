@@ -49,7 +49,8 @@ def open_session(job: dict[str, Any]) -> Session:
     if job.get("stream"):  # a streaming artifact: one frame per call, states fed back
         from .streaming import stream_session
 
-        return stream_session(job, {"delegate": PROVIDERS[delegate][0], "device": "cpu" if delegate == "cpu" else "cuda",
+        return stream_session(job, {"delegate": PROVIDERS[delegate][0],
+                                    "device": "cpu" if delegate == "cpu" else "cuda",
                                     "threads_effective": int(job["threads"]),
                                     "versions": {"onnxruntime": runtime_version("onnxruntime")}},
                               providers=PROVIDERS[delegate])

@@ -87,17 +87,20 @@ def _toposort(graph: Any) -> None:
     graph.node.extend(nodes)
 
 
-def to_int8(src: Path, out: Path, calib: torch.Tensor, *, symmetric: bool = False, batch: int = 16) -> None:
-    """Static QDQ int8 calibrated on ``calib`` (real, preprocessed images)."""
+def to_int8(src: Path, out: Path, calib: torch.Tensor | list[dict[str, np.ndarray]], *, symmetric: bool = False,
+            batch: int = 16) -> None:
+    """Static QDQ int8 calibrated on ``calib`` (real, preprocessed images; or ready feeds by input
+    name, for models with several inputs such as a streaming model's frame and states)."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     pre = out.with_name(out.stem + ".pre.onnx")
-    arrays = calib.numpy().astype(np.float32)
+    arrays = calib.numpy().astype(np.float32) if isinstance(calib, torch.Tensor) else None
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self.items = iter([{INPUT: arrays[i:i + batch]} for i in range(0, len(arrays), batch)])
+            self.items = iter(calib if arrays is None else
+                              [{INPUT: arrays[i:i + batch]} for i in range(0, len(arrays), batch)])
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self.items, None)

@@ -269,7 +269,9 @@ def verify(artifact: str | Path, checkpoint: str | Path | Checkpoint, data: str 
 
     The precision (hence thresholds) comes from the artifact's manifest, else from its
     name (``model.int8.tflite``). Returns the parity dict; raises :class:`EdgekitError`
-    with the numbers when the gate fails. Core ML off macOS gets the structural check.
+    with the numbers when the gate fails. Core ML off macOS gets the structural check. A
+    streaming artifact runs ``n`` whole validation clips frame by frame, its states fed back
+    as its manifest wires them (:func:`edgekit.exporters.streaming.verify_streaming`).
     """
     n = positive_int("n", n)
     path = Path(artifact)

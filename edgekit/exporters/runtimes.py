@@ -101,18 +101,7 @@ class LiteRTRunner(Runner):
 
     def __init__(self, path: Path, threads: int | None = None, builtin_kernels: bool = False) -> None:
         super().__init__(path)
-        Interpreter = _litert_interpreter()
-        kwargs: dict[str, Any] = {}
-        if builtin_kernels:
-            import sys
-
-            resolver = sys.modules[Interpreter.__module__].OpResolverType
-            kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-        try:
-            self.interp = Interpreter(model_path=str(path), num_threads=threads, **kwargs)
-            self.interp.allocate_tensors()
-        except Exception as exc:
-            raise EdgekitError(f"LiteRT cannot load {path}: {str(exc).splitlines()[0][:300]}") from exc
+        self.interp = open_interpreter(path, threads, builtin_kernels)
         self.inp = self.interp.get_input_details()[0]
         self.out = self.interp.get_output_details()[0]
         self.input_shape = [int(d) for d in self.inp["shape"]]
@@ -219,6 +208,23 @@ def _litert_interpreter() -> Callable[..., Any]:
             require("ai_edge_litert", "tflite")
             raise
     return Interpreter
+
+
+def open_interpreter(path: Path, threads: int | None = None, builtin_kernels: bool = False) -> Any:
+    """A LiteRT interpreter of ``path`` with its tensors allocated (``builtin_kernels``: no XNNPACK)."""
+    Interpreter = _litert_interpreter()
+    kwargs: dict[str, Any] = {}
+    if builtin_kernels:
+        import sys
+
+        resolver = sys.modules[Interpreter.__module__].OpResolverType
+        kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    try:
+        interp = Interpreter(model_path=str(path), num_threads=threads, **kwargs)
+        interp.allocate_tensors()
+    except Exception as exc:
+        raise EdgekitError(f"LiteRT cannot load {path}: {str(exc).splitlines()[0][:300]}") from exc
+    return interp
 
 
 def layout_of(shape: list[Any]) -> str:

@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import formats
 from ..errors import EdgekitError, require
-from .runtimes import _dequantize, _litert_interpreter, _quantize
+from .runtimes import _dequantize, _quantize, open_interpreter
 
 
 class StreamRunner:
@@ -70,18 +70,7 @@ class TFLiteStream(StreamRunner):
     runtime = "litert"
 
     def __init__(self, path: Path, threads: int | None = None, builtin_kernels: bool = False) -> None:
-        Interpreter = _litert_interpreter()
-        kwargs: dict[str, Any] = {}
-        if builtin_kernels:  # LiteRT's own kernels, no XNNPACK (as LiteRTRunner)
-            import sys
-
-            resolver = sys.modules[Interpreter.__module__].OpResolverType
-            kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-        try:
-            self.interp = Interpreter(model_path=str(path), num_threads=threads, **kwargs)
-            self.interp.allocate_tensors()
-        except Exception as exc:
-            raise EdgekitError(f"LiteRT cannot load {path}: {str(exc).splitlines()[0][:300]}") from exc
+        self.interp = open_interpreter(path, threads, builtin_kernels)  # builtin_kernels: no XNNPACK
         self.inputs = {d["name"]: _detail(d) for d in self.interp.get_input_details()}
         self.outputs = {d["name"]: _detail(d) for d in self.interp.get_output_details()}
 
@@ -90,7 +79,8 @@ class TFLiteStream(StreamRunner):
             d = self.inputs[name]["_d"]
             self.interp.set_tensor(d["index"], _quantize(np.ascontiguousarray(x, dtype=np.float32), d))
         self.interp.invoke()
-        return {name: _dequantize(self.interp.get_tensor(o["_d"]["index"]), o["_d"]) for name, o in self.outputs.items()}
+        return {name: _dequantize(self.interp.get_tensor(o["_d"]["index"]), o["_d"])
+                for name, o in self.outputs.items()}
 
     def stepper(self, wiring: dict[str, Any], frame: np.ndarray) -> Callable[[], Any]:
         interp = self.interp

@@ -4,7 +4,7 @@
 of a causal TSM checkpoint (:func:`edgekit.models.temporal.to_online`: the same weights,
 ``forward(frame, *states) -> (logits, *new_states)``; Lin, Gan & Han, "TSM: Temporal Shift
 Module for Efficient Video Understanding", ICCV 2019, section 4, online recognition), to
-TFLite (fp32, fp16, int8), ONNX (fp32, fp16) and Core ML, through the stages of
+TFLite (fp32, fp16, int8), ONNX (fp32, fp16, int8) and Core ML, through the stages of
 :func:`edgekit.exporters.pipeline.export` (staging folder, parity gate, manifest).
 
 * **I/O.** One frame ``[1, C, H, W]`` and one 4-D state per shifted block in; the logits and
@@ -25,6 +25,8 @@ TFLite (fp32, fp16, int8), ONNX (fp32, fp16) and Core ML, through the stages of
   inputs are calibrated on the values they will really see (zeros and real features,
   not noise). The manifest records each state's input and output scale and zero point;
   when they differ an app requantizes (dequantize the output, quantize for the input).
+  ONNX int8 (onnxruntime static QDQ, float I/O) is calibrated on the same kind of feeds:
+  every frame of whole training clips with the states the fp32 model computed before it.
 * **Parity gate** (:func:`stream_parity`): whole validation clips (every frame, in order),
   frame by frame through the artifact with each output state fed back, against the
   PyTorch online model; the thresholds of :mod:`edgekit.exporters.parity` on every
@@ -227,12 +229,13 @@ def _tflite_int8(lt: Any, online: nn.Module, args: tuple[torch.Tensor, ...],
     return bytes(lt.convert(graph, args, quant_config=QuantConfig(pt2e_quantizer=quantizer)).model_content())
 
 
-def _onnx(online: nn.Module, args: tuple[torch.Tensor, ...], out: Path, precision: str, opset: int | None) -> dict:
+def _onnx(online: nn.Module, args: tuple[torch.Tensor, ...], out: Path, precision: str, opset: int | None,
+          calib: list[torch.Tensor] | None) -> dict:
     from . import onnx as ox
     from .diagnose import converter_error
 
-    if precision == "int8":
-        raise EdgekitError("streaming ONNX exports fp32 and fp16; for int8 on a phone use --target tflite")
+    if precision == "int8" and not calib:
+        raise EdgekitError("onnx int8 needs calibration clips (--calib)")
     ins, outs = _names(len(args) - 1)
     fp32 = out if precision == "fp32" else out.with_name(out.stem + ".fp32tmp.onnx")
     try:
@@ -244,6 +247,8 @@ def _onnx(online: nn.Module, args: tuple[torch.Tensor, ...], out: Path, precisio
         program.save(str(fp32), external_data=False)
         if precision == "fp16":
             ox.to_fp16(fp32, out)
+        elif precision == "int8":
+            ox.to_int8(fp32, out, _stream_feeds(fp32, calib or []))
     except EdgekitError:
         raise
     except Exception as exc:
@@ -252,6 +257,21 @@ def _onnx(online: nn.Module, args: tuple[torch.Tensor, ...], out: Path, precisio
         if fp32 != out:
             fp32.unlink(missing_ok=True)
     return {"converter": "torch.onnx (dynamo)", "opset": opset or ox.DEFAULT_OPSET, "dynamic_batch": False}
+
+
+def _stream_feeds(fp32: Path, clips: list[torch.Tensor]) -> list[dict[str, np.ndarray]]:
+    """Calibration feeds of a streaming ONNX model: every frame of ``clips`` with the states the
+    fp32 model itself computed at the frame before (zeros at each clip's first frame)."""
+    runner = open_stream(fp32)
+    feeds = []
+    for clip in clips:
+        state = {n: np.zeros(d["shape"], np.float32) for n, d in runner.inputs.items() if n != FRAME}
+        for frame in clip.numpy():
+            feed = {FRAME: frame[None], **state}
+            feeds.append(feed)
+            out = runner.run(feed)
+            state = {f"state_{i}": out[f"new_state_{i}"] for i in range(len(state))}
+    return feeds
 
 
 def _coreml(online: nn.Module, args: tuple[torch.Tensor, ...], out: Path, precision: str,
@@ -485,7 +505,7 @@ def export_streaming(ckpt: Checkpoint, finals: dict[tuple[str, str], Path], *, o
                 if target == "tflite":
                     extras = _tflite(online, args, staged, prec, calib_clips)
                 elif target == "onnx":
-                    extras = _onnx(online, args, staged, prec, opts.get("opset"))
+                    extras = _onnx(online, args, staged, prec, opts.get("opset"), calib_clips)
                 else:
                     extras = _coreml(online, args, staged, prec, meta)
             seconds = time.perf_counter() - t0
@@ -531,7 +551,8 @@ def export_streaming(ckpt: Checkpoint, finals: dict[tuple[str, str], Path], *, o
                          "frames": int(sum(len(c) for c in calib_clips)), "how": "whole clips frame by frame, "
                          "states fed back"} if prec == "int8" and calib_clips else None,
             parity_data={"data": bundle.spec, "split": "val", "clips": len(clips),
-                         "frames": int(sum(len(c) for c in clips)), "how": "whole clips frame by frame, states fed back"},
+                         "frames": int(sum(len(c) for c in clips)),
+                         "how": "whole clips frame by frame, states fed back"},
             source={"path": str(ckpt.path) if ckpt.path else None, "sha256": ckpt.sha256, "arch": ckpt.arch,
                     "online_arch": _online_arch(ckpt.arch), "pruned": bool(ckpt.channel_plan),
                     "metrics": ckpt.metrics, "lineage": ckpt.lineage},
