@@ -69,7 +69,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..checkpoint import Checkpoint, load_checkpoint
-from ..data import DataBundle, eval_transform, make_input_spec, train_transform
+from ..data import CLASS_TASKS, DataBundle, eval_transform, make_input_spec, train_transform
 from ..data.datasets import Transformed
 from ..errors import EdgekitError
 from ..device import resolve_device
@@ -109,18 +109,18 @@ class _Indexed(Dataset):
 class _Teacher:
     """The frozen teacher: eval mode, no gradient, features tapped, resized input if needed."""
 
-    def __init__(self, model: nn.Module, size: int, student_size: int, layer: str | None) -> None:
+    def __init__(self, model: nn.Module, size: int, student_size: int, layer: str | None,
+                 frames: int | None = None) -> None:
         self.model = model.eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.size, self.student_size = size, student_size
-        self.tap = FeatureTap(self.model, (1, 3, size, size), layer)
+        self.shape = _shape(size, frames)
+        self.tap = FeatureTap(self.model, self.shape, layer)
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if x.shape[-1] != self.size or x.shape[-2] != self.size:
-            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
-        out = self.model(x)
+        out = self.model(_resize(x, self.size))
         assert self.tap.feature is not None
         return self.tap.feature.float(), out.float()
 
@@ -134,6 +134,19 @@ def teacher_outputs(teacher: _Teacher, loader: Any, device: torch.device) -> tup
         feats.append(f.cpu())
         outs.append(o.cpu())
     return torch.cat(feats), torch.cat(outs)
+
+
+def _shape(size: int, frames: int | None = None) -> tuple[int, ...]:
+    """One input of ``size`` px: an image ``(1, 3, s, s)``, or a clip of ``frames`` ``(1, T, 3, s, s)``."""
+    return (1, 3, size, size) if frames is None else (1, frames, 3, size, size)
+
+
+def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Images ``(N, C, H, W)`` or clips ``(N, T, C, H, W)`` resized to ``size x size`` (bilinear) if they differ."""
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    y = F.interpolate(x.flatten(0, x.dim() - 4), size=(size, size), mode="bilinear", align_corners=False)
+    return y.reshape(*x.shape[:-2], size, size)
 
 
 def _cache_key(teacher: Checkpoint, bundle: DataBundle, spec: dict[str, Any], layer: str | None) -> str:
@@ -157,15 +170,20 @@ def _load_or_compute_cache(path: Path, key: str, compute: Any) -> tuple[torch.Te
 
 
 def _build_student(student: str | Path | Checkpoint, teacher: Checkpoint, size: int, needs_dim: int | None,
-                   layer: str | None) -> tuple[nn.Module, Checkpoint]:
+                   layer: str | None, shift: str | None = None) -> tuple[nn.Module, Checkpoint]:
     """The trainable student and a base checkpoint describing it (arch, kwargs, plan).
 
     A label-distribution teacher's student has its head: built with the teacher's ``head``
-    and ``label_range`` from a registry name; a student checkpoint must already match them."""
-    shape = (1, 3, size, size)
+    and ``label_range`` from a registry name; a student checkpoint must already match them.
+    A clip teacher's student is a clip model (:func:`edgekit.compress.temporal.clip_student`)."""
+    from .temporal import clip_student
+
+    frames = teacher.input_spec.get("frames") if teacher.task == "clip_classify" else None
+    shape = _shape(size, frames)
     head = _head_kwargs(teacher)
     if isinstance(student, Checkpoint) or Path(str(student)).is_file():
         base = student if isinstance(student, Checkpoint) else load_checkpoint(student)
+        clip_student(teacher, base.arch, shift, base.task)
         if _head_kwargs(base) != head:
             raise EdgekitError(f"student head {_describe_head(base)} differs from the teacher's "
                                f"{_describe_head(teacher)}")
@@ -179,7 +197,7 @@ def _build_student(student: str | Path | Checkpoint, teacher: Checkpoint, size: 
             raise EdgekitError(f"student checkpoint not found: {name}")
         entry = get_entry(name)
         classes = LabelSet.parse(head["label_range"]).size if head else teacher.num_outputs
-        kwargs = {"num_classes": classes, **head}
+        kwargs = {"num_classes": classes, **head, **clip_student(teacher, name, shift)}
         if size <= 64 and entry.default_input >= 128:
             kwargs["small_input"] = True
         model = create_model(name, **kwargs)
@@ -248,7 +266,7 @@ class _Run:
 
     @property
     def classify(self) -> bool:
-        return self.t_ckpt.task == "classify"
+        return self.t_ckpt.task in CLASS_TASKS
 
     @property
     def label_task(self) -> LabelTask | None:
@@ -296,8 +314,11 @@ def distill(teacher: str | Path | Checkpoint, student: str | Path | Checkpoint, 
 def _open(teacher: str | Path | Checkpoint, data: str | DataBundle | None, output: Path, cfg: DistillConfig,
           progress: bool) -> _Run:
     """The teacher, its own split (validation images never trained on, by it or the student), the student input."""
+    from .temporal import check_prunable_arch
+
     t_ckpt = teacher if isinstance(teacher, Checkpoint) else load_checkpoint(teacher)
-    classify = t_ckpt.task == "classify"
+    check_prunable_arch(t_ckpt.arch)
+    classify = t_ckpt.task in CLASS_TASKS
     label_task = LabelTask.of(t_ckpt.extra) if t_ckpt.task == "label_distribution" else None
     if t_ckpt.task == "label_distribution" and label_task is None:
         raise EdgekitError("the teacher's checkpoint does not record its label-distribution task (extra "
@@ -321,7 +342,8 @@ def _open(teacher: str | Path | Checkpoint, data: str | DataBundle | None, outpu
     t_spec = t_ckpt.input_spec or make_input_spec(bundle.default_input)
     size = cfg.input_size if cfg.input_size is not None else int(t_spec["shape"][-1])
     spec = dict(t_spec) if size == int(t_spec["shape"][-1]) else make_input_spec(
-        size, mean=t_spec["mean"], std=t_spec["std"], crop_ratio=None if size <= 64 else 0.875)
+        size, mean=t_spec["mean"], std=t_spec["std"], crop_ratio=None if size <= 64 else 0.875,
+        frames=t_spec.get("frames"))
     return _Run(cfg, t_ckpt, bundle, device, output, progress, spec, terms)
 
 
@@ -329,14 +351,15 @@ def _models(run: _Run, student: str | Path | Checkpoint) -> None:
     """The frozen teacher (when a term needs it) and the trainable student, with a connector if sizes differ."""
     t_layer, s_layer = _split_layer(run.cfg.feature_layer)
     t_size = int((run.t_ckpt.input_spec or run.spec)["shape"][-1])
+    frames = run.spec.get("frames")
     if run.terms:
-        run.teach = _Teacher(copy.deepcopy(run.t_ckpt.model).to(run.device), t_size, run.size, t_layer)
-        run.t_dim = feature_dim(run.teach.model, (1, 3, t_size, t_size), t_layer)
-    shape = (1, 3, run.size, run.size)
+        run.teach = _Teacher(copy.deepcopy(run.t_ckpt.model).to(run.device), t_size, run.size, t_layer, frames)
+        run.t_dim = feature_dim(run.teach.model, run.teach.shape, t_layer)
+    shape = _shape(run.size, frames)
     # a regressor's student always matches the teacher's feature size, so it can start from its head
     regressor = not run.classify and run.label_task is None
     model, base = _build_student(student, run.t_ckpt, run.size,
-                                 run.t_dim if run.features or regressor else None, s_layer)
+                                 run.t_dim if run.features or regressor else None, s_layer, run.cfg.shift)
     base.input_spec = run.spec
     run.model, run.base = model.to(run.device), base
     run.s_tap = FeatureTap(model, shape, s_layer) if run.features else None
@@ -432,7 +455,7 @@ def _train(run: _Run, loaders: dict[str, Any]) -> Checkpoint:
 
 
 def _target_fn(task: str) -> Any:
-    return None if task == "classify" else (lambda t: torch.as_tensor(t, dtype=torch.float32))
+    return None if task in CLASS_TASKS else (lambda t: torch.as_tensor(t, dtype=torch.float32))
 
 
 class _resized:
@@ -442,11 +465,8 @@ class _resized:
         self.loader, self.teach = loader, teach
 
     def __iter__(self):
-        s = self.teach.size
         for x, y in self.loader:
-            if x.shape[-1] != s:
-                x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False)
-            yield x, y
+            yield _resize(x, self.teach.size), y
 
 
 def _bias_sample(teach: _Teacher, loader: Any, device: torch.device, max_samples: int = 10000) -> torch.Tensor:
@@ -467,7 +487,7 @@ def _classifier_std(teach: _Teacher) -> float:
     from .features import find_classifier
 
     try:
-        fc = teach.model.get_submodule(find_classifier(teach.model, (1, 3, teach.size, teach.size)))
+        fc = teach.model.get_submodule(find_classifier(teach.model, teach.shape))
     except EdgekitError:
         log.warning("teacher has no final Linear layer; LSH hyperplanes use std 1")
         return 1.0
@@ -480,7 +500,7 @@ def _copy_head(teach: _Teacher | None, student: nn.Module, shape: tuple[int, ...
 
     if teach is None:
         return
-    t_fc = teach.model.get_submodule(find_classifier(teach.model, (1, 3, teach.size, teach.size)))
+    t_fc = teach.model.get_submodule(find_classifier(teach.model, teach.shape))
     s_fc = student.get_submodule(find_classifier(student, shape))
     if isinstance(t_fc, nn.Linear) and isinstance(s_fc, nn.Linear) and t_fc.weight.shape == s_fc.weight.shape:
         with torch.no_grad():
@@ -505,7 +525,8 @@ def make_step(terms: list[tuple[LossTerm, float]], teach: _Teacher | None, s_tap
 
     def step(model: nn.Module, x: torch.Tensor, packed: torch.Tensor, epoch: int) -> StepOutput:
         idx = packed[:, -1].long()
-        y = packed[:, 0].long() if task == "classify" else packed[:, 0].float()
+        classify = task in CLASS_TASKS
+        y = packed[:, 0].long() if classify else packed[:, 0].float()
         t_feat = t_out = None
         if cache is not None:
             t_feat, t_out = cache[0][idx], cache[1][idx]
@@ -519,7 +540,7 @@ def make_step(terms: list[tuple[LossTerm, float]], teach: _Teacher | None, s_tap
         else:
             out = model(x)
             loss = out.new_zeros(())
-            if task == "classify":
+            if classify:
                 ce = F.cross_entropy(out, y)
                 loss = loss + ce
                 logged["ce"] = float(ce.detach())
@@ -538,7 +559,7 @@ def make_step(terms: list[tuple[LossTerm, float]], teach: _Teacher | None, s_tap
                 logged.update(term_logged)
             if mask is not None:
                 logged["teacher_correct"] = float(mask.float().mean())
-        return StepOutput(loss, logged, out if task == "classify" else None, y if task == "classify" else None)
+        return StepOutput(loss, logged, out if classify else None, y if classify else None)
 
     return step
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import EdgekitError
 from ..numbers import non_negative_float, optional, positive_float, positive_int
 from ..stage_config import choice
 from ..training.config import FitOptions
@@ -28,7 +29,9 @@ class DistillConfig(FitOptions):
     a module path for both models or ``TEACHER_PATH:STUDENT_PATH``. ``cache_teacher``:
     True caches teacher outputs next to the output for the run (removed when it
     finishes), a path keeps them there for later runs; either turns augmentation off.
-    ``augment`` None is on unless the teacher is cached.
+    ``augment`` None is on unless the teacher is cached. ``shift``: the temporal shift of a
+    ``tsm_`` student built by name from a clip teacher (default: the teacher's if it is a TSM,
+    else causal; :func:`edgekit.compress.temporal.clip_student`).
     """
 
     method: str = DEFAULT_METHOD
@@ -42,6 +45,7 @@ class DistillConfig(FitOptions):
     correct_only: bool = True
     temperature: float = KD_T
     augment: bool | None = None
+    shift: str | None = None
 
     def __post_init__(self) -> None:
         from .loss_terms import parse_method
@@ -54,6 +58,8 @@ class DistillConfig(FitOptions):
         self.hash_num = optional(positive_int, "hash_num", self.hash_num)
         self.bias = choice("LSH bias", self.bias, BIAS_MODES)
         self.temperature = positive_float("temperature", self.temperature)
+        if self.shift is not None and self.shift not in ("bidirectional", "causal"):
+            raise EdgekitError(f"shift must be 'bidirectional' or 'causal', got {self.shift!r}")
 
     @property
     def parts(self) -> tuple[str, ...]:

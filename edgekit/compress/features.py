@@ -17,6 +17,17 @@ here).
 
 Note: a dropout placed right before the classifier (compact_cnn, MobileNetV3) is
 active on the student's feature in training mode, as the classifier sees it.
+
+**Clip models** (TSN, TSM: :mod:`edgekit.models.temporal`) run their feature and classifier
+per frame, ``(N*T, D)``, and average the logits over time. Their tapped feature is the
+**clip's**: the per-frame features averaged over the ``T`` frames, ``(N, D)``. Since the
+classifier is linear, the clip logits are exactly the classifier applied to that average,
+so it is the penultimate feature of the clip prediction, as the paper's is of an image's;
+it is what a TSN or a larger TSM teacher and a TSM student can both be asked to agree on.
+Matching frame by frame instead would ask a TSM student, whose frames see their
+neighbours through the shift, to reproduce a teacher's frame features that do not (a TSN
+teacher's are order-blind), and would weigh a clip T times against the clip-level
+"teacher correct" mask. One clip gives one feature vector, as one image does.
 """
 from __future__ import annotations
 
@@ -79,7 +90,11 @@ class FeatureTap:
     """
 
     def __init__(self, model: nn.Module, input_shape: tuple[int, ...], layer: str | None = None) -> None:
+        from .temporal import is_clip_model
+
         self.feature: torch.Tensor | None = None
+        self._clips: int | None = None  # a clip model's batch of the current forward (N clips of T frames)
+        self._root = model.register_forward_pre_hook(self._batch) if is_clip_model(model) else None
         if layer is None:
             layer = declared(model, "feature")
         if layer is None:
@@ -99,14 +114,25 @@ class FeatureTap:
             self._handle = module.register_forward_hook(self._post)
             self.source = "output"
 
+    def _batch(self, mod: nn.Module, inp: tuple) -> None:
+        self._clips = inp[0].shape[0]
+
     def _pre(self, mod: nn.Module, inp: tuple) -> None:
-        self.feature = _vector(inp[0])
+        self.feature = self._per_sample(_vector(inp[0]))
 
     def _post(self, mod: nn.Module, inp: tuple, out: torch.Tensor) -> None:
-        self.feature = _vector(out[0] if isinstance(out, (tuple, list)) else out)
+        self.feature = self._per_sample(_vector(out[0] if isinstance(out, (tuple, list)) else out))
+
+    def _per_sample(self, feature: torch.Tensor) -> torch.Tensor:
+        """A clip model's per-frame features ``(N*T, D)`` -> the clips' ``(N, D)`` (mean over T; module doc)."""
+        if self._clips is None or feature.shape[0] == self._clips:
+            return feature
+        return feature.reshape(self._clips, -1, feature.shape[-1]).mean(1)
 
     def close(self) -> None:
         self._handle.remove()
+        if self._root is not None:
+            self._root.remove()
 
     def __enter__(self) -> "FeatureTap":
         return self

@@ -267,3 +267,44 @@ def frame_forward(model: nn.Module, example: torch.Tensor) -> tuple[nn.Module, A
     if not is_clip_model(model):
         return model, lambda x: x
     return FrameForward(model, int(example.shape[1])), lambda x: x.flatten(0, 1)
+
+
+# ---------------------------------------------------------------------------------- distillation
+
+def clip_student(teacher: Any, arch: str, shift: str | None = None, task: str | None = None) -> dict[str, Any]:
+    """Architecture kwargs a student ``arch`` of ``teacher`` (a checkpoint) needs for clip inputs.
+
+    A clip teacher (TSN, TSM) distils into a clip student, an image teacher into an image
+    student (one line otherwise). A student built from a registry name takes the teacher's
+    ``frames`` and, for ``tsm_``, ``shift`` (default: the teacher's when it is a TSM, else
+    ``causal``: a distilled student is the model meant for the device, and only a causal TSM
+    streams frame by frame). ``task``: a student checkpoint's, which keeps its own shift
+    (an empty dict is returned)."""
+    from ..models.shift import check_mode
+    from ..models.temporal import is_clip_arch
+
+    if shift is not None:
+        check_mode(shift)
+    clip_teacher = teacher.task == "clip_classify"
+    if not clip_teacher:
+        if is_clip_arch(arch) or task == "clip_classify":
+            raise EdgekitError(f"student {arch} classifies clips and the teacher images; distil a clip model from a "
+                               "clip teacher (tsn_/tsm_<backbone>)")
+        if shift is not None:
+            raise EdgekitError("shift is for a TSM student of a clip teacher")
+        return {}
+    check_prunable_arch(arch)
+    if not is_clip_arch(arch):
+        raise EdgekitError(f"the teacher classifies clips and student {arch} images; use tsm_{arch} (temporal shift) "
+                           f"or tsn_{arch}")
+    if task is not None:
+        if shift is not None:
+            raise EdgekitError("a student checkpoint keeps its own shift; shift is for a student built by name")
+        return {}
+    if not arch.startswith("tsm_"):
+        if shift is not None:
+            raise EdgekitError(f"{arch} has no temporal shift; shift is for a tsm_<backbone> student")
+        return {"frames": int(teacher.input_spec["frames"])}
+    if shift is None:
+        shift = teacher.arch_kwargs.get("shift", "bidirectional") if teacher.arch.startswith("tsm_") else "causal"
+    return {"frames": int(teacher.input_spec["frames"]), "shift": shift}
