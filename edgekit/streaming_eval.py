@@ -24,6 +24,13 @@ states fed back, then reports what a user of the stream would see:
   misplaced state would show here, not just as lower accuracy). On CUDA, PyTorch's default
   TF32 convolutions round at about 1e-3, so expect a larger number there than on the CPU.
 
+**Reading the numbers.** A clip model is trained on the *average* of its per-frame logits
+(TSN's consensus), so one frame's logits were never trained to be right on their own, and
+the causal model's last frames see mostly the end of a gesture: expect the raw per-frame
+accuracy at the clip end below the offline clip accuracy, and the smoother, which sums the
+logits of its window as the consensus does, close to it (at the auto stride on the built-in
+gestures the 12-frame window spans the whole 8 processed frames, the offline model's frames).
+
 **Preprocessing.** Every processed frame goes through the per-frame eval transform of the
 checkpoint's clip spec (:func:`edgekit.data.clips.frame_spec`), the one its clip frames go
 through; all frames of a clip share it, as in the offline clip transform.
