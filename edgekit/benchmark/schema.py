@@ -46,7 +46,7 @@ FIELDS: dict[str, str] = {
     "load_avg_1m": "1-minute load average when the run started", "versions": "runtime and edgekit versions",
     "error": "why the measurement failed (None when it succeeded)",
     "per": "'frame' for a streaming artifact: every latency is one frame's call with the previous call's states "
-           "fed back, throughput is frames/s (absent: one input per call)",
+           "fed back, throughput is frames/s (None: one input per call)",
     "streaming": "True for a streaming (one frame per call, stateful) artifact", "state_feedback": "states fed back",
 }
 

@@ -38,8 +38,10 @@ def stream_job(manifest: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def stream_row(manifest: dict[str, Any]) -> dict[str, Any]:
-    """Row fields that label a streaming artifact's rows as per-frame latency ({} for others)."""
-    return {"per": "frame", "streaming": True, "state_feedback": True} if manifest.get("streaming") else {}
+    """Row fields that label a streaming artifact's rows as per-frame latency (``per`` None for others)."""
+    if manifest.get("streaming"):
+        return {"per": "frame", "streaming": True, "state_feedback": True}
+    return {"per": None, "streaming": False, "state_feedback": False}
 
 
 def wiring(stream: dict[str, Any]) -> dict[str, Any]:
