@@ -26,6 +26,14 @@ better; also RMSE, Pearson, epsilon-error) with the checkpoint's flip-test setti
 one-output L1 model has no distribution: CURL refuses it in one line and the magnitude
 baselines (``l1``, ``l2``, ``bn``, ``random``; ``taylor`` on its L1 loss) prune it.
 
+Clip checkpoints (TSN, TSM; task ``clip_classify``) prune the same way on a proxy set of
+clips (the eval clip transform), CURL's KL taken over the clip logits; the unit graph is
+traced on the model's frame view and a TSM's shifted channels stay shifted, 1/8 of each
+pruned width (:mod:`edgekit.compress.temporal`), so the pruned model's online form streams
+with smaller state tensors. MACs are per clip (T frames). The limited-data recipe (image
+edits) and latency targets are refused for clips, as is an online TSM checkpoint (prune the
+causal TSM it streams from).
+
 Each step is a phase function over one :class:`~edgekit.compress.prune_config.PruneConfig`.
 Scores are cached next to the output while the run lasts (``OUTPUT.scores.pt``, keyed by
 the parent's hash, method and proxy set), so an interrupted prune does not score again;
