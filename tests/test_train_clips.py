@@ -81,3 +81,24 @@ def test_tsm_learns_direction_where_tsn_cannot(tmp_path: Path) -> None:
     tsn = train("tsn_compact_cnn", data, tmp_path / "tsn.pt", **opts).metrics["val_top1"]
     tsm = train("tsm_compact_cnn", data, tmp_path / "tsm.pt", shift="causal", **opts).metrics["val_top1"]
     assert tsn < 65 and tsm > 85, (tsn, tsm)
+
+
+def test_clip_batches_mix_like_images(tmp_path: Path) -> None:
+    """mixup / CutMix (and the mWh schedule) act on (N, T, C, H, W) batches: the same box cut
+    from every frame of the partner clip, labels mixed per clip."""
+    import torch
+
+    from edgekit.training.mix import Mixer
+
+    x = torch.arange(4 * 3 * 3 * 8 * 8, dtype=torch.float32).reshape(4, 3, 3, 8, 8)
+    y = torch.tensor([0, 1, 2, 3])
+    mixed, ya, yb, lam = Mixer("cutmix", 1.0, seed=0).mix(x, y)
+    changed = (mixed != x).any(dim=2)  # (N, T, H, W): where a clip's frames took the partner's pixels
+    assert mixed.shape == x.shape and 0 < lam < 1 and changed.any()
+    assert torch.equal(changed, changed[:, :1].expand_as(changed))  # one box for every frame of a clip
+    out = tmp_path / "mwh.pt"
+    from edgekit.training.trainer import train
+
+    ckpt = train("tsm_compact_cnn", "gestures:n=44", out, epochs=2, batch_size=16, frames=3, shift="causal",
+                 mix="mwh-cutmix", precise_bn=1, progress=False)
+    assert ckpt.task == "clip_classify" and 0 <= ckpt.metrics["val_top1"] <= 100
