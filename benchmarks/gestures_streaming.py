@@ -14,7 +14,8 @@ the seed draws the train/val split, the initialisation and the batch order):
   partner (chance 50 %: the partner is the same gesture played backwards). For the stream
   the pair decision uses the last frame's logits (raw) and the logits summed over the
   smoother's window (smoothed; the agreement rule is left out of the pair decision);
-* **wall time to train** each model (on the shared 2-core machine, under the load shown);
+* **wall time to train** each model: the sum of its epochs' times from the trainer's log (so an
+  interrupted and resumed run still counts every epoch), on the shared 2-core machine;
 * **per-frame cost** of the streaming artifact at 112 and 160 px (``edgekit export
   --streaming`` to LiteRT fp32 and int8, ``edgekit bench`` at 1 thread with the states fed
   back): p50 and min latency, MACs per frame, state size in bytes. The artifacts hold the
@@ -27,13 +28,17 @@ the seed draws the train/val split, the initialisation and the batch order):
   its streaming artifact at 160 px (its trained weights, the input respecified to 160 px:
   the network is fully convolutional) against the unpruned architecture's row.
 
-**Accuracy setting and why.** 2 CPU cores shared with other jobs (load 5-8): a 1-epoch
-probe measured about 8 training clips/s for ``tsm_mobilenet_v2`` (8 frames, batch 32) at
-32 px and 2-3 clips/s at 48 px, so 32 px it is, with the standard ImageNet stem
-(``small_input=False``: the deployed network, whose MACs and latency the second part
-measures at 112/160 px) and 8 frames (TSN segments) of the 16-frame clips. ``--n`` clips
-(20 % validation) for ``--epochs`` epochs keep one model near 10 minutes under that load.
-Defaults: see ``--help`` and the md's header, which records the exact settings.
+**Accuracy setting and why.** 2 CPU cores shared with other jobs (load 5-10). A one-batch
+probe of ``tsm_mobilenet_v2`` (8 frames, batch 32) trained at 8 clips/s at 32 px and 2-3
+clips/s at 48 px, so 32 px it is, with the standard ImageNet stem (``small_input=False``:
+the deployed network, whose MACs and latency the second part measures at 112/160 px) and
+8 frames (TSN segments) of the 16-frame clips. In real runs (three models training side by
+side, one torch thread each) an epoch of 704-880 clips took 25-65 s. A first run with 880
+clips, 8 epochs and edgekit's default peak lr 0.05 did not learn enough to compare (seed 0:
+TSN 16.5 %, TSM bidirectional 11.4 %, TSM causal 25.6 %; the loss rose after the warm-up
+epoch), so the defaults are 1100 clips (100 per class, 880 for training), 16 epochs and peak
+lr 0.02: at epoch 9 of 16 both TSMs were at 69-74 % and TSN at 20 %, about 17 min per TSM
+and 12 min per TSN under that load.
 
 Every finished run is cached in ``WORK/cache.json`` under a key made of its settings, and
 checkpoints live in ``WORK``; a rerun skips what is finished (an interrupted training
@@ -179,7 +184,7 @@ def accuracy_record(ckpt, streaming: bool) -> dict:
 
 def run_train(args: argparse.Namespace, cache: Cache, work: Path, model: str, seed: int) -> None:
     from edgekit.checkpoint import load_checkpoint
-    from edgekit.training.trainer import resume_path, train
+    from edgekit.training.trainer import metrics_path, resume_path, train
 
     key = train_key(args, model, seed)
     if cache.get(key):
@@ -200,7 +205,12 @@ def run_train(args: argparse.Namespace, cache: Cache, work: Path, model: str, se
     else:
         ckpt = load_checkpoint(out)
         seconds = prev
-    rec = {"part": "train", "model": model, "arch": arch, "shift": shift, "seed": seed, "train_seconds": seconds,
+    log = [json.loads(line) for line in metrics_path(out).read_text().splitlines() if line.strip()]
+    # the sum of the epochs' times survives an interrupted and resumed run; the wall time of this
+    # process does not (it counts only what ran after the resume)
+    rec = {"part": "train", "model": model, "arch": arch, "shift": shift, "seed": seed,
+           "train_seconds": sum(r["epoch_seconds"] for r in log) if log else seconds, "process_seconds": seconds,
+           "val_top1_by_epoch": [r.get("val_top1") for r in log],
            "train_clips": None, "images_per_s": ckpt.metrics.get("images_per_s"),
            "val_top1_trainer": ckpt.metrics.get("val_top1"),
            **accuracy_record(ckpt, streaming=shift == "causal")}
