@@ -94,7 +94,7 @@ class Cache:
         self.refresh()
         self.data[key] = {**rec, "key": key, "loadavg": os.getloadavg()[0],
                           "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        tmp = self.path.with_suffix(".tmp")
+        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")  # processes sharing --work never share a temp file
         tmp.write_text(json.dumps(self.data, indent=1))
         tmp.replace(self.path)
 
@@ -182,6 +182,14 @@ def accuracy_record(ckpt, streaming: bool) -> dict:
     return rec
 
 
+def device_name(device: str) -> str:
+    """What trained or pruned a model, for the table: the GPU's name (CUDA runs use AMP) or ``cpu``."""
+    from edgekit.device import resolve_device
+
+    dev = resolve_device(device)
+    return f"{torch.cuda.get_device_name(dev)} (AMP)" if dev.type == "cuda" else "cpu"
+
+
 def run_train(args: argparse.Namespace, cache: Cache, work: Path, model: str, seed: int) -> None:
     from edgekit.checkpoint import load_checkpoint
     from edgekit.training.trainer import metrics_path, resume_path, train
@@ -195,7 +203,7 @@ def run_train(args: argparse.Namespace, cache: Cache, work: Path, model: str, se
     t0 = time.perf_counter()
     if not out.is_file() or resume_path(out).is_file():
         opts = dict(frames=args.frames, epochs=args.epochs, batch_size=args.batch, lr=args.lr, seed=seed, small_input=False,
-                    progress=False, precise_bn=20)
+                    progress=False, precise_bn=20, device=args.device)
         if shift:
             opts["shift"] = shift
         print(f"[{time.strftime('%H:%M:%S')}] train {model} seed {seed}", flush=True)
@@ -208,7 +216,7 @@ def run_train(args: argparse.Namespace, cache: Cache, work: Path, model: str, se
     log = [json.loads(line) for line in metrics_path(out).read_text().splitlines() if line.strip()]
     # the sum of the epochs' times survives an interrupted and resumed run; the wall time of this
     # process does not (it counts only what ran after the resume)
-    rec = {"part": "train", "model": model, "arch": arch, "shift": shift, "seed": seed,
+    rec = {"part": "train", "model": model, "arch": arch, "shift": shift, "seed": seed, "device": device_name(args.device),
            "train_seconds": sum(r["epoch_seconds"] for r in log) if log else seconds, "process_seconds": seconds,
            "val_top1_by_epoch": [r.get("val_top1") for r in log],
            "train_clips": None, "images_per_s": ckpt.metrics.get("images_per_s"),
@@ -280,8 +288,9 @@ def per_frame_cost(ckpt, bundle, out_dir: Path, precisions: list[str], threads: 
 
 
 def run_latency(args: argparse.Namespace, cache: Cache, work: Path, wait_s: float = 3600) -> None:
-    """Per-frame cost of the causal TSM of the first seed, respecified to each latency size
-    (waits up to ``wait_s`` for another process of this script to finish training it)."""
+    """Per-frame cost of the causal TSM of the first seed, respecified to each latency size, and
+    of its CURL-pruned child at ``--prune-latency-size`` once the prune part has made it
+    (waits up to ``wait_s`` for another process of this script to finish training the parent)."""
     from edgekit.checkpoint import load_checkpoint
 
     seed = args.seeds[0]
@@ -301,20 +310,39 @@ def run_latency(args: argparse.Namespace, cache: Cache, work: Path, wait_s: floa
         ckpt, bundle = _resized(load_checkpoint(work / f"tsm_causal-s{seed}.pt"), size, args.frames)
         rows = per_frame_cost(ckpt, bundle, work / f"latency-{size}", args.precisions, 1)
         cache.put(key, {"part": "latency", "model": f"tsm_causal seed {seed}", "rows": rows})
-        for r in rows:
-            print(f"  {size} px {r['precision']}: p50 {r['p50_ms']} ms min {r['min_ms']} ms, "
-                  f"{r['macs_per_frame'] / 1e6:.1f} MMAC/frame, state {r['state_bytes']} B {r['error'] or ''}",
-                  flush=True)
+        _print_rows(rows)
+    pruned = cache.get(prune_key(args, seed))
+    key = _key("latency", prune_key(args, seed), args.prune_latency_size, ",".join(args.precisions))
+    if pruned and not cache.get(key):
+        print(f"[{time.strftime('%H:%M:%S')}] latency of the pruned TSM, {args.prune_latency_size} px", flush=True)
+        size = args.prune_latency_size
+        ckpt, bundle = _resized(load_checkpoint(work / f"tsm_causal-s{seed}-curl.pt"), size, args.frames)
+        rows = per_frame_cost(ckpt, bundle, work / f"latency-curl-s{seed}-{size}", args.precisions, 1)
+        cache.put(key, {"part": "latency", "model": f"CURL-pruned seed {seed} ({pruned['macs_ratio']:.2f} MACs)",
+                        "rows": rows})
+        _print_rows(rows)
+
+
+def _print_rows(rows: list[dict]) -> None:
+    for r in rows:
+        print(f"  {r['size']} px {r['precision']}: p50 {r['p50_ms']} ms min {r['min_ms']} ms, "
+              f"{r['macs_per_frame'] / 1e6:.1f} MMAC/frame, state {r['state_bytes']} B {r['error'] or ''}", flush=True)
 
 
 # ---------------------------------------------------------------- CURL pruning
 
+def prune_key(args: argparse.Namespace, seed: int) -> str:
+    return _key("prune", train_key(args, "tsm_causal", seed), args.prune_target, "fisher", f"ft{args.prune_epochs}")
+
+
 def run_prune(args: argparse.Namespace, cache: Cache, work: Path, seed: int) -> None:
+    """CURL-prune the causal TSM of ``seed`` and record its offline and streaming accuracy (its
+    per-frame cost is the ``latency`` part's, which needs LiteRT)."""
     from edgekit.checkpoint import load_checkpoint
     from edgekit.compress.prune import prune
 
     parent_key = train_key(args, "tsm_causal", seed)
-    key = _key("prune", parent_key, args.prune_target, "fisher", f"ft{args.prune_epochs}", args.prune_latency_size)
+    key = prune_key(args, seed)
     parent = work / f"tsm_causal-s{seed}.pt"
     if cache.get(key) or not cache.get(parent_key):
         return
@@ -323,17 +351,14 @@ def run_prune(args: argparse.Namespace, cache: Cache, work: Path, seed: int) -> 
     t0 = time.perf_counter()
     if not out.is_file():
         prune(parent, None, out, target=args.prune_target, scoring="fisher", finetune_epochs=args.prune_epochs,
-              proxy_size=args.proxy_size, seed=seed, progress=False, force=True)
+              proxy_size=args.proxy_size, seed=seed, progress=False, force=True, device=args.device)
     seconds = time.perf_counter() - t0
     ckpt = load_checkpoint(out)
     rec = {"part": "prune", "model": "tsm_causal_curl", "seed": seed, "prune_seconds": seconds,
+           "device": device_name(args.device),
            "macs_ratio": ckpt.metrics.get("macs", float("nan")) / ckpt.metrics.get("macs_before", float("nan")),
            "metrics": {k: v for k, v in ckpt.metrics.items() if isinstance(v, (int, float, str))},
            **accuracy_record(ckpt, streaming=True)}
-    if seed == args.seeds[0]:
-        resized, bundle = _resized(ckpt, args.prune_latency_size, args.frames)
-        rec["latency"] = per_frame_cost(resized, bundle, work / f"latency-curl-s{seed}-{args.prune_latency_size}",
-                                        args.precisions, 1)
     cache.put(key, rec)
     print(f"[{time.strftime('%H:%M:%S')}] pruned s{seed}: offline {rec['offline_top1']:.1f} %, stream end "
           f"{rec['streaming']['online']['end']:.1f} % ({seconds:.0f} s)", flush=True)
@@ -359,8 +384,11 @@ def write_table(args: argparse.Namespace, cache: Cache) -> None:
         "# Gestures: TSN vs TSM offline vs streaming TSM (issue 9)", "",
         f"Command: `python benchmarks/gestures_streaming.py {' '.join(sys.argv[1:])}` (results cached in "
         f"`WORK/cache.json`; a rerun with more `--seeds` adds rows)  ",
-        f"Machine: {platform.machine()}, 2 CPU cores shared with other agents' jobs (load average at each run "
-        f"in the JSON), {args.threads} torch thread(s); edgekit {edgekit.__version__}, torch {torch.__version__}  ",
+        f"Machine for latency and this table: {platform.machine()}, 2 CPU cores shared with other agents' jobs (load "
+        f"average at each run in the JSON), {args.threads} torch thread(s); edgekit {edgekit.__version__}, torch "
+        f"{torch.__version__}  ",
+        f"Trained and pruned on: {', '.join(sorted({r.get('device', 'cpu') for r in recs if r.get('part') in ('train', 'prune')})) or '-'} "
+        "(the streaming evaluation always on the CPU)  ",
         f"Data: `{data_spec(args)}` (11 classes, 16-frame clips, 20 % validation split drawn by the seed), "
         f"{args.frames} frames per clip (TSN segments); mobilenet_v2 backbone, standard stem, from scratch; "
         f"{args.epochs} epochs, batch {args.batch}, SGD peak lr {args.lr} (cosine, 1 warm-up epoch); mean ± std over the seeds "
@@ -414,13 +442,12 @@ def write_table(args: argparse.Namespace, cache: Cache) -> None:
         lines.append("| tsm_causal streamed, end raw | " + " | ".join(
             _ms([r["streaming"]["pairs_end"][n] for r in causal]) for n in names) + " |")
     lat = [r for r in recs if r.get("part") == "latency"]
-    if lat or any("latency" in r for r in pruned):
+    if lat:
         lines += ["", "## Per-frame cost of the streaming artifact (LiteRT, 1 thread, states fed back)", "",
                   "| model | input | precision | p50 ms / frame | min ms / frame | MMAC / frame | state bytes | "
                   "states | parity | load avg |", "|---|---|---|---|---|---|---|---|---|---|"]
-        rows = [(f"TSM causal ({r['model']})", r, x) for r in lat for x in r["rows"]]
-        rows += [(f"CURL-pruned seed {r['seed']} ({r['macs_ratio']:.2f} MACs)", r, x) for r in pruned
-                 for x in r.get("latency", [])]
+        rows = [(r["model"] if r["model"].startswith("CURL") else f"TSM causal ({r['model']})", r, x)
+                for r in lat for x in r["rows"]]
         for name, r, x in sorted(rows, key=lambda t: (t[2]["size"], t[2]["precision"], t[0])):
             parity = x.get("parity")
             ptxt = ("FAILED (kept for timing)" if x.get("gate_failed") else "pass") + (
@@ -456,6 +483,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=0.02, help="peak SGD learning rate (edgekit's default 0.05 spiked "
                     "the loss after warm-up in the 8-epoch probe)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads for training and evaluation")
+    ap.add_argument("--device", default="auto", help="where training and pruning run (auto: CUDA when present)")
     ap.add_argument("--latency-sizes", type=int, nargs="+", default=[112, 160])
     ap.add_argument("--precisions", nargs="+", default=["fp32", "int8"])
     ap.add_argument("--prune-target", default="macs=0.5")
