@@ -205,7 +205,7 @@ def test_torch_compile_runtime(artifacts: dict[str, Path]) -> None:
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_torch_on_cuda(artifacts: dict[str, Path]) -> None:
-    rows = edgekit.bench([artifacts["pt"]], device="cuda", runs=20, data="digits")
+def test_torch_on_cuda(digits_ckpt: Path) -> None:
+    rows = edgekit.bench([digits_ckpt], device="cuda", runs=20, data="digits")
     assert rows[0]["error"] is None and rows[0]["device"] == "cuda"
     assert rows[0]["accuracy"]["top1"] > 50

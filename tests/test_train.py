@@ -1,4 +1,4 @@
-"""Trainer: learns, resumes after a kill, and runs DDP with 2 CPU processes (gloo)."""
+"""Trainer: learns, resumes after a kill, and runs DDP with 2 CPU processes (gloo), on images and on clips."""
 from __future__ import annotations
 
 import json
@@ -16,6 +16,11 @@ from edgekit.evaluation import evaluate
 
 SMALL = ["--arch", "compact_cnn", "--arch-arg", "width_mult=0.5", "--data", "synthetic:classes=4,n=200",
          "--batch-size", "16", "--device", "cpu"]
+#: a causal TSM on built-in gesture clips (4 of 8 frames): the clip path through the same trainer
+CLIPS = ["--arch", "tsm_compact_cnn", "--arch-arg", "width_mult=0.5", "--shift", "causal", "--frames", "4",
+         "--data", "gestures:n=110,frames=8", "--batch-size", "16", "--device", "cpu"]
+#: (arguments, data spec, validation items of that spec)
+RUNS = {"images": (SMALL, "synthetic:classes=4,n=200", 40), "clips": (CLIPS, "gestures:n=110,frames=8", 22)}
 
 
 def _edgekit(*args: str, **kw) -> subprocess.CompletedProcess:
@@ -32,10 +37,12 @@ def test_digits_checkpoint_learns(digits_ckpt: Path) -> None:
     assert [r["epoch"] for r in log] == [1, 2] and all("images_per_s" in r and "val_top1" in r for r in log)
 
 
-def test_kill_then_resume_finishes_the_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", list(RUNS))
+def test_kill_then_resume_finishes_the_run(tmp_path: Path, kind: str) -> None:
+    args = RUNS[kind][0]
     out = tmp_path / "run.pt"
     metrics = Path(str(out) + ".metrics.jsonl")
-    proc = subprocess.Popen([sys.executable, "-m", "edgekit", "train", *SMALL, "--epochs", "4", "-o", str(out)],
+    proc = subprocess.Popen([sys.executable, "-m", "edgekit", "train", *args, "--epochs", "4", "-o", str(out)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
@@ -49,7 +56,7 @@ def test_kill_then_resume_finishes_the_run(tmp_path: Path) -> None:
     assert 1 <= done_before < 4
     assert load_checkpoint(out).metrics["epoch"] >= 1  # the last complete epoch is on disk
 
-    res = _edgekit("train", *SMALL, "--epochs", "4", "-o", str(out), "--resume")
+    res = _edgekit("train", *args, "--epochs", "4", "-o", str(out), "--resume")
     assert res.returncode == 0, res.stderr
     assert "epoch 1/4" not in res.stdout + res.stderr, "resume must not restart from epoch 1"
     epochs = [json.loads(line)["epoch"] for line in metrics.read_text().splitlines()]
@@ -57,21 +64,25 @@ def test_kill_then_resume_finishes_the_run(tmp_path: Path) -> None:
     ck = load_checkpoint(out)
     assert ck.metrics["epoch"] == 4
     assert not Path(str(out) + ".resume").exists()
-    again = _edgekit("train", *SMALL, "--epochs", "4", "-o", str(out), "--resume")
+    if kind == "clips":
+        assert ck.input_spec["frames"] == 4 and ck.arch == "tsm_compact_cnn"
+    again = _edgekit("train", *args, "--epochs", "4", "-o", str(out), "--resume")
     assert again.returncode == 2 and "nothing to resume" in again.stderr
 
 
-def test_ddp_two_cpu_processes_agree(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", list(RUNS))
+def test_ddp_two_cpu_processes_agree(tmp_path: Path, kind: str) -> None:
+    args, spec, n_val = RUNS[kind]
     out = tmp_path / "ddp.pt"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                          "--master_port", "29517", "-m", "edgekit", "train", *SMALL, "--epochs", "1",
+                          "--master_port", str(29517 + list(RUNS).index(kind)), "-m", "edgekit", "train", *args, "--epochs", "1",
                           "-o", str(out)], capture_output=True, text=True, timeout=600, env=env)
     assert res.returncode == 0, res.stderr[-2000:]
     ck = load_checkpoint(out)
     assert ck.metrics["ddp"] == {"world_size": 2, "ranks_agree": True}
     assert ck.provenance["world_size"] == 2
-    assert evaluate(ck, "synthetic:classes=4,n=200")["n"] == 40
+    assert evaluate(ck, spec)["n"] == n_val
 
 
 @pytest.mark.gpu

@@ -114,6 +114,8 @@ def score_units(method: str, model: torch.nn.Module, graph: Any, x: torch.Tensor
                                  budget=activation_budget(dev))
             finally:
                 model.cpu()
+                if dev.type == "cuda":  # hand the mask batches' cached blocks back to other processes on the GPU
+                    torch.cuda.empty_cache()
     from .baselines import tp_scores
 
     loss = None
