@@ -89,8 +89,13 @@ def prune_grid(args: argparse.Namespace) -> None:
 
 def _merged(work: Path, prefix: str) -> dict[str, Any]:
     rows: dict[str, Any] = {}
-    # rows re-run on this CPU (files tagged cpu*) replace the same rows from the GPU workers
-    for p in sorted(work.glob(f"{prefix}_*.json"), key=lambda p: (p.stem.startswith(f"{prefix}_cpu"), p.name)):
+    # later sources replace the same rows of earlier ones: GPU workers with TF32 convolutions (the first device
+    # run), then GPU workers scoring in true float32 (files tagged g32*), then rows re-run on this CPU (cpu*)
+    def rank(p: Path) -> tuple[int, str]:
+        tag = p.stem[len(prefix) + 1:]
+        return (2 if tag.startswith("cpu") else 1 if tag.startswith("g32") else 0), p.name
+
+    for p in sorted(work.glob(f"{prefix}_*.json"), key=rank):
         rows.update(_rows(p))
     return rows
 
