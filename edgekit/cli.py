@@ -620,5 +620,18 @@ def run_cmd(recipe: str, overrides: tuple[str, ...], output: str) -> None:
     click.echo(f"run.json: {output}/run.json ({doc['wall_seconds']:.1f}s)")
 
 
+@main.command("demo")
+@click.option("--model", required=True, type=click.Path(), help="Export folder (or file) of a streaming .tflite.")
+@click.option("--port", type=POSITIVE_INT, help="Port (default 8443 HTTPS, 8000 HTTP on localhost).")
+@click.option("--host", default="0.0.0.0", show_default=True,
+              help="Address to listen on: HTTPS with a self-signed certificate, plain HTTP on localhost/127.0.0.1.")
+@_guard
+def demo_cmd(model: str, port: int | None, host: str) -> None:
+    """Serve the live gesture demo (camera + LiteRT.js) for a phone's browser; prints the URL and a QR code."""
+    from .demo.server import serve
+
+    serve(model, host=host, port=port, echo=click.echo)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
