@@ -1,0 +1,283 @@
+"""``edgekit demo`` (issue 10, sections 1 and 3): the browser demo of a streaming gesture model.
+
+The end-to-end test starts ``edgekit demo`` as a real process, opens its page in Debian's
+headless Chromium (driven by playwright-core, ``web/headless.mjs``) with a fake camera that
+plays a synthetic gesture clip (``.y4m``), and checks that the page recognises the gesture,
+shows its latency, and that its per-frame logits on the frames it processed equal
+ai-edge-litert's on the same preprocessed frames within the fp32 parity gate. Frames pushed
+through the page's test hook (``window.edgekitDemo.pushFrames``) compare exactly, free of
+camera timing; LiteRT.js's own preprocessing is checked against edgekit's eval transform.
+CI installs Chromium and builds ``web/`` (``npm ci && npm run build``) before the tests.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from edgekit.demo.server import STATIC, check_static
+from edgekit.errors import EdgekitError
+
+REPO = Path(__file__).resolve().parents[1]
+WEB = REPO / "web"
+CHROMIUM = "/usr/bin/chromium"
+GESTURE_CLASSES = "swipe_down+rotate_cw+no_gesture"
+TRAIN = f"gestures:n=200,frames=8,classes={GESTURE_CLASSES}"
+EPOCHS = 10
+UPSCALE = 4  # the fake camera plays the 32 px clip at 128 px
+
+
+# ---------------------------------------------------------------- helpers
+
+def write_y4m(path: Path, frames: np.ndarray, fps: int = 20) -> Path:
+    """Frames ``(L, H, W, 3)`` uint8 RGB as a YUV 4:2:0 ``.y4m`` (BT.601 limited range, chroma
+    averaged over 2x2 blocks): what Chromium's fake camera reads and repeats."""
+    rgb = frames.astype(np.float64)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    y = 16 + 0.257 * r + 0.504 * g + 0.098 * b
+    u = 128 - 0.148 * r - 0.291 * g + 0.439 * b
+    v = 128 + 0.439 * r - 0.368 * g - 0.071 * b
+    n, h, w = y.shape
+    sub = lambda c: c.reshape(n, h // 2, 2, w // 2, 2).mean((2, 4))  # noqa: E731
+    planes = [np.clip(np.round(p), 0, 255).astype(np.uint8) for p in (y, sub(u), sub(v))]
+    with open(path, "wb") as f:
+        f.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for i in range(n):
+            f.write(b"FRAME\n")
+            for p in planes:
+                f.write(p[i].tobytes())
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edgekit", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+class DemoProcess:
+    """``edgekit demo`` running as a subprocess until :meth:`stop`; ready once it prints its URL."""
+
+    def __init__(self, model: Path, host: str, port: int, env: dict | None = None) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "edgekit", "demo", "--model", str(model), "--host", host,
+                                      "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, env={**os.environ, **(env or {})})
+        self.lines: list[str] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise AssertionError(f"edgekit demo exited: {self.proc.stderr.read()}")
+            self.lines.append(line.rstrip("\n"))
+            if line.startswith("serving at "):
+                self.url = line.split()[2]
+                return
+        raise AssertionError("edgekit demo did not print its URL")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def requirements() -> None:
+    """The browser test needs the built page and Chromium (CI installs both)."""
+    check_static(STATIC)
+    if not (WEB / "node_modules" / "playwright-core").is_dir():
+        raise AssertionError("web/node_modules is missing: cd web && npm ci && npm run build")
+    if not Path(CHROMIUM).is_file():
+        raise AssertionError(f"{CHROMIUM} is missing: apt-get install -y chromium")
+
+
+# ---------------------------------------------------------------- fixtures
+
+@pytest.fixture(scope="module")
+def demo_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A causal TSM (compact_cnn, 32 px, 4 frames) trained on three gestures, exported as a streaming
+    fp32 .tflite with its manifest."""
+    from edgekit.exporters.pipeline import export
+    from edgekit.training.trainer import train
+
+    root = tmp_path_factory.mktemp("demo")
+    ckpt = train("tsm_compact_cnn", TRAIN, root / "tsm.pt", epochs=EPOCHS, batch_size=16, frames=4,
+                 shift="causal", precise_bn=2, progress=False)
+    assert ckpt.metrics["val_top1"] >= 80, ckpt.metrics  # the gesture assertion below means something
+    export(root / "tsm.pt", "tflite", output_dir=root / "export", streaming=True, parity_size=8)
+    return root / "export"
+
+
+@pytest.fixture(scope="module")
+def artifact(demo_export: Path) -> Path:
+    return next(demo_export.glob("*.stream.fp32.tflite"))
+
+
+@pytest.fixture(scope="module")
+def manifest(artifact: Path) -> dict:
+    from edgekit.exporters.manifest import find_manifest
+
+    return find_manifest(artifact)[0]
+
+
+def preprocess(manifest: dict, frames: np.ndarray) -> np.ndarray:
+    """edgekit's eval transform of uint8 RGB frames ``(L, H, W, 3)`` -> ``(L, 3, h, w)`` float32."""
+    from torchvision import tv_tensors
+
+    from edgekit.data.transforms import eval_transform
+
+    video = tv_tensors.Video(torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2))
+    return eval_transform(manifest["input_spec"])(video).as_subclass(torch.Tensor).numpy()
+
+
+def litert_logits(artifact: Path, manifest: dict, frames: np.ndarray, resets: set[int] = frozenset()) -> np.ndarray:
+    """ai-edge-litert's per-frame logits over preprocessed ``frames`` ``(L, 3, H, W)``, each output
+    state fed back as the manifest wires it; zero states at frame 0 and at each index in ``resets``."""
+    from edgekit.exporters.stream_runners import TFLiteStream, run_stream
+    from edgekit.exporters.streaming import wiring_of
+
+    runner, wiring = TFLiteStream(artifact, threads=1), wiring_of(manifest)
+    cuts = sorted({0, *resets, len(frames)})
+    return np.concatenate([run_stream(runner, wiring, frames[a:b]) for a, b in zip(cuts, cuts[1:]) if b > a])
+
+
+def assert_parity(page: np.ndarray, ref: np.ndarray, name: str) -> dict:
+    """The fp32 parity gate of ``edgekit export`` on per-frame logits (raises when it fails)."""
+    from edgekit.exporters import parity
+
+    nums = parity.parity_numbers(ref, page, "classify")
+    parity.gate(name, "fp32", nums, None, "classify")
+    return nums
+
+
+def shown_labels(logits: np.ndarray) -> list[int]:
+    """The labels edgekit's smoother shows over one stream of per-frame logits."""
+    from edgekit.smoothing import smooth
+
+    return smooth(torch.from_numpy(np.asarray(logits, np.float32))[None])[0].tolist()
+
+
+def stream_frames(clip: np.ndarray, stride: int, loops: int) -> np.ndarray:
+    """The frames a stream at ``stride`` processes from ``clip`` played ``loops`` times in a row."""
+    from edgekit.streaming_eval import stream_indices
+
+    return np.concatenate([clip[stream_indices(len(clip), stride)]] * loops)
+
+
+@pytest.fixture(scope="module")
+def gesture(artifact: Path, manifest: dict) -> tuple[np.ndarray, int]:
+    """A fresh ``swipe_down`` clip (not in the training data: another seed) that ai-edge-litert
+    recognises when it loops, as the fake camera plays it; most such clips must be recognised."""
+    from edgekit.data.gestures import gestures
+
+    data = gestures(GESTURE_CLASSES, n=15, size=32, frames=8, seed=1234)
+    target = data.labels.index("swipe_down")
+    stride = manifest["reset"]["process_every"]
+    hits = []
+    for clip in data.clips[target::len(data.labels)]:
+        raw = stream_frames(clip, stride, 3)
+        shown = shown_labels(litert_logits(artifact, manifest, preprocess(manifest, raw)))
+        hits.append(shown[-1] == target)
+    assert sum(hits) >= 3, hits  # the model does know the gesture
+    return data.clips[target::len(data.labels)][hits.index(True)], target
+
+
+def run_browser(tmp_path: Path, url: str, *, y4m: Path | None = None, camera_frames: int = 0,
+                push: list[np.ndarray] | None = None, timeout_ms: int = 60000) -> dict:
+    """Open ``url`` in headless Chromium (web/headless.mjs); returns what the page exposed."""
+    cfg = {"url": url, "chromium": CHROMIUM, "y4m": str(y4m) if y4m else None, "out_dir": str(tmp_path),
+           "user_data_dir": str(tmp_path / "chromium-profile"), "camera_frames": camera_frames,
+           "timeout_ms": timeout_ms}
+    if push is not None:
+        frames = [{"width": int(f.shape[1]), "height": int(f.shape[0]),
+                   "rgb": base64.b64encode(np.ascontiguousarray(f, np.uint8).tobytes()).decode()} for f in push]
+        (tmp_path / "push.json").write_text(json.dumps(frames))
+        cfg["push"] = str(tmp_path / "push.json")
+    (tmp_path / "headless.json").write_text(json.dumps(cfg))
+    proc = subprocess.run(["node", str(WEB / "headless.mjs"), str(tmp_path / "headless.json")], cwd=WEB,
+                          capture_output=True, text=True, timeout=timeout_ms / 1000 + 60)
+    out = tmp_path / "result.json"
+    assert out.is_file(), proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert proc.returncode == 0 and not result["errors"], (result["errors"], result["console"][:5])
+    return result
+
+
+# ---------------------------------------------------------------- the page in headless Chromium
+
+def test_demo_recognises_gesture_in_headless_chromium(tmp_path: Path, artifact: Path, manifest: dict,
+                                                      gesture: tuple[np.ndarray, int]) -> None:
+    requirements()
+    clip, target = gesture
+    labels = manifest["labels"]
+    stride = manifest["reset"]["process_every"]
+    y4m = write_y4m(tmp_path / "clip.y4m", clip.repeat(UPSCALE, 1).repeat(UPSCALE, 2))
+    pushed = stream_frames(clip, stride, 3)
+    odd = np.random.default_rng(0).integers(0, 256, (40, 48, 3), dtype=np.uint8)  # a real resize, 48x40 -> 32
+    server = DemoProcess(artifact.parent, "127.0.0.1", free_port())
+    try:
+        res = run_browser(tmp_path, server.url, y4m=y4m, camera_frames=24, push=[*pushed, odd])
+    finally:
+        server.stop()
+    cam = res["camera"]
+    assert cam["error"] is None and cam["accelerator"] in ("wasm", "webgpu", "webgpu+wasm")
+    assert cam["text"]["accelerator"].startswith(cam["accelerator"])
+
+    # the camera: the gesture recognised, a latency shown
+    frames = [f for f in cam["frames"] if f["source"] == "camera"]
+    assert len(frames) >= 24
+    assert cam["text"]["gesture"] == labels[target], (cam["text"], [f["shown"] for f in frames])
+    assert re.fullmatch(r"\d+\.\d\d ms p50 · \d+\.\d\d ms p90", cam["text"]["latency"]), cam["text"]
+    assert 0 < cam["stats"]["p50_ms"] <= cam["stats"]["p90_ms"] and cam["stats"]["fps"] > 0
+    assert len(cam["timings"]) == len(cam["frames"])
+
+    # ... and its logits on the camera frames it processed = ai-edge-litert's on the same inputs,
+    # with the states reset where the page reset them
+    kept = cam["inputs"]
+    assert len(kept) >= 16 and [k["index"] for k in kept] == list(range(len(kept)))
+    resets = {r["at"] for r in cam["resets"] if r["at"] < len(kept)}
+    assert 0 in resets
+    inputs = np.asarray([k["data"] for k in kept], np.float32).reshape(len(kept), *manifest["frame_input"]["shape"][1:])
+    ref = litert_logits(artifact, manifest, inputs, resets)
+    assert_parity(np.asarray([f["logits"] for f in cam["frames"][:len(kept)]], np.float32), ref, "camera frames")
+
+    # pushed frames: the page's preprocessing = edgekit's eval transform, its logits = ai-edge-litert's
+    push = res["pushed"]
+    assert len(push) == len(pushed) + 1 and push[0]["reset"]
+    page_in = np.asarray([p["input"] for p in push[:-1]], np.float32).reshape(len(pushed), 3, 32, 32)
+    ours = preprocess(manifest, pushed)
+    np.testing.assert_allclose(page_in, ours, atol=1e-5)
+    odd_in = np.asarray(push[-1]["input"], np.float32).reshape(3, 32, 32)
+    std = np.asarray(manifest["input_spec"]["std"], np.float32)[:, None, None]
+    assert np.abs(odd_in - preprocess(manifest, odd[None])[0]).max() <= 1.01 / 255 / std.min()  # one uint8 step
+    page_logits = np.asarray([p["logits"] for p in push], np.float32)
+    ref = litert_logits(artifact, manifest, np.concatenate([ours, preprocess(manifest, odd[None])]))
+    nums = assert_parity(page_logits[:-1], ref[:-1], "pushed frames")
+    assert nums["top1_agreement"] == 1.0
+    assert [p["shown"] for p in push[:-1]] == shown_labels(ref[:-1])  # the page's smoother = edgekit's
+    assert push[-2]["shown"] == target and labels[push[-2]["shown"]] == "swipe_down"
+
+    for name in ("camera.png", "pushed.png"):
+        png = tmp_path / name
+        assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if os.environ.get("EDGEKIT_DEMO_SCREENSHOT"):  # refresh docs/demo.png
+        shutil.copy(tmp_path / "camera.png", os.environ["EDGEKIT_DEMO_SCREENSHOT"])
