@@ -47,7 +47,7 @@ object BenchWriter {
             "latencies_ms" to latenciesMs.toList(),
             "peak_rss_mb" to null, "baseline_rss_mb" to null, "process_threads" to null, "threads_effective" to null,
             "input_shape" to m.frameInput.shape.toList(), "input_dtype" to m.frameInput.dtype, "layout" to "NCHW",
-            "states" to m.states.size, "state_bytes" to m.states.sumBy { it.size * bytesOf(it.dtype) },
+            "states" to m.states.size, "state_bytes" to m.states.fold(0) { acc, s -> acc + s.size * bytesOf(s.dtype) },
             "process_every" to m.reset.processEvery, "accuracy" to null, "timing" to TIMING, "error" to null)
         if (latenciesMs.isEmpty()) {
             base["error"] = "no timed frames"

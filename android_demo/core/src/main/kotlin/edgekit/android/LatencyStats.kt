@@ -29,12 +29,12 @@ object LatencyStats {
         require(latenciesMs.isNotEmpty()) { "no timed runs to summarize" }
         val n = latenciesMs.size
         val mean = latenciesMs.sum() / n
-        val std = if (n > 1) Math.sqrt(latenciesMs.sumByDouble { (it - mean) * (it - mean) } / (n - 1)) else 0.0
+        val std = if (n > 1) Math.sqrt(latenciesMs.fold(0.0) { acc, v -> acc + (v - mean) * (v - mean) } / (n - 1)) else 0.0
         val cv = if (mean > 0) std / mean else Double.POSITIVE_INFINITY
         return linkedMapOf(
-            "timed_runs" to n, "min_ms" to latenciesMs.min(), "mean_ms" to mean, "std_ms" to std,
+            "timed_runs" to n, "min_ms" to latenciesMs.fold(Double.POSITIVE_INFINITY) { a, b -> Math.min(a, b) }, "mean_ms" to mean, "std_ms" to std,
             "p50_ms" to percentile(latenciesMs, 50.0), "p90_ms" to percentile(latenciesMs, 90.0),
-            "p99_ms" to percentile(latenciesMs, 99.0), "max_ms" to latenciesMs.max(),
+            "p99_ms" to percentile(latenciesMs, 99.0), "max_ms" to latenciesMs.fold(Double.NEGATIVE_INFINITY) { a, b -> Math.max(a, b) },
             "cv" to cv, "noisy" to (cv > cvThreshold), "cv_threshold" to cvThreshold,
             "throughput_ips" to if (mean > 0) batch * 1000.0 / mean else 0.0)
     }

@@ -153,7 +153,7 @@ class Preprocessor(val p: Preprocessing) {
                 bounds[2 * xx] = xmin
                 bounds[2 * xx + 1] = xmax
             }
-            val maxWeight = w.max() ?: 0.0
+            val maxWeight = w.fold(0.0) { a, b -> Math.max(a, b) }
             var precision = 0
             while (precision < MAX_PRECISION_BITS) {
                 if ((0.5 + maxWeight * (1 shl (precision + 1))).toInt() >= (1 shl 15)) break

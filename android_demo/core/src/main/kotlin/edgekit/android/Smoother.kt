@@ -43,7 +43,7 @@ class Smoother(val window: Int = DEFAULT_WINDOW, val agree: Int = DEFAULT_AGREE)
     fun confidence(label: Int): Double {
         if (label < 0 || windowSum.isEmpty()) return 0.0
         val n = recent.size.toDouble()
-        val m = windowSum.max()!! / n
+        val m = windowSum.fold(Double.NEGATIVE_INFINITY) { a, b -> Math.max(a, b) } / n
         var z = 0.0
         for (v in windowSum) z += Math.exp(v / n - m)
         return Math.exp(windowSum[label] / n - m) / z
