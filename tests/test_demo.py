@@ -281,3 +281,93 @@ def test_demo_recognises_gesture_in_headless_chromium(tmp_path: Path, artifact: 
         assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     if os.environ.get("EDGEKIT_DEMO_SCREENSHOT"):  # refresh docs/demo.png
         shutil.copy(tmp_path / "camera.png", os.environ["EDGEKIT_DEMO_SCREENSHOT"])
+
+
+# ---------------------------------------------------------------- the server and its errors
+
+def test_demo_https_certificate_made_once(tmp_path: Path, artifact: Path) -> None:
+    """Off localhost the server speaks HTTPS with a certificate made once under $XDG_CACHE_HOME
+    and reused; it serves the page, the model and a manifest wired by LiteRT.js signature names."""
+    requirements()
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    cert = tmp_path / "cache" / "edgekit" / "demo" / "cert.pem"
+    port = free_port()
+    server = DemoProcess(artifact.parent, "0.0.0.0", port, env)
+    try:
+        assert server.url.startswith("https://") and any("Proceed" in line for line in server.lines)
+        assert any("▀" in line or "▄" in line for line in server.lines)  # the QR code
+        tls = ssl.create_default_context(cafile=str(cert))  # verifies against the generated certificate
+        base = f"https://127.0.0.1:{port}/"
+        page = urllib.request.urlopen(base, context=tls, timeout=10).read().decode()
+        assert "app.js" in page
+        doc = json.loads(urllib.request.urlopen(base + "model/manifest.json", context=tls, timeout=10).read())
+        model = urllib.request.urlopen(base + "model/model.tflite", context=tls, timeout=10).read()
+    finally:
+        server.stop()
+    assert model == artifact.read_bytes()
+    assert [s["signature_input"] for s in doc["states"]] and doc["frame_input"]["signature"].startswith("args_")
+    assert all(s["input"].endswith(s["signature_input"]) for s in doc["states"])  # serving_default_<key>
+    assert doc["smoothing"] == {"window": 12, "agree": 2}
+    first = cert.read_bytes()
+    server = DemoProcess(artifact.parent, "0.0.0.0", free_port(), env)
+    server.stop()
+    assert cert.read_bytes() == first  # kept per machine, not remade
+
+
+def test_demo_errors_are_one_line(tmp_path: Path, artifact: Path) -> None:
+    """A missing or non-streaming model, a busy port and an unwritable certificate folder end
+    with one line and exit 2."""
+    missing = run_cli("demo", "--model", str(tmp_path / "nope"), "--host", "127.0.0.1")
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "m.tflite").write_bytes(artifact.read_bytes())
+    (plain / "m.tflite.json").write_text(json.dumps({"file": "m.tflite", "target": "tflite"}))
+    not_streaming = run_cli("demo", "--model", str(plain / "m.tflite"), "--host", "127.0.0.1")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        busy = run_cli("demo", "--model", str(artifact.parent), "--host", "127.0.0.1", "--port",
+                       str(s.getsockname()[1]))
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    no_cert = run_cli("demo", "--model", str(artifact.parent), "--port", str(free_port()),
+                      env={"XDG_CACHE_HOME": str(blocker)})  # a file where the folder should be
+    for res, words in ((missing, "no such export folder"), (not_streaming, "not a streaming model"),
+                       (busy, "already in use"), (no_cert, "cannot write the demo certificate")):
+        assert res.returncode == 2, (res.stdout, res.stderr)
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and words in lines[0] and "Traceback" not in res.stderr, res.stderr
+
+
+def test_demo_unbuilt_page_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(EdgekitError, match=r"npm ci && npm run build"):
+        check_static(tmp_path)
+
+
+def test_page_preprocessing_matches_eval_transform(tmp_path: Path) -> None:
+    """web/src/preprocess.js (run by node) against edgekit's eval transform: shorter-side resize
+    (down and up), centre crop, direct [H, W] resize; within one uint8 step of rounding."""
+    from edgekit.data.transforms import make_input_spec
+
+    requirements()
+    rng = np.random.default_rng(0)
+    cases = [(make_input_spec(32, crop_ratio=0.875), (61, 80)), (make_input_spec(24, crop_ratio=0.875), (20, 17)),
+             (make_input_spec(32), (45, 33))]
+    payload = []
+    for spec, (h, w) in cases:
+        img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        payload.append({"spec": spec, "h": h, "w": w, "rgb": img.ravel().tolist()})
+    (tmp_path / "cases.json").write_text(json.dumps(payload))
+    script = ("import {preprocess} from './src/preprocess.js'; import {readFileSync} from 'node:fs';"
+              "const cases = JSON.parse(readFileSync(process.argv[1], 'utf8'));"
+              "console.log(JSON.stringify(cases.map((c) => Array.from(preprocess(Uint8Array.from(c.rgb), c.h, c.w, 3, "
+              "c.spec)))));")
+    out = subprocess.run(["node", "--input-type=module", "-e", script, str(tmp_path / "cases.json")], cwd=WEB,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    for (spec, (h, w)), got, case in zip(cases, json.loads(out.stdout), payload):
+        img = np.asarray(case["rgb"], np.uint8).reshape(1, h, w, 3)
+        want = preprocess({"input_spec": spec}, img)[0]
+        got = np.asarray(got, np.float32).reshape(want.shape)
+        steps = np.abs(got - want) * np.asarray(spec["std"], np.float32)[:, None, None] * 255
+        assert steps.max() <= 1.01 and (steps > 0.5).mean() < 0.005, (spec["resize"], h, w, steps.max())  # exact on AVX2

@@ -2,8 +2,8 @@
 // (edgekit/data/transforms.py) does it for one frame of a clip:
 //   uint8 RGB -> Resize(resize, antialias=True) -> CenterCrop(crop) -> /255 -> (x - mean) / std, NCHW.
 // The resize is torchvision's antialiased bilinear resize of uint8 images (the PIL
-// algorithm: a triangle filter stretched by the scale factor when shrinking, a horizontal
-// pass rounded to uint8, then a vertical pass rounded to uint8).
+// algorithm: a triangle filter stretched by the scale factor when shrinking, fixed-point
+// weights, a horizontal pass rounded to uint8, then a vertical pass rounded to uint8).
 
 /** The [H, W] the Resize step produces for an image of h x w (torchvision's rule). */
 export function resizedSize(resize, h, w) {
@@ -13,12 +13,15 @@ export function resizedSize(resize, h, w) {
   return [Math.trunc((resize * h) / w), resize];
 }
 
-/** Filter taps of one output axis: for each output index, [first input index, weights]. */
+/** Filter taps of one output axis: for each output index, [first input index, integer weights],
+ * and the weights' fixed-point precision (torch's int16 weights of its uint8 AVX kernel, the
+ * PIL scheme: as many fraction bits as keep the largest weight below 2^15). */
 function taps(inSize, outSize) {
   const scale = inSize / outSize;
   const support = scale >= 1 ? scale : 1;
   const inv = scale >= 1 ? 1 / scale : 1;
   const out = [];
+  let wMax = 0;
   for (let i = 0; i < outSize; i++) {
     const center = scale * (i + 0.5);
     const xmin = Math.max(Math.trunc(center - support + 0.5), 0);
@@ -30,13 +33,28 @@ function taps(inSize, outSize) {
       w[j] = Math.max(0, 1 - Math.abs(x));
       total += w[j];
     }
-    for (let j = 0; j < w.length; j++) w[j] = total > 0 ? w[j] / total : 0;
+    for (let j = 0; j < w.length; j++) {
+      w[j] = total > 0 ? w[j] / total : 0;
+      wMax = Math.max(wMax, w[j]);
+    }
     out.push([xmin, w]);
   }
-  return out;
+  let precision = 0;
+  for (; precision < 22; precision++) {
+    if (Math.trunc(0.5 + wMax * 2 ** (precision + 1)) >= 2 ** 15) break;
+  }
+  const unit = 2 ** precision;
+  const fixed = out.map(([x0, w]) => [x0, Int32Array.from(w, (v) => Math.trunc(v < 0 ? v * unit - 0.5 : v * unit + 0.5))]);
+  return {taps: fixed, precision};
 }
 
-const clamp8 = (v) => (v <= 0 ? 0 : v >= 255 ? 255 : Math.round(v));
+/** Python's round(): halves to the even neighbour (torchvision's centre crop offsets use it). */
+function roundHalfEven(x) {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+const clamp8 = (v) => (v <= 0 ? 0 : v >= 255 ? 255 : v);
 
 /** Antialiased bilinear resize of interleaved RGB(A) uint8 pixels to outH x outW RGB uint8. */
 export function resizeRGB(src, h, w, channels, outH, outW) {
@@ -52,28 +70,30 @@ export function resizeRGB(src, h, w, channels, outH, outW) {
     for (let p = 0; p < h * w; p++) for (let c = 0; c < 3; c++) mid[p * 3 + c] = src[p * channels + c];
   } else {
     mid = new Uint8Array(h * outW * 3);
-    const tx = taps(w, outW);
+    const {taps: tx, precision} = taps(w, outW);
+    const half = 2 ** (precision - 1), unit = 2 ** precision;
     for (let y = 0; y < h; y++) {
       for (let x = 0; x < outW; x++) {
         const [x0, wt] = tx[x];
         for (let c = 0; c < 3; c++) {
-          let s = 0;
+          let s = half;
           for (let k = 0; k < wt.length; k++) s += wt[k] * src[(y * w + x0 + k) * channels + c];
-          mid[(y * outW + x) * 3 + c] = clamp8(s);
+          mid[(y * outW + x) * 3 + c] = clamp8(Math.floor(s / unit));
         }
       }
     }
   }
   if (outH === h) return mid;
   const out = new Uint8Array(outH * outW * 3);
-  const ty = taps(h, outH);
+  const {taps: ty, precision} = taps(h, outH);
+  const half = 2 ** (precision - 1), unit = 2 ** precision;
   for (let y = 0; y < outH; y++) {
     const [y0, wt] = ty[y];
     for (let x = 0; x < outW; x++) {
       for (let c = 0; c < 3; c++) {
-        let s = 0;
+        let s = half;
         for (let k = 0; k < wt.length; k++) s += wt[k] * mid[((y0 + k) * outW + x) * 3 + c];
-        out[(y * outW + x) * 3 + c] = clamp8(s);
+        out[(y * outW + x) * 3 + c] = clamp8(Math.floor(s / unit));
       }
     }
   }
@@ -91,7 +111,7 @@ export function preprocess(pixels, h, w, channels, spec) {
   if (spec.crop) {
     const [ch, cw] = Array.isArray(spec.crop) ? spec.crop : [spec.crop, spec.crop];
     if (ch > ih || cw > iw) throw new Error(`crop ${ch}x${cw} is larger than the resized ${ih}x${iw} frame`);
-    const top = Math.round((ih - ch) / 2), left = Math.round((iw - cw) / 2);
+    const top = roundHalfEven((ih - ch) / 2), left = roundHalfEven((iw - cw) / 2);
     const cropped = new Uint8Array(ch * cw * 3);
     for (let y = 0; y < ch; y++) {
       cropped.set(img.subarray(((y + top) * iw + left) * 3, ((y + top) * iw + left + cw) * 3), y * cw * 3);
