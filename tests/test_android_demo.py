@@ -6,7 +6,7 @@ check it against what edgekit computes on a real streaming export of a tiny caus
 (``android_demo/tools/make_fixtures.py``): the manifest's tensors and states by name, the
 states edgekit's runner fed the real ``.tflite`` step by step, one camera frame through the
 eval transform (pixels and tensor), the smoother, the latency statistics and the frames the
-reset rule processes. The benchmark file the Kotlin writer produces must be read by
+reset rule processes, the int8 quantization fields and arithmetic. The benchmark file the Kotlin writer produces must be read by
 ``edgekit report`` beside a native ``edgekit bench`` row of the same artifact.
 
 kotlinc starts slowly: the core and its tests are compiled once per module (5-15 s, while
@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "android_demo" / "core"
 JAVA_LIBS = Path("/usr/share/java")
 CLASSPATH = [JAVA_LIBS / "junit4.jar", JAVA_LIBS / "hamcrest-core.jar"]
-TEST_CLASSES = ["ManifestTest", "PreprocessTest", "StreamStateTest", "SmootherLatencyTest", "BenchWriterTest"]
+TEST_CLASSES = [
+    "ManifestTest", "QuantTest", "PreprocessTest", "StreamStateTest", "SmootherLatencyTest", "BenchWriterTest"]
 
 
 def _toolchain() -> tuple[str, str]:
@@ -78,7 +79,7 @@ def test_jvm_unit_tests_pass(jvm_run: dict) -> None:
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-4000:]
     m = re.search(r"OK \((\d+) tests\)", out)
-    assert m and int(m.group(1)) >= 19, out[-2000:]
+    assert m and int(m.group(1)) >= 21, out[-2000:]
     assert not jvm_run["warnings"], jvm_run["warnings"]
 
 

@@ -14,6 +14,8 @@ writes into ``OUT_DIR`` what the Kotlin logic must reproduce:
 * ``stream_T.f32``: the tensors fed to and returned by the real ``.tflite`` (ai-edge-litert,
   edgekit's stream runner, states fed back by the manifest's names) over one real clip, per
   step and per tensor name;
+* ``manifest_int8.json``: the manifest with int8 tensors (quantization fields written by
+  edgekit's exporter code), and edgekit's quantize / dequantize of values at those scales;
 * the smoother's labels (``edgekit.smoothing.smooth``) for random and real logits, the
   latency statistics (``edgekit.benchmark.stats.summarize``), and the frames a stream at the
   manifest's ``process_every`` processes (``edgekit.streaming_eval.stream_indices``);
@@ -61,6 +63,39 @@ def _eval_frame(spec: dict, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         steps.append(T.CenterCrop(spec["crop"]))
     pixels = T.Compose(steps)(video).as_subclass(torch.Tensor)[0].permute(1, 2, 0).numpy()
     return np.ascontiguousarray(pixels, dtype=np.uint8), tensor
+
+
+def _int8(manifest: dict, runner, wiring: dict, out: Path, rng: np.random.Generator) -> dict:
+    """An int8 variant of the manifest, its tensor fields written by edgekit's own exporter code
+    from the real runner's tensors given int8 scales (an int8 export of the tiny model takes
+    half a minute), and edgekit's quantize / dequantize of some values with those scales."""
+    from edgekit.exporters.runtimes import _dequantize, _quantize
+    from edgekit.exporters.streaming import _state_records, _tensor
+
+    class Int8:
+        runtime = "litert"
+
+    def q(names: dict, offset: float) -> dict:
+        return {n: {**d, "dtype": "int8", "quantization": (round(0.013 + offset + 0.007 * k, 6), k % 5 - 2)}
+                for k, (n, d) in enumerate(names.items())}
+
+    fake = Int8()
+    fake.inputs, fake.outputs = q(runner.inputs, 0.0), q(runner.outputs, 0.002)
+    # the last state's output takes its input's scale: that state is fed back "as is"
+    last = wiring["states"][-1]
+    fake.outputs[last["output"]] = {**fake.outputs[last["output"]], "quantization": fake.inputs[last["input"]]["quantization"]}
+    states = _state_records(fake, wiring)
+    int8 = {**manifest, "precision": "int8", "states": states,
+            "frame_input": _tensor(fake, wiring["frame"], "in", layout="NCHW"),
+            "logits_output": _tensor(fake, wiring["logits"], "out")}
+    (out / "manifest_int8.json").write_text(json.dumps(int8, indent=1))
+    x = np.concatenate([rng.normal(0, 1.5, 200), np.arange(-40, 41) * 0.0065, [0.0, 1e3, -1e3]]).astype(np.float32)
+    cases = []
+    for name, d in list(fake.inputs.items()) + list(fake.outputs.items()):
+        qx = _quantize(x, d)
+        cases.append({"scale": d["quantization"][0], "zero_point": d["quantization"][1], "x": x.astype(float).tolist(),
+                      "q": qx.astype(int).tolist(), "dq": _dequantize(qx, d).astype(float).tolist()})
+    return {"manifest_int8": "manifest_int8.json", "quantize": cases}
 
 
 def main(manifest_path: str, out_dir: str) -> None:
@@ -137,6 +172,7 @@ def main(manifest_path: str, out_dir: str) -> None:
         latencies.append({"latencies_ms": lat.tolist(), "summary": summarize(lat.tolist())})
     index["latency"] = latencies
 
+    index.update(_int8(manifest, runner, wiring, out, rng))
     index["stream_indices"] = [{"length": n, "stride": s, "indices": stream_indices(n, s)}
                                for n in (1, 5, 16, 17) for s in (1, 2, 3, every)]
     (out / "fixtures.json").write_text(json.dumps(index, indent=1))

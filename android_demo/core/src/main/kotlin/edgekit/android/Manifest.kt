@@ -7,9 +7,10 @@ class ManifestError(message: String) : IllegalArgumentException(message)
 
 /** Scale and zero point of an int8/uint8 tensor: real = (q - zeroPoint) * scale. */
 class Quant(val scale: Double, val zeroPoint: Long) {
-    /** float -> integer code, as edgekit's runners do (numpy: round half to even, then clip). */
+    /** float -> integer code, as edgekit's runners do (numpy in float32: x / scale, round half to even,
+     *  plus the zero point, clipped to the type's range). */
     fun quantize(x: Float, min: Int, max: Int): Int {
-        val q = Math.rint(x / scale) + zeroPoint
+        val q = Math.rint((x / scale.toFloat()).toDouble()) + zeroPoint
         return Math.max(min.toDouble(), Math.min(max.toDouble(), q)).toInt()
     }
 
