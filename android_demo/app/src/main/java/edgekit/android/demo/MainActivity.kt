@@ -109,7 +109,7 @@ class MainActivity : ComponentActivity() {
 
     private fun startCamera() {
         val future = ProcessCameraProvider.getInstance(this)
-        future.addListener({
+        future.addListener(Runnable {
             val provider = future.get()
             val preview = Preview.Builder().build()
             preview.setSurfaceProvider(findViewById<PreviewView>(R.id.preview).surfaceProvider)
@@ -119,7 +119,13 @@ class MainActivity : ComponentActivity() {
                 .setBackpressureStrategy(ImageAnalysis.STRATEGY_KEEP_ONLY_LATEST)
                 .setOutputImageFormat(ImageAnalysis.OUTPUT_IMAGE_FORMAT_RGBA_8888)
                 .build()
-            analysis.setAnalyzer(worker) { image -> image.use { analyze(it) } }
+            analysis.setAnalyzer(worker, ImageAnalysis.Analyzer { image ->
+                try {
+                    analyze(image)
+                } finally {
+                    image.close()  // CameraX delivers the next frame only after this one is closed
+                }
+            })
             provider.unbindAll()
             provider.bindToLifecycle(this, CameraSelector.DEFAULT_BACK_CAMERA, preview, analysis)
         }, ContextCompat.getMainExecutor(this))
