@@ -13,7 +13,8 @@ writes into ``OUT_DIR`` what the Kotlin logic must reproduce:
   clip spec's per-frame transform, applied to the frame as a one-frame video, as clips are);
 * ``stream_T.f32``: the tensors fed to and returned by the real ``.tflite`` (ai-edge-litert,
   edgekit's stream runner, states fed back by the manifest's names) over one real clip, per
-  step and per tensor name;
+  step and per tensor name, and the clip's camera frames (``clip_I.rgb``, 64 px: resized to
+  the model's size like a camera frame);
 * ``manifest_int8.json``: the manifest with int8 tensors (quantization fields written by
   edgekit's exporter code), and edgekit's quantize / dequantize of values at those scales;
 * the smoother's labels (``edgekit.smoothing.smooth``) for random and real logits, the
@@ -153,7 +154,11 @@ def main(manifest_path: str, out_dir: str) -> None:
         steps.append(step)
         logits.append(res[wiring["logits"]].reshape(-1))
         state = {s["input"]: res[s["output"]] for s in wiring["states"]}
-    index["stream"] = {"clip_frames": len(clip), "steps": steps}
+    for i, f in enumerate(clip):  # the camera frames themselves, for a replay of the app's loop
+        (out / f"clip_{i}.rgb").write_bytes(np.ascontiguousarray(f).tobytes())
+    index["stream"] = {"clip_frames": len(clip), "height": clip.shape[1], "width": clip.shape[2],
+                       "camera_frames": [f"clip_{i}.rgb" for i in range(len(clip))],
+                       "processed": stream_indices(len(clip), every), "steps": steps}
     real = torch.from_numpy(np.stack(logits))[None]
     index["stream"]["smoothed"] = smooth(real).tolist()[0]
 

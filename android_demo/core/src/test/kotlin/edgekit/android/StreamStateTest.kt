@@ -14,22 +14,36 @@ class StreamStateTest {
     private fun tensors(step: Map<String, Any?>, side: String): Map<String, FloatArray> =
         Fixtures.obj(step[side]).mapValues { Fixtures.floats(it.value as String) }
 
+    /**
+     * The app's loop without the interpreter: camera frames arrive one by one, the reset rule
+     * picks the ones to process, each is preprocessed and fed with the states by name; at every
+     * step the frame and the states must be exactly what edgekit fed the real .tflite, and the
+     * outputs it returned are fed back.
+     */
     @Test
-    fun feedsWhatEdgekitFedTheRealModel() {
+    fun replaysTheRealStreamFromCameraFrames() {
+        val stream = Fixtures.obj(Fixtures.index["stream"])
+        val height = Fixtures.num(stream["height"]).toInt()
+        val width = Fixtures.num(stream["width"]).toInt()
+        val camera = Fixtures.list(stream["camera_frames"]).map { RgbImage(width, height, Fixtures.bytes(it as String)) }
+        val processed = Fixtures.list(stream["processed"]).map { (it as Number).toInt() }
+        val pre = Preprocessor(m.preprocessing)
         val state = StreamState(m)
-        assertTrue(state.onCameraFrame(0))
-        assertEquals(steps.size.toLong(), steps.size.toLong())
-        for ((t, step) in steps.withIndex()) {
-            val fed = tensors(step, "inputs")
+        var t = 0
+        for (i in processed[0] until camera.size) {
+            if (!state.onCameraFrame(i.toLong())) continue
+            assertEquals("camera frame processed at step $t", processed[t], i)
+            val fed = tensors(steps[t], "inputs")
             assertEquals(m.states.size + 1, fed.size)
-            assertTrue(m.frameInput.name in fed)
-            for ((name, value) in state.inputs) {
-                assertArrayEquals("step $t: $name", fed.getValue(name), value, 0f)
-            }
+            assertArrayEquals("step $t: the frame", fed.getValue(m.frameInput.name), pre.apply(camera[i]), 1e-6f)
+            for ((name, value) in state.inputs) assertArrayEquals("step $t: $name", fed.getValue(name), value, 0f)
             if (t == 0) assertTrue(state.inputs.values.all { v -> v.all { it == 0f } })
             else assertTrue("real states are not zeros", state.inputs.values.any { v -> v.any { it != 0f } })
-            state.feedBack(tensors(step, "outputs"))
+            state.feedBack(tensors(steps[t], "outputs"))
+            t++
         }
+        assertEquals(steps.size, t)
+        assertEquals(1, state.resets)
     }
 
     @Test
