@@ -43,12 +43,12 @@ class PreprocessTest {
 
     @Test
     fun centreCropRoundsHalfToEven() {
-        // 5 - 2 = 3 rows over: Python's round(1.5) = 2; 4 - 2 = 2 columns over: offset 1
-        val img = RgbImage(4, 5, ByteArray(60) { (it / 3).toByte() })
-        val c = Preprocessor.centerCrop(img, 2, 2)
-        assertEquals(2 * 4 + 1, c[0, 0, 0])
-        val c2 = Preprocessor.centerCrop(RgbImage(4, 4, ByteArray(48) { (it / 3).toByte() }), 1, 1)
-        assertEquals(2 * 4 + 2, c2[0, 0, 0])  // round(1.5) = 2
+        // pixel value = its index: y * width + x (red channel)
+        val img = RgbImage(7, 5, ByteArray(7 * 5 * 3) { (it / 3).toByte() })
+        // (5 - 4) / 2 = 0.5 rounds to 0 and (7 - 2) / 2 = 2.5 to 2 (Python's round), not 1 and 3
+        assertEquals(0 * 7 + 2, Preprocessor.centerCrop(img, 4, 2)[0, 0, 0])
+        // (5 - 2) / 2 = 1.5 rounds to 2, (7 - 4) / 2 = 1.5 to 2
+        assertEquals(2 * 7 + 2, Preprocessor.centerCrop(img, 2, 4)[0, 0, 0])
     }
 
     @Test
