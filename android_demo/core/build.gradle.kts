@@ -5,8 +5,13 @@ plugins {
     id("org.jetbrains.kotlin.jvm")
 }
 
+// Java 17 bytecode from whatever JDK (17 or newer) runs Gradle: no toolchain download needed
 java {
-    toolchain { languageVersion.set(JavaLanguageVersion.of(17)) }
+    sourceCompatibility = JavaVersion.VERSION_17
+    targetCompatibility = JavaVersion.VERSION_17
+}
+kotlin {
+    compilerOptions { jvmTarget.set(org.jetbrains.kotlin.gradle.dsl.JvmTarget.JVM_17) }
 }
 
 dependencies {
