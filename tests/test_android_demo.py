@@ -4,9 +4,10 @@ The Android app itself needs the Android SDK (not installable here); its model-i
 logic lives in ``android_demo/core`` (plain Kotlin, no Android imports), and its JUnit tests
 check it against what edgekit computes on a real streaming export of a tiny causal TSM
 (``android_demo/tools/make_fixtures.py``): the manifest's tensors and states by name, the
-states edgekit's runner fed the real ``.tflite`` step by step, one camera frame through the
-eval transform (pixels and tensor), the smoother, the latency statistics and the frames the
-reset rule processes, the int8 quantization fields and arithmetic. The benchmark file the Kotlin writer produces must be read by
+frames and states edgekit's runner fed the real ``.tflite`` step by step (replayed from the
+clip's camera frames), camera frames through the eval transform (pixels and tensor), the
+smoother, the latency statistics, the frames the reset rule processes, the int8 quantization
+fields and arithmetic. The benchmark file the Kotlin writer produces must be read by
 ``edgekit report`` beside a native ``edgekit bench`` row of the same artifact.
 
 kotlinc starts slowly: the core and its tests are compiled once per module (5-15 s, while
@@ -27,8 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "android_demo" / "core"
 JAVA_LIBS = Path("/usr/share/java")
 CLASSPATH = [JAVA_LIBS / "junit4.jar", JAVA_LIBS / "hamcrest-core.jar"]
-TEST_CLASSES = [
-    "ManifestTest", "QuantTest", "PreprocessTest", "StreamStateTest", "SmootherLatencyTest", "BenchWriterTest"]
+TEST_CLASSES = sorted(p.stem for p in (CORE / "src" / "test" / "kotlin" / "edgekit" / "android").glob("*Test.kt"))
 
 
 def _toolchain() -> tuple[str, str]:
@@ -56,8 +56,9 @@ def jvm_run(clip_ckpt: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
         record = export(clip_ckpt, "tflite", output_dir=tmp / "export", streaming=True, parity_size=4)[0]
         manifest = Path(record["path"] + ".json")
         fixtures = tmp / "fixtures"
-        subprocess.run([sys.executable, str(ROOT / "android_demo" / "tools" / "make_fixtures.py"), str(manifest),
-                        str(fixtures)], check=True, capture_output=True, text=True, timeout=300)
+        made = subprocess.run([sys.executable, str(ROOT / "android_demo" / "tools" / "make_fixtures.py"),
+                               str(manifest), str(fixtures)], capture_output=True, text=True, timeout=300)
+        assert made.returncode == 0, made.stderr[-3000:]
         log, _ = build.communicate(timeout=600)
     finally:
         if build.poll() is None:
@@ -79,7 +80,7 @@ def test_jvm_unit_tests_pass(jvm_run: dict) -> None:
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-4000:]
     m = re.search(r"OK \((\d+) tests\)", out)
-    assert m and int(m.group(1)) >= 21, out[-2000:]
+    assert len(TEST_CLASSES) >= 6 and m and int(m.group(1)) >= 21, out[-2000:]
     assert not jvm_run["warnings"], jvm_run["warnings"]
 
 

@@ -84,7 +84,8 @@ def _int8(manifest: dict, runner, wiring: dict, out: Path, rng: np.random.Genera
     fake.inputs, fake.outputs = q(runner.inputs, 0.0), q(runner.outputs, 0.002)
     # the last state's output takes its input's scale: that state is fed back "as is"
     last = wiring["states"][-1]
-    fake.outputs[last["output"]] = {**fake.outputs[last["output"]], "quantization": fake.inputs[last["input"]]["quantization"]}
+    same = fake.inputs[last["input"]]["quantization"]
+    fake.outputs[last["output"]] = {**fake.outputs[last["output"]], "quantization": same}
     states = _state_records(fake, wiring)
     int8 = {**manifest, "precision": "int8", "states": states,
             "frame_input": _tensor(fake, wiring["frame"], "in", layout="NCHW"),
