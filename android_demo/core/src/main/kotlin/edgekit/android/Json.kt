@@ -70,7 +70,7 @@ object Json {
                 c == '\n' -> sb.append("\\n")
                 c == '\r' -> sb.append("\\r")
                 c == '\t' -> sb.append("\\t")
-                c < ' ' -> sb.append(String.format("\\u%04x", c.toInt()))
+                c < ' ' -> sb.append(String.format("\\u%04x", c - '\u0000'))
                 else -> sb.append(c)
             }
         }
