@@ -376,7 +376,8 @@ def _int_list(text: str | None) -> list[int] | None:
 @main.command("bench")
 @click.argument("artifacts", nargs=-1, required=True, type=click.Path())
 @click.option("--runtime", default="auto", show_default=True,
-              help="auto | torch | torch-compile | onnxruntime | litert | tensorrt | coreml | adb (comma list ok).")
+              help="auto | torch | torch-compile | onnxruntime | litert | tensorrt | coreml | adb | browser "
+                   "(comma list ok).")
 @click.option("--threads", default="1", show_default=True, help="Thread counts, e.g. 1,2,4.")
 @click.option("--batch", default=1, show_default=True, type=POSITIVE_INT)
 @click.option("--warmup", default=10, show_default=True, type=NON_NEGATIVE_INT, help="Untimed runs after the first.")
@@ -391,6 +392,8 @@ def _int_list(text: str | None) -> list[int] | None:
 @click.option("--adb-binary", type=click.Path(), help="adb: the benchmark binary to push (LiteRT benchmark_model).")
 @click.option("--adb-serial", help="adb: device serial (default: the only one connected).")
 @click.option("--adb-cores", help="adb: pin to these phone cores (taskset), e.g. 4-7.")
+@click.option("--browser", type=click.Choice(["chromium"]), help="--runtime browser: time in this headless browser "
+              "here (default: print a URL for a phone's browser and wait for its timings).")
 @click.option("-o", "--output", type=click.Path(), help="Results JSON to write.")
 @click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
 @_guard

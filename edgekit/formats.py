@@ -126,6 +126,7 @@ RUNTIMES: dict[str, Runtime] = {r.name: r for r in (
     Runtime("coreml", ("coreml",), "edgekit.benchmark.coreml_runner", "all", needs=(_COREML,), os="Darwin",
             runner="edgekit.exporters.runtimes:CoreMLRunner"),
     Runtime("adb", ("tflite",), "edgekit.benchmark.adb", "benchmark_model", remote=True),
+    Runtime("browser", ("tflite",), "edgekit.demo.bench", "litertjs", remote=True),
 )}
 
 #: Export target names, in the order ``all`` exports them.

@@ -371,3 +371,41 @@ def test_page_preprocessing_matches_eval_transform(tmp_path: Path) -> None:
         got = np.asarray(got, np.float32).reshape(want.shape)
         steps = np.abs(got - want) * np.asarray(spec["std"], np.float32)[:, None, None] * 255
         assert steps.max() <= 1.01 and (steps > 0.5).mean() < 0.005, (spec["resize"], h, w, steps.max())  # exact on AVX2
+
+
+# ---------------------------------------------------------------- edgekit bench --runtime browser
+
+def test_bench_runtime_browser_rows_beside_native(tmp_path: Path, artifact: Path) -> None:
+    """``edgekit bench --runtime litert,browser --browser chromium``: a native row and a LiteRT.js
+    row (delegate wasm, device and browser from the user agent, every run's latency, init and
+    first run), per frame with the states fed back, and ``edgekit report`` puts them side by side."""
+    requirements()
+    rows_path = tmp_path / "rows.json"
+    res = run_cli("bench", str(artifact), "--runtime", "litert,browser", "--browser", "chromium", "--runs", "30",
+                  "--warmup", "3", "-o", str(rows_path), timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    rows = json.loads(rows_path.read_text())["rows"]
+    native, web = sorted(rows, key=lambda r: r["runtime"] != "litert")
+    assert native["runtime"] == "litert" and native["error"] is None
+    assert web["runtime"] == "litertjs" and web["error"] is None and web["delegate"] == "wasm", web.get("error")
+    assert web["browser"].startswith("HeadlessChrome ") and "Linux" in web["device"]
+    assert len(web["latencies_ms"]) == web["timed_runs"] == 30 and web["warmup_runs"] == 3
+    assert web["per"] == "frame" and web["streaming"] is True
+    assert 0 < web["p50_ms"] <= web["p90_ms"] and web["init_ms"] > 0 and web["first_run_ms"] > 0
+    report = run_cli("report", str(rows_path), "-o", str(tmp_path / "report"))
+    assert report.returncode == 0, report.stderr
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "| litertjs | wasm |" in md and "| litert | xnnpack |" in md
+
+
+def test_bench_browser_errors(tmp_path: Path, artifact: Path) -> None:
+    """Not a .tflite, an unknown browser: one line each."""
+    from edgekit.demo.bench import bench_in_browser, describe_user_agent
+
+    with pytest.raises(EdgekitError, match=r"\.tflite"):
+        bench_in_browser(tmp_path / "m.onnx", browser="chromium")
+    with pytest.raises(EdgekitError, match="starts chromium"):
+        bench_in_browser(artifact, browser="netscape")
+    phone = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+             "Chrome/131.0.0.0 Mobile Safari/537.36")
+    assert describe_user_agent(phone) == {"device": "Android Pixel 8", "browser": "Chrome 131.0.0.0"}

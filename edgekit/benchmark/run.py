@@ -104,7 +104,8 @@ def bench(artifacts: Sequence[str | Path] | str | Path, *, runtime: str | Sequen
           timeout: float = DEFAULT_TIMEOUT, delegate: str | None = None, device: str | None = None,
           input_shape: Sequence[int] | None = None, cpus: Sequence[int] | None = None,
           cv_threshold: float = 0.10, max_samples: int | None = None, adb: dict[str, Any] | None = None,
-          seed: int = 0, force: bool = False, progress: bool = False) -> list[dict[str, Any]]:
+          browser: str | None = None, seed: int = 0, force: bool = False,
+          progress: bool = False) -> list[dict[str, Any]]:
     """Benchmark every artifact on every fitting runtime at every thread count.
 
     Returns one result row per (artifact, runtime, threads) in the schema of
@@ -116,7 +117,9 @@ def bench(artifacts: Sequence[str | Path] | str | Path, *, runtime: str | Sequen
     spec's validation split. ``delegate`` picks the execution provider / delegate
     (onnxruntime: cpu|cuda|tensorrt; litert: xnnpack|none; coreml: all|cpu|...),
     ``cpus`` pins the measuring process to those cores, ``adb`` holds the phone
-    options (``binary``, ``serial``, ``cores``; see :mod:`edgekit.benchmark.adb`).
+    options (``binary``, ``serial``, ``cores``; see :mod:`edgekit.benchmark.adb`). The ``browser``
+    runtime times ``.tflite`` files with LiteRT.js in headless ``browser`` (``chromium``) or, without
+    it, on a phone that opens the printed URL (:mod:`edgekit.demo.bench`).
     """
     if isinstance(artifacts, (str, Path)):
         artifacts = [artifacts]
@@ -154,7 +157,8 @@ def bench(artifacts: Sequence[str | Path] | str | Path, *, runtime: str | Sequen
             row = _measure(art, rt, n, base, dict(batch=batch, warmup=warmup, runs=runs, min_seconds=min_seconds,
                                                     data=data, timeout=timeout, delegate=delegate, device=device,
                                                     input_shape=input_shape, cpus=cpus, cv_threshold=cv_threshold,
-                                                    max_samples=max_samples, adb=adb, seed=seed))
+                                                    max_samples=max_samples, adb=adb, seed=seed,
+                                                    browser=browser))
             rows.append(row)
             if console:
                 console.print(_describe(row))
@@ -167,6 +171,15 @@ def _measure(art: Artifact, rt: str, threads: int, base: dict[str, Any], opts: d
     why = formats.runtime_unavailable(rt)
     if why:
         return error_row(base, why)
+    if rt == "browser":
+        from ..demo.bench import bench_in_browser
+
+        try:
+            return {**base, **bench_in_browser(art.path, warmup=opts["warmup"], runs=opts["runs"],
+                                               timeout=opts["timeout"], browser=opts["browser"],
+                                               cv_threshold=opts["cv_threshold"]), "error": None}
+        except EdgekitError as exc:
+            return error_row(base, str(exc))
     if rt == "adb":
         from .adb import bench_on_device
 

@@ -16,7 +16,7 @@ from ..errors import EdgekitError
 from ..exporters.manifest import find_manifest
 from ..smoothing import DEFAULT_AGREE, DEFAULT_WINDOW
 
-__all__ = ["DemoModel", "load_demo_model", "signature_names"]
+__all__ = ["DemoModel", "load_bench_model", "load_demo_model", "page_manifest", "signature_names"]
 
 
 @dataclass(frozen=True)
@@ -81,21 +81,39 @@ def load_demo_model(model: str | Path) -> DemoModel:
     if not manifest.get("streaming") or not manifest.get("states"):
         raise EdgekitError(f"--model {path.name} is not a streaming model; export a causal TSM with "
                            "`edgekit export CKPT --target tflite --streaming`")
+    return DemoModel(path, manifest, page_manifest(path, manifest))
+
+
+def page_manifest(path: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """What the page reads: labels, preprocessing, the reset rule, the smoother and, for a
+    streaming model, its frame, logits and states with their LiteRT.js signature names."""
+    page = {"model": manifest.get("model") or path.stem, "file": path.name, "precision": manifest.get("precision"),
+            "labels": list(manifest.get("labels") or []), "input_spec": manifest.get("input_spec") or {},
+            "preprocessing": manifest.get("preprocessing"), "states": [], "reset": manifest.get("reset") or {},
+            "smoothing": {"window": DEFAULT_WINDOW, "agree": DEFAULT_AGREE}}
+    if not manifest.get("streaming") or not manifest.get("states"):
+        return page
     sig = signature_names(path)
     wanted_in = [manifest["frame_input"]["name"], *(s["input"] for s in manifest["states"])]
     wanted_out = [manifest["logits_output"]["name"], *(s["output"] for s in manifest["states"])]
     missing = [n for n in wanted_in if n not in sig["inputs"]] + [n for n in wanted_out if n not in sig["outputs"]]
     if missing:
         raise EdgekitError(f"{path.name}: its signature lacks the manifest's tensors {', '.join(missing)}")
-    spec = manifest.get("input_spec") or {}
-    page = {"model": manifest.get("model"), "file": path.name, "precision": manifest.get("precision"),
-            "labels": list(manifest.get("labels") or []), "input_spec": spec,
-            "preprocessing": manifest.get("preprocessing"),
-            "frame_input": {**manifest["frame_input"], "signature": sig["inputs"][manifest["frame_input"]["name"]]},
-            "logits_output": {**manifest["logits_output"],
-                              "signature": sig["outputs"][manifest["logits_output"]["name"]]},
-            "states": [{**s, "signature_input": sig["inputs"][s["input"]],
-                        "signature_output": sig["outputs"][s["output"]]} for s in manifest["states"]],
-            "reset": manifest.get("reset") or {},
-            "smoothing": {"window": DEFAULT_WINDOW, "agree": DEFAULT_AGREE}}
+    page.update(frame_input={**manifest["frame_input"], "signature": sig["inputs"][manifest["frame_input"]["name"]]},
+                logits_output={**manifest["logits_output"],
+                               "signature": sig["outputs"][manifest["logits_output"]["name"]]},
+                states=[{**s, "signature_input": sig["inputs"][s["input"]],
+                         "signature_output": sig["outputs"][s["output"]]} for s in manifest["states"]])
+    return page
+
+
+def load_bench_model(artifact: str | Path, warmup: int, runs: int) -> DemoModel:
+    """Any ``.tflite`` (streaming or not) for the page's bench mode: ``warmup`` untimed and
+    ``runs`` timed calls (a streaming model one frame per call, its states fed back)."""
+    path = Path(artifact)
+    if not path.is_file() or path.suffix != ".tflite":
+        raise EdgekitError(f"{path}: the browser runs .tflite files (LiteRT.js)")
+    manifest = find_manifest(path)[0]
+    page = page_manifest(path, manifest)
+    page["bench"] = {"warmup": warmup, "runs": runs}
     return DemoModel(path, manifest, page)

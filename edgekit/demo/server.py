@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import json
+import queue
 import socket
 import ssl
 import threading
@@ -29,6 +30,7 @@ WASM_FILES = ("litert_wasm_internal.js", "litert_wasm_internal.wasm", "litert_wa
               "litert_wasm_compat_internal.wasm", "litert_wasm_jspi_internal.js", "litert_wasm_jspi_internal.wasm")
 PAGE_FILES = ("index.html", "app.js", "style.css")
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+MAX_POST = 16 * 2**20  # bench results: timings of every run
 BUILD_HINT = "build it once from an edgekit source checkout: cd web && npm ci && npm run build"
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css",
          ".wasm": "application/wasm", ".json": "application/json", ".tflite": "application/octet-stream",
@@ -57,7 +59,7 @@ def lan_address() -> str:
         s.close()
 
 
-def _handler(model: DemoModel, static: Path) -> type[BaseHTTPRequestHandler]:
+def _handler(model: DemoModel, static: Path, posted: queue.Queue) -> type[BaseHTTPRequestHandler]:
     manifest = json.dumps(model.page_manifest).encode()
     routes: dict[str, Path | bytes] = {"/": static / "index.html", "/model/manifest.json": manifest,
                                        "/model/model.tflite": model.path}
@@ -85,6 +87,22 @@ def _handler(model: DemoModel, static: Path) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
+        def do_POST(self) -> None:  # noqa: N802: bench mode posts its timings here
+            if self.path != "/api/bench" or "bench" not in model.page_manifest:
+                self.send_error(HTTPStatus.NOT_FOUND)
+                return
+            size = int(self.headers.get("Content-Length") or 0)
+            try:
+                if not 0 < size <= MAX_POST:
+                    raise ValueError(f"{size} bytes")
+                doc = json.loads(self.rfile.read(size))
+            except ValueError:
+                self.send_error(HTTPStatus.BAD_REQUEST)
+                return
+            posted.put(doc)
+            self.send_response(HTTPStatus.NO_CONTENT)
+            self.end_headers()
+
         def log_message(self, format: str, *args: Any) -> None:  # quiet: the terminal shows the URL and QR
             pass
 
@@ -109,12 +127,15 @@ class _Server(ThreadingHTTPServer):
 
 class DemoServer:
     """The demo server for ``model`` on ``host:port`` (HTTPS unless ``host`` is localhost);
-    bound on construction (one line if the port is busy), served by :meth:`serve_forever`."""
+    bound on construction (one line if the port is busy; port 0 picks a free one), served by
+    :meth:`serve_forever`. In bench mode (a :func:`~.model.load_bench_model` model) the page
+    posts its timings, which arrive in :attr:`posted`."""
 
     def __init__(self, model: str | Path | DemoModel, host: str = "0.0.0.0", port: int = 8443,
                  static: Path = STATIC, cert_dir: Path | None = None) -> None:
         check_static(static)
         self.model = model if isinstance(model, DemoModel) else load_demo_model(model)
+        self.posted: queue.Queue = queue.Queue()  # what bench mode posts
         self.host, self.secure = host, host not in LOCAL_HOSTS
         tls = None
         if self.secure:
@@ -126,7 +147,7 @@ class DemoServer:
             tls.load_cert_chain(cert, key)
         _Server.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         try:
-            self.httpd = _Server((host, port), _handler(self.model, static))
+            self.httpd = _Server((host, port), _handler(self.model, static, self.posted))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise EdgekitError(f"port {port} is already in use on {host}; choose another with --port") from exc

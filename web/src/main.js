@@ -7,6 +7,7 @@
 import {preprocess} from './preprocess.js';
 import {NO_LABEL, Smoother, softmax} from './smoother.js';
 import {RateMeter, percentile} from './stats.js';
+import {runBench} from './bench.js';
 import {StreamingModel, openModel} from './stream.js';
 
 const params = new URLSearchParams(location.search);
@@ -185,6 +186,12 @@ function fail(e) {
 async function main() {
   manifest = await (await fetch('model/manifest.json')).json();
   demo.manifest = manifest;
+  if (manifest.bench) {
+    $('model').textContent = `${manifest.model || manifest.file} (${manifest.precision}), bench mode`;
+    demo.bench = await runBench(manifest, params.get('accelerator') || 'auto', (t) => { $('status').textContent = t; });
+    $('accelerator').textContent = demo.bench.accelerator;
+    return;
+  }
   spec = manifest.input_spec;
   $('model').textContent = `${manifest.model || manifest.file} (${manifest.precision})`;
   buildBars(manifest.labels);

@@ -8,7 +8,7 @@ import {Tensor, isWebGPUSupported, loadAndCompile, loadLiteRt, supportsFeature} 
 
 const ARRAYS = {float32: Float32Array, int8: Int8Array, uint8: Uint8Array, int32: Int32Array};
 
-function arrayType(dtype) {
+export function arrayType(dtype) {
   const T = ARRAYS[dtype];
   if (!T) throw new Error(`unsupported tensor dtype ${dtype}`);
   return T;
@@ -32,11 +32,12 @@ function dequantize(values, q) {
   return out;
 }
 
-const count = (shape) => shape.reduce((a, b) => a * b, 1);
+export const count = (shape) => shape.reduce((a, b) => a * b, 1);
 
 /** Load the LiteRT.js runtime from `wasmDir` and compile `modelUrl` on WebGPU when the browser
  * has it (and `want` allows), else on WASM (XNNPACK). Returns {model, accelerator, note}. */
 export async function openModel(wasmDir, modelUrl, want = 'auto') {
+  const t0 = performance.now();
   let gpu = false;
   if (want !== 'wasm' && isWebGPUSupported()) {
     try {
@@ -48,17 +49,19 @@ export async function openModel(wasmDir, modelUrl, want = 'auto') {
   // WebGPU runs need the JSPI build on LiteRT.js 2.5 (LiteRT issue #7314); WASM uses the plain one
   const jspi = gpu && (await supportsFeature('jspi').catch(() => false));
   await loadLiteRt(wasmDir, {jspi});
+  const t1 = performance.now();
+  const times = () => ({runtime_load_ms: t1 - t0, compile_ms: performance.now() - t1});
   let note = gpu ? '' : 'no WebGPU adapter';
   if (gpu) {
     try {
       const model = await loadAndCompile(modelUrl, {accelerator: 'webgpu'});
-      return {model, accelerator: model.isFullyAccelerated === false ? 'webgpu+wasm' : 'webgpu', note};
+      return {model, accelerator: model.isFullyAccelerated === false ? 'webgpu+wasm' : 'webgpu', note, ...times()};
     } catch (e) {
       note = `WebGPU failed (${e.message || e}); using WASM`;
     }
   }
   const model = await loadAndCompile(modelUrl, {accelerator: 'wasm'});
-  return {model, accelerator: 'wasm', note};
+  return {model, accelerator: 'wasm', note, ...times()};
 }
 
 /** Frame -> logits with the states carried between calls; reset() sets them to their init. */
