@@ -7,6 +7,9 @@ unit scores (all units pooled, and the median over groups), the ratio of the two
 medians, then prune a copy to 50 % MACs with each set of scores (kl-per-mac, BN
 re-estimated, no recovery) and report the held-out top-1 of both. ``--time-only ARCH@SIZE``
 times scoring of an untrained network (``resnet50@224``: the GPU figure the issue asks for).
+``--steps K`` (repeatable) adds, for every trained teacher, ``edgekit prune`` itself at 50 % MACs with
+no recovery: one-step exact, and Fisher in 1 and K re-scored steps (its own BN re-estimation and
+timing, the whole prune call), the way a user runs it.
 
     python benchmarks/fisher_scoring.py --device cuda --out fisher_gpu.json \\
         --train resnet18_small@32 --train mobilenet_v2@96 --time-only resnet50@224
@@ -147,6 +150,21 @@ def time_only(name: str, proxy: int, device: str, exact_limit: float) -> dict[st
     return row
 
 
+def by_steps(ckpt_path: Path, proxy: int, device: str, steps: list[int], work: Path) -> dict[str, Any]:
+    """``edgekit prune`` to 50 % MACs without recovery: exact one-step and Fisher in 1 and each K steps."""
+    from edgekit.compress.prune import prune
+
+    row: dict[str, Any] = {}
+    for scoring, k in [("exact", 1)] + [("fisher", k) for k in sorted({1, *steps})]:
+        t0 = time.perf_counter()
+        ck = prune(ckpt_path, None, work / f"{ckpt_path.stem}_{scoring}{k}.pt", target="macs=0.5", scoring=scoring,
+                   steps=k, finetune_epochs=0, proxy_size=proxy, device=device, seed=0, force=True, progress=False)
+        row[f"{scoring}{k}"] = {"top1_pruned_bn": ck.metrics["top1_pruned_bn"], "top1_unpruned": ck.metrics["top1_unpruned"],
+                                "macs_ratio": ck.metrics["macs_ratio"], "seconds": time.perf_counter() - t0}
+        print(ckpt_path.stem, f"{scoring}{k}", json.dumps(row[f"{scoring}{k}"]), flush=True)
+    return row
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True)
@@ -158,6 +176,7 @@ def main() -> None:
     ap.add_argument("--teacher", action="append", default=[], help="NAME=CHECKPOINT")
     ap.add_argument("--time-only", action="append", default=[], help="ARCH@SIZE, untrained, timing only")
     ap.add_argument("--exact-limit", type=float, default=120.0, help="seconds of exact scoring before extrapolating")
+    ap.add_argument("--steps", type=int, action="append", default=[], help="also prune with Fisher in K steps")
     args = ap.parse_args()
     torch.set_num_threads(torch.get_num_threads())
     args.work.mkdir(parents=True, exist_ok=True)
@@ -168,6 +187,9 @@ def main() -> None:
             for n in args.train]
     todo += [(n, lambda p=p: compare(Path(p), args.proxy, args.device)) for n, p in (t.split("=", 1) for t in args.teacher)]
     todo += [(f"time:{n}", lambda n=n: time_only(n, args.proxy, args.device, args.exact_limit)) for n in args.time_only]
+    if args.steps:
+        todo += [(f"steps:{n}", lambda n=n: by_steps(_teacher(n, args.work, args.device, args.epochs), args.proxy,
+                                                     args.device, args.steps, args.work)) for n in args.train]
     for key, fn in todo:
         key = f"{key}|{args.device}|{args.proxy}"
         if key in obj["rows"]:

@@ -177,6 +177,25 @@ def test_multi_step_prune_reaches_target_with_floors_of_the_original(tmp_path: P
     assert load_checkpoint(tmp_path / "p.pt").model(torch.zeros(1, 3, 16, 16)).shape == (1, 4)
 
 
+@pytest.mark.parametrize("options,steps", [
+    ({}, 3), ({"target": "params=0.5"}, 3), ({"target": "latency=2ms@litert"}, 1), ({"scoring": "exact"}, 1),
+    ({"method": "l1"}, 1), ({"steps": 2}, 2), ({"scoring": "exact", "steps": 4}, 4)])
+def test_default_is_fisher_in_re_scored_steps_where_they_apply(options: dict, steps: int) -> None:
+    from edgekit.compress.prune_config import DEFAULT_FISHER_STEPS, PruneConfig
+
+    cfg = PruneConfig.from_options(options, "prune")
+    assert cfg.scoring == options.get("scoring", "fisher")
+    assert cfg.steps == (DEFAULT_FISHER_STEPS if steps == 3 and "steps" not in options else steps)
+
+
+def test_default_prune_runs_the_re_scored_steps(tmp_path: Path) -> None:
+    from edgekit.compress.prune import prune
+
+    ck = prune(_ckpt(tmp_path), "synthetic:classes=4,n=48", tmp_path / "d.pt", proxy_size=8, finetune_epochs=0,
+               precise_bn=1, batch_size=8, progress=False)
+    assert ck.provenance["scoring"] == "fisher" and ck.provenance["steps"] == 3 and len(ck.metrics["steps"]) == 3
+
+
 def test_multi_step_and_scoring_errors(tmp_path: Path) -> None:
     from edgekit.cli import main
     from edgekit.compress.prune import prune
