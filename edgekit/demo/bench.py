@@ -10,8 +10,10 @@ Rows are the schema of :mod:`edgekit.benchmark.schema`: runtime ``litertjs``, de
 """
 from __future__ import annotations
 
+import os
 import queue
 import re
+import signal
 import shutil
 import subprocess
 import tempfile
@@ -59,6 +61,21 @@ def _executable(browser: str) -> str:
     return found
 
 
+def _stop(proc: subprocess.Popen) -> None:
+    """End the browser edgekit started, with the helper processes of its group."""
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, None)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    proc.wait()
+
+
 def bench_in_browser(artifact: str | Path, *, warmup: int = 10, runs: int | None = None, timeout: float = 600.0,
                      browser: str | None = None, accelerator: str = "auto", host: str | None = None,
                      port: int | None = None, cv_threshold: float = 0.10,
@@ -78,10 +95,10 @@ def bench_in_browser(artifact: str | Path, *, warmup: int = 10, runs: int | None
     url = f"{server.url}?bench=1&camera=0&accelerator={accelerator}"
     proc = None
     try:
-        with tempfile.TemporaryDirectory(prefix="edgekit-browser-") as profile:
-            if exe:
+        with tempfile.TemporaryDirectory(prefix="edgekit-browser-", ignore_cleanup_errors=True) as profile:
+            if exe:  # its own process group: the browser and the helper processes it starts end together
                 proc = subprocess.Popen([exe, *HEADLESS_FLAGS, f"--user-data-dir={profile}", url],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
             else:
                 from .qr import terminal_qr
 
@@ -95,12 +112,7 @@ def bench_in_browser(artifact: str | Path, *, warmup: int = 10, runs: int | None
                 raise EdgekitError(f"no timings from the browser within {timeout:.0f} s ({url})") from None
             finally:
                 if proc is not None:
-                    proc.terminate()
-                    try:
-                        proc.wait(10)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait()
+                    _stop(proc)
     finally:
         server.stop()
     lat = [float(x) for x in got.get("latencies_ms") or []]
