@@ -23,10 +23,14 @@ the seed draws the train/val split, the initialisation and the batch order):
   network is fully convolutional; latency does not depend on the weights, but int8
   calibration and the parity gate need logits that are not all alike, which an untrained
   network does not give), calibrated and gated on gesture frames rendered at that size;
-* the **CURL-pruned** causal TSM (50 % MACs, Fisher scoring, a short fine-tune) of each seed:
-  offline and streaming accuracy against its unpruned parent, and the per-frame latency of
-  its streaming artifact at 160 px (its trained weights, the input respecified to 160 px:
-  the network is fully convolutional) against the unpruned architecture's row.
+* the **CURL-pruned** causal TSM (50 % MACs, Fisher scoring in ``--prune-steps`` steps, a short
+  fine-tune) of each seed: offline and streaming accuracy against its unpruned parent (part
+  ``prune``), and the per-frame latency of its streaming artifact at 160 px (its trained weights,
+  the input respecified to 160 px: the network is fully convolutional) against the unpruned
+  architecture's row (part ``latency``).
+
+``--device cuda`` trains and prunes on a GPU (the recorded run did: one process per model and
+seed sharing ``--work``); the ``latency`` part needs LiteRT and runs where the table is measured.
 
 **Accuracy setting and why.** 2 CPU cores shared with other jobs (load 5-10). A one-batch
 probe of ``tsm_mobilenet_v2`` (8 frames, batch 32) trained at 8 clips/s at 32 px and 2-3
@@ -316,7 +320,7 @@ def run_latency(args: argparse.Namespace, cache: Cache, work: Path, wait_s: floa
     if pruned and not cache.get(key):
         print(f"[{time.strftime('%H:%M:%S')}] latency of the pruned TSM, {args.prune_latency_size} px", flush=True)
         size = args.prune_latency_size
-        ckpt, bundle = _resized(load_checkpoint(work / f"tsm_causal-s{seed}-curl.pt"), size, args.frames)
+        ckpt, bundle = _resized(load_checkpoint(pruned_path(args, work, seed)), size, args.frames)
         rows = per_frame_cost(ckpt, bundle, work / f"latency-curl-s{seed}-{size}", args.precisions, 1)
         cache.put(key, {"part": "latency", "model": f"CURL-pruned seed {seed} ({pruned['macs_ratio']:.2f} MACs)",
                         "rows": rows})
@@ -332,7 +336,13 @@ def _print_rows(rows: list[dict]) -> None:
 # ---------------------------------------------------------------- CURL pruning
 
 def prune_key(args: argparse.Namespace, seed: int) -> str:
-    return _key("prune", train_key(args, "tsm_causal", seed), args.prune_target, "fisher", f"ft{args.prune_epochs}")
+    steps = "" if args.prune_steps == 1 else f"k{args.prune_steps}"  # the recorded runs: one step
+    return _key("prune", train_key(args, "tsm_causal", seed), args.prune_target, "fisher" + steps,
+                f"ft{args.prune_epochs}")
+
+
+def pruned_path(args: argparse.Namespace, work: Path, seed: int) -> Path:
+    return work / f"tsm_causal-s{seed}-curl{'' if args.prune_steps == 1 else args.prune_steps}.pt"
 
 
 def run_prune(args: argparse.Namespace, cache: Cache, work: Path, seed: int) -> None:
@@ -346,11 +356,12 @@ def run_prune(args: argparse.Namespace, cache: Cache, work: Path, seed: int) -> 
     parent = work / f"tsm_causal-s{seed}.pt"
     if cache.get(key) or not cache.get(parent_key):
         return
-    out = work / f"tsm_causal-s{seed}-curl.pt"
+    out = pruned_path(args, work, seed)
     print(f"[{time.strftime('%H:%M:%S')}] prune tsm_causal seed {seed}", flush=True)
     t0 = time.perf_counter()
     if not out.is_file():
-        prune(parent, None, out, target=args.prune_target, scoring="fisher", finetune_epochs=args.prune_epochs,
+        prune(parent, None, out, target=args.prune_target, scoring="fisher", steps=args.prune_steps,
+              finetune_epochs=args.prune_epochs,
               proxy_size=args.proxy_size, seed=seed, progress=False, force=True, device=args.device)
     seconds = time.perf_counter() - t0
     ckpt = load_checkpoint(out)
@@ -415,7 +426,8 @@ def write_table(args: argparse.Namespace, cache: Cache) -> None:
     pruned = sorted((r for r in recs if r.get("part") == "prune"), key=lambda r: r["seed"])
     if pruned:
         st = [r["streaming"] for r in pruned]
-        lines.append(f"| TSM causal CURL-pruned ({args.prune_target}, fisher, {args.prune_epochs}-epoch fine-tune), "
+        lines.append(f"| TSM causal CURL-pruned ({args.prune_target}, fisher, {args.prune_steps} step(s), "
+                     f"{args.prune_epochs}-epoch fine-tune), "
                      f"offline / streamed end raw | {_ms([r['offline_top1'] for r in pruned])} / "
                      f"{_ms([s['online']['end'] for s in st])} | {_ms([r['offline_pairs']['all'] for r in pruned])} / "
                      f"{_ms([s['pairs_end']['all'] for s in st])} | {_ms([s['smoothed']['end'] for s in st])} | "
@@ -488,6 +500,7 @@ def main() -> None:
     ap.add_argument("--precisions", nargs="+", default=["fp32", "int8"])
     ap.add_argument("--prune-target", default="macs=0.5")
     ap.add_argument("--prune-epochs", type=int, default=2)
+    ap.add_argument("--prune-steps", type=int, default=1, help="re-scored prune steps (the recorded run: 1)")
     ap.add_argument("--proxy-size", type=int, default=256, help="training clips CURL scores on (edgekit's default)")
     ap.add_argument("--prune-latency-size", type=int, default=160)
     ap.add_argument("--table-only", action="store_true")
