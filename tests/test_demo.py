@@ -149,15 +149,18 @@ def preprocess(manifest: dict, frames: np.ndarray) -> np.ndarray:
     return eval_transform(manifest["input_spec"])(video).as_subclass(torch.Tensor).numpy()
 
 
-def litert_logits(artifact: Path, manifest: dict, frames: np.ndarray, resets: set[int] = frozenset()) -> np.ndarray:
+def litert_logits(artifact: Path, manifest: dict, frames: np.ndarray, resets: set[int] = frozenset(),
+                  feedback: bool = True) -> np.ndarray:
     """ai-edge-litert's per-frame logits over preprocessed ``frames`` ``(L, 3, H, W)``, each output
-    state fed back as the manifest wires it; zero states at frame 0 and at each index in ``resets``."""
+    state fed back as the manifest wires it (``feedback=False``: zeros every call, a mis-wired app);
+    zero states at frame 0 and at each index in ``resets``."""
     from edgekit.exporters.stream_runners import TFLiteStream, run_stream
     from edgekit.exporters.streaming import wiring_of
 
     runner, wiring = TFLiteStream(artifact, threads=1), wiring_of(manifest)
     cuts = sorted({0, *resets, len(frames)})
-    return np.concatenate([run_stream(runner, wiring, frames[a:b]) for a, b in zip(cuts, cuts[1:]) if b > a])
+    return np.concatenate([run_stream(runner, wiring, frames[a:b], feedback) for a, b in zip(cuts, cuts[1:])
+                           if b > a])
 
 
 def assert_parity(page: np.ndarray, ref: np.ndarray, name: str) -> dict:
@@ -202,11 +205,14 @@ def gesture(artifact: Path, manifest: dict) -> tuple[np.ndarray, int]:
 
 
 def run_browser(tmp_path: Path, url: str, *, y4m: Path | None = None, camera_frames: int = 0,
-                push: list[np.ndarray] | None = None, timeout_ms: int = 60000) -> dict:
-    """Open ``url`` in headless Chromium (web/headless.mjs); returns what the page exposed."""
+                until_gesture: str | None = None, push: list[np.ndarray] | None = None,
+                timeout_ms: int = 60000) -> dict:
+    """Open ``url`` in headless Chromium (web/headless.mjs): camera frames until ``camera_frames``
+    are processed and the page shows ``until_gesture`` (or ``timeout_ms`` passes), then the
+    ``push`` frames; returns what the page exposed."""
     cfg = {"url": url, "chromium": CHROMIUM, "y4m": str(y4m) if y4m else None, "out_dir": str(tmp_path),
            "user_data_dir": str(tmp_path / "chromium-profile"), "camera_frames": camera_frames,
-           "timeout_ms": timeout_ms}
+           "until_gesture": until_gesture, "timeout_ms": timeout_ms}
     if push is not None:
         frames = [{"width": int(f.shape[1]), "height": int(f.shape[0]),
                    "rgb": base64.b64encode(np.ascontiguousarray(f, np.uint8).tobytes()).decode()} for f in push]
@@ -235,7 +241,8 @@ def test_demo_recognises_gesture_in_headless_chromium(tmp_path: Path, artifact: 
     odd = np.random.default_rng(0).integers(0, 256, (40, 48, 3), dtype=np.uint8)  # a real resize, 48x40 -> 32
     server = DemoProcess(artifact.parent, "127.0.0.1", free_port())
     try:
-        res = run_browser(tmp_path, server.url, y4m=y4m, camera_frames=24, push=[*pushed, odd])
+        res = run_browser(tmp_path, server.url, y4m=y4m, camera_frames=24, until_gesture=labels[target],
+                          push=[*pushed, odd], timeout_ms=30000)
     finally:
         server.stop()
     cam = res["camera"]
@@ -245,7 +252,8 @@ def test_demo_recognises_gesture_in_headless_chromium(tmp_path: Path, artifact: 
     # the camera: the gesture recognised, a latency shown
     frames = [f for f in cam["frames"] if f["source"] == "camera"]
     assert len(frames) >= 24
-    assert cam["text"]["gesture"] == labels[target], (cam["text"], [f["shown"] for f in frames])
+    assert cam["text"]["gesture"] == labels[target], (res.get("wait_error"), cam["text"],
+                                                      [f["shown"] for f in frames])
     assert re.fullmatch(r"\d+\.\d\d ms p50 · \d+\.\d\d ms p90", cam["text"]["latency"]), cam["text"]
     assert 0 < cam["stats"]["p50_ms"] <= cam["stats"]["p90_ms"] and cam["stats"]["fps"] > 0
     assert len(cam["timings"]) == len(cam["frames"])
@@ -273,6 +281,8 @@ def test_demo_recognises_gesture_in_headless_chromium(tmp_path: Path, artifact: 
     ref = litert_logits(artifact, manifest, np.concatenate([ours, preprocess(manifest, odd[None])]))
     nums = assert_parity(page_logits[:-1], ref[:-1], "pushed frames")
     assert nums["top1_agreement"] == 1.0
+    with pytest.raises(EdgekitError):  # the gate has teeth: states not fed back fail it
+        assert_parity(page_logits[:-1], litert_logits(artifact, manifest, ours, feedback=False), "no feedback")
     assert [p["shown"] for p in push[:-1]] == shown_labels(ref[:-1])  # the page's smoother = edgekit's
     assert push[-2]["shown"] == target and labels[push[-2]["shown"]] == "swipe_down"
 

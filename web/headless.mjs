@@ -1,8 +1,8 @@
 // Drive the demo page in headless Chromium (Debian's /usr/bin/chromium) for edgekit's tests
 // and measurements: a fake camera fed by a .y4m clip, then optionally frames pushed through
 // window.edgekitDemo.pushFrames for an exact comparison. Usage: node headless.mjs CONFIG.json
-// CONFIG: {url, chromium, y4m, user_data_dir, out_dir, camera_frames, push (path to a JSON list of
-// frames {width, height, rgb}), timeout_ms}; writes out_dir/result.json and PNG screenshots.
+// CONFIG: {url, chromium, y4m, user_data_dir, out_dir, camera_frames, until_gesture, push (path to a JSON
+// list of frames {width, height, rgb}), timeout_ms}; writes out_dir/result.json and PNG screenshots.
 import {readFileSync, writeFileSync} from 'node:fs';
 import {join} from 'node:path';
 import {chromium} from 'playwright-core';
@@ -29,6 +29,10 @@ try {
   if (want > 0) {
     await page.waitForFunction((n) => window.edgekitDemo.error ||
         window.edgekitDemo.frames.filter((f) => f.source === 'camera').length >= n, want, {timeout});
+    if (cfg.until_gesture) { // then until the page shows this gesture (recorded, not thrown, when it never does)
+      await page.waitForFunction((g) => document.getElementById('gesture').textContent === g, cfg.until_gesture,
+                                 {timeout}).catch((e) => { result.wait_error = String(e.message || e); });
+    }
     await page.screenshot({path: join(cfg.out_dir, 'camera.png')});
   }
   result.camera = await page.evaluate(() => {
