@@ -419,3 +419,18 @@ def test_bench_browser_errors(tmp_path: Path, artifact: Path) -> None:
     phone = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
              "Chrome/131.0.0.0 Mobile Safari/537.36")
     assert describe_user_agent(phone) == {"device": "Android Pixel 8", "browser": "Chrome 131.0.0.0"}
+
+
+def test_int8_io_model_is_refused_in_one_line(tmp_path: Path, demo_export: Path) -> None:
+    """LiteRT.js 2.5 passes no int8 tensors: a full-integer streaming export ends with one line
+    pointing at the fp32/fp16 export (in the demo and the browser bench alike)."""
+    from edgekit.demo.bench import bench_in_browser
+    from edgekit.exporters.pipeline import export
+
+    rec = export(demo_export.parent / "tsm.pt", "tflite", precision="int8", output_dir=tmp_path, streaming=True,
+                 parity_size=4, calib_size=4)[0]
+    res = run_cli("demo", "--model", rec["path"], "--host", "127.0.0.1", "--port", str(free_port()))
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "is int8" in res.stderr and "fp32 or fp16" in res.stderr
+    with pytest.raises(EdgekitError, match="is int8"):
+        bench_in_browser(rec["path"], browser="chromium", timeout=5)

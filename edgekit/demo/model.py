@@ -28,9 +28,15 @@ class DemoModel:
     page_manifest: dict[str, Any]
 
 
+#: tensor element types LiteRT.js 2.5 can hand to or read from a model (float32, int32, uint8;
+#: an int8-I/O model, edgekit's full-integer export, cannot run in the browser)
+BROWSER_TYPES = {"FLOAT32", "INT32", "UINT8"}
+
+
 def signature_names(path: Path) -> dict[str, dict[str, str]]:
     """``{"inputs": {tensor name: signature key}, "outputs": {...}}`` of the first signature
-    of the ``.tflite`` at ``path`` (the one LiteRT.js runs by default)."""
+    of the ``.tflite`` at ``path`` (the one LiteRT.js runs by default); one line when one of
+    them has an element type LiteRT.js cannot pass (:data:`BROWSER_TYPES`)."""
     from ai_edge_litert import schema_py_generated as schema
 
     try:
@@ -42,9 +48,16 @@ def signature_names(path: Path) -> dict[str, dict[str, str]]:
     sig = model.signatureDefs[0]
     tensors = model.subgraphs[sig.subgraphIndex].tensors
 
+    type_names = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+
     def names(maps: Any) -> dict[str, str]:
         out = {}
         for m in maps or []:
+            kind = type_names.get(tensors[m.tensorIndex].type, "?")
+            if kind not in BROWSER_TYPES:
+                raise EdgekitError(f"{path.name}: LiteRT.js passes {', '.join(sorted(BROWSER_TYPES)).lower()} tensors, "
+                                   f"and this model's {m.name.decode() if isinstance(m.name, bytes) else m.name} is "
+                                   f"{kind.lower()} (a full-integer export); use its fp32 or fp16 export")
             tname = tensors[m.tensorIndex].name
             out[tname.decode() if isinstance(tname, bytes) else tname] = m.name.decode() \
                 if isinstance(m.name, bytes) else m.name
@@ -115,5 +128,6 @@ def load_bench_model(artifact: str | Path, warmup: int, runs: int) -> DemoModel:
         raise EdgekitError(f"{path}: the browser runs .tflite files (LiteRT.js)")
     manifest = find_manifest(path)[0]
     page = page_manifest(path, manifest)
+    signature_names(path)  # element types the browser can pass, streaming or not
     page["bench"] = {"warmup": warmup, "runs": runs}
     return DemoModel(path, manifest, page)
