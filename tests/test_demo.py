@@ -297,7 +297,8 @@ def test_demo_recognises_gesture_in_headless_chromium(tmp_path: Path, artifact: 
 
 def test_demo_https_certificate_made_once(tmp_path: Path, artifact: Path) -> None:
     """Off localhost the server speaks HTTPS with a certificate made once under $XDG_CACHE_HOME
-    and reused; it serves the page, the model and a manifest wired by LiteRT.js signature names."""
+    and reused; it serves the page (which runs in Chromium over HTTPS), the model and a manifest
+    wired by LiteRT.js signature names."""
     requirements()
     env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
     cert = tmp_path / "cache" / "edgekit" / "demo" / "cert.pem"
@@ -312,8 +313,10 @@ def test_demo_https_certificate_made_once(tmp_path: Path, artifact: Path) -> Non
         assert "app.js" in page
         doc = json.loads(urllib.request.urlopen(base + "model/manifest.json", context=tls, timeout=10).read())
         model = urllib.request.urlopen(base + "model/model.tflite", context=tls, timeout=10).read()
+        page = run_browser(tmp_path, base, camera_frames=3)["camera"]  # Chromium's own fake camera, over HTTPS
     finally:
         server.stop()
+    assert page["error"] is None and page["stats"]["frames"] >= 3 and "ms p50" in page["text"]["latency"]
     assert model == artifact.read_bytes()
     assert [s["signature_input"] for s in doc["states"]] and doc["frame_input"]["signature"].startswith("args_")
     assert all(s["input"].endswith(s["signature_input"]) for s in doc["states"])  # serving_default_<key>
