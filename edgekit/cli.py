@@ -23,6 +23,7 @@ from .numbers import FRACTION, NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT, POSITIVE_FL
 from .numbers import fraction
 from .optimization.budget import BUDGET
 from .optimization.config import RATIOS, OptimizeConfig
+from .optimization.plan import RECOVERIES
 from .stage_config import RunConfig, default
 from .training.config import AUGMENTS, LABEL_LOSSES, MIX_MODES, OPTIMIZERS, SHIFTS, TRAIN_TASKS, TrainConfig
 
@@ -571,8 +572,10 @@ def prune_cmd(checkpoint: str, data: str | None, output: str, force: bool, **kw:
               f"{','.join(f'{r:g}' for r in RATIOS)}).")
 @click.option("--refine", default=default(OptimizeConfig, "refine"), show_default=True, type=NON_NEGATIVE_INT,
               help="Bisection steps toward the budget after the grid.")
+@click.option("--recovery", type=click.Choice(RECOVERIES), default=default(OptimizeConfig, "recovery"),
+              show_default=True, help="How a pruned candidate recovers: KD from the original, or plain fine-tuning.")
 @click.option("--recovery-epochs", default=default(OptimizeConfig, "recovery_epochs"), show_default=True,
-              type=NON_NEGATIVE_INT, help="KD epochs from the original after pruning (0: none).")
+              type=NON_NEGATIVE_INT, help="Recovery epochs after pruning (0: none).")
 @click.option("--exhaustive", is_flag=True, help="Try every plan, not stopping at the first that fits.")
 @click.option("--min-seconds", default=default(OptimizeConfig, "min_seconds"), show_default=True,
               type=POSITIVE_FLOAT, help="Time each artifact for at least this long.")

@@ -59,7 +59,7 @@ def test_cli_bad_budget_is_one_line_exit_2(budget: str, text: str, tmp_path: Pat
                                         (["--ratios", "0"], "--ratios"), (["--min-seconds", "0"], "--min-seconds"),
                                         (["--precision", "int4"], "--precision"), (["--steps", "0"], "--steps"),
                                         (["--round-to", "0"], "--round-to"), (["--round-to", "nan"], "--round-to"),
-                                        (["--scoring", "taylor"], "--scoring")])
+                                        (["--scoring", "taylor"], "--scoring"), (["--recovery", "ce"], "--recovery")])
 def test_cli_bad_numbers_are_one_line_exit_2(args: list[str], text: str, tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["optimize", str(tmp_path / "x.pt"), "--budget", "2ms@litert",
                                     "-o", str(tmp_path), *args])
@@ -70,7 +70,7 @@ def test_config_and_plan_checks() -> None:
     assert OptimizeConfig(ratios=(0.25, 0.5, 0.5)).ratios == (0.5, 0.25)  # largest first, once each
     for bad in (dict(threads=0), dict(max_drop=float("nan")), dict(recovery_epochs=-1), dict(ratios=(1.0,)),
                 dict(calib_size=0), dict(recovery_lr=0.0), dict(steps=0), dict(scoring="l1"), dict(round_to=0),
-                dict(round_to=-16)):
+                dict(round_to=-16), dict(recovery="ce")):
         with pytest.raises(EdgekitError):
             OptimizeConfig(**bad)
     assert OptimizeConfig(max_drop=0).max_drop == 0  # zero loss allowed is a real setting
@@ -84,6 +84,11 @@ def test_config_and_plan_checks() -> None:
         assert Plan.pruned(0.5, 3, "int8", "tflite").key("a", other) != Plan.pruned(0.5, 3, "int8", "tflite").key("a", base)
     p = Plan.pruned(0.5, 3, "int8", "tflite")
     assert p.label == "macs0.50+kd3" and Plan.unpruned("int8", "tflite").label == "unpruned"
+    assert cfg.recovery == "kd" and Plan.pruned(0.5, 5, "int8", "tflite", "finetune").label == "macs0.50+finetune5"
+    assert Plan.pruned(0.5, 3, "int8", "tflite", "finetune").key("a", base) != p.key("a", base)
+    assert Plan.pruned(0.5, 0, "int8", "tflite", "finetune").recovery is None  # 0 epochs: no recovery
+    with pytest.raises(EdgekitError, match="unknown recovery"):
+        Plan(0.5, "ce", 3, "int8", "tflite")
     assert p.precisions() == ["int8", "fp16", "fp32"] and Plan.unpruned("fp16", "onnx").precisions() == ["fp16", "fp32"]
     settings = {"seed": 0}
     keys = {p.key("a", settings), p.key("b", settings), p.key("a", {"seed": 1}),
@@ -229,3 +234,23 @@ def test_an_unreachable_ratio_is_a_failed_candidate_not_a_failed_search(digits_c
     again = edgekit.optimize(digits_ckpt, None, tmp_path, budget="1000ms@litert", max_drop=100, exhaustive=True,
                              progress=False, **opts)
     assert again["computed"] == 0  # the refusal is kept like any finished candidate
+
+
+def test_finetune_recovery_is_its_own_candidate(searched: tuple[Path, dict], digits_ckpt: Path,
+                                                one_thread: Any) -> None:
+    """``recovery="finetune"``: the pruned model is fine-tuned on the labels instead of distilled, under its
+    own key; the unpruned candidate of the earlier search is reused (last in this file: it adds a candidate)."""
+    import edgekit
+    from edgekit.checkpoint import load_checkpoint
+
+    out, first = searched
+    doc = edgekit.optimize(digits_ckpt, None, out, budget="1000ms@litert", max_drop=100, exhaustive=True,
+                           progress=False, recovery="finetune", **SMALL)
+    assert [c["label"] for c in doc["candidates"]] == ["unpruned", "macs0.50+finetune1"]
+    assert doc["computed"] == 1 and doc["reused"] == 1
+    cand = doc["candidates"][1]
+    assert cand["key"] != first["candidates"][1]["key"] and Path(cand["artifact"]).is_file()
+    tuned = load_checkpoint(cand["checkpoint"])
+    pruned = load_checkpoint(Path(cand["folder"]) / "pruned.pt")
+    assert tuned.provenance["stage"] == "finetune" and tuned.provenance["parent"] == pruned.sha256
+    assert 10 < tuned.metrics["val_top1"] <= 100 and tuned.metrics["val_top1"] != pruned.metrics["top1_pruned_bn"]

@@ -156,16 +156,35 @@ def _compressed(search: Search, plan: Plan, folder: Path, say: Say) -> tuple[Che
     final = folder / f"{plan.label}.pt"
     if not final.is_file():
         say(f"recover ({plan.recovery}, {plan.recovery_epochs} epochs)")
-        from ..compress.distill import distill
+        work = folder / "recovering.pt"  # written while recovering: renamed only when it is done
+        if plan.recovery == "finetune":
+            _finetuned(search, pruned, plan.recovery_epochs, work)
+        else:
+            from ..compress.distill import distill
 
-        work = folder / "recovering.pt"  # distill writes after every epoch: renamed only when it is done
-        distill(search.ckpt, pruned, search.bundle, work, method=plan.recovery, epochs=plan.recovery_epochs,
-                lr=cfg.recovery_lr, seed=cfg.seed, batch_size=cfg.batch_size, precise_bn=cfg.precise_bn,
-                device=cfg.device, progress=False, force=True)
+            distill(search.ckpt, pruned, search.bundle, work, method=plan.recovery, epochs=plan.recovery_epochs,
+                    lr=cfg.recovery_lr, seed=cfg.seed, batch_size=cfg.batch_size, precise_bn=cfg.precise_bn,
+                    device=cfg.device, progress=False, force=True)
         os.replace(work, final)
     recovered = load_checkpoint(final)
     metrics["val_top1"] = recovered.metrics.get("val_top1")
     return recovered, metrics
+
+
+def _finetuned(search: Search, pruned: Checkpoint, epochs: int, output: Path) -> None:
+    """Plain fine-tuning of ``pruned`` on the search's training split (cross-entropy, ending with
+    precise BN), written to ``output`` with its validation top-1 as ``val_top1``."""
+    from ..compress.recovery import finetune
+    from ..device import resolve_device
+    from ..training.metrics import evaluate_model
+
+    cfg = search.cfg
+    model = pruned.model
+    finetune(model, search.bundle, pruned.input_spec, epochs=epochs, lr=cfg.recovery_lr, batch_size=cfg.batch_size,
+             seed=cfg.seed, device=resolve_device(cfg.device), progress=False, precise_bn=cfg.precise_bn)
+    model = model.cpu().eval()
+    top1 = evaluate_model(model, search.bundle.loader("val", pruned.eval_transform, 256), "classify", "cpu")["top1"]
+    pruned.derive(model, stage="finetune", metrics={**pruned.metrics, "val_top1": top1}).save(output, force=True)
 
 
 def _export(search: Search, plan: Plan, source: Checkpoint, folder: Path, say: Say) -> dict[str, Any]:

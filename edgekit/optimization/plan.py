@@ -1,8 +1,9 @@
 """A candidate compression plan and its content key.
 
 A :class:`Plan` says what to do to the original checkpoint: prune with CURL to a fraction
-of its MACs (``None``: leave it whole), recover by distillation from the original (``kd``,
-the method measured best on small data: :mod:`edgekit.compress.distill`), and export at a
+of its MACs (``None``: leave it whole), recover (:data:`RECOVERIES`: ``kd``, distillation from
+the original, :mod:`edgekit.compress.distill`; ``finetune``, plain fine-tuning on the labels,
+:func:`edgekit.compress.recovery.finetune`), and export at a
 precision for a target. Its **key** is the sha256 of the parent checkpoint's sha256, the
 plan's fields and the settings that change its result (proxy set, seeds, calibration and
 parity sizes, recovery learning rate, ...): two runs that would compute the same
@@ -18,10 +19,14 @@ from typing import Any
 from ..errors import EdgekitError
 from ..formats import PRECISIONS
 
+#: How a pruned candidate recovers: KD from the original, or plain fine-tuning on the labels.
+RECOVERIES = ("kd", "finetune")
+
 
 @dataclass(frozen=True)
 class Plan:
-    """``macs``: kept fraction of the MACs (None: unpruned); ``recovery``: ``kd`` or None,
+    """``macs``: kept fraction of the MACs (None: unpruned); ``recovery``: one of
+    :data:`RECOVERIES` or None,
     for ``recovery_epochs``; ``precision``: the one asked for (the export falls back to the
     next wider one when its parity gate fails); ``target``: the export target."""
 
@@ -34,6 +39,8 @@ class Plan:
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise EdgekitError(f"unknown precision {self.precision!r}; expected one of {', '.join(PRECISIONS)}")
+        if self.recovery is not None and self.recovery not in RECOVERIES:
+            raise EdgekitError(f"unknown recovery {self.recovery!r}; expected one of {', '.join(RECOVERIES)}")
         if self.macs is None and self.recovery is not None:
             raise EdgekitError("an unpruned plan has nothing to recover")
 
@@ -42,12 +49,13 @@ class Plan:
         return cls(None, None, 0, precision, target)
 
     @classmethod
-    def pruned(cls, macs: float, recovery_epochs: int, precision: str, target: str) -> "Plan":
-        return cls(round(float(macs), 4), "kd" if recovery_epochs > 0 else None, recovery_epochs, precision, target)
+    def pruned(cls, macs: float, recovery_epochs: int, precision: str, target: str, recovery: str = "kd") -> "Plan":
+        return cls(round(float(macs), 4), recovery if recovery_epochs > 0 else None, recovery_epochs, precision, target)
 
     @property
     def label(self) -> str:
-        """Short readable name: ``unpruned``, ``macs0.50+kd3``; also the artifact's model name."""
+        """Short readable name: ``unpruned``, ``macs0.50+kd3``, ``macs0.35+finetune5``; also the
+        artifact's model name."""
         if self.macs is None:
             return "unpruned"
         rec = f"+{self.recovery}{self.recovery_epochs}" if self.recovery else ""

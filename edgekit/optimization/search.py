@@ -127,7 +127,7 @@ def _search(search: Search, reference: float, clock: Progress) -> list[Candidate
     if meets(first) and not cfg.exhaustive:
         return done  # the whole model fits: pruning could only lose accuracy
     for ratio in cfg.ratios:
-        cand = run(Plan.pruned(ratio, cfg.recovery_epochs, cfg.precision, budget.target))
+        cand = run(Plan.pruned(ratio, cfg.recovery_epochs, cfg.precision, budget.target, cfg.recovery))
         if meets(cand) and not cfg.exhaustive:
             total = len(done) + cfg.refine  # the rest of the grid is skipped
             break
@@ -136,7 +136,7 @@ def _search(search: Search, reference: float, clock: Progress) -> list[Candidate
         if lo is None or hi is None or hi - lo < 0.02:
             break
         mid = round((lo + hi) / 2, 4)
-        cand = run(Plan.pruned(mid, cfg.recovery_epochs, cfg.precision, budget.target))
+        cand = run(Plan.pruned(mid, cfg.recovery_epochs, cfg.precision, budget.target, cfg.recovery))
         if meets(cand):
             lo = mid
         elif cand.ok:
