@@ -35,7 +35,8 @@ def _toolchain() -> tuple[str, str]:
     kotlinc, java = shutil.which("kotlinc"), shutil.which("java")
     missing = [p for p in CLASSPATH + [JAVA_LIBS / "kotlin-stdlib.jar"] if not p.is_file()]
     if not kotlinc or not java or missing:
-        pytest.skip("the JVM toolchain is not installed (Debian: apt-get install kotlin junit4; .ci/run does it)")
+        # a missing package is not missing hardware: fail with the line that installs it (README's test command does)
+        raise AssertionError("the JVM toolchain is not installed: apt-get install -y kotlin junit4 (.ci/run does it)")
     return kotlinc, java
 
 
