@@ -511,26 +511,18 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     cache = Cache(work / "cache.json")
     if not args.table_only:
-        first, rest = args.seeds[:1], args.seeds[1:]
-        # order: seed 0 of every model, the per-frame cost, seed 0's pruned TSM, then the other seeds
-        for seed in first:
+        # order: seed 0 of every model, its pruned TSM, the per-frame cost (of both), then the other seeds
+        for i, seed in enumerate(args.seeds):
             if "train" in args.parts:
                 for model in [m for m in ("tsm_causal", "tsn", "tsm_bi") if m in args.models]:
                     run_train(args, cache, work, model, seed)
                     write_table(args, cache)
-            if "latency" in args.parts:
+            if "prune" in args.parts:
+                run_prune(args, cache, work, seed)
+                write_table(args, cache)
+            if i == 0 and "latency" in args.parts:
                 run_latency(args, cache, work)
                 write_table(args, cache)
-            if "prune" in args.parts:
-                run_prune(args, cache, work, seed)
-                write_table(args, cache)
-        for seed in rest:
-            if "train" in args.parts:
-                for model in [m for m in ("tsm_causal", "tsn", "tsm_bi") if m in args.models]:
-                    run_train(args, cache, work, model, seed)
-                    write_table(args, cache)
-            if "prune" in args.parts:
-                run_prune(args, cache, work, seed)
     write_table(args, cache)
 
 
