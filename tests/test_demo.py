@@ -409,6 +409,7 @@ def test_bench_runtime_browser_rows_beside_native(tmp_path: Path, artifact: Path
     assert report.returncode == 0, report.stderr
     md = (tmp_path / "report" / "report.md").read_text()
     assert "| litertjs | wasm |" in md and "| litert | xnnpack |" in md
+    assert f"{web['device']} ({web['browser']}) |" in md  # where the browser row ran, in its own column
 
 
 def test_bench_browser_errors(tmp_path: Path, artifact: Path) -> None:

@@ -122,11 +122,16 @@ def _md_row(md: str, *cells: str) -> list[str]:
 
 def test_report_columns_and_method_text(tmp_path: Path) -> None:
     rows = lineage_rows() + [row("resnet_pruned", "onnxruntime", 0, lineage=PRUNED, error="runtime missing")]
+    rows[2]["device"] = "cpu"
+    rows[-2].update(device="Pixel 7", browser="Chrome 150")  # a phone's browser row (edgekit bench --runtime browser)
     path = tmp_path / "results.json"
     path.write_text(json.dumps(results_document(rows, MACHINE, "edgekit bench ...")))
     report([path], tmp_path / "rep")
     md = (tmp_path / "rep" / "report.md").read_text()
     header = _md_row(md, "model", "runtime")
+    assert dict(zip(header, _md_row(md, "resnet", "litert", "xnnpack", "fp32", "1")))["device"] == "cpu"
+    assert dict(zip(header, _md_row(md, *[rows[-2][k] for k in ("model", "runtime", "delegate")])))["device"] == \
+        "Pixel 7 (Chrome 150)"
     cells = dict(zip(header, _md_row(md, "resnet_pruned", "litert", "xnnpack", "int8", "1")))
     assert cells["x own torch"] == "4.00x"
     assert cells["x original torch"] == "10.00x"

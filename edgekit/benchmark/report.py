@@ -83,6 +83,12 @@ def _model(row: dict[str, Any]) -> str:
     return f"{row['model']} (per frame)" if row.get("per") == "frame" else str(row["model"])
 
 
+def _device(row: dict[str, Any]) -> str:
+    """Where the row ran: cpu / cuda / a phone's model, and the browser for LiteRT.js rows."""
+    device = str(row.get("device") or "-")
+    return f"{device} ({row['browser']})" if row.get("browser") else device
+
+
 def _speedup_cells(row: dict[str, Any], sp: Speedup) -> list[str]:
     """The three speed-up cells of a row; the same-runtime one names the reference precision
     when it differs from the row's."""
@@ -192,7 +198,7 @@ def report(result_files: Sequence[str | Path] | str | Path, output_dir: str | Pa
     md += [_table(["source", "file", "created", "CPU (usable/logical cores)", "OS", "rows"], src_body), ""]
 
     header = (["source"] if multi else []) + [
-        "model", "runtime", "delegate", "precision", "threads", "batch", "p50 ms", "p90 ms", "p99 ms",
+        "model", "runtime", "delegate", "precision", "threads", "batch", "device", "p50 ms", "p90 ms", "p99 ms",
         "mean ± std ms", "runs", "init ms", "first ms", "inputs/s", "size MB", "peak RSS MB", "+RSS MB",
         "x own torch", "x original torch", "x original, same runtime", "top-1 %", "MAE", "flags"]
     body = []
@@ -212,7 +218,7 @@ def report(result_files: Sequence[str | Path] | str | Path, output_dir: str | Pa
         mean_std = f"{r['mean_ms']:.3f} ± {r['std_ms']:.3f}" if r.get("std_ms") is not None else _fmt(r.get("mean_ms"))
         body.append(([r["_source"]] if multi else []) + [
             _model(r), r["runtime"], str(r.get("delegate") or "-"), str(r.get("precision") or "-"),
-            str(r["threads"]), str(r["batch"]), _fmt(_p50(r)), _fmt(r.get("p90_ms")), _fmt(r.get("p99_ms")),
+            str(r["threads"]), str(r["batch"]), _device(r), _fmt(_p50(r)), _fmt(r.get("p90_ms")), _fmt(r.get("p99_ms")),
             mean_std, _fmt(r.get("timed_runs")), _fmt(r.get("init_ms"), 1), _fmt(r.get("first_run_ms"), 2),
             _fmt(r.get("throughput_ips"), 1), _fmt(r.get("model_size_mb"), 2), _fmt(r.get("peak_rss_mb"), 0),
             _fmt(r["peak_rss_mb"] - r["baseline_rss_mb"], 0) if r.get("baseline_rss_mb") is not None
