@@ -142,8 +142,9 @@ def _float32(device: torch.device) -> Any:
 
 
 def activation_budget(device: torch.device) -> int:
-    """Floats one batch of masked copies may hold: a fixed 128 MB on the CPU, a quarter of the
-    free memory on a CUDA device (so a GPU scores many more masks per pass)."""
+    """Floats one batch of masked copies may hold: a fixed, cache-sized 32 MB on the CPU
+    (:data:`~edgekit.compress.curl.ACTIVATION_BUDGET`), a quarter of the free memory on a CUDA
+    device (so a GPU scores many more masks per pass)."""
     from .curl import ACTIVATION_BUDGET
 
     if device.type == "cuda":
