@@ -114,6 +114,16 @@ def _round_to(ctx: click.Context, param: click.Parameter, value: str | None) -> 
         raise click.BadParameter(str(exc).replace("round_to ", "", 1)) from None
 
 
+def _recoveries(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    """``--recovery kd,finetune``: known names, checked where the option is named."""
+    from .optimization.plan import parse_recoveries
+
+    try:
+        return parse_recoveries(value)
+    except EdgekitError as exc:
+        raise click.BadParameter(str(exc).replace("recovery: ", "", 1)) from None
+
+
 def _distill_methods_help() -> str:
     from .compress.loss_terms import TERMS
 
@@ -572,8 +582,9 @@ def prune_cmd(checkpoint: str, data: str | None, output: str, force: bool, **kw:
               f"{','.join(f'{r:g}' for r in RATIOS)}).")
 @click.option("--refine", default=default(OptimizeConfig, "refine"), show_default=True, type=NON_NEGATIVE_INT,
               help="Bisection steps toward the budget after the grid.")
-@click.option("--recovery", type=click.Choice(RECOVERIES), default=default(OptimizeConfig, "recovery"),
-              show_default=True, help="How a pruned candidate recovers: KD from the original, or plain fine-tuning.")
+@click.option("--recovery", callback=_recoveries, default=",".join(default(OptimizeConfig, "recovery")),
+              show_default=True, help=f"How pruned candidates recover, comma-separated ({', '.join(RECOVERIES)}): KD "
+              "from the original, plain fine-tuning on the labels; each is its own candidate, the better measured.")
 @click.option("--recovery-epochs", default=default(OptimizeConfig, "recovery_epochs"), show_default=True,
               type=NON_NEGATIVE_INT, help="Recovery epochs after pruning (0: none).")
 @click.option("--exhaustive", is_flag=True, help="Try every plan, not stopping at the first that fits.")

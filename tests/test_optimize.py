@@ -18,11 +18,12 @@ from edgekit.optimization.budget import Budget, parse_budget
 from edgekit.optimization.config import OptimizeConfig
 from edgekit.optimization.plan import Plan
 
-#: The tiny search every end-to-end test shares (same settings -> same candidate keys).
-SMALL = dict(ratios=(0.5,), recovery_epochs=1, proxy_size=32, calib_size=32, parity_size=32, min_seconds=0.3,
-             precise_bn=10)
-SMALL_CLI = ["--ratios", "0.5", "--recovery-epochs", "1", "--proxy-size", "32", "--calib-size", "32",
-             "--parity-size", "32", "--min-seconds", "0.3", "--precise-bn", "10"]
+#: The tiny search every end-to-end test shares (same settings -> same candidate keys): KD alone
+#: and one pruning step, to keep it short; the last test adds fine-tuning to the same folder.
+SMALL = dict(ratios=(0.5,), recovery=("kd",), recovery_epochs=1, steps=1, proxy_size=32, calib_size=32,
+             parity_size=32, min_seconds=0.3, precise_bn=10)
+SMALL_CLI = ["--ratios", "0.5", "--recovery", "kd", "--recovery-epochs", "1", "--steps", "1", "--proxy-size", "32",
+             "--calib-size", "32", "--parity-size", "32", "--min-seconds", "0.3", "--precise-bn", "10"]
 
 
 def _one_line(res: Any, code: int, text: str) -> str:
@@ -59,7 +60,9 @@ def test_cli_bad_budget_is_one_line_exit_2(budget: str, text: str, tmp_path: Pat
                                         (["--ratios", "0"], "--ratios"), (["--min-seconds", "0"], "--min-seconds"),
                                         (["--precision", "int4"], "--precision"), (["--steps", "0"], "--steps"),
                                         (["--round-to", "0"], "--round-to"), (["--round-to", "nan"], "--round-to"),
-                                        (["--scoring", "taylor"], "--scoring"), (["--recovery", "ce"], "--recovery")])
+                                        (["--scoring", "taylor"], "--scoring"), (["--recovery", "ce"], "--recovery"),
+                                        (["--recovery", "kd,,ce"], "unknown recovery 'ce'"),
+                                        (["--recovery", " , "], "--recovery")])
 def test_cli_bad_numbers_are_one_line_exit_2(args: list[str], text: str, tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["optimize", str(tmp_path / "x.pt"), "--budget", "2ms@litert",
                                     "-o", str(tmp_path), *args])
@@ -70,21 +73,33 @@ def test_config_and_plan_checks() -> None:
     assert OptimizeConfig(ratios=(0.25, 0.5, 0.5)).ratios == (0.5, 0.25)  # largest first, once each
     for bad in (dict(threads=0), dict(max_drop=float("nan")), dict(recovery_epochs=-1), dict(ratios=(1.0,)),
                 dict(calib_size=0), dict(recovery_lr=0.0), dict(steps=0), dict(scoring="l1"), dict(round_to=0),
-                dict(round_to=-16), dict(recovery="ce")):
+                dict(round_to=-16), dict(recovery="ce"), dict(recovery=()), dict(recovery="kd,ce")):
         with pytest.raises(EdgekitError):
             OptimizeConfig(**bad)
     assert OptimizeConfig(max_drop=0).max_drop == 0  # zero loss allowed is a real setting
     cfg = OptimizeConfig()
-    assert (cfg.scoring, cfg.steps, cfg.round_to) == ("fisher", 1, "auto") and OptimizeConfig(round_to="8").round_to == 8
+    assert (cfg.scoring, cfg.steps, cfg.round_to) == ("fisher", 3, "auto") and OptimizeConfig(round_to="8").round_to == 8
     # scoring, steps and the resolved channel multiple change the pruned model: part of every candidate's key
     base = cfg.candidate_settings({"spec": "digits"}, 16)
     for other in (OptimizeConfig(scoring="exact").candidate_settings({"spec": "digits"}, 16),
-                  OptimizeConfig(steps=3).candidate_settings({"spec": "digits"}, 16),
+                  OptimizeConfig(steps=1).candidate_settings({"spec": "digits"}, 16),
                   cfg.candidate_settings({"spec": "digits"}, None)):
         assert Plan.pruned(0.5, 3, "int8", "tflite").key("a", other) != Plan.pruned(0.5, 3, "int8", "tflite").key("a", base)
     p = Plan.pruned(0.5, 3, "int8", "tflite")
     assert p.label == "macs0.50+kd3" and Plan.unpruned("int8", "tflite").label == "unpruned"
-    assert cfg.recovery == "kd" and Plan.pruned(0.5, 5, "int8", "tflite", "finetune").label == "macs0.50+finetune5"
+    # both recoveries by default, each its own candidate; a list or a comma string, once each, in order
+    assert cfg.recovery == ("kd", "finetune") and Plan.pruned(0.5, 5, "int8", "tflite", "finetune").label == "macs0.50+finetune5"
+    assert OptimizeConfig(recovery="finetune, kd,finetune").recovery == ("finetune", "kd")
+    assert OptimizeConfig(recovery=["kd"]).recovery == ("kd",)
+    # the pruned checkpoint's key: shared by the recoveries of a fraction, not by other fractions or pruning settings
+    from edgekit.optimization.plan import prune_key
+
+    assert prune_key("a", 0.5, cfg.prune_settings({}, 16)) == prune_key("a", 0.50001, cfg.prune_settings({}, 16))
+    assert prune_key("a", 0.5, cfg.prune_settings({}, 16)) == prune_key(
+        "a", 0.5, OptimizeConfig(recovery_lr=0.1, calib_size=8).prune_settings({}, 16))
+    assert len({prune_key("a", 0.5, cfg.prune_settings({}, 16)), prune_key("b", 0.5, cfg.prune_settings({}, 16)),
+                prune_key("a", 0.35, cfg.prune_settings({}, 16)), prune_key("a", 0.5, cfg.prune_settings({}, 8)),
+                prune_key("a", 0.5, OptimizeConfig(steps=1).prune_settings({}, 16))}) == 5
     assert Plan.pruned(0.5, 3, "int8", "tflite", "finetune").key("a", base) != p.key("a", base)
     assert Plan.pruned(0.5, 0, "int8", "tflite", "finetune").recovery is None  # 0 epochs: no recovery
     with pytest.raises(EdgekitError, match="unknown recovery"):
@@ -137,7 +152,7 @@ def test_generous_budget_picks_a_candidate_that_meets_it(searched: tuple[Path, d
     from edgekit.checkpoint import load_checkpoint
     from edgekit.compress.rounding import round_to_for
 
-    pruned_ckpt = load_checkpoint(Path(pruned["folder"]) / "pruned.pt")
+    pruned_ckpt = load_checkpoint(pruned["pruned"])
     block = round_to_for("litert")
     assert pruned_ckpt.provenance["round_to"] == block and pruned_ckpt.provenance["scoring"] == "fisher"
     widths = [m.out_channels for m in pruned_ckpt.model.modules() if isinstance(m, torch.nn.Conv2d)]
@@ -211,7 +226,7 @@ def test_killed_candidate_resumes_at_its_first_missing_stage(searched: tuple[Pat
     for p in folder.iterdir():
         if p.name.startswith("bench.") or ".tflite" in p.name or p.name == "manifest.json":
             p.unlink()
-    kept = {p: p.stat().st_mtime_ns for p in (folder / "pruned.pt", Path(pruned["checkpoint"]))}
+    kept = {p: p.stat().st_mtime_ns for p in (Path(pruned["pruned"]), Path(pruned["checkpoint"]))}
     doc = edgekit.optimize(digits_ckpt, None, out, budget="1000ms@litert", max_drop=100, exhaustive=True,
                            progress=False, **SMALL)
     assert doc["computed"] == 1 and doc["reused"] == 1
@@ -236,21 +251,29 @@ def test_an_unreachable_ratio_is_a_failed_candidate_not_a_failed_search(digits_c
     assert again["computed"] == 0  # the refusal is kept like any finished candidate
 
 
-def test_finetune_recovery_is_its_own_candidate(searched: tuple[Path, dict], digits_ckpt: Path,
-                                                one_thread: Any) -> None:
-    """``recovery="finetune"``: the pruned model is fine-tuned on the labels instead of distilled, under its
-    own key; the unpruned candidate of the earlier search is reused (last in this file: it adds a candidate)."""
+def test_both_recoveries_share_one_pruned_checkpoint(searched: tuple[Path, dict], digits_ckpt: Path,
+                                                     one_thread: Any) -> None:
+    """``recovery=("kd", "finetune")``: the fraction's KD candidate of the earlier search is reused, the
+    fine-tuned one starts from the same pruned checkpoint (not pruned again) and is its own candidate,
+    and the chosen one is the more accurate (last in this file: it adds a candidate)."""
     import edgekit
     from edgekit.checkpoint import load_checkpoint
 
     out, first = searched
+    kd = first["candidates"][1]
+    shared = Path(kd["pruned"])
+    stamp = shared.stat().st_mtime_ns
     doc = edgekit.optimize(digits_ckpt, None, out, budget="1000ms@litert", max_drop=100, exhaustive=True,
-                           progress=False, recovery="finetune", **SMALL)
-    assert [c["label"] for c in doc["candidates"]] == ["unpruned", "macs0.50+finetune1"]
-    assert doc["computed"] == 1 and doc["reused"] == 1
-    cand = doc["candidates"][1]
-    assert cand["key"] != first["candidates"][1]["key"] and Path(cand["artifact"]).is_file()
+                           progress=False, **{**SMALL, "recovery": ("kd", "finetune")})
+    assert [c["label"] for c in doc["candidates"]] == ["unpruned", "macs0.50+kd1", "macs0.50+finetune1"]
+    assert doc["computed"] == 1 and doc["reused"] == 2
+    cand = doc["candidates"][2]
+    assert cand["key"] != kd["key"] and Path(cand["artifact"]).is_file()
+    assert cand["pruned"] == str(shared) and shared.stat().st_mtime_ns == stamp  # pruned once for both
+    assert shared.parent == out / "pruned" and cand["macs_ratio"] == kd["macs_ratio"]
     tuned = load_checkpoint(cand["checkpoint"])
-    pruned = load_checkpoint(Path(cand["folder"]) / "pruned.pt")
+    pruned = load_checkpoint(shared)
     assert tuned.provenance["stage"] == "finetune" and tuned.provenance["parent"] == pruned.sha256
     assert 10 < tuned.metrics["val_top1"] <= 100 and tuned.metrics["val_top1"] != pruned.metrics["top1_pruned_bn"]
+    best = max(doc["candidates"], key=lambda c: (c["top1"], -c["p50_ms"]))
+    assert doc["chosen"]["key"] == best["key"]

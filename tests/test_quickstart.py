@@ -70,8 +70,10 @@ def test_quickstart_end_to_end(tmp_path: Path) -> None:
     assert len(rows) == 6 and all(r["error"] is None and r["p50_ms"] > 0 and r["top1"] is not None for r in rows)
     assert Path(summary["report"]).is_file() and Path(summary["optimize"]["report"]).is_file()
     cands = summary["optimize"]["candidates"]
-    assert [(c["label"], c["precision"]) for c in cands] == [("unpruned", "int8"), ("macs0.50+kd3", "int8")]
-    for word in ("compact_cnn", "student", "val top-1", "macs0.50+kd3", "reports:"):
+    assert [(c["label"], c["precision"]) for c in cands] == [("unpruned", "int8"), ("macs0.50+kd3", "int8"),
+                                                             ("macs0.50+finetune3", "int8")]
+    assert cands[1]["pruned"] == cands[2]["pruned"]  # pruned once, recovered both ways
+    for word in ("compact_cnn", "student", "val top-1", "macs0.50+kd3", "macs0.50+finetune3", "reports:"):
         assert word in res.stdout
 
     # the summary ends with the headline, and its numbers are optimize.json's, measured in this run

@@ -1,6 +1,6 @@
 """``edgekit optimize``: from a checkpoint and a latency budget to the most accurate artifact that meets it.
 
-The package joins stages that exist elsewhere (CURL pruning, KD recovery, export with its
+The package joins stages that exist elsewhere (CURL pruning, recovery by KD or fine-tuning, export with its
 parity gate, bench with accuracy, the report) into one measured search:
 
 * :mod:`.budget`: ``2ms@litert`` -> :class:`~.budget.Budget` (milliseconds + runtime);

@@ -5,9 +5,11 @@ Stages, each reusing edgekit's own function and each skipped when its output exi
 1. ``prune``: CURL to the plan's MACs fraction (:func:`edgekit.compress.prune.prune`, no
    fine-tuning: recovery is the next stage; the config's scoring and steps, kept channel
    counts rounded to the budget runtime's multiple), scores of the unpruned network shared
-   by every candidate of the search (``DIR/scores/``), so they are computed once;
+   by every candidate of the search (``DIR/scores/``), so they are computed once; the pruned
+   checkpoint is shared by every recovery of its fraction (``DIR/pruned/KEY.pt``);
 2. ``recover``: KD from the original (:func:`edgekit.compress.distill.distill`, the pruned
-   checkpoint as the student), written to a work file and renamed when finished;
+   checkpoint as the student) or fine-tuning on the labels, written to a work file and
+   renamed when finished;
 3. ``export``: the plan's target at its precision behind the parity gate
    (:func:`edgekit.exporters.pipeline.export`; int8 calibrated on the checkpoint's own
    training images); a failed gate falls back to the next wider precision, each failure
@@ -36,7 +38,7 @@ from ..errors import EdgekitError
 from ..fileio import write_json
 from .budget import Budget
 from .config import OptimizeConfig
-from .plan import Plan
+from .plan import Plan, prune_key
 
 Say = Callable[[str], None]
 
@@ -65,6 +67,11 @@ class Search:
     @property
     def scores_path(self) -> Path:
         return self.root / "scores" / f"{str(self.ckpt.sha256)[:16]}.pt"
+
+    def pruned_path(self, macs: float) -> Path:
+        """Where the pruned checkpoint of a MACs fraction lives, whichever recovery follows."""
+        settings = self.cfg.prune_settings(self.bundle.record, self.round_to)
+        return self.root / "pruned" / f"{prune_key(str(self.ckpt.sha256), macs, settings)}.pt"
 
 
 @dataclass
@@ -101,6 +108,7 @@ class Candidate:
                 "p50_ms": self.p50_ms, "p90_ms": self.row.get("p90_ms"), "noisy": self.row.get("noisy"),
                 "top1": self.top1, "drop": drop, "meets_budget": budget.met(self.p50_ms) if self.ok else False,
                 "macs_ratio": self.metrics.get("macs_ratio"), "params": self.metrics.get("params"),
+                "pruned": self.metrics.get("pruned"),
                 "error": self.row.get("error"), "reused": self.reused, "seconds": round(self.seconds, 1)}
 
 
@@ -140,7 +148,7 @@ def _compressed(search: Search, plan: Plan, folder: Path, say: Say) -> tuple[Che
     if plan.macs is None:
         return search.ckpt, {"macs_ratio": 1.0}
     cfg = search.cfg
-    pruned_path = folder / "pruned.pt"
+    pruned_path = search.pruned_path(plan.macs)
     if not pruned_path.is_file():
         say("prune")
         from ..compress.prune import prune
@@ -151,6 +159,7 @@ def _compressed(search: Search, plan: Plan, folder: Path, say: Say) -> tuple[Che
               batch_size=cfg.batch_size, precise_bn=cfg.precise_bn, device=cfg.device, progress=False, force=True)
     pruned = load_checkpoint(pruned_path)
     metrics = {k: pruned.metrics.get(k) for k in ("macs_ratio", "macs", "params", "top1_unpruned", "top1_pruned_bn")}
+    metrics["pruned"] = str(pruned_path)
     if plan.recovery is None:
         return pruned, metrics
     final = folder / f"{plan.label}.pt"

@@ -4,7 +4,8 @@ A :class:`Plan` says what to do to the original checkpoint: prune with CURL to a
 of its MACs (``None``: leave it whole), recover (:data:`RECOVERIES`: ``kd``, distillation from
 the original, :mod:`edgekit.compress.distill`; ``finetune``, plain fine-tuning on the labels,
 :func:`edgekit.compress.recovery.finetune`), and export at a
-precision for a target. Its **key** is the sha256 of the parent checkpoint's sha256, the
+precision for a target. Every recovery of one MACs fraction starts from the same pruned
+checkpoint (:func:`prune_key`), so trying both recoveries costs one pruning. A plan's **key** is the sha256 of the parent checkpoint's sha256, the
 plan's fields and the settings that change its result (proxy set, seeds, calibration and
 parity sizes, recovery learning rate, ...): two runs that would compute the same
 candidate find the same folder, and a changed setting never reuses a stale one.
@@ -14,13 +15,31 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Iterable
 
 from ..errors import EdgekitError
 from ..formats import PRECISIONS
+from ..stage_config import choice
 
 #: How a pruned candidate recovers: KD from the original, or plain fine-tuning on the labels.
 RECOVERIES = ("kd", "finetune")
+
+
+def parse_recoveries(value: str | Iterable[str]) -> tuple[str, ...]:
+    """``"kd"``, ``"kd,finetune"`` or a list of :data:`RECOVERIES` -> a tuple without repeats, in the
+    given order; nothing, or an unknown name, is a one-line error."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    names = [choice("recovery", str(v).strip(), RECOVERIES) for v in items if str(v).strip()]
+    if not names:
+        raise EdgekitError(f"recovery: name at least one of {', '.join(RECOVERIES)}")
+    return tuple(dict.fromkeys(names))
+
+
+def prune_key(parent_sha256: str, macs: float, settings: dict[str, Any]) -> str:
+    """16 hex digits naming the pruned checkpoint of a MACs fraction: every recovery of that
+    fraction starts from the same pruned model (the plan's recovery and precision are not in it)."""
+    text = json.dumps({"parent": parent_sha256, "macs": round(float(macs), 4), "settings": settings}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,11 @@ Order (each candidate exported and benchmarked as it would ship, :mod:`.candidat
 2. the **unpruned** model at the asked precision (int8 by default): when it meets the
    budget, pruning can only cost accuracy, and the search ends there (unless
    ``exhaustive``);
-3. the CURL **grid** of MACs fractions, largest first, each recovered by KD from the
-   original: the first whose artifact meets the budget ends the grid (smaller ones are
-   faster and less accurate) unless ``exhaustive``;
+3. the CURL **grid** of MACs fractions, largest first, each pruned once and recovered by
+   every configured method (KD from the original, fine-tuning on the labels: one candidate
+   each, so the better recovery is measured per fraction): the first fraction with an artifact
+   that meets the budget ends the grid (smaller ones are faster and less accurate) unless
+   ``exhaustive``;
 4. ``refine`` **bisection** steps between the largest fraction that met the budget and the
    smallest one above it that did not (the unpruned model counts as 1.0): a larger, more
    accurate model that still fits. Latency is measured, never predicted from MACs ("pruned
@@ -106,7 +108,8 @@ def _search(search: Search, reference: float, clock: Progress) -> list[Candidate
     """Unpruned first, then the grid largest first, then bisection toward the budget."""
     cfg, budget = search.cfg, search.budget
     done: list[Candidate] = []
-    total = 1 + len(cfg.ratios) + cfg.refine
+    per_ratio = 1 if cfg.recovery_epochs == 0 else len(cfg.recovery)
+    total = 1 + (len(cfg.ratios) + cfg.refine) * per_ratio
 
     def run(plan: Plan) -> Candidate:
         prefix = f"candidate {len(done) + 1}/{total}: {plan.label}"
@@ -126,20 +129,25 @@ def _search(search: Search, reference: float, clock: Progress) -> list[Candidate
     first = run(Plan.unpruned(cfg.precision, budget.target))
     if meets(first) and not cfg.exhaustive:
         return done  # the whole model fits: pruning could only lose accuracy
+    def run_ratio(ratio: float) -> list[Candidate]:
+        """Every recovery of one MACs fraction (one plan when there is no recovery)."""
+        plans = dict.fromkeys(Plan.pruned(ratio, cfg.recovery_epochs, cfg.precision, budget.target, rec)
+                              for rec in cfg.recovery)
+        return [run(plan) for plan in plans]
+
     for ratio in cfg.ratios:
-        cand = run(Plan.pruned(ratio, cfg.recovery_epochs, cfg.precision, budget.target, cfg.recovery))
-        if meets(cand) and not cfg.exhaustive:
-            total = len(done) + cfg.refine  # the rest of the grid is skipped
+        if any(meets(c) for c in run_ratio(ratio)) and not cfg.exhaustive:
+            total = len(done) + cfg.refine * per_ratio  # the rest of the grid is skipped
             break
     lo, hi = _bracket(done, budget)
     for _ in range(cfg.refine):
         if lo is None or hi is None or hi - lo < 0.02:
             break
         mid = round((lo + hi) / 2, 4)
-        cand = run(Plan.pruned(mid, cfg.recovery_epochs, cfg.precision, budget.target, cfg.recovery))
-        if meets(cand):
+        cands = run_ratio(mid)
+        if any(meets(c) for c in cands):
             lo = mid
-        elif cand.ok:
+        elif any(c.ok for c in cands):
             hi = mid
         else:
             break
