@@ -4,7 +4,7 @@ mobilenet_v2 (96 px), against compressing by hand (issue 14).
 Each model is trained on digits by ``edgekit train`` (the commands are in :data:`MODELS`;
 a checkpoint already in the work folder is reused). ``edgekit.optimize`` then searches for
 the most accurate LiteRT artifact (1 thread, int8 by default, at most 1 point lost, CURL
-with Fisher scoring and channel counts rounded to LiteRT's multiple, KD recovery) under
+with Fisher scoring and channel counts rounded to LiteRT's multiple, KD and fine-tuning recovery) under
 budgets of 1/2, 1/4 and 1/8 of the original's fp32 LiteRT latency, all three in one output
 folder per model so later budgets reuse the candidates earlier ones measured (the candidate
 key is the plan, not the budget). The hand-made comparison is what a user would do without
@@ -58,7 +58,7 @@ def _search(model: Path, work: Path, budget: str) -> dict[str, Any]:
 
 
 def by_hand(model: Path, work: Path) -> dict[str, Any]:
-    """CURL to 50 % MACs (Fisher scoring, prune's default recovery), int8 TFLite, LiteRT 1 thread with accuracy."""
+    """CURL to 50 % MACs (prune's defaults: Fisher scoring in 3 steps, its own recovery), int8 TFLite, LiteRT 1 thread with accuracy."""
     from edgekit.benchmark.run import bench
     from edgekit.compress.prune import prune
     from edgekit.exporters.pipeline import export
@@ -120,8 +120,9 @@ def page(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
              f"{time.strftime('%Y-%m-%d')}, 2-core CPU shared with other work). LiteRT and onnxruntime at 1 thread, "
              "batch 1, p50; accuracy on each checkpoint's held-out digits split (360 images); budgets are fractions "
              "of the original's fp32 LiteRT p50 measured in the same search. Search defaults: int8, max drop 1 "
-             "point, CURL grid 0.75/0.5/0.35/0.25/0.15/0.1 of the MACs with Fisher scoring and counts rounded to 16, "
-             "3 KD epochs from the original, 1 bisection step. `search s` is that budget's wall time (candidates "
+             "point, CURL grid 0.75/0.5/0.35/0.25/0.15/0.1 of the MACs with Fisher scoring in 3 re-scored steps and "
+             "counts rounded to 16, each fraction recovered by 3 epochs of KD from the original and, as its own "
+             "candidate, by 3 epochs of fine-tuning on the labels, 1 bisection step. `search s` is that budget's wall time (candidates "
              "found in the folder are reused, not recomputed).", ""]
     for res in results:
         lines += section(res)
