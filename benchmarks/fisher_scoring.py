@@ -56,19 +56,62 @@ def _teacher(name: str, work: Path, device: str, epochs: int) -> Path:
     return path
 
 
-def compare(ckpt_path: Path, proxy: int, device: str, ratio: float = 0.5) -> dict[str, Any]:
-    """Exact vs fisher scores of one checkpoint, and top-1 after pruning with each."""
-    from scipy.stats import spearmanr
+def score_and_prune(ck: Any, bundle: Any, x: torch.Tensor, y: torch.Tensor, scoring: str, dev: torch.device,
+                    ratio: float, row: dict[str, Any], name: str, autocast: torch.dtype | None = None) -> dict:
+    """Score a copy of ``ck``'s model with ``scoring`` (under CPU autocast to ``autocast`` when given),
+    prune it to ``ratio`` of the MACs with those scores (kl-per-mac, BN re-estimated, no recovery);
+    ``row`` gains ``NAME_seconds``, ``NAME_top1_pruned_bn`` and ``NAME_macs_ratio``. Returns the scores."""
+    import contextlib
 
-    from edgekit.checkpoint import load_checkpoint
-    from edgekit.compress.prune import proxy_set, score_units
+    from edgekit.compress.prune import score_units
     from edgekit.compress.selection import select
     from edgekit.compress.units import UnitGraph
     from edgekit.registry import count_macs
     from edgekit.training.metrics import evaluate_model
     from edgekit.training.precise_bn import bn_loader, precise_bn
 
-    dev = torch.device(device)
+    model = copy.deepcopy(ck.model).cpu().eval()
+    for p in model.parameters():
+        p.requires_grad_(True)
+    graph = UnitGraph(model, x[:1])
+    ctx = torch.autocast(dev.type, dtype=autocast) if autocast is not None else contextlib.nullcontext()
+    _sync(dev)
+    t0 = time.perf_counter()
+    with ctx:
+        s = score_units("curl", model, graph, x, y, progress=False, scoring=scoring, device=dev)
+    _sync(dev)
+    row[f"{name}_seconds"] = time.perf_counter() - t0
+    sel = select(graph, s, kind="macs", ratio=ratio, rank="kl-per-mac", min_keep=0.3)
+    graph.prune(sel.removal)
+    model.to(dev)
+    precise_bn(model, bn_loader(bundle, ck.input_spec, 64), 8, device=dev)
+    row[f"{name}_top1_pruned_bn"] = evaluate_model(model, bundle.loader("val", ck.eval_transform, 256), "classify",
+                                                   dev)["top1"]
+    row[f"{name}_macs_ratio"] = count_macs(model.cpu(), (1, *ck.input_spec["shape"])) / row["macs"]
+    row["units"] = sum(v.numel() for v in s.values())
+    return s
+
+
+def rank_agreement(ref: dict[int, torch.Tensor], other: dict[int, torch.Tensor]) -> dict[str, float]:
+    """Spearman rank correlation of two unit scorings (all units pooled, median over groups) and the
+    median ratio other / ref."""
+    from scipy.stats import spearmanr
+
+    a = torch.cat([ref[k] for k in ref])
+    b = torch.cat([other[k] for k in ref])
+    per = [float(spearmanr(ref[k], other[k])[0]) for k in ref if ref[k].numel() > 2]
+    return {"spearman_all": float(spearmanr(a, b)[0]), "spearman_group_median": float(torch.tensor(per).median()),
+            "median_ratio": float((b / a.clamp_min(1e-12)).median())}
+
+
+def open_checkpoint(ckpt_path: Path, proxy: int, dev: torch.device) -> tuple[Any, Any, torch.Tensor, torch.Tensor,
+                                                                             dict[str, Any]]:
+    """The checkpoint, its data split, its proxy set and a row with its unpruned top-1 and MACs."""
+    from edgekit.checkpoint import load_checkpoint
+    from edgekit.compress.prune import proxy_set
+    from edgekit.registry import count_macs
+    from edgekit.training.metrics import evaluate_model
+
     ck = load_checkpoint(ckpt_path)
     bundle = ck.load_data()
     x, y, _ = proxy_set(bundle, ck.eval_transform, proxy, 0)
@@ -76,32 +119,17 @@ def compare(ckpt_path: Path, proxy: int, device: str, ratio: float = 0.5) -> dic
                            "macs": count_macs(ck.model, (1, *ck.input_spec["shape"]))}
     loader = bundle.loader("val", ck.eval_transform, 256)
     row["top1_unpruned"] = evaluate_model(ck.model.to(dev), loader, "classify", dev)["top1"]
-    scores = {}
-    for scoring in ("exact", "fisher"):
-        model = copy.deepcopy(ck.model).cpu().eval()
-        for p in model.parameters():
-            p.requires_grad_(True)
-        graph = UnitGraph(model, x[:1])
-        _sync(dev)
-        t0 = time.perf_counter()
-        s = score_units("curl", model, graph, x, y, progress=False, scoring=scoring, device=dev)
-        _sync(dev)
-        row[f"{scoring}_seconds"] = time.perf_counter() - t0
-        scores[scoring] = s
-        sel = select(graph, s, kind="macs", ratio=ratio, rank="kl-per-mac", min_keep=0.3)
-        graph.prune(sel.removal)
-        model.to(dev)
-        precise_bn(model, bn_loader(bundle, ck.input_spec, 64), 8, device=dev)
-        row[f"{scoring}_top1_pruned_bn"] = evaluate_model(model, loader, "classify", dev)["top1"]
-        row[f"{scoring}_macs_ratio"] = count_macs(model.cpu(), (1, *ck.input_spec["shape"])) / row["macs"]
-        row["units"] = sum(v.numel() for v in s.values())
-    ex, fi = scores["exact"], scores["fisher"]
-    a = torch.cat([ex[k] for k in ex])
-    b = torch.cat([fi[k] for k in ex])
-    row["spearman_all"] = float(spearmanr(a, b)[0])
-    per = [float(spearmanr(ex[k], fi[k])[0]) for k in ex if ex[k].numel() > 2]
-    row["spearman_group_median"] = float(torch.tensor(per).median())
-    row["median_ratio_fisher_over_exact"] = float((b / a.clamp_min(1e-12)).median())
+    return ck, bundle, x, y, row
+
+
+def compare(ckpt_path: Path, proxy: int, device: str, ratio: float = 0.5) -> dict[str, Any]:
+    """Exact vs fisher scores of one checkpoint, and top-1 after pruning with each."""
+    dev = torch.device(device)
+    ck, bundle, x, y, row = open_checkpoint(ckpt_path, proxy, dev)
+    ex, fi = (score_and_prune(ck, bundle, x, y, scoring, dev, ratio, row, scoring) for scoring in ("exact", "fisher"))
+    agree = rank_agreement(ex, fi)
+    row.update(spearman_all=agree["spearman_all"], spearman_group_median=agree["spearman_group_median"],
+               median_ratio_fisher_over_exact=agree["median_ratio"])
     row["speedup"] = row["exact_seconds"] / row["fisher_seconds"]
     return row
 

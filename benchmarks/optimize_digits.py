@@ -121,9 +121,9 @@ def page(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
              "batch 1, p50; accuracy on each checkpoint's held-out digits split (360 images); budgets are fractions "
              "of the original's fp32 LiteRT p50 measured in the same search. Search defaults: int8, max drop 1 "
              "point, CURL grid 0.75/0.5/0.35/0.25/0.15/0.1 of the MACs with Fisher scoring in 3 re-scored steps and "
-             "counts rounded to 16, each fraction recovered by 3 epochs of KD from the original and, as its own "
-             "candidate, by 3 epochs of fine-tuning on the labels, 1 bisection step. `search s` is that budget's wall time (candidates "
-             "found in the folder are reused, not recomputed).", ""]
+             "counts rounded to 16, each fraction recovered by 5 epochs of KD from the original and, as its own "
+             "candidate, by 5 epochs of fine-tuning on the labels, 1 bisection step. `search s` is that budget's "
+             "wall time (candidates found in the folder are reused, not recomputed).", ""]
     for res in results:
         lines += section(res)
     return "\n".join(lines)

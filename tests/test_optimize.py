@@ -209,6 +209,22 @@ def test_impossible_budget_names_the_closest(searched: tuple[Path, dict], digits
     assert "closest:" in res.stdout and doc["report"] in res.stdout
 
 
+def test_closest_over_budget_is_the_best_recovery_of_the_fastest_fraction() -> None:
+    """Nothing meets the budget: the closest is the fastest MACs fraction, and of its recoveries (one
+    architecture, latencies apart by timing noise) the more accurate, not the one timed 1 % faster."""
+    from edgekit.optimization.summary import _closest
+
+    def rec(macs: float | None, p50: float, top1: float, meets: bool = False, error: str | None = None) -> dict:
+        return {"plan": {"macs": macs}, "p50_ms": p50, "top1": top1, "meets_budget": meets, "error": error}
+
+    kd, ft = rec(0.25, 0.1171, 94.7), rec(0.25, 0.1177, 96.4)
+    assert _closest([rec(None, 0.3, 97.5), rec(0.35, 0.156, 96.4), kd, ft]) is ft
+    assert _closest([rec(0.5, 0.2, 97.0), rec(0.25, None, 99.0, error="refused"), kd]) is kd
+    under = rec(0.35, 0.15, 90.0, meets=True)
+    assert _closest([kd, ft, under, rec(0.5, 0.16, 89.0, meets=True)]) is under  # under the budget first
+    assert _closest([rec(0.5, None, 0.0, error="x")]) is None
+
+
 def test_resume_needs_an_earlier_search(tmp_path: Path) -> None:
     import edgekit
 

@@ -32,8 +32,9 @@ class OptimizeConfig(RunConfig):
     unless ``exhaustive``; ``refine`` bisection steps then look for a larger model
     between that ratio and the last one over budget. Every pruned fraction is recovered by
     each method in ``recovery`` (default both: KD from the original, and plain fine-tuning on the
-    labels), ``recovery_epochs`` each (0: none) at ``recovery_lr``, and each recovery is its own
-    candidate: which recovers better is measured, not assumed. Neither won everywhere: on
+    labels), ``recovery_epochs`` each (0: none; by default as many as ``edgekit prune``
+    fine-tunes) at ``recovery_lr``, and each recovery is its own candidate: which recovers better
+    is measured, not assumed. Neither won everywhere: on
     mobilenet_v2 (96 px, digits, pruned in 3 Fisher steps) 5 epochs of fine-tuning kept the
     original's 97.2 % at 35 % of the MACs where 5 epochs of KD reached 96.1, and at 25 % 10 epochs
     of KD (96.4) beat 5 of fine-tuning (95.0) (``benchmarks/optimize_digits.md``, follow-ups).
@@ -65,7 +66,7 @@ class OptimizeConfig(RunConfig):
     refine: int = 1
     exhaustive: bool = False
     recovery: tuple[str, ...] = RECOVERIES
-    recovery_epochs: int = 3
+    recovery_epochs: int = default(PruneConfig, "finetune_epochs")
     recovery_lr: float = 0.01
     proxy_size: int = default(PruneConfig, "proxy_size")
     min_keep: float = default(PruneConfig, "min_keep")

@@ -5,8 +5,8 @@ original's top-1 and its rows (torch eager, fp32 onnxruntime and LiteRT p50); ``
 (artifact path, measured p50, top-1, drop against the original, plan, precision, and the
 speed-up against each original row) or None; ``meets_budget`` and a one-line ``message``
 saying which candidate was chosen, or that none meets the budget within ``max_drop``
-and which came ``closest`` (among those under the budget, the most accurate; else the
-fastest); every candidate (plan, key, folder, p50, top-1, drop, reused or computed); the
+and which came ``closest`` (among those under the budget, the most accurate; else the most
+accurate recovery of the fastest MACs fraction); every candidate (plan, key, folder, p50, top-1, drop, reused or computed); the
 accuracy-latency ``pareto`` front of the candidates (:func:`edgekit.benchmark.plots.pareto_front`);
 the ``results`` file and ``report`` written by :func:`edgekit.benchmark.report.report`.
 """
@@ -54,12 +54,18 @@ def document(search: Search, originals: list[dict[str, Any]], candidates: list[C
 
 
 def _closest(records: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Under the budget but losing too much: the most accurate of those; else the fastest."""
+    """Under the budget but losing too much: the most accurate of those; else the fastest model,
+    i.e. the most accurate recovery of the fastest candidate's MACs fraction (its recoveries share
+    one architecture, so their latencies differ by timing noise alone)."""
     ok = [r for r in records if not r["error"] and r["p50_ms"] is not None]
     under = [r for r in ok if r["meets_budget"] and r["top1"] is not None]
     if under:
         return max(under, key=lambda r: r["top1"])
-    return min(ok, key=lambda r: r["p50_ms"], default=None)
+    fastest = min(ok, key=lambda r: r["p50_ms"], default=None)
+    if fastest is None:
+        return None
+    same = [r for r in ok if r["plan"]["macs"] == fastest["plan"]["macs"] and r["top1"] is not None]
+    return max(same, key=lambda r: (r["top1"], -r["p50_ms"]), default=fastest)
 
 
 def _message(search: Search, chosen: dict[str, Any] | None, closest: dict[str, Any] | None, n: int) -> str:
