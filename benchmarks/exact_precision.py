@@ -2,8 +2,8 @@
 
 Issue 13 asked exact KL scoring to get faster "with lower precision where the CPU supports it".
 For each checkpoint, this scores every prunable unit exactly (:func:`edgekit.compress.curl.kl_scores`)
-twice on the same proxy set, in float32 and under ``torch.autocast("cpu", dtype=torch.bfloat16)``
-(convolutions and linear layers in bf16, the KL itself in float32), times both in one process,
+twice on the same proxy set, in float32 and in bf16 (``exact_precision="bf16"``: the passes under
+``torch.autocast("cpu", dtype=torch.bfloat16)``, the KL itself in float32), times both in one process,
 reports the Spearman rank correlation of the bf16 scores with the float32 ones (all units pooled,
 median over groups), and prunes a copy to 50 % MACs with each set of scores (kl-per-mac, BN
 re-estimated, no recovery) to compare held-out top-1. ``--repeat`` alternates the two that many
@@ -32,8 +32,8 @@ def compare_precisions(ckpt: Path, proxy: int, repeat: int, ratio: float = 0.5) 
     times: dict[str, list[float]] = {"fp32": [], "bf16": []}
     scores = {}
     for _ in range(repeat):
-        for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
-            scores[name] = score_and_prune(ck, bundle, x, y, "exact", dev, ratio, row, name, autocast=dtype)
+        for name in ("fp32", "bf16"):
+            scores[name] = score_and_prune(ck, bundle, x, y, "exact", dev, ratio, row, name, exact_precision=name)
             times[name].append(row[f"{name}_seconds"])
     row["seconds"] = times
     row.update(rank_agreement(scores["fp32"], scores["bf16"]))

@@ -57,12 +57,11 @@ def _teacher(name: str, work: Path, device: str, epochs: int) -> Path:
 
 
 def score_and_prune(ck: Any, bundle: Any, x: torch.Tensor, y: torch.Tensor, scoring: str, dev: torch.device,
-                    ratio: float, row: dict[str, Any], name: str, autocast: torch.dtype | None = None) -> dict:
-    """Score a copy of ``ck``'s model with ``scoring`` (under CPU autocast to ``autocast`` when given),
-    prune it to ``ratio`` of the MACs with those scores (kl-per-mac, BN re-estimated, no recovery);
-    ``row`` gains ``NAME_seconds``, ``NAME_top1_pruned_bn`` and ``NAME_macs_ratio``. Returns the scores."""
-    import contextlib
-
+                    ratio: float, row: dict[str, Any], name: str, exact_precision: str = "fp32") -> dict:
+    """Score a copy of ``ck``'s model with ``scoring`` (exact scoring in ``exact_precision``; float32,
+    the paper's arithmetic, unless asked), prune it to ``ratio`` of the MACs with those scores
+    (kl-per-mac, BN re-estimated, no recovery); ``row`` gains ``NAME_seconds``,
+    ``NAME_top1_pruned_bn`` and ``NAME_macs_ratio``. Returns the scores."""
     from edgekit.compress.prune import score_units
     from edgekit.compress.selection import select
     from edgekit.compress.units import UnitGraph
@@ -74,11 +73,10 @@ def score_and_prune(ck: Any, bundle: Any, x: torch.Tensor, y: torch.Tensor, scor
     for p in model.parameters():
         p.requires_grad_(True)
     graph = UnitGraph(model, x[:1])
-    ctx = torch.autocast(dev.type, dtype=autocast) if autocast is not None else contextlib.nullcontext()
     _sync(dev)
     t0 = time.perf_counter()
-    with ctx:
-        s = score_units("curl", model, graph, x, y, progress=False, scoring=scoring, device=dev)
+    s = score_units("curl", model, graph, x, y, progress=False, scoring=scoring, device=dev,
+                    exact_precision=exact_precision)
     _sync(dev)
     row[f"{name}_seconds"] = time.perf_counter() - t0
     sel = select(graph, s, kind="macs", ratio=ratio, rank="kl-per-mac", min_keep=0.3)
@@ -186,7 +184,8 @@ def by_steps(ckpt_path: Path, proxy: int, device: str, steps: list[int], work: P
     for scoring, k in [("exact", 1)] + [("fisher", k) for k in sorted({1, *steps})]:
         t0 = time.perf_counter()
         ck = prune(ckpt_path, None, work / f"{ckpt_path.stem}_{scoring}{k}.pt", target="macs=0.5", scoring=scoring,
-                   steps=k, finetune_epochs=0, proxy_size=proxy, device=device, seed=0, force=True, progress=False)
+                   steps=k, finetune_epochs=0, proxy_size=proxy, device=device, seed=0, force=True, progress=False,
+                   exact_precision="fp32")  # the recorded reference: the paper's float32 exact KL
         row[f"{scoring}{k}"] = {"top1_pruned_bn": ck.metrics["top1_pruned_bn"], "top1_unpruned": ck.metrics["top1_unpruned"],
                                 "macs_ratio": ck.metrics["macs_ratio"], "seconds": time.perf_counter() - t0}
         print(ckpt_path.stem, f"{scoring}{k}", json.dumps(row[f"{scoring}{k}"]), flush=True)

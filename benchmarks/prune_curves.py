@@ -31,14 +31,14 @@ from typing import Any
 
 #: name -> prune() options. One-step CURL rows share their scores across ratios and seeds; their
 #: step count is explicit, since ``edgekit prune`` now defaults to 3 Fisher steps for a MACs target
-#: (``curl-ms3`` is that default).
+#: (``curl-ms3`` is that default); exact rows keep the paper's float32 arithmetic (``exact_precision``).
 METHODS: dict[str, dict[str, Any]] = {
-    "curl": {"method": "curl", "scoring": "exact", "steps": 1},
+    "curl": {"method": "curl", "scoring": "exact", "steps": 1, "exact_precision": "fp32"},
     "curl-fisher": {"method": "curl", "scoring": "fisher", "steps": 1},
     "curl-ms3": {"method": "curl", "scoring": "fisher", "steps": 3},
     "curl-ms6": {"method": "curl", "scoring": "fisher", "steps": 6},
     "curl-ms6-ft": {"method": "curl", "scoring": "fisher", "steps": 6, "step_epochs": 1},
-    "curl-norm": {"method": "curl", "scoring": "exact", "rank": "kl-norm", "steps": 1},
+    "curl-norm": {"method": "curl", "scoring": "exact", "rank": "kl-norm", "steps": 1, "exact_precision": "fp32"},
     "l1": {"method": "l1"},
     "taylor": {"method": "taylor"},
     "random": {"method": "random"},

@@ -16,7 +16,7 @@ import click
 
 from .compress.distill_config import BIAS_MODES, DistillConfig
 from .compress.prune_config import METHODS as PRUNE_METHODS
-from .compress.prune_config import DEFAULT_FISHER_STEPS, RANKS, RECIPES, SCORINGS, PruneConfig
+from .compress.prune_config import DEFAULT_FISHER_STEPS, EXACT_PRECISIONS, RANKS, RECIPES, SCORINGS, PruneConfig
 from .errors import EdgekitError
 from .formats import PRECISIONS
 from .numbers import FRACTION, NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT, UNIT_INTERVAL
@@ -516,6 +516,9 @@ def verify_cmd(artifact: str, checkpoint: str, data: str | None, n: int, as_json
 @click.option("--scoring", type=click.Choice(SCORINGS), default=default(PruneConfig, "scoring"), show_default=True,
               help="CURL's KL: exact (one masked pass per unit) or fisher (its second-order estimate, "
                    "a few backward passes).")
+@click.option("--exact-precision", type=click.Choice(EXACT_PRECISIONS), default=default(PruneConfig, "exact_precision"),
+              show_default=True, help="Arithmetic of exact scoring's masked passes: auto is bf16 on a CPU that "
+              "computes it natively (AVX-512 BF16, AMX), else fp32.")
 @click.option("--steps", default=default(PruneConfig, "steps"), type=POSITIVE_INT,
               help="Reach the target in this many steps, re-estimating BN and re-scoring in between "
                    f"[default: {DEFAULT_FISHER_STEPS} for CURL with Fisher scoring to a macs/params target, else 1].")

@@ -20,3 +20,13 @@ def resolve_device(device: str = "auto") -> torch.device:
         return torch.device(device)
     except RuntimeError as exc:
         raise EdgekitError(f"unknown device {device!r}: {str(exc).splitlines()[0]}") from None
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 natively: a CPU with AVX-512 BF16 or AMX tiles (elsewhere a
+    CPU emulates bf16 in float32, slower than float32 itself). CUDA answers False: edgekit scores
+    in true float32 there (TF32 rounding already swamped small KL scores on a GPU)."""
+    if device.type != "cpu":
+        return False
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)

@@ -97,6 +97,44 @@ def test_traced_and_full_pass_scoring_agree(monkeypatch: pytest.MonkeyPatch) -> 
         torch.testing.assert_close(traced[k], full[k], rtol=1e-4, atol=1e-8)
 
 
+def _ranks(t: torch.Tensor) -> torch.Tensor:
+    return t.argsort().argsort().double()
+
+
+def test_bf16_exact_scores_keep_the_fp32_ranking(digits_ckpt: Path) -> None:
+    """``precision="bf16"``: the masked passes run under bfloat16 autocast (the numbers change),
+    and the unit ranking that selection uses stays that of float32 scoring (a trained model on
+    its own proxy images; a random network's near-zero KLs drown in bf16 rounding)."""
+    from edgekit.compress.prune import proxy_set
+
+    ck = load_checkpoint(digits_ckpt)
+    model = ck.model.eval()
+    x, _, _ = proxy_set(ck.load_data(), ck.eval_transform, 32, 0)
+    graph = UnitGraph(model, x[:1])
+    fp32 = curl.kl_scores(model, graph, x, progress=False)
+    bf16 = curl.kl_scores(model, graph, x, progress=False, precision="bf16")
+    a, b = (torch.cat([s[k] for k in sorted(fp32)]) for s in (fp32, bf16))
+    assert not torch.equal(a, b) and bool((b >= -1e-6).all())  # computed differently, still a KL
+    spearman = float(torch.corrcoef(torch.stack([_ranks(a), _ranks(b)]))[0, 1])
+    assert spearman > 0.95, spearman
+    assert float(((b - a).abs() / a.clamp_min(1e-12)).median()) < 0.1  # the same quantity, not just the same order
+    with pytest.raises(ValueError, match="precision"):
+        curl.kl_scores(model, graph, x, progress=False, precision="fp16")
+
+
+def test_exact_precision_auto_follows_the_cpu() -> None:
+    from edgekit.compress.prune import exact_precision_on
+    from edgekit.device import native_bf16
+
+    cpu = torch.device("cpu")
+    native = bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+                  or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
+    assert native_bf16(cpu) == native
+    assert exact_precision_on("auto", cpu) == ("bf16" if native else "fp32")
+    assert exact_precision_on("auto", torch.device("cuda")) == "fp32"  # true float32 on a GPU
+    assert exact_precision_on("fp32", cpu) == "fp32" and exact_precision_on("bf16", cpu) == "bf16"
+
+
 def test_selection_hits_target_and_keeps_min_ratio() -> None:
     model = create_model("resnet18", num_classes=10).eval()
     graph = UnitGraph(model, torch.randn(1, 3, 32, 32))
@@ -213,6 +251,16 @@ def test_prune_digits_end_to_end(digits_ckpt: Path, tmp_path: Path) -> None:
     ck2 = prune(digits_ckpt, None, out, target="macs=0.6", proxy_size=16, finetune_epochs=0, force=True,
                 scores_path=kept, progress=False)
     assert ck2.metrics["scores_cached"] and kept.is_file()
+    # exact scores are kept per arithmetic: bf16 scores never stand in for float32 ones
+    exact = dict(target="macs=0.6", proxy_size=16, finetune_epochs=0, force=True, scores_path=tmp_path / "ex.pt",
+                 scoring="exact", progress=False)
+    fp32 = prune(digits_ckpt, None, out, exact_precision="fp32", **exact)
+    bf16 = prune(digits_ckpt, None, out, exact_precision="bf16", **exact)
+    assert (fp32.provenance["exact_precision"], bf16.provenance["exact_precision"]) == ("fp32", "bf16")
+    assert not bf16.metrics["scores_cached"] and ck2.provenance["exact_precision"] is None  # fisher: not exact
+    assert prune(digits_ckpt, None, out, exact_precision="bf16", **exact).metrics["scores_cached"]
+    with pytest.raises(EdgekitError, match="exact precision"):
+        prune(digits_ckpt, None, out, exact_precision="fp16", **exact)
 
 
 def _random_ckpt(arch: str, path: Path, classes: int = 4, size: int = 32, **kw: object) -> Path:
@@ -305,6 +353,9 @@ def test_cli_prune_bad_target(synthetic_ckpt: Path, tmp_path: Path) -> None:
                                     "-o", str(tmp_path / "x.pt"), "--target", "flops=0.5"])
     assert res.exit_code == 2 and "bad target" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "x.pt").exists()
+    res = CliRunner().invoke(main, ["prune", str(synthetic_ckpt), "-o", str(tmp_path / "x.pt"), "--scoring", "exact",
+                                    "--exact-precision", "fp8"])
+    assert res.exit_code == 2 and "--exact-precision" in res.output and "Traceback" not in res.output
 
 
 @pytest.mark.slow

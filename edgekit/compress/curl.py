@@ -136,13 +136,24 @@ def _identity(out: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def kl_scores(model: nn.Module, graph: UnitGraph, images: torch.Tensor, *, chunk: int = 256,
               progress: bool = True, budget: int = ACTIVATION_BUDGET,
-              readout: Callable[[torch.Tensor], torch.Tensor] = _identity) -> dict[int, torch.Tensor]:
+              readout: Callable[[torch.Tensor], torch.Tensor] = _identity,
+              precision: str = "fp32") -> dict[int, torch.Tensor]:
     """KL(masked || original) per unit, averaged over ``images``; {group index: scores of its units}.
 
     Protected groups are not scored. ``model`` must be the one ``graph`` was built on.
     ``readout``: the model output -> the logits whose softmaxes the KL compares (the output
     itself for a classifier; ``log p_hat`` for a label-distribution model, see the module docstring).
+    ``precision``: ``"fp32"``, or ``"bf16"``: every pass (the unmasked one too, so both sides of
+    the KL round alike) under bfloat16 autocast on the images' device, the KL itself in float32.
     """
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+    with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        return _kl_scores(model, graph, images, chunk, progress, budget, readout)
+
+
+def _kl_scores(model: nn.Module, graph: UnitGraph, images: torch.Tensor, chunk: int, progress: bool, budget: int,
+               readout: Callable[[torch.Tensor], torch.Tensor]) -> dict[int, torch.Tensor]:
     model.eval()
     todo = [g for g in graph.groups if g.prunable]
     site_names = {s.name for g in todo for s in g.sites}

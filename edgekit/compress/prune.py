@@ -93,12 +93,14 @@ def proxy_set(bundle: DataBundle, transform: Any, size: int, seed: int) -> tuple
 
 def score_units(method: str, model: torch.nn.Module, graph: Any, x: torch.Tensor, y: torch.Tensor, *,
                 seed: int = 0, progress: bool = True, label_task: LabelTask | None = None,
-                scoring: str = "exact", device: torch.device | str | None = None) -> dict[int, torch.Tensor]:
+                scoring: str = "exact", device: torch.device | str | None = None,
+                exact_precision: str = "auto") -> dict[int, torch.Tensor]:
     """Importance of every prunable unit under ``method`` (lower = removed first).
 
     ``label_task``: the model is a label-distribution model (CURL compares its distributions,
     Taylor differentiates its own loss). ``scoring``: CURL's exact KL or its Fisher estimate.
-    ``device``: where CURL's passes run (the model is moved there and back to the CPU)."""
+    ``device``: where CURL's passes run (the model is moved there and back to the CPU).
+    ``exact_precision``: the exact KL's arithmetic (:func:`exact_precision_on`)."""
     if method == "curl":
         from .curl import kl_scores
         from .fisher import fisher_scores
@@ -111,7 +113,7 @@ def score_units(method: str, model: torch.nn.Module, graph: Any, x: torch.Tensor
                 if scoring == "fisher":
                     return fisher_scores(model, graph, x, progress=progress, readout=readout, seed=seed, device=dev)
                 return kl_scores(model, graph, x.to(dev), progress=progress, readout=readout,
-                                 budget=activation_budget(dev))
+                                 budget=activation_budget(dev), precision=exact_precision_on(exact_precision, dev))
             finally:
                 model.cpu()
                 if dev.type == "cuda":  # hand the mask batches' cached blocks back to other processes on the GPU
@@ -123,6 +125,15 @@ def score_units(method: str, model: torch.nn.Module, graph: Any, x: torch.Tensor
         step = label_loss(label_task)
         loss = lambda m, xs, ys: step(m, xs, ys, 0).loss  # noqa: E731
     return tp_scores(method, model, graph, x, y, seed=seed, loss=loss)
+
+
+def exact_precision_on(choice: str, device: torch.device) -> str:
+    """``auto`` -> ``bf16`` on a CPU that computes bfloat16 natively, else ``fp32``; other choices as given."""
+    from ..device import native_bf16
+
+    if choice == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    return choice
 
 
 @contextlib.contextmanager
@@ -325,18 +336,27 @@ def _score(run: _Run, cache: Path | None) -> tuple[Any, dict[int, torch.Tensor]]
            "subset_seed": cfg.data_seed if cfg.train_fraction < 1 else None,
            # seeded scores: random, and Fisher's Monte-Carlo draws
            "seed": cfg.seed if cfg.method == "random" or (cfg.method == "curl" and cfg.scoring == "fisher") else None,
-           "scoring": cfg.scoring if cfg.method == "curl" else None}
+           "scoring": cfg.scoring if cfg.method == "curl" else None,
+           "precision": _exact_precision(run)}
     t0 = time.perf_counter()
     scores = _cached_scores(cache, key) if cache is not None else None
     run.metrics["scores_cached"] = scores is not None
     if scores is None:
         scores = score_units(cfg.method, run.model, graph, x, y, seed=cfg.seed, progress=run.progress,
-                             label_task=run.label_task, scoring=cfg.scoring, device=run.device)
+                             label_task=run.label_task, scoring=cfg.scoring, device=run.device,
+                             exact_precision=cfg.exact_precision)
         if cache is not None:
             with atomic_path(cache) as tmp:
                 torch.save({"key": key, "scores": {str(k): v for k, v in scores.items()}}, tmp)
     run.metrics["score_seconds"] = time.perf_counter() - t0
     return graph, scores
+
+
+def _exact_precision(run: _Run) -> str | None:
+    """The arithmetic exact CURL scoring runs in on this run's device (None: no exact scoring)."""
+    if run.cfg.method != "curl" or run.cfg.scoring != "exact":
+        return None
+    return exact_precision_on(run.cfg.exact_precision, run.device)
 
 
 def _prune_steps(run: _Run, cache: Path | None) -> list[dict[str, Any]]:
@@ -364,7 +384,8 @@ def _prune_steps(run: _Run, cache: Path | None) -> list[dict[str, Any]]:
             graph = UnitGraph(run.model, x[:1])
             t0 = time.perf_counter()
             scores = score_units(cfg.method, run.model, graph, x, y, seed=cfg.seed, progress=run.progress,
-                                 label_task=run.label_task, scoring=cfg.scoring, device=run.device)
+                                 label_task=run.label_task, scoring=cfg.scoring, device=run.device,
+                                 exact_precision=cfg.exact_precision)
             run.metrics["score_seconds"] += time.perf_counter() - t0
         sel = _select(run, graph, scores, step=(k, cfg.steps), floors=floors if cfg.steps > 1 else None)
         run.reestimate_bn()
@@ -479,7 +500,8 @@ def _write(run: _Run, groups: list[dict[str, Any]], force: bool) -> Checkpoint:
     child = run.ckpt.derive(run.model, stage="prune", metrics=metrics)
     child.provenance.update({
         "method": cfg.method, "rank": cfg.rank if cfg.method == "curl" else None, "target": str(run.target),
-        "scoring": cfg.scoring if cfg.method == "curl" else None, "steps": cfg.steps, "step_epochs": cfg.step_epochs,
+        "scoring": cfg.scoring if cfg.method == "curl" else None, "exact_precision": _exact_precision(run),
+        "steps": cfg.steps, "step_epochs": cfg.step_epochs,
         "min_keep": cfg.min_keep, "round_to": run.round_to, "proxy_size": cfg.proxy_size,
         "recipe": cfg.recipe if cfg.finetune_epochs else None, "finetune_epochs": cfg.finetune_epochs,
         "train_fraction": cfg.train_fraction, "seed": cfg.seed, "precise_bn": cfg.precise_bn,
