@@ -199,15 +199,18 @@ def _print_summary(out: Path, res: dict[str, Any]) -> None:
     b = opt["budget"]
     points = f"{b['max_drop']:g} point{'' if b['max_drop'] == 1 else 's'}"
     cands = Table(title=f"edgekit optimize: budget {b['text']}, losing at most {points}")
-    for col in ("plan", "precision", "p50", "top-1", "vs original", "meets budget"):
-        cands.add_column(col, justify="left" if col in ("plan", "precision") else "right")
+    widest = max((len(c["label"]) for c in opt["candidates"]), default=4)
+    # narrow headers and bare numbers: the plan labels (macs0.50+finetune3) fit 80 columns uncut
+    for col in ("plan", "precision", "p50 ms", "top-1 %", "vs orig.", "in budget"):
+        cands.add_column(col, justify="left" if col in ("plan", "precision") else "right",
+                         min_width=widest if col == "plan" else None, no_wrap=col == "plan")
     for c in opt["candidates"]:
         if c["error"]:
             cands.add_row(c["label"], "-", "-", "-", "-", f"failed: {str(c['error'])[:60]}")
             continue
-        cands.add_row(c["label"], str(c["precision"]), f"{c['p50_ms']:.4g} ms",
-                      f"{c['top1']:.2f}%" if c["top1"] is not None else "-",
-                      f"{0.0 - c['drop']:+.2f} points" if c["drop"] is not None else "-", "yes" if c["meets_budget"] else "no")
+        cands.add_row(c["label"], str(c["precision"]), f"{c['p50_ms']:.4g}",
+                      f"{c['top1']:.2f}" if c["top1"] is not None else "-",
+                      f"{0.0 - c['drop']:+.2f}" if c["drop"] is not None else "-", "yes" if c["meets_budget"] else "no")
     console.print(cands)
     console.print(opt["message"], soft_wrap=True)
     console.print("seconds: " + ", ".join(f"{k} {v}" for k, v in res["timings_s"].items()), soft_wrap=True)
