@@ -141,12 +141,15 @@ def test_generous_budget_picks_a_candidate_that_meets_it(searched: tuple[Path, d
     out, doc = searched
     on_disk = json.loads((out / "optimize.json").read_text())
     assert on_disk["chosen"]["key"] == doc["chosen"]["key"] and on_disk["format"] == "edgekit.optimize"
-    assert doc["meets_budget"] and doc["computed"] == 2 and doc["reused"] == 0
+    assert doc["meets_budget"] and doc["computed"] == 3 and doc["reused"] == 0
     labels = [c["label"] for c in doc["candidates"]]
-    assert labels == ["unpruned", "macs0.50+kd1"]
-    pruned = doc["candidates"][1]
+    # compact_cnn's 24-wide layers can keep only 16 or 24 channels: rounding lands off the fraction,
+    # so the search also tries it with unrounded counts and measures both
+    assert labels == ["unpruned", "macs0.50+kd1", "macs0.50u+kd1"]
+    pruned, unrounded = doc["candidates"][1:]
     # at most the asked fraction; below it by up to one channel block per layer (counts rounded to 16)
-    assert 0.3 < pruned["macs_ratio"] <= 0.51 and pruned["precision"] == "int8"
+    assert 0.3 < pruned["macs_ratio"] < 0.49 and pruned["precision"] == "int8"
+    assert 0.49 <= unrounded["macs_ratio"] <= 0.51 and unrounded["pruned"] != pruned["pruned"]
     assert Path(pruned["checkpoint"]).is_file() and Path(pruned["folder"]).parent == out / "candidates"
     # Fisher-scored and rounded to LiteRT's channel multiple (round_to auto for a litert budget)
     from edgekit.checkpoint import load_checkpoint
@@ -159,6 +162,9 @@ def test_generous_budget_picks_a_candidate_that_meets_it(searched: tuple[Path, d
     original = [m.out_channels for m in load_checkpoint(doc["checkpoint"]).model.modules()
                 if isinstance(m, torch.nn.Conv2d)]
     assert widths != original and all(w % block == 0 or w == o for w, o in zip(widths, original)), (widths, original)
+    loose = load_checkpoint(unrounded["pruned"])
+    assert loose.provenance["round_to"] is None and loose.provenance["scoring"] == "fisher"
+    assert any(m.out_channels % block for m in loose.model.modules() if isinstance(m, torch.nn.Conv2d))
     chosen = doc["chosen"]
     assert chosen["p50_ms"] <= 1000 and Path(chosen["artifact"]).is_file()
     assert chosen["artifact"].endswith(".tflite") and Path(chosen["artifact"] + ".json").is_file()  # manifest
@@ -176,7 +182,7 @@ def test_generous_budget_picks_a_candidate_that_meets_it(searched: tuple[Path, d
     report = Path(doc["report"])
     assert report.is_file() and "Pareto" in report.with_suffix(".md").read_text()
     rows = json.loads(Path(doc["results"]).read_text())["rows"]
-    assert len(rows) == 5 and all(r["lineage"]["root_sha256"] == orig["sha256"] for r in rows)
+    assert len(rows) == 6 and all(r["lineage"]["root_sha256"] == orig["sha256"] for r in rows)
 
 
 def _stamps(out: Path) -> dict[str, float]:
@@ -190,7 +196,7 @@ def test_rerun_reuses_every_candidate(searched: tuple[Path, dict], digits_ckpt: 
     before = _stamps(out)
     doc = edgekit.optimize(digits_ckpt, None, out, budget="1000ms@litert", max_drop=100, exhaustive=True,
                            resume=True, progress=False, **SMALL)
-    assert doc["computed"] == 0 and doc["reused"] == 2 and all(c["reused"] for c in doc["candidates"])
+    assert doc["computed"] == 0 and doc["reused"] == 3 and all(c["reused"] for c in doc["candidates"])
     assert _stamps(out) == before  # nothing under candidates/ was rewritten
     assert doc["chosen"]["key"] == first["chosen"]["key"]
 
@@ -201,10 +207,10 @@ def test_impossible_budget_names_the_closest(searched: tuple[Path, dict], digits
                                     *SMALL_CLI])
     assert res.exit_code == 1 and "Traceback" not in res.stderr, res.stderr
     line = res.stderr.strip().splitlines()[-1]  # after the progress lines: the verdict, one line
-    assert line.startswith("edgekit: no candidate of 2 meets 0.0001ms@litert within 1 points"), line
+    assert line.startswith("edgekit: no candidate of 3 meets 0.0001ms@litert within 1 points"), line
     doc = json.loads((out / "optimize.json").read_text())
     assert not doc["meets_budget"] and doc["chosen"] is None and doc["computed"] == 0
-    fastest = min(doc["candidates"], key=lambda c: c["p50_ms"])
+    fastest = min(doc["candidates"], key=lambda c: c["p50_ms"])  # one recovery per architecture here
     assert doc["closest"]["key"] == fastest["key"] and f"closest: {fastest['label']}" in line
     assert "closest:" in res.stdout and doc["report"] in res.stdout
 
@@ -223,6 +229,29 @@ def test_closest_over_budget_is_the_best_recovery_of_the_fastest_fraction() -> N
     under = rec(0.35, 0.15, 90.0, meets=True)
     assert _closest([kd, ft, under, rec(0.5, 0.16, 89.0, meets=True)]) is under  # under the budget first
     assert _closest([rec(0.5, None, 0.0, error="x")]) is None
+
+
+def test_unrounded_plans_have_their_own_label_and_key() -> None:
+    from edgekit.optimization.plan import prune_key
+
+    rounded, loose = Plan.pruned(0.5, 5, "int8", "tflite", "kd"), Plan.pruned(0.5, 5, "int8", "tflite", "kd", True)
+    assert (rounded.label, loose.label) == ("macs0.50+kd5", "macs0.50u+kd5") and loose.as_dict()["unrounded"]
+    settings = {"seed": 0}
+    assert rounded.key("a", settings) != loose.key("a", settings)
+    # a rounded plan's key is what it was before the field existed: earlier searches' candidates are reused
+    legacy = {"macs": 0.5, "recovery": "kd", "recovery_epochs": 5, "precision": "int8", "target": "tflite"}
+    text = json.dumps({"parent": "a", "plan": legacy, "settings": settings}, sort_keys=True)
+    import hashlib
+
+    assert rounded.key("a", settings) == hashlib.sha256(text.encode()).hexdigest()[:16]
+    with pytest.raises(EdgekitError, match="nothing to recover or round"):
+        Plan(None, None, 0, "int8", "tflite", True)
+    cfg = OptimizeConfig()
+    assert prune_key("a", 0.5, cfg.prune_settings({}, 16)) != prune_key("a", 0.5, cfg.prune_settings({}, None))
+    from edgekit.compress.prune_config import off_target
+
+    assert off_target(0.434, 0.5) and off_target(0.655, 0.75) and not off_target(0.737, 0.75)
+    assert not off_target(0.5, 0.5) and off_target(0.52, 0.5)
 
 
 def test_resume_needs_an_earlier_search(tmp_path: Path) -> None:
@@ -245,7 +274,7 @@ def test_killed_candidate_resumes_at_its_first_missing_stage(searched: tuple[Pat
     kept = {p: p.stat().st_mtime_ns for p in (Path(pruned["pruned"]), Path(pruned["checkpoint"]))}
     doc = edgekit.optimize(digits_ckpt, None, out, budget="1000ms@litert", max_drop=100, exhaustive=True,
                            progress=False, **SMALL)
-    assert doc["computed"] == 1 and doc["reused"] == 1
+    assert doc["computed"] == 1 and doc["reused"] == 2
     assert {p: p.stat().st_mtime_ns for p in kept} == kept  # neither pruned nor recovered again
     again = next(c for c in doc["candidates"] if c["key"] == pruned["key"])
     assert Path(again["artifact"]).is_file() and again["top1"] == pytest.approx(pruned["top1"], abs=2.0)
@@ -281,9 +310,12 @@ def test_both_recoveries_share_one_pruned_checkpoint(searched: tuple[Path, dict]
     stamp = shared.stat().st_mtime_ns
     doc = edgekit.optimize(digits_ckpt, None, out, budget="1000ms@litert", max_drop=100, exhaustive=True,
                            progress=False, **{**SMALL, "recovery": ("kd", "finetune")})
-    assert [c["label"] for c in doc["candidates"]] == ["unpruned", "macs0.50+kd1", "macs0.50+finetune1"]
-    assert doc["computed"] == 1 and doc["reused"] == 2
+    assert [c["label"] for c in doc["candidates"]] == ["unpruned", "macs0.50+kd1", "macs0.50+finetune1",
+                                                       "macs0.50u+kd1", "macs0.50u+finetune1"]
+    assert doc["computed"] == 2 and doc["reused"] == 3
     cand = doc["candidates"][2]
+    loose = doc["candidates"][3:]
+    assert loose[0]["pruned"] == loose[1]["pruned"] != str(kd["pruned"])  # each rounding pruned once
     assert cand["key"] != kd["key"] and Path(cand["artifact"]).is_file()
     assert cand["pruned"] == str(shared) and shared.stat().st_mtime_ns == stamp  # pruned once for both
     assert shared.parent == out / "pruned" and cand["macs_ratio"] == kd["macs_ratio"]

@@ -64,7 +64,7 @@ from ..training.label_distribution import LabelTask, label_loss
 from ..training.metrics import evaluate_model
 from ..training.precise_bn import bn_loader, precise_bn
 from .kd import soft_logits
-from .prune_config import METHODS, RANKS, RECIPES, PruneConfig
+from .prune_config import METHODS, RANKS, RECIPES, TARGET_TOLERANCE, PruneConfig, off_target
 
 log = logging.getLogger("edgekit.prune")
 
@@ -441,8 +441,9 @@ def _select(run: _Run, graph: Any, scores: dict[int, torch.Tensor], *, step: tup
     macs, params = count_macs(run.model, run.input_shape), count_params(run.model)
     if tgt.kind in ("macs", "params") and k == n_steps:
         got = macs / run.metrics["macs_before"] if tgt.kind == "macs" else params / run.metrics["params_before"]
-        if abs(got - tgt.value) > 0.02 * tgt.value + 1e-9:
-            log.warning("pruned to %s=%.4f, more than 2%% from the target %s", tgt.kind, got, tgt)
+        if off_target(got, tgt.value):
+            log.warning("pruned to %s=%.4f, more than %g%% from the target %s", tgt.kind, got,
+                        TARGET_TOLERANCE * 100, tgt)
     removed = run.metrics.get("units_removed", 0) if k > 1 else 0
     run.metrics.update(macs=macs, params=params, units_removed=removed + sel.units_removed)
     return sel

@@ -33,6 +33,17 @@ DEFAULT_FISHER_STEPS = 3
 #: agreeing at Spearman 0.9999 and 0.993, and pruning with either set of scores equally accurate
 #: (mobilenet_v2: 1.2x, Spearman 0.986).
 EXACT_PRECISIONS = ("auto", "fp32", "bf16")
+#: How far (relative) a pruned model may land from its macs/params target before it counts as off
+#: target: logged by ``prune``; ``optimize`` then also tries the fraction with unrounded counts.
+TARGET_TOLERANCE = 0.02
+
+
+def off_target(got: float, target: float) -> bool:
+    """Whether a pruned model's MACs (or params) fraction ``got`` misses ``target`` by more than
+    :data:`TARGET_TOLERANCE` of it (channel rounding and the per-layer floor can push it off)."""
+    return abs(got - target) > TARGET_TOLERANCE * target + 1e-9
+
+
 #: Recovery after pruning: plain fine-tuning, or CURL's limited-data recipe.
 RECIPES = ("finetune", "limited-data")
 

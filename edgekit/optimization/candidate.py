@@ -68,9 +68,10 @@ class Search:
     def scores_path(self) -> Path:
         return self.root / "scores" / f"{str(self.ckpt.sha256)[:16]}.pt"
 
-    def pruned_path(self, macs: float) -> Path:
-        """Where the pruned checkpoint of a MACs fraction lives, whichever recovery follows."""
-        settings = self.cfg.prune_settings(self.bundle.record, self.round_to)
+    def pruned_path(self, macs: float, round_to: int | None) -> Path:
+        """Where the pruned checkpoint of a MACs fraction (counts rounded to ``round_to``) lives,
+        whichever recovery follows."""
+        settings = self.cfg.prune_settings(self.bundle.record, round_to)
         return self.root / "pruned" / f"{prune_key(str(self.ckpt.sha256), macs, settings)}.pt"
 
 
@@ -148,14 +149,15 @@ def _compressed(search: Search, plan: Plan, folder: Path, say: Say) -> tuple[Che
     if plan.macs is None:
         return search.ckpt, {"macs_ratio": 1.0}
     cfg = search.cfg
-    pruned_path = search.pruned_path(plan.macs)
+    round_to = None if plan.unrounded else search.round_to
+    pruned_path = search.pruned_path(plan.macs, round_to)
     if not pruned_path.is_file():
         say("prune")
         from ..compress.prune import prune
 
         prune(search.ckpt, search.bundle, pruned_path, target=f"macs={plan.macs}", finetune_epochs=0,
               proxy_size=cfg.proxy_size, min_keep=cfg.min_keep, scoring=cfg.scoring, steps=cfg.steps,
-              round_to=search.round_to, scores_path=search.scores_path, seed=cfg.seed,
+              round_to=round_to, scores_path=search.scores_path, seed=cfg.seed,
               batch_size=cfg.batch_size, precise_bn=cfg.precise_bn, device=cfg.device, progress=False, force=True)
     pruned = load_checkpoint(pruned_path)
     metrics = {k: pruned.metrics.get(k) for k in ("macs_ratio", "macs", "params", "top1_unpruned", "top1_pruned_bn")}

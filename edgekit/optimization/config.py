@@ -56,7 +56,8 @@ class OptimizeConfig(RunConfig):
     91.4 % after 3 steps against 71.3 % after 1).
     ``round_to``: kept channel counts are multiples of this; ``"auto"`` (default) is the
     budget runtime's fast multiple (:mod:`edgekit.compress.rounding`), since the budget is
-    measured on that runtime and off-multiple counts fall off its fast kernels.
+    measured on that runtime and off-multiple counts fall off its fast kernels; a fraction whose
+    rounded model lands more than 2 % off it is tried unrounded as well (:mod:`.search`).
     """
 
     threads: int = 1

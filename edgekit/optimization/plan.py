@@ -45,40 +45,43 @@ def prune_key(parent_sha256: str, macs: float, settings: dict[str, Any]) -> str:
 @dataclass(frozen=True)
 class Plan:
     """``macs``: kept fraction of the MACs (None: unpruned); ``recovery``: one of
-    :data:`RECOVERIES` or None,
-    for ``recovery_epochs``; ``precision``: the one asked for (the export falls back to the
-    next wider one when its parity gate fails); ``target``: the export target."""
+    :data:`RECOVERIES` or None, for ``recovery_epochs``; ``precision``: the one asked for (the
+    export falls back to the next wider one when its parity gate fails); ``target``: the export
+    target; ``unrounded``: prune keeping any channel count instead of the search's multiple."""
 
     macs: float | None
     recovery: str | None
     recovery_epochs: int
     precision: str
     target: str
+    unrounded: bool = False
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise EdgekitError(f"unknown precision {self.precision!r}; expected one of {', '.join(PRECISIONS)}")
         if self.recovery is not None and self.recovery not in RECOVERIES:
             raise EdgekitError(f"unknown recovery {self.recovery!r}; expected one of {', '.join(RECOVERIES)}")
-        if self.macs is None and self.recovery is not None:
-            raise EdgekitError("an unpruned plan has nothing to recover")
+        if self.macs is None and (self.recovery is not None or self.unrounded):
+            raise EdgekitError("an unpruned plan has nothing to recover or round")
 
     @classmethod
     def unpruned(cls, precision: str, target: str) -> "Plan":
         return cls(None, None, 0, precision, target)
 
     @classmethod
-    def pruned(cls, macs: float, recovery_epochs: int, precision: str, target: str, recovery: str = "kd") -> "Plan":
-        return cls(round(float(macs), 4), recovery if recovery_epochs > 0 else None, recovery_epochs, precision, target)
+    def pruned(cls, macs: float, recovery_epochs: int, precision: str, target: str, recovery: str = "kd",
+               unrounded: bool = False) -> "Plan":
+        return cls(round(float(macs), 4), recovery if recovery_epochs > 0 else None, recovery_epochs, precision, target,
+                   unrounded)
 
     @property
     def label(self) -> str:
-        """Short readable name: ``unpruned``, ``macs0.50+kd3``, ``macs0.35+finetune5``; also the
-        artifact's model name."""
+        """Short readable name: ``unpruned``, ``macs0.50+kd3``, ``macs0.35+finetune5``,
+        ``macs0.50u+kd5`` (``u``: unrounded channel counts); also the artifact's model name."""
         if self.macs is None:
             return "unpruned"
         rec = f"+{self.recovery}{self.recovery_epochs}" if self.recovery else ""
-        return f"macs{self.macs:.2f}{rec}"
+        return f"macs{self.macs:.2f}{'u' if self.unrounded else ''}{rec}"
 
     def precisions(self) -> list[str]:
         """The precision asked for, then each wider one: int8 -> fp16 -> fp32."""
@@ -87,7 +90,10 @@ class Plan:
 
     def key(self, parent_sha256: str, settings: dict[str, Any]) -> str:
         """16 hex digits of sha256(parent sha256, plan fields, result-changing settings)."""
-        text = json.dumps({"parent": parent_sha256, "plan": asdict(self), "settings": settings}, sort_keys=True)
+        fields = asdict(self)
+        if not self.unrounded:
+            del fields["unrounded"]  # rounded plans keep the keys they had before the field existed
+        text = json.dumps({"parent": parent_sha256, "plan": fields, "settings": settings}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def as_dict(self) -> dict[str, Any]:

@@ -11,7 +11,10 @@ Order (each candidate exported and benchmarked as it would ship, :mod:`.candidat
    every configured method (KD from the original, fine-tuning on the labels: one candidate
    each, so the better recovery is measured per fraction): the first fraction with an artifact
    that meets the budget ends the grid (smaller ones are faster and less accurate) unless
-   ``exhaustive``;
+   ``exhaustive``. When the budget runtime's channel multiple pushed a fraction's pruned
+   model more than 2 % off it (narrow layers: 24 channels can keep only 16 or 24), the
+   fraction is also tried with unrounded counts (labels ``macs0.50u+...``), and the
+   measurement decides;
 4. ``refine`` **bisection** steps between the largest fraction that met the budget and the
    smallest one above it that did not (the unpruned model counts as 1.0): a larger, more
    accurate model that still fits. Latency is measured, never predicted from MACs ("pruned
@@ -126,14 +129,26 @@ def _search(search: Search, reference: float, clock: Progress) -> list[Candidate
     def meets(c: Candidate) -> bool:
         return c.ok and budget.met(c.p50_ms)
 
+    def plans(ratio: float, unrounded: bool) -> list[Plan]:
+        """Every recovery of one MACs fraction (one plan when there is no recovery)."""
+        return list(dict.fromkeys(Plan.pruned(ratio, cfg.recovery_epochs, cfg.precision, budget.target, rec,
+                                              unrounded) for rec in cfg.recovery))
+
+    def run_ratio(ratio: float) -> list[Candidate]:
+        """One fraction with the search's channel multiple, then with any counts when that multiple
+        pushed the pruned model off the fraction (:func:`~edgekit.compress.prune_config.off_target`;
+        on narrow layers a coarse multiple can cost more accuracy than it buys in latency)."""
+        nonlocal total
+        cands = [run(plan) for plan in plans(ratio, unrounded=False)]
+        if search.round_to not in (None, 1) and any(_rounded_off(c, ratio) for c in cands):
+            extra = plans(ratio, unrounded=True)
+            total += len(extra)
+            cands += [run(plan) for plan in extra]
+        return cands
+
     first = run(Plan.unpruned(cfg.precision, budget.target))
     if meets(first) and not cfg.exhaustive:
         return done  # the whole model fits: pruning could only lose accuracy
-    def run_ratio(ratio: float) -> list[Candidate]:
-        """Every recovery of one MACs fraction (one plan when there is no recovery)."""
-        plans = dict.fromkeys(Plan.pruned(ratio, cfg.recovery_epochs, cfg.precision, budget.target, rec)
-                              for rec in cfg.recovery)
-        return [run(plan) for plan in plans]
 
     for ratio in cfg.ratios:
         if any(meets(c) for c in run_ratio(ratio)) and not cfg.exhaustive:
@@ -152,6 +167,14 @@ def _search(search: Search, reference: float, clock: Progress) -> list[Candidate
         else:
             break
     return done
+
+
+def _rounded_off(cand: Candidate, ratio: float) -> bool:
+    """Whether this pruned candidate's MACs fraction missed ``ratio`` (False when it was refused)."""
+    from ..compress.prune_config import off_target
+
+    got = cand.metrics.get("macs_ratio")
+    return got is not None and off_target(got, ratio)
 
 
 def _bracket(done: list[Candidate], budget: Budget) -> tuple[float | None, float | None]:

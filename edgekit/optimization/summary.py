@@ -64,8 +64,14 @@ def _closest(records: list[dict[str, Any]]) -> dict[str, Any] | None:
     fastest = min(ok, key=lambda r: r["p50_ms"], default=None)
     if fastest is None:
         return None
-    same = [r for r in ok if r["plan"]["macs"] == fastest["plan"]["macs"] and r["top1"] is not None]
+    arch = _architecture(fastest)
+    same = [r for r in ok if _architecture(r) == arch and r["top1"] is not None]
     return max(same, key=lambda r: (r["top1"], -r["p50_ms"]), default=fastest)
+
+
+def _architecture(record: dict[str, Any]) -> tuple[Any, bool]:
+    """What fixes a candidate's architecture: its MACs fraction and whether its counts were rounded."""
+    return record["plan"]["macs"], bool(record["plan"].get("unrounded"))
 
 
 def _message(search: Search, chosen: dict[str, Any] | None, closest: dict[str, Any] | None, n: int) -> str:
