@@ -5,7 +5,8 @@ of its MACs (``None``: leave it whole), recover (:data:`RECOVERIES`: ``kd``, dis
 the original, :mod:`edgekit.compress.distill`; ``finetune``, plain fine-tuning on the labels,
 :func:`edgekit.compress.recovery.finetune`), and export at a
 precision for a target. Every recovery of one MACs fraction starts from the same pruned
-checkpoint (:func:`prune_key`), so trying both recoveries costs one pruning. A plan's **key** is the sha256 of the parent checkpoint's sha256, the
+checkpoint (:func:`prune_key`), so trying both recoveries costs one pruning. A plan's
+**key** is the sha256 of the parent checkpoint's sha256, the
 plan's fields and the settings that change its result (proxy set, seeds, calibration and
 parity sizes, recovery learning rate, ...): two runs that would compute the same
 candidate find the same folder, and a changed setting never reuses a stale one.
