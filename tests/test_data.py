@@ -30,6 +30,31 @@ def test_synthetic_generator_options() -> None:
     assert b.train[0][0].size == (24, 24) and b.default_input == 24
 
 
+def test_synthetic_clutter_adds_smaller_distractors_and_rejects_bad_counts() -> None:
+    from edgekit.data import builtin
+
+    plain, targets, _ = builtin.synthetic(8, 40, 32, 1)
+    again, _, _ = builtin.synthetic(8, 40, 32, 1, clutter=0)
+    assert np.array_equal(plain, again)  # clutter=0 is the old generator, image for image
+    busy, busy_targets, _ = builtin.synthetic(8, 40, 32, 1, clutter=6)
+    assert busy_targets == targets and not np.array_equal(plain, busy)
+    # shapes are bright (a channel >= 140 for the labelled one, >= 100 for distractors) on a dark noisy
+    # background: count the foreground blobs, one per image without clutter, several with it
+    from scipy import ndimage
+
+    def blobs(x: np.ndarray) -> int:
+        labels, count = ndimage.label(x.max(axis=-1) >= 130)
+        return int((np.bincount(labels.ravel())[1:] >= 4).sum())
+
+    assert np.median([blobs(x) for x in plain]) == 1
+    assert np.median([blobs(x) for x in busy]) >= 3
+    b = load_data("synthetic:classes=8,n=80,clutter=3")
+    assert len(b.train) + len(b.val) == 80
+    for bad in ("-1", "x", "nan", "1.5"):
+        with pytest.raises(EdgekitError, match="clutter"):
+            load_data(f"synthetic:clutter={bad}")
+
+
 def _write_folder(root: Path, classes=("cat", "dog"), n=6, size=20) -> None:
     rng = np.random.default_rng(0)
     for c in classes:

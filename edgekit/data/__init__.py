@@ -2,7 +2,8 @@
 
 =========================  ===================================================
 ``digits``                 scikit-learn's real 8x8 digits (10 classes)
-``synthetic[:k=v,...]``    generated shapes; options classes, n, size, seed
+``synthetic[:k=v,...]``    generated shapes; options classes, n, size, gen_seed,
+                           clutter (distractors; the label is the largest)
 ``ordinal[:k=v,...]``      generated ordinal images (a disk's size as the label,
                            per-sample sigma); options n, size, gen_seed, lo, hi
 ``imagefolder:PATH``       a folder per class; ``train/`` + ``val/`` if present
@@ -155,7 +156,8 @@ def load_data(spec: str, seed: int | None = None, val: float | None = None) -> D
         elif kind == "synthetic":
             size = int(opts.pop("size", 32))
             images, targets, labels = builtin.synthetic(int(opts.pop("classes", 4)), int(opts.pop("n", 400)),
-                                                        size, int(opts.pop("gen_seed", 0)))
+                                                        size, int(opts.pop("gen_seed", 0)),
+                                                        non_negative_int(f"clutter in {spec!r}", opts.pop("clutter", 0)))
             bundle = _arrays(spec, images, targets, labels, val, split_seed, default_input=size)
         elif kind == "ordinal":
             bundle = _ordinal(spec, opts, val, split_seed)

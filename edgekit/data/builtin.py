@@ -51,21 +51,38 @@ def _draw(draw: ImageDraw.ImageDraw, shape: str, box: tuple[int, int, int, int],
         draw.polygon([(cx, y0), (x1, cy), (cx, y1), (x0, cy)], fill=color)
 
 
-def synthetic(classes: int = 4, n: int = 400, size: int = 32, seed: int = 0
+def synthetic(classes: int = 4, n: int = 400, size: int = 32, seed: int = 0, clutter: int = 0
               ) -> tuple[np.ndarray, list[int], list[str]]:
-    """``n`` RGB images (N, size, size, 3) of ``classes`` shapes at random places, sizes and colours."""
+    """``n`` RGB images (N, size, size, 3) of ``classes`` shapes at random places, sizes and colours.
+
+    ``clutter=K`` draws ``K`` distractor shapes of any class under the labelled one, each at
+    most a quarter of the image wide, and shrinks the labelled shape to a quarter to half of
+    it, so the label is the largest shape: the task of cluttered MNIST (Mnih et al. 2014,
+    "Recurrent Models of Visual Attention"), small objects among look-alike fragments. It
+    is a harder set on which compressed models separate; every image is drawn
+    independently, so no two images share a source and a seeded split cannot leak.
+    """
     if not 2 <= classes <= len(SHAPES):
         raise ValueError(f"synthetic supports 2..{len(SHAPES)} classes")
+    if clutter < 0:
+        raise ValueError(f"clutter must be a count of distractors >= 0, got {clutter}")
     rng = np.random.default_rng(seed)
     images = np.empty((n, size, size, 3), np.uint8)
     targets = [i % classes for i in range(n)]
+    low, high = (size // 4, size // 2) if clutter else (size // 3, size * 3 // 4)
     for i, t in enumerate(targets):
         bg = rng.integers(0, 90, size=3)
         noise = rng.integers(0, 40, size=(size, size, 3))
         img = Image.fromarray(np.clip(bg + noise, 0, 255).astype(np.uint8))
-        s = int(rng.integers(size // 3, size * 3 // 4))
+        draw = ImageDraw.Draw(img)
+        for _ in range(clutter):
+            d = int(rng.integers(max(2, size // 8), max(3, size // 5)))
+            dx, dy = (int(v) for v in rng.integers(0, size - d, size=2))
+            _draw(draw, SHAPES[int(rng.integers(0, len(SHAPES)))], (dx, dy, dx + d, dy + d),
+                  tuple(int(c) for c in rng.integers(100, 256, size=3)))
+        s = int(rng.integers(low, high))
         x0, y0 = (int(v) for v in rng.integers(0, size - s, size=2))
         color = tuple(int(c) for c in rng.integers(140, 256, size=3))
-        _draw(ImageDraw.Draw(img), SHAPES[t], (x0, y0, x0 + s, y0 + s), color)
+        _draw(draw, SHAPES[t], (x0, y0, x0 + s, y0 + s), color)
         images[i] = np.asarray(img)
     return images, targets, list(SHAPES[:classes])
