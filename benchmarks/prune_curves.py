@@ -18,6 +18,15 @@ Phases (each resumable: rows are cached in the JSON files under ``--work``):
     python benchmarks/prune_curves.py latency --teacher teacher_r18.pt --work curves
     python benchmarks/prune_curves.py equal --teacher teacher_r18.pt --work curves --fraction 0.5
     python benchmarks/prune_curves.py report --teacher teacher_r18.pt --work curves --md benchmarks/prune_curves.md
+
+The same phases on a harder built-in set (``prune_curves_cluttered.md``), where the digits'
+98 % teacher leaves the methods within an image of each other:
+
+    edgekit train --arch resnet18 --data "synthetic:classes=8,n=8000,clutter=6,val=0.3" \
+        --epochs 16 --no-small-input --seed 0 -o teacher_c6.pt
+    python benchmarks/prune_curves.py prune --teacher teacher_c6.pt --work cluttered --tag cpu \
+        --methods curl-ms3 curl l1 taylor random
+    (then latency, equal --fraction 0.5 and 0.3, and report --md benchmarks/prune_curves_cluttered.md)
 """
 from __future__ import annotations
 
@@ -78,12 +87,13 @@ def prune_grid(args: argparse.Namespace) -> None:
                 t0 = time.perf_counter()
                 ck = prune(args.teacher, None, args.work / f"tmp_{args.tag}.pt", target=f"macs={ratio}", proxy_size=args.proxy,
                            finetune_epochs=args.finetune_epochs, seed=seed, device=args.device, force=True,
-                           progress=False, scores_path=scores, **opts)
+                           progress=False, scores_path=scores, train_fraction=args.train_fraction, **opts)
                 m = ck.metrics
                 row = {k: m.get(k) for k in ("macs_ratio", "params_ratio", "top1_unpruned", "top1_pruned_bn",
                                              "val_top1", "score_seconds", "prune_seconds", "recovery_seconds",
                                              "scores_cached", "steps")}
                 row.update(method=name, ratio=ratio, seed=seed, device=args.device, wall=time.perf_counter() - t0,
+                           train_fraction=args.train_fraction, finetune_epochs=args.finetune_epochs,
                            plan=ck.channel_plan, groups=ck.provenance["groups"])
                 _put(out, key, row)
                 print(key, {k: row[k] for k in ("macs_ratio", "top1_pruned_bn", "val_top1", "wall")}, flush=True)
@@ -98,7 +108,7 @@ def _merged(work: Path, prefix: str) -> dict[str, Any]:
         return (2 if tag.startswith("cpu") else 1 if tag.startswith("g32") else 0), p.name
 
     for p in sorted(work.glob(f"{prefix}_*.json"), key=rank):
-        rows.update(_rows(p))
+        rows.update({k: {**r, "file": p.name} for k, r in _rows(p).items()})
     return rows
 
 
@@ -203,32 +213,44 @@ def report(args: argparse.Namespace) -> None:
                         f"{conf.get('pruned_ms', float('nan')):.3f} ({conf.get('speedup', float('nan')):.2f}x) | "
                         f"{r['macs_ratio']:.3f} | "
                         f"{r['params_ratio']:.3f} | {r['top1_pruned_bn']:.2f} | {r['val_top1']:.2f} |")
-    fig, axes = plt.subplots(1, 1 + len(RUNTIMES), figsize=(5 * (1 + len(RUNTIMES)), 4))
+    # top row after recovery, bottom row right after pruning (BN re-estimated): each on its own scale,
+    # so the recovered curves, a point or two apart, are not flattened by the collapses below
+    fig, grid_axes = plt.subplots(2, 1 + len(RUNTIMES), figsize=(5 * (1 + len(RUNTIMES)), 8))
     for name in METHODS:
-        pts = sorted((statistics.mean(r["macs_ratio"] for r in rs), statistics.mean(r["top1_pruned_bn"] for r in rs),
-                      statistics.mean(r["val_top1"] for r in rs), ratio)
+        pts = sorted((statistics.mean(r["macs_ratio"] for r in rs), statistics.mean(r["val_top1"] for r in rs),
+                      statistics.mean(r["top1_pruned_bn"] for r in rs), ratio)
                      for (n, ratio), rs in by.items() if n == name)
         if not pts:
             continue
-        line = axes[0].plot([p[0] for p in pts], [p[2] for p in pts], "o-", label=f"{name} recovered")[0]
-        axes[0].plot([p[0] for p in pts], [p[1] for p in pts], "x--", color=line.get_color(), alpha=0.6)
+        color = None
+        for axes, col in zip(grid_axes, (1, 2)):
+            line = axes[0].plot([p[0] for p in pts], [p[col] for p in pts], "o-", color=color, label=name)[0]
+            color = line.get_color()
+            for ax, rt in zip(axes[1:], RUNTIMES):
+                lp = sorted((lat[f"{name}|{p[3]}|0|{rt}"]["ms"], p[col]) for p in pts if f"{name}|{p[3]}|0|{rt}" in lat)
+                ax.plot([q[0] for q in lp], [q[1] for q in lp], "o-", color=color, label=name)
+    for axes, what in zip(grid_axes, ("after recovery", "right after pruning + BN")):
+        axes[0].set_xlabel("MACs ratio")
+        axes[0].set_ylabel(f"val top-1 %, {what}")
         for ax, rt in zip(axes[1:], RUNTIMES):
-            lp = [(lat[f"{name}|{p[3]}|0|{rt}"]["ms"], p[2], p[1]) for p in pts if f"{name}|{p[3]}|0|{rt}" in lat]
-            if lp:
-                lp.sort()
-                ax.plot([q[0] for q in lp], [q[1] for q in lp], "o-", color=line.get_color(), label=name)
-                ax.plot([q[0] for q in lp], [q[2] for q in lp], "x--", color=line.get_color(), alpha=0.6)
-    axes[0].set_xlabel("MACs ratio")
-    axes[0].set_ylabel("val top-1 % (o recovered, x pruned + BN)")
-    for ax, rt in zip(axes[1:], RUNTIMES):
-        ax.set_xlabel(f"{rt} ms (batch 1, {args.threads} thread)")
-    axes[0].legend(fontsize=7)
+            ax.set_xlabel(f"{rt} ms, seed-0 plans (batch 1, {args.threads} thread)")
+        axes[0].legend(fontsize=7)
     fig.tight_layout()
     png = Path(args.md).with_suffix(".png")
     fig.savefig(png, dpi=110)
+    from edgekit.checkpoint import load_checkpoint
+
+    teacher = load_checkpoint(args.teacher)
+    n_val = len(teacher.load_data().val)
+    top1 = next(iter(grid.values()))["top1_unpruned"] if grid else float("nan")
     head = [f"# Pruning curves: accuracy vs MACs and vs measured latency", "",
-            f"Teacher: `{args.teacher}`; machine for latency: {platform.machine()}, {args.threads} thread; "
-            f"grid rows from `{args.work}/prune_*.json`.", "", "## Accuracy vs MACs (mean ± std over seeds)", ""]
+            f"Teacher: `{args.teacher}` ({teacher.arch}, data `{teacher.data_record.get('spec')}`, val top-1 {top1:.2f} % "
+            f"on {n_val} held-out images, one image = {100 / n_val:.2f} points); machine for latency: "
+            f"{platform.machine()}, {args.threads} thread; grid rows from `{args.work}/prune_*.json`; raw rows "
+            f"`{Path(args.md).with_suffix('.json').name}`.", "", "## Accuracy vs MACs (mean ± std over seeds)", ""]
+    raw = {"grid": {k: {f: v for f, v in r.items() if f != "plan"} for k, r in sorted(grid.items())},
+           "latency": lat, "equal": eq}
+    Path(args.md).with_suffix(".json").write_text(json.dumps(raw, indent=1) + "\n")
     Path(args.md).write_text("\n".join(head + lines + ["", f"![curves]({png.name})", "",
                                                        "## At equal measured latency", ""] + eq_lines) + "\n")
     print(Path(args.md).read_text())
@@ -247,6 +269,9 @@ def main() -> None:
     ap.add_argument("--runtimes", nargs="+", default=list(RUNTIMES))
     ap.add_argument("--proxy", type=int, default=256)
     ap.add_argument("--finetune-epochs", type=int, default=3)
+    ap.add_argument("--train-fraction", type=float, default=1.0,
+                    help="prune phase: proxy set and recovery drawn from this fraction of the training split "
+                         "(CURL's limited-data setting; use its own --work, rows are keyed without it)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--fraction", type=float, default=0.5, help="equal phase: budget = fraction x teacher ms")
     ap.add_argument("--md", default="benchmarks/prune_curves.md")
