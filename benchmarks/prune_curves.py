@@ -11,7 +11,8 @@ Phases (each resumable: rows are cached in the JSON files under ``--work``):
             (latency depends on the widths alone, so a plan pruned on the GPU is timed here);
             the teacher is re-timed between models so load drift shows;
 ``equal``   every method pruned to the **same measured latency** (``--target latency=`` on each
-            runtime, the channel multiple of that runtime), then recovered the same way;
+            runtime, the channel multiple of that runtime), then recovered the same way, for each
+            of ``--seeds`` (the budget is the teacher's median of 3 timings, taken once);
 ``report``  ``prune_curves.md`` tables and ``prune_curves.png`` (accuracy vs MACs, vs latency).
 
     python benchmarks/prune_curves.py prune --teacher teacher_r18.pt --work curves --device cuda
@@ -53,6 +54,8 @@ METHODS: dict[str, dict[str, Any]] = {
     "random": {"method": "random"},
 }
 RATIOS = (0.75, 0.5, 0.35, 0.25)
+#: the heading of a page's hand-written part, which ``report`` keeps when it rewrites the tables
+READING = "## Reading"
 RUNTIMES = ("onnxruntime", "litert")
 
 
@@ -152,23 +155,25 @@ def equal(args: argparse.Namespace) -> None:
                                    for _ in range(3))
             _put(out, base_key, {"runtime": rt, "ms": ms})
         budget = _rows(out)[base_key]["ms"] * args.fraction
-        for name in args.methods:
-            opts = dict(METHODS[name])
-            if opts.get("steps", 1) > 1:
-                continue  # a latency target is met in one measured step
-            key = f"{name}|{rt}|{args.fraction}"
-            if key in _rows(out):
-                continue
-            t0 = time.perf_counter()
-            ck = prune(teacher, None, args.work / "tmp_eq.pt", target=f"latency={budget:.4f}ms@{rt}",
-                       proxy_size=args.proxy, finetune_epochs=args.finetune_epochs, seed=0, device=args.device,
-                       force=True, progress=False, scores_path=_scores_file(args.work, opts), **opts)
-            m = ck.metrics
-            lat = m.get("latency_search", {})
-            _put(out, key, {"runtime": rt, "method": name, "budget_ms": budget, "macs_ratio": m["macs_ratio"],
-                            "params_ratio": m["params_ratio"], "top1_pruned_bn": m["top1_pruned_bn"],
-                            "val_top1": m["val_top1"], "search": lat, "wall": time.perf_counter() - t0})
-            print(key, m["macs_ratio"], m["top1_pruned_bn"], m["val_top1"], flush=True)
+        for seed in args.seeds:
+            for name in args.methods:
+                opts = dict(METHODS[name])
+                if opts.get("steps", 1) > 1:
+                    continue  # a latency target is met in one measured step
+                key = f"{name}|{rt}|{args.fraction}" + (f"|{seed}" if seed else "")  # seed 0: the first rows' keys
+                if key in _rows(out):
+                    continue
+                t0 = time.perf_counter()
+                ck = prune(teacher, None, args.work / "tmp_eq.pt", target=f"latency={budget:.4f}ms@{rt}",
+                           proxy_size=args.proxy, finetune_epochs=args.finetune_epochs, seed=seed, device=args.device,
+                           force=True, progress=False, scores_path=_scores_file(args.work, opts), **opts)
+                m = ck.metrics
+                lat = m.get("latency_search", {})
+                _put(out, key, {"runtime": rt, "method": name, "seed": seed, "budget_ms": budget,
+                                "macs_ratio": m["macs_ratio"], "params_ratio": m["params_ratio"],
+                                "top1_pruned_bn": m["top1_pruned_bn"], "val_top1": m["val_top1"], "search": lat,
+                                "wall": time.perf_counter() - t0})
+                print(key, m["macs_ratio"], m["top1_pruned_bn"], m["val_top1"], flush=True)
 
 
 def _mean_std(v: list[float]) -> str:
@@ -203,13 +208,14 @@ def report(args: argparse.Namespace) -> None:
                          f"{statistics.mean(r['params_ratio'] for r in rs):.3f} | "
                          f"{_mean_std([r['top1_pruned_bn'] for r in rs])} | {_mean_std([r['val_top1'] for r in rs])} | "
                          + " | ".join(cells) + f" | {len(rs)} |")
-    eq_lines = ["| runtime | budget (x teacher) | budget ms | method | measured ms (confirmed speed-up) | MACs ratio | "
-                "params ratio | top-1 pruned + BN | top-1 after recovery |", "|---|---|---|---|---|---|---|---|---|"]
-    rows = [(r["runtime"], -r["budget_ms"], list(METHODS).index(r["method"]), k.split("|")[2], r)
+    eq_lines = ["| runtime | budget (x teacher) | budget ms | method | seed | measured ms (confirmed speed-up) | "
+                "MACs ratio | params ratio | top-1 pruned + BN | top-1 after recovery |",
+                "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = [(r["runtime"], -r["budget_ms"], list(METHODS).index(r["method"]), r.get("seed", 0), k.split("|")[2], r)
             for k, r in eq.items() if not k.startswith("teacher")]
-    for rt, _, _, fraction, r in sorted(rows):
+    for rt, _, _, seed, fraction, r in sorted(rows, key=lambda t: t[:4]):
         conf = r["search"].get("confirmed", {})
-        eq_lines.append(f"| {rt} | {fraction} | {r['budget_ms']:.3f} | {r['method']} | "
+        eq_lines.append(f"| {rt} | {fraction} | {r['budget_ms']:.3f} | {r['method']} | {seed} | "
                         f"{conf.get('pruned_ms', float('nan')):.3f} ({conf.get('speedup', float('nan')):.2f}x) | "
                         f"{r['macs_ratio']:.3f} | "
                         f"{r['params_ratio']:.3f} | {r['top1_pruned_bn']:.2f} | {r['val_top1']:.2f} |")
@@ -251,8 +257,12 @@ def report(args: argparse.Namespace) -> None:
     raw = {"grid": {k: {f: v for f, v in r.items() if f != "plan"} for k, r in sorted(grid.items())},
            "latency": lat, "equal": eq}
     Path(args.md).with_suffix(".json").write_text(json.dumps(raw, indent=1) + "\n")
-    Path(args.md).write_text("\n".join(head + lines + ["", f"![curves]({png.name})", "",
-                                                       "## At equal measured latency", ""] + eq_lines) + "\n")
+    equal_part = ["", "## At equal measured latency", ""] + eq_lines if rows else []
+    md = Path(args.md)
+    old = md.read_text() if md.is_file() else ""
+    reading = old[old.index(READING):] if READING in old else ""  # written by hand: kept across reports
+    md.write_text("\n".join(head + lines + ["", f"![curves]({png.name})"] + equal_part) + "\n"
+                  + (f"\n{reading}" if reading else ""))
     print(Path(args.md).read_text())
 
 
