@@ -55,9 +55,9 @@ def synthetic(classes: int = 4, n: int = 400, size: int = 32, seed: int = 0, clu
               ) -> tuple[np.ndarray, list[int], list[str]]:
     """``n`` RGB images (N, size, size, 3) of ``classes`` shapes at random places, sizes and colours.
 
-    ``clutter=K`` draws ``K`` distractor shapes of any class under the labelled one, each at
-    most a quarter of the image wide, and shrinks the labelled shape to a quarter to half of
-    it, so the label is the largest shape: the task of cluttered MNIST (Mnih et al. 2014,
+    ``clutter=K`` draws ``K`` distractor shapes of any class, each under a fifth of the image
+    wide, then the labelled shape on top at a quarter to half of it, so the label is the
+    largest shape (strictly, from 12 px up): the task of cluttered MNIST (Mnih et al. 2014,
     "Recurrent Models of Visual Attention"), small objects among look-alike fragments. It
     is a harder set on which compressed models separate; every image is drawn
     independently, so no two images share a source and a seeded split cannot leak.
