@@ -1,8 +1,10 @@
-"""YAML files edgekit ships in top-level folders of its checkout: export profiles (``export/``)
-and pipeline recipes (``models/``).
+"""YAML files edgekit ships: export profiles (``export/``) and pipeline recipes (``models/``).
 
-A name is looked up in that folder of the working directory first (a user's own profiles and
-recipes), then beside the package. A path to an existing file is used as it is.
+Their source is the top-level folder of that name in the checkout; a wheel carries copies in
+``edgekit/_shipped/<folder>/`` (made by ``setup.py``'s build hook). A name is looked up in that
+folder of the working directory first (a user's own profiles and recipes), then in the installed
+package, then in the checkout beside the package (an editable install). A path to an existing
+file is used as it is.
 """
 from __future__ import annotations
 
@@ -13,7 +15,9 @@ from .errors import suggest
 
 def shipped_dirs(folder: str) -> list[Path]:
     """Where names of ``folder`` (``export``, ``models``) are looked up, in order."""
-    return [Path.cwd() / folder, Path(__file__).resolve().parents[1] / folder]
+    here = Path(__file__).resolve().parent
+    checkout = [here.parent / folder] if (here.parent / "pyproject.toml").is_file() else []  # not site-packages/
+    return [Path.cwd() / folder, here / "_shipped" / folder, *checkout]
 
 
 def shipped_names(folder: str) -> list[str]:
