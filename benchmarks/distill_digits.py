@@ -33,7 +33,6 @@ import json
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -63,17 +62,10 @@ def safe(variant: str) -> str:
 
 
 def litert_latency_ms(ckpt: object, work: Path, name: str, threads: int = 1) -> dict:
-    """Export to fp32 .tflite (parity-gated) and time it on LiteRT: median and p90 (ms, batch 1)."""
-    from edgekit.benchmark.run import bench
-    from edgekit.exporters.pipeline import export
+    """Export to fp32 .tflite (parity-gated on digits) and time it on LiteRT (ms, batch 1)."""
+    from edgekit.benchmark.exported import exported_latency
 
-    with tempfile.TemporaryDirectory(dir=work) as tmp:
-        rec = export(ckpt, "tflite", output_dir=tmp, name=name, calib="digits", parity_size=64, force=True)[0]
-        row = bench(rec["path"], runtime="litert", threads=threads, min_seconds=2.0)[0]
-    if row.get("error"):
-        raise RuntimeError(f"litert bench failed: {row['error']}")
-    return {"p50_ms": row["p50_ms"], "p90_ms": row["p90_ms"], "size_mb": row["model_size_mb"],
-            "parity_max_abs": rec.get("parity", {}).get("max_abs_err")}
+    return exported_latency(ckpt, work, name, target="tflite", threads=threads, calib="digits")
 
 
 def main() -> None:

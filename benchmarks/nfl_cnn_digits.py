@@ -24,15 +24,14 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 import time
 from pathlib import Path
 
 import torch
 
+from edgekit.benchmark.exported import exported_latency
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from distill_digits import litert_latency_ms  # noqa: E402  (one exporter + bench recipe for all benchmarks)
 
 ARCHS = ("resnet18", "mobilenet_v2")
 HEADS = ("fc", "nfl")
@@ -49,7 +48,7 @@ def run_one(arch: str, head: str, work: Path, epochs: int, seed: int) -> dict:
                  arch_kwargs={"head": head}, progress=False, force=True)
     seconds = time.perf_counter() - t0
     model = ckpt.model
-    lat = litert_latency_ms(ckpt, work, f"{arch}_{head}")
+    lat = exported_latency(ckpt, work, f"{arch}_{head}", target="tflite", calib="digits")
     return {"arch": arch, "head": head, "val_top1": ckpt.metrics["val_top1"], "params": count_params(model),
             "macs": count_macs(model, (1, 3, 32, 32)), "train_seconds": seconds, **lat}
 
@@ -114,7 +113,8 @@ def main() -> None:
             if args.remeasure:
                 from edgekit.checkpoint import load_checkpoint
 
-                done[key].update(litert_latency_ms(load_checkpoint(work / f"{arch}_{head}.pt"), work, f"{arch}_{head}"))
+                done[key].update(exported_latency(load_checkpoint(work / f"{arch}_{head}.pt"), work, f"{arch}_{head}",
+                                                  target="tflite", calib="digits"))
                 cache.write_text(json.dumps(done, indent=1))
             rows.append(done[key])
             print(json.dumps(done[key]), flush=True)
