@@ -30,6 +30,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from edgekit.benchmark.command import rerun_command
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = [("mobilenet_v2", 224), ("mobilenet_v2", 32), ("resnet18", 224), ("resnet18", 32)]
@@ -229,7 +230,7 @@ def main() -> None:
                       f"p99 {row['p99_ms']:8.3f} ms   bare p50 {b1['p50_ms']:.3f}/{b2['p50_ms']:.3f}  "
                       f"ratio {ratio:.3f}{'  NOISY' if row['noisy'] else ''}", flush=True)
     finished = time.strftime("%Y-%m-%d %H:%M:%S %Z")
-    cmd = "python benchmarks/bench_runtimes.py " + " ".join(sys.argv[1:])
+    cmd = rerun_command(__file__, sys.argv[1:])
     write_json(out / "results.json", results_document(rows, machine_info(), cmd))
     write_json(out / "bare_loops.json", bare)
     report = edgekit.report([out / "results.json"], out / "report", force=True,

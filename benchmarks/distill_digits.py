@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 import torch
+from edgekit.benchmark.command import rerun_command
 
 HERE = Path(__file__).resolve().parent
 METHODS = ("none", "kd", "l2", "lsh", "lshl2")
@@ -143,7 +144,7 @@ def write_table(args: argparse.Namespace, teacher: object, results: dict) -> Non
     lines = [
         "# Distillation on digits: LSH feature mimicking vs L2, KD and scratch",
         "",
-        f"Command: `python benchmarks/distill_digits.py {' '.join(sys.argv[1:])}`  ",
+        f"Command: `{rerun_command(__file__, sys.argv[1:], args.work)}`  ",
         f"Teacher: `edgekit train {tp.get('command', '?').partition(' train ')[2]}` -> "
         f"{teacher.arch} ({stem}), val top-1 {t_top1:.2f}%  ",  # type: ignore[attr-defined]
         f"Student: `{args.student}`, {args.epochs} epochs, seeds {args.seeds}, SGD (fit defaults), batch 64, "

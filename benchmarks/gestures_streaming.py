@@ -52,7 +52,7 @@ same command. ``--parts`` picks what to run; the table is rewritten from the cac
 
 Usage::
 
-    python benchmarks/gestures_streaming.py --work /work/bench_gest --seeds 0 1 2
+    python benchmarks/gestures_streaming.py --work bench_gest --seeds 0 1 2
 """
 from __future__ import annotations
 
@@ -66,6 +66,7 @@ import time
 from pathlib import Path
 
 import torch
+from edgekit.benchmark.command import rerun_command
 
 HERE = Path(__file__).resolve().parent
 
@@ -393,7 +394,7 @@ def write_table(args: argparse.Namespace, cache: Cache) -> None:
     recs = list(cache.data.values())
     lines = [
         "# Gestures: TSN vs TSM offline vs streaming TSM (issue 9)", "",
-        f"Command: `python benchmarks/gestures_streaming.py {' '.join(sys.argv[1:])}` (results cached in "
+        f"Command: `{rerun_command(__file__, sys.argv[1:], args.work)}` (results cached in "
         f"`WORK/cache.json`; a rerun with more `--seeds` adds rows)  ",
         f"Machine for latency and this table: {platform.machine()}, 2 CPU cores shared with other agents' jobs (load "
         f"average at each run in the JSON), {args.threads} torch thread(s); edgekit {edgekit.__version__}, torch "

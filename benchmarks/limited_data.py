@@ -45,6 +45,7 @@ from pathlib import Path
 
 import torch
 from prune_digits import mean_std  # the same "mean ± std" cell as the pruning table (script folder)
+from edgekit.benchmark.command import rerun_command
 
 HERE = Path(__file__).resolve().parent
 
@@ -147,7 +148,7 @@ def write_table(args: argparse.Namespace, teachers: dict, results: list[dict]) -
     lines = [
         "# Limited data: CURL's recipe vs plain fine-tuning on 10 % of the data",
         "",
-        f"Command (last run; rows are cached in {Path(args.out).with_suffix('.json').name}, see the notes): `{' '.join(sys.argv)}`  ",
+        f"Command (last run; rows are cached in {Path(args.out).with_suffix('.json').name}, see the notes): `{rerun_command(__file__, sys.argv[1:], args.work)}`  ",
         f"Machine: {platform.processor() or platform.machine()}, {args.threads} torch thread(s), "
         f"2 CPU cores shared with other jobs; edgekit {edgekit.__version__}, torch {torch.__version__}  ",
         f"Pruning: `{args.method}` to {args.target} on a {args.fraction:.0%} training subset (drawn with seed 0); "

@@ -26,10 +26,10 @@ rounding and with ``round_to="auto"``: the MACs each keeps at the same measured 
 
 Usage::
 
-    python benchmarks/ort_channels.py micro --work /work/bench_ort --out benchmarks/ort_channels.json
-    python benchmarks/ort_channels.py models --work /work/bench_ort --out benchmarks/ort_channels.models.json \\
+    python benchmarks/ort_channels.py micro --work bench_ort --out benchmarks/ort_channels.json
+    python benchmarks/ort_channels.py models --work bench_ort --out benchmarks/ort_channels.models.json \\
         parent.pt pruned.pt pruned_r16.pt
-    python benchmarks/ort_channels.py search --work /work/bench_ort --out benchmarks/ort_channels.search.json \\
+    python benchmarks/ort_channels.py search --work bench_ort --out benchmarks/ort_channels.search.json \\
         parent.pt --fraction 0.8
 """
 from __future__ import annotations
@@ -50,6 +50,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
+from edgekit.benchmark.command import rerun_command
 
 DEPTH = 4
 # (kind, spatial size, ORT channel counts, LiteRT channel counts)
@@ -331,7 +332,7 @@ def main() -> None:
     import onnxruntime
 
     result = {"micro": micro, "models": models, "search": search}[args.part](args)
-    result["meta"] = {"command": " ".join([Path(sys.executable).name] + sys.argv), "machine": platform.machine(),
+    result["meta"] = {"command": rerun_command(__file__, sys.argv[1:], getattr(args, "work", None)), "machine": platform.machine(),
                       "cpu_count": os.cpu_count(), "load_avg_1m": os.getloadavg()[0],
                       "onnxruntime": onnxruntime.__version__,
                       "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}

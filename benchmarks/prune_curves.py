@@ -250,7 +250,7 @@ def report(args: argparse.Namespace) -> None:
     n_val = len(teacher.load_data().val)
     top1 = next(iter(grid.values()))["top1_unpruned"] if grid else float("nan")
     head = [f"# Pruning curves: accuracy vs MACs and vs measured latency", "",
-            f"Teacher: `{args.teacher}` ({teacher.arch}, data `{teacher.data_record.get('spec')}`, val top-1 {top1:.2f} % "
+            f"Teacher: `{Path(args.teacher).name}` ({teacher.arch}, data `{teacher.data_record.get('spec')}`, val top-1 {top1:.2f} % "
             f"on {n_val} held-out images, one image = {100 / n_val:.2f} points); machine for latency: "
             f"{platform.machine()}, {args.threads} thread; grid rows from `{args.work}/prune_*.json`; raw rows "
             f"`{Path(args.md).with_suffix('.json').name}`.", "", "## Accuracy vs MACs (mean ± std over seeds)", ""]

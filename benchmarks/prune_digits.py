@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import torch
+from edgekit.benchmark.command import rerun_command
 
 HERE = Path(__file__).resolve().parent
 
@@ -129,7 +130,7 @@ def write_table(args: argparse.Namespace, teacher: object, results: list[dict], 
     lines = [
         "# Pruning on digits: CURL vs L1 vs random at 50 % MACs",
         "",
-        f"Command: `{' '.join(sys.argv)}`  ",
+        f"Command: `{rerun_command(__file__, sys.argv[1:], args.work)}`  ",
         f"Teacher: `{teacher.provenance.get('command', '')}` "  # type: ignore[attr-defined]
         f"({teacher.arch}, input {teacher.input_spec.get('shape')}, val top-1 "  # type: ignore[attr-defined]
         f"{t_metrics.get('val_top1', float('nan')):.2f} %)  ",

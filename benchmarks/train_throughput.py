@@ -20,6 +20,7 @@ import torch
 
 import edgekit
 from edgekit.checkpoint import versions
+from edgekit.benchmark.command import rerun_command
 
 
 def main() -> None:
@@ -38,7 +39,7 @@ def main() -> None:
             rows.append((arch, ck.metrics["images_per_s"], ck.metrics["val_top1"], wall,
                          sum(p.numel() for p in ck.model.parameters())))
             print(rows[-1], file=sys.stderr)
-    cmd = "python " + " ".join([Path(__file__).name, *sys.argv[1:]])
+    cmd = rerun_command(__file__, sys.argv[1:])
     lines = [
         "# Training throughput on digits (32x32)", "",
         f"Command: `{cmd}`  ",
