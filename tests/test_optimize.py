@@ -168,11 +168,15 @@ def test_generous_budget_picks_a_candidate_that_meets_it(searched: tuple[Path, d
     chosen = doc["chosen"]
     assert chosen["p50_ms"] <= 1000 and Path(chosen["artifact"]).is_file()
     assert chosen["artifact"].endswith(".tflite") and Path(chosen["artifact"] + ".json").is_file()  # manifest
-    # the most accurate of the eligible candidates (ties: the faster)
-    best = max(doc["candidates"], key=lambda c: (c["top1"], -c["p50_ms"]))
+    # the most accurate of the eligible candidates (ties: the faster), on the select half
+    best = max(doc["candidates"], key=lambda c: (c["select_top1"], -c["p50_ms"]))
     assert chosen["key"] == best["key"]
     orig = doc["original"]
     assert 10 < orig["top1"] <= 100 and chosen["drop"] == pytest.approx(orig["top1"] - chosen["top1"])
+    assert chosen["select_drop"] == pytest.approx(orig["select_top1"] - chosen["select_top1"])
+    # what is reported is the other half: the two halves split the held-out split, with no image in both
+    sel = doc["selection"]
+    assert sel["choose_on"] == "select" and sel["report_on"] == "report" and sel["select_n"] and sel["report_n"]
     assert {r["runtime"] for r in orig["rows"]} == {"torch", "onnxruntime", "litert"}
     assert orig["latency_ms"] == next(r["p50_ms"] for r in orig["rows"] if r["runtime"] == "litert")
     sp = chosen["speedups"]
@@ -183,6 +187,11 @@ def test_generous_budget_picks_a_candidate_that_meets_it(searched: tuple[Path, d
     assert report.is_file() and "Pareto" in report.with_suffix(".md").read_text()
     rows = json.loads(Path(doc["results"]).read_text())["rows"]
     assert len(rows) == 6 and all(r["lineage"]["root_sha256"] == orig["sha256"] for r in rows)
+    chosen_row = next(r for r in rows if r["artifact"] == chosen["artifact"])
+    halves = chosen_row["accuracy"]["halves"]
+    assert halves["select"]["n"] + halves["report"]["n"] == chosen_row["accuracy"]["n"] == sel["select_n"] + sel["report_n"]
+    assert chosen["top1"] == pytest.approx(halves["report"]["top1"])
+    assert chosen["select_top1"] == pytest.approx(halves["select"]["top1"])
 
 
 def _stamps(out: Path) -> dict[str, float]:
@@ -221,7 +230,8 @@ def test_closest_over_budget_is_the_best_recovery_of_the_fastest_fraction() -> N
     from edgekit.optimization.summary import _closest
 
     def rec(macs: float | None, p50: float, top1: float, meets: bool = False, error: str | None = None) -> dict:
-        return {"plan": {"macs": macs}, "p50_ms": p50, "top1": top1, "meets_budget": meets, "error": error}
+        return {"plan": {"macs": macs}, "p50_ms": p50, "top1": top1, "select_top1": top1, "meets_budget": meets,
+                "error": error}
 
     kd, ft = rec(0.25, 0.1171, 94.7), rec(0.25, 0.1177, 96.4)
     assert _closest([rec(None, 0.3, 97.5), rec(0.35, 0.156, 96.4), kd, ft]) is ft
@@ -229,6 +239,44 @@ def test_closest_over_budget_is_the_best_recovery_of_the_fastest_fraction() -> N
     under = rec(0.35, 0.15, 90.0, meets=True)
     assert _closest([kd, ft, under, rec(0.5, 0.16, 89.0, meets=True)]) is under  # under the budget first
     assert _closest([rec(0.5, None, 0.0, error="x")]) is None
+
+
+def test_split_halves_are_fixed_stratified_and_disjoint() -> None:
+    import numpy as np
+
+    from edgekit.benchmark.accuracy import split_halves
+
+    targets = np.repeat(np.arange(4), 10)
+    correct = targets % 2 == 0
+    a, b = split_halves(correct, targets), split_halves(correct, targets)
+    assert a == b and a["select"]["n"] == a["report"]["n"] == 20
+    assert a["select"]["top1"] == a["report"]["top1"] == 50.0  # stratified: each half holds 5 of every class
+
+
+def test_grid_goes_past_a_rounded_fit_while_unrounded_counts_keep_more(monkeypatch: pytest.MonkeyPatch) -> None:
+    """0.75 rounded to 16 channels lands at 0.47 of the MACs and fits: 0.5 unrounded keeps more of
+    the network and is tried (it may fit and be more accurate); 0.35 is smaller than the fit: skipped."""
+    from types import SimpleNamespace
+
+    from edgekit.optimization import search as search_mod
+    from edgekit.optimization.candidate import Candidate
+
+    actual = {(None, False): 1.0, (0.75, False): 0.47, (0.75, True): 0.75, (0.5, False): 0.47, (0.5, True): 0.5,
+              (0.35, False): 0.33, (0.35, True): 0.35}
+    ran: list[tuple[float | None, bool]] = []
+
+    def fake_run(search: Any, plan: Plan, say: Any) -> Candidate:
+        key = (plan.macs, bool(plan.unrounded))
+        ran.append(key)
+        macs = actual[key]
+        return Candidate(plan, f"k{len(ran)}", Path("."), {"p50_ms": 10 * macs, "accuracy": {"top1": 90.0}},
+                         metrics={"macs_ratio": macs})
+
+    monkeypatch.setattr(search_mod, "run_candidate", fake_run)
+    cfg = OptimizeConfig(ratios=(0.75, 0.5, 0.35), refine=0, recovery=("kd",))
+    fake = SimpleNamespace(cfg=cfg, budget=parse_budget("6ms@litert"), round_to=16)
+    search_mod._search(fake, 90.0, search_mod.Progress(False))
+    assert ran == [(None, False), (0.75, False), (0.75, True), (0.5, True)]
 
 
 def test_unrounded_plans_have_their_own_label_and_key() -> None:
@@ -323,5 +371,5 @@ def test_both_recoveries_share_one_pruned_checkpoint(searched: tuple[Path, dict]
     pruned = load_checkpoint(shared)
     assert tuned.provenance["stage"] == "finetune" and tuned.provenance["parent"] == pruned.sha256
     assert 10 < tuned.metrics["val_top1"] <= 100 and tuned.metrics["val_top1"] != pruned.metrics["top1_pruned_bn"]
-    best = max(doc["candidates"], key=lambda c: (c["top1"], -c["p50_ms"]))
+    best = max(doc["candidates"], key=lambda c: (c["select_top1"], -c["p50_ms"]))
     assert doc["chosen"]["key"] == best["key"]

@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from ..fileio import write_json
-from .candidate import Say, Search
+from .candidate import Say, Search, part_top1
 
 #: The original's fp32 exports benchmarked beside torch eager (each on its own runtime).
 TARGETS = ("onnx", "tflite")
@@ -42,8 +42,7 @@ def original_rows(search: Search, say: Say) -> list[dict[str, Any]]:
     return rows
 
 
-def reference_top1(rows: list[dict[str, Any]]) -> float | None:
-    """The original's top-1 on the held-out split, from its torch row (else any row that has one)."""
+def reference_top1(rows: list[dict[str, Any]], part: str = "report") -> float | None:
+    """The original's top-1 on ``part`` of the held-out split, from its torch row (else any row that has one)."""
     ordered = sorted(rows, key=lambda r: r.get("runtime") != "torch")
-    return next(((r.get("accuracy") or {}).get("top1") for r in ordered
-                 if not r.get("error") and (r.get("accuracy") or {}).get("top1") is not None), None)
+    return next((part_top1(r, part) for r in ordered if not r.get("error") and part_top1(r, part) is not None), None)

@@ -98,19 +98,39 @@ class Candidate:
 
     @property
     def top1(self) -> float | None:
-        return (self.row.get("accuracy") or {}).get("top1")
+        """Top-1 on the report half of the held-out split: what optimize.json reports."""
+        return part_top1(self.row, "report")
 
-    def record(self, budget: Budget, reference_top1: float | None) -> dict[str, Any]:
-        """The candidate as optimize.json lists it."""
-        drop = reference_top1 - self.top1 if reference_top1 is not None and self.top1 is not None else None
+    @property
+    def select_top1(self) -> float | None:
+        """Top-1 on the select half of the held-out split: what the choice compares."""
+        return part_top1(self.row, "select")
+
+    def record(self, budget: Budget, reference: dict[str, float | None]) -> dict[str, Any]:
+        """The candidate as optimize.json lists it; ``reference``: the original's top-1 per half."""
+        drop = _minus(reference.get("report"), self.top1)
+        select_drop = _minus(reference.get("select"), self.select_top1)
         return {"key": self.key, "label": self.plan.label, "plan": self.plan.as_dict(), "folder": str(self.folder),
                 "artifact": self.row.get("artifact"), "checkpoint": self.export.get("checkpoint"),
                 "precision": self.export.get("precision"), "fallbacks": self.export.get("fallbacks", []),
                 "p50_ms": self.p50_ms, "p90_ms": self.row.get("p90_ms"), "noisy": self.row.get("noisy"),
-                "top1": self.top1, "drop": drop, "meets_budget": budget.met(self.p50_ms) if self.ok else False,
+                "top1": self.top1, "drop": drop, "select_top1": self.select_top1, "select_drop": select_drop,
+                "meets_budget": budget.met(self.p50_ms) if self.ok else False,
                 "macs_ratio": self.metrics.get("macs_ratio"), "params": self.metrics.get("params"),
                 "pruned": self.metrics.get("pruned"),
                 "error": self.row.get("error"), "reused": self.reused, "seconds": round(self.seconds, 1)}
+
+
+def part_top1(row: dict[str, Any], part: str) -> float | None:
+    """A bench row's top-1 on one half of the held-out split (``select`` or ``report``, see
+    :func:`edgekit.benchmark.accuracy.split_halves`); the whole split's for a row without halves."""
+    acc = row.get("accuracy") or {}
+    halves = acc.get("halves")
+    return (halves.get(part) or {}).get("top1") if halves else acc.get("top1")
+
+
+def _minus(a: float | None, b: float | None) -> float | None:
+    return a - b if a is not None and b is not None else None
 
 
 def bench_name(budget: Budget, threads: int) -> str:

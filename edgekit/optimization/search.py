@@ -14,14 +14,19 @@ Order (each candidate exported and benchmarked as it would ship, :mod:`.candidat
    ``exhaustive``. When the budget runtime's channel multiple pushed a fraction's pruned
    model more than 2 % off it (narrow layers: 24 channels can keep only 16 or 24), the
    fraction is also tried with unrounded counts (labels ``macs0.50u+...``), and the
-   measurement decides;
+   measurement decides; for the same reason the grid goes on past a fitting fraction while
+   the next fraction is above the MACs the fitting model actually kept, with unrounded
+   counts only (a larger model that may still fit);
 4. ``refine`` **bisection** steps between the largest fraction that met the budget and the
    smallest one above it that did not (the unpruned model counts as 1.0): a larger, more
    accurate model that still fits. Latency is measured, never predicted from MACs ("pruned
    but not faster" is what the measurement catches).
 
 The chosen artifact is the most accurate candidate (ties: the faster) that meets the
-budget and loses at most ``max_drop`` top-1 points against the original's torch row;
+budget and loses at most ``max_drop`` top-1 points against the original's torch row, both
+compared on the ``select`` half of the held-out split; every accuracy reported is on the
+other, ``report`` half, which the choice never saw
+(:func:`edgekit.benchmark.accuracy.split_halves`);
 when none does, ``optimize.json`` says so and names the closest (:mod:`.summary`).
 """
 from __future__ import annotations
@@ -150,10 +155,22 @@ def _search(search: Search, reference: float, clock: Progress) -> list[Candidate
     if meets(first) and not cfg.exhaustive:
         return done  # the whole model fits: pruning could only lose accuracy
 
+    fitted: float | None = None  # the largest MACs fraction measured to meet the budget
     for ratio in cfg.ratios:
-        if any(meets(c) for c in run_ratio(ratio)) and not cfg.exhaustive:
-            total = len(done) + cfg.refine * per_ratio  # the rest of the grid is skipped
+        if fitted is None or cfg.exhaustive:
+            cands = run_ratio(ratio)
+        elif ratio > fitted and search.round_to not in (None, 1):
+            # rounding pushed the fitting model below this fraction: unrounded counts here keep
+            # more of the network than the model that fits, and may still fit
+            extra = plans(ratio, unrounded=True)
+            total += len(extra) - per_ratio
+            cands = [run(plan) for plan in extra]
+        else:
+            total = len(done) + cfg.refine * per_ratio  # the rest of the grid is smaller still: skipped
             break
+        fits = [c.metrics.get("macs_ratio") or c.plan.macs or 1.0 for c in cands if meets(c)]
+        if fits:
+            fitted = max(fits + ([fitted] if fitted is not None else []))
     lo, hi = _bracket(done, budget)
     for _ in range(cfg.refine):
         if lo is None or hi is None or hi - lo < 0.02:
