@@ -94,7 +94,7 @@ class Field:
 
 #: Every field of a checkpoint (:meth:`edgekit.checkpoint.Checkpoint.to_dict`), parents first.
 SCHEMA: tuple[Field, ...] = (
-    Field("version", lambda v: _int(v) and v >= 0, "a non-negative integer"),
+    Field("version", lambda v: _int(v) and v >= 0, "a non-negative integer", False),
     Field("arch", _mapping, "a mapping with name, kwargs and channel_plan"),
     Field("arch.name", lambda v: isinstance(v, str) and bool(v.strip()), "a non-empty architecture name"),
     Field("arch.kwargs", _mapping, "a mapping of architecture options"),

@@ -17,10 +17,14 @@ How the permission travels:
 * edgekit's own worker processes (bench's isolated measurements) inherit it through the
   environment variable :data:`ENV` (:func:`child_env`); setting it by hand is the same as
   passing ``--trust-code`` to every command;
-* an import path the caller itself gave in this process (``edgekit train --arch pkg.mod:fn``,
-  ``create_model("pkg.mod:fn")``) was imported by the caller's choice: the checkpoint written
-  from it reads back in the same process. Another process needs the same registration or
-  ``--trust-code``, since by then the name comes from a file.
+* an import path already imported in this process by the caller's choice (its own name:
+  ``edgekit train --arch pkg.mod:fn``, ``distill --student pkg.mod:fn``, ``create_model("pkg.mod:fn")``;
+  or a file it trusted) is not refused again: the checkpoint a run writes from it reads back in
+  the same run. Another process needs the same registration or ``--trust-code``, since by then
+  the name comes from a file.
+
+Profiles and manifests name no code at all (their keys and values are checked as data), so
+the option changes nothing for them.
 """
 from __future__ import annotations
 
@@ -70,7 +74,7 @@ def child_env() -> dict[str, str]:
 
 
 def caller_named(name: str) -> None:
-    """Record an import path the caller imported itself (called by the registry on import)."""
+    """Record an import path imported by the caller's choice (called by the registry when it imports one)."""
     _CALLER_NAMED.add(name)
 
 
