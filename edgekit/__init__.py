@@ -34,6 +34,7 @@ _API = {
     "optimize": "edgekit.optimization.search",
     "load_recipe": "edgekit.recipes.load",
     "run_recipe": "edgekit.recipes.run",
+    "trusting": "edgekit.trust",
 }
 
 

@@ -2,7 +2,9 @@
 
 A checkpoint is one ``torch.save`` file holding only plain data and tensors, so it
 loads with ``torch.load(weights_only=True)``: a file crafted to run code on load is
-rejected, not executed. It describes itself:
+rejected, not executed. Reading one checks its zip CRCs and every field against one schema
+(:mod:`edgekit.checkpoint_schema`), and its architecture must be a registered name: an import
+path in it is refused unless the user trusts the file (:mod:`edgekit.trust`). It describes itself:
 
 * ``arch``: registry name and keyword arguments, and the ``channel_plan`` of a
   pruned model, so the module is rebuilt from its definition (never unpickled);
@@ -30,6 +32,7 @@ from torch import nn
 
 from . import __version__
 from .channel_plan import apply_plan, extract_plan
+from .checkpoint_schema import TASKS, validate
 from .errors import EdgekitError
 from .fileio import atomic_path, check_writable, safe_torch_load, sha256_file
 
@@ -38,7 +41,6 @@ if TYPE_CHECKING:
 
 FORMAT = "edgekit.checkpoint"
 VERSION = 1
-TASKS = ("classify", "regression", "label_distribution", "clip_classify", "tabular")
 
 
 def versions() -> dict[str, str]:
@@ -221,15 +223,30 @@ def save_checkpoint(path: str | Path, model: nn.Module, *, arch: str, arch_kwarg
     return ckpt
 
 
-def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Read a checkpoint safely (``weights_only``); errors are one clear line."""
+def load_checkpoint(path: str | Path, *, trust_code: bool = False) -> Checkpoint:
+    """Read a checkpoint safely; errors are one clear line. Nothing is built here.
+
+    In order: the zip archive's CRCs (:func:`~edgekit.fileio.check_archive`), ``torch.load``
+    with ``weights_only``, the header, every field against :data:`~edgekit.checkpoint_schema.SCHEMA`,
+    then the architecture name: a registered name, or an import path only when the user trusts
+    the file (``trust_code=True``, ``--trust-code``, see :mod:`edgekit.trust`), never imported otherwise.
+    """
+    from .registry import get_entry
+    from .trust import check_name
+
     path = Path(path)
     obj = safe_torch_load(path, "edgekit checkpoint")
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise EdgekitError(f"{path} is not an edgekit checkpoint (no '{FORMAT}' header)")
-    if obj.get("version", 0) > VERSION:
+    if isinstance(obj.get("version"), int) and obj["version"] > VERSION:
         raise EdgekitError(f"{path} was written by a newer edgekit (format v{obj['version']})")
+    validate(obj, str(path))
     arch = obj["arch"]
+    check_name(arch["name"], str(path), "field 'arch.name'", trust_code)
+    try:
+        get_entry(arch["name"])  # an unknown name fails here, before any stage builds it
+    except EdgekitError as exc:
+        raise EdgekitError(f"{path}: field 'arch.name': {exc}") from None
     return Checkpoint(arch=arch["name"], arch_kwargs=dict(arch["kwargs"]), state_dict=obj["state_dict"],
                       task=obj["task"], labels=list(obj["labels"]), input_spec=dict(obj["input_spec"]),
                       channel_plan=dict(arch.get("channel_plan") or {}), metrics=dict(obj["metrics"]),

@@ -91,6 +91,22 @@ def _precise_bn_option(fn: Callable[..., Any]) -> Callable[..., Any]:
                         "the end of the run (eval transform, no gradient); 0 disables it.")(fn)
 
 
+def _trust_code_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--trust-code``, on every command that reads a checkpoint, recipe or profile: let those files
+    name code (an import path ``pkg.mod:fn``) and import it. Off by default; it enters
+    :func:`edgekit.trust.trusting` for the command's duration (see :mod:`edgekit.trust`)."""
+
+    def enable(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+        if value:
+            from .trust import trusting
+
+            ctx.with_resource(trusting())
+
+    return click.option("--trust-code", is_flag=True, expose_value=False, callback=enable,
+                        help="Allow an architecture given as an import path (pkg.mod:fn) inside a checkpoint or "
+                             "recipe to be imported and run; only for files you trust.")(fn)
+
+
 class _LazyHelpOption(click.Option):
     """An option whose help lists names a registry knows (built only when help is shown, so the CLI
     starts without importing torch)."""
@@ -238,6 +254,7 @@ def train(arch: str, data: str, output: str, arch_args: tuple[str, ...], head: s
 @click.option("--json", "as_json", is_flag=False, flag_value="-", default=None, metavar="[PATH]",
               help="Print JSON, or write it to PATH (with --streaming: everything, curves and per-clip results).")
 @click.option("--force", is_flag=True, help="Overwrite the --json PATH if it exists.")
+@_trust_code_option
 @_guard
 def eval_cmd(checkpoint: str, data: str | None, split: str, batch_size: int, device: str, flip: bool | None,
              streaming: bool, stride: str, window: int, agree: int, bins: int, workers: int, as_json: str | None,
@@ -281,6 +298,7 @@ def eval_cmd(checkpoint: str, data: str | None, split: str, batch_size: int, dev
 @main.command()
 @click.argument("checkpoint", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_trust_code_option
 @_guard
 def info(checkpoint: str, as_json: bool) -> None:
     """Show a checkpoint: architecture, size, input spec, labels, metrics, lineage."""
@@ -353,6 +371,7 @@ def quickstart(output: str, epochs: int | None, force: bool) -> None:
 @click.option("--device", default=default(DistillConfig, "device"), show_default=True)
 @_precise_bn_option
 @click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
+@_trust_code_option
 @_guard
 def distill(teacher: str, student: str, data: str | None, output: str, all_samples: bool, force: bool,
             **kw: Any) -> None:
@@ -407,6 +426,7 @@ def _int_list(text: str | None) -> list[int] | None:
               "here (default: print a URL for a phone's browser and wait for its timings).")
 @click.option("-o", "--output", type=click.Path(), help="Results JSON to write.")
 @click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
+@_trust_code_option
 @_guard
 def bench_cmd(artifacts: tuple[str, ...], input_shape: str | None, cpus: str | None, adb_binary: str | None,
               adb_serial: str | None, adb_cores: str | None, **kw: Any) -> None:
@@ -460,6 +480,7 @@ def report_cmd(results: tuple[str, ...], output_dir: str, baseline: str | None, 
               "out (tflite, onnx, coreml); sizes count whole clips (default 32).")
 @click.option("--force", is_flag=True, help="Overwrite existing artifacts.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifests as JSON.")
+@_trust_code_option
 @_guard
 def export_cmd(checkpoint: str, targets: tuple[str, ...], precisions: tuple[str, ...], static_batch: bool | None,
                as_json: bool, **kw: Any) -> None:
@@ -489,6 +510,7 @@ def export_cmd(checkpoint: str, targets: tuple[str, ...], precisions: tuple[str,
 @click.option("-n", "--num", "n", default=256, show_default=True, type=POSITIVE_INT,
               help="Validation images (whole clips for a streaming artifact).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_trust_code_option
 @_guard
 def verify_cmd(artifact: str, checkpoint: str, data: str | None, n: int, as_json: bool) -> None:
     """Re-run the parity gate of ARTIFACT against its CHECKPOINT on real validation images."""
@@ -553,6 +575,7 @@ def verify_cmd(artifact: str, checkpoint: str, data: str | None, n: int, as_json
 @click.option("--latency", "measure_latency", is_flag=True,
               help="Export before/after and report the measured speed-up (onnxruntime, litert; 1 thread).")
 @click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
+@_trust_code_option
 @_guard
 def prune_cmd(checkpoint: str, data: str | None, output: str, force: bool, **kw: Any) -> None:
     """Prune CHECKPOINT (CURL by default) to a MACs/params/latency target, re-estimate BN, recover."""
@@ -607,6 +630,7 @@ def prune_cmd(checkpoint: str, data: str | None, output: str, force: bool, **kw:
 @_precise_bn_option
 @click.option("--resume", is_flag=True, help="Continue the search in --output (finished candidates are reused "
               "on any rerun; this insists there is one).")
+@_trust_code_option
 @_guard
 def optimize_cmd(checkpoint: str, budget: Any, data: str | None, output: str, ratios: str | None, **kw: Any) -> None:
     """Most accurate artifact of CHECKPOINT meeting a latency budget (prune, KD, int8; all measured).
@@ -630,6 +654,7 @@ def optimize_cmd(checkpoint: str, budget: Any, data: str | None, output: str, ra
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a recipe value, dotted: training.epochs=2, data=imagefolder:PATH, optimize=null.")
 @click.option("-o", "--output", required=True, type=click.Path(), help="Folder for every stage's outputs and run.json.")
+@_trust_code_option
 @_guard
 def run_cmd(recipe: str, overrides: tuple[str, ...], output: str) -> None:
     """Run RECIPE (models/NAME.yaml, or NAME) stage by stage; finished stages are reused."""

@@ -82,15 +82,38 @@ def safe_torch_load(path: str | os.PathLike, what: str) -> Any:
     """``torch.load`` with ``weights_only=True``: plain data and tensors only, never code.
 
     A missing, truncated, foreign or code-carrying file becomes one :class:`EdgekitError`
-    line naming ``what`` was expected (``"edgekit checkpoint"``, ``"weights"``).
+    line naming ``what`` was expected (``"edgekit checkpoint"``, ``"weights"``); so does a zip
+    archive whose bytes fail their CRC (:func:`check_archive`).
     """
     import torch
 
     path = Path(path)
     if not path.is_file():
         raise EdgekitError(f"{what} not found: {path}")
+    check_archive(path, what)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors, truncated zips, disallowed globals
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise EdgekitError(f"{path} is not a readable {what} (corrupt, or it carries code): {first[:200]}") from exc
+
+
+def check_archive(path: Path, what: str) -> None:
+    """Refuse a zip archive (``torch.save``'s format) whose records fail their CRC-32.
+
+    ``torch.load`` does not check the CRCs, so flipped bytes inside a tensor would load as
+    silently wrong weights. ``ZipFile.testzip`` reads every record once (about the cost of the
+    load itself). Files that are not zip archives (the legacy format) are left to ``torch.load``.
+    """
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise EdgekitError(f"{path} is not a readable {what} (corrupt zip archive: {exc})") from exc
+    if bad is not None:
+        raise EdgekitError(f"{path} is corrupt: record {bad!r} fails its CRC check (the file was damaged "
+                           f"after it was written); refusing to load it as a {what}")

@@ -1,10 +1,14 @@
 """Architecture names -> model factories.
 
-Four sources, one namespace:
+Five sources, one namespace:
 
 * edgekit's own nets, registered with :func:`register_model` (``compact_cnn``);
 * every torchvision classification architecture (``resnet18``, ``mobilenet_v2``...);
-* user factories given as ``package.module:function``;
+* factories a user registers in code (:func:`register_model`) or that an installed package
+  declares as entry points of the group ``edgekit.models`` (``name = pkg.module:factory``;
+  loaded on first use of the name);
+* user factories given as ``package.module:function`` by the caller. A file (checkpoint,
+  recipe) naming one is refused unless the user trusts it (:mod:`edgekit.trust`);
 * families of names over another name (``tsm_mobilenet_v2``), see :func:`register_family`.
 
 Every entry carries a :class:`~edgekit.models.layout.Layout` (classifier, penultimate
@@ -28,6 +32,7 @@ from torch import nn
 from .errors import EdgekitError, suggest
 from .fileio import safe_torch_load
 from .models.layout import TORCHVISION_KWARGS, Layout, attach, declared, layout_of, torchvision_layout
+from .trust import caller_named
 
 Factory = Callable[..., nn.Module]
 
@@ -39,13 +44,15 @@ class ModelEntry:
     name: str
     factory: Factory
     default_input: int
-    source: str  # "edgekit", "torchvision" or "user"
+    source: str  # "edgekit", "torchvision", "user" or "plugin" (an entry point)
     layout: Layout = Layout()
 
 
 _EDGEKIT: dict[str, ModelEntry] = {}
 _FAMILIES: dict[str, Callable[[str], ModelEntry]] = {}
 _BUILTIN = "edgekit.models.zoo"
+#: the entry-point group through which installed packages contribute architectures
+ENTRY_POINT_GROUP = "edgekit.models"
 
 
 def register_model(name: str, default_input: int = 224, *, classifier: str | None = None,
@@ -93,14 +100,49 @@ def _torchvision_names() -> tuple[str, ...]:
     return tuple(sorted(tvm.list_models(module=tvm)))
 
 
+def _entry_points() -> dict[str, Any]:
+    """The installed ``edgekit.models`` entry points by name (read from package metadata; nothing imported)."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _plugin_entry(name: str) -> ModelEntry | None:
+    """The entry of an architecture an installed package declares (``edgekit.models`` group), or None.
+
+    Loading the entry point imports its module: a module that calls :func:`register_model`
+    itself keeps that registration (layout, input size); a bare factory is registered under
+    the entry point's name, with its ``default_input`` attribute if it has one (else 224)."""
+    ep = _entry_points().get(name)
+    if ep is None:
+        return None
+    try:
+        obj = ep.load()
+    except Exception as exc:  # a broken plugin is its author's bug, reported in one line
+        raise EdgekitError(f"cannot load architecture {name!r} from entry point {ep.value!r} "
+                           f"(group {ENTRY_POINT_GROUP}): {exc}") from exc
+    if name in _EDGEKIT:
+        return _EDGEKIT[name]
+    if not callable(obj):
+        raise EdgekitError(f"entry point {name} = {ep.value} (group {ENTRY_POINT_GROUP}) is not a model factory")
+    entry = ModelEntry(name, obj, int(getattr(obj, "default_input", 224)), "plugin")
+    _EDGEKIT[name] = entry
+    return entry
+
+
 def list_models() -> list[str]:
-    """All registry names: edgekit's own first, then torchvision's classifiers."""
+    """All registry names: edgekit's own and registered ones (entry points too) first, then torchvision's
+    classifiers."""
     _load_builtin()
-    return sorted(_EDGEKIT) + list(_torchvision_names())
+    taken = set(_torchvision_names())
+    return sorted(set(_EDGEKIT) | {n for n in _entry_points() if n not in taken}) + list(_torchvision_names())
 
 
 def get_entry(name: str) -> ModelEntry:
-    """Resolve a name (registry name or ``module:function``) to its entry."""
+    """Resolve a name (registry name or ``module:function``) to its entry.
+
+    An import path is imported here, as the caller asked; readers of files refuse one first
+    unless the user trusts the file (:func:`edgekit.trust.check_name`)."""
     _load_builtin()
     if name in _EDGEKIT:
         return _EDGEKIT[name]
@@ -110,6 +152,7 @@ def get_entry(name: str) -> ModelEntry:
             fn = getattr(importlib.import_module(mod_name), fn_name)
         except (ImportError, AttributeError) as exc:
             raise EdgekitError(f"cannot import user factory {name!r}: {exc}") from exc
+        caller_named(name)
         return ModelEntry(name, fn, 224, "user")
     if name in _torchvision_names():
         import torchvision.models as tvm
@@ -122,6 +165,9 @@ def get_entry(name: str) -> ModelEntry:
     family = max((p for p in _FAMILIES if name.startswith(p)), key=len, default=None)
     if family is not None:
         return _FAMILIES[family](name)
+    plugin = _plugin_entry(name)
+    if plugin is not None:
+        return plugin
     raise suggest(name, list_models(), "architecture")
 
 

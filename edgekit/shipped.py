@@ -4,13 +4,16 @@ Their source is the top-level folder of that name in the checkout; a wheel carri
 ``edgekit/_shipped/<folder>/`` (made by ``setup.py``'s build hook). A name is looked up in that
 folder of the working directory first (a user's own profiles and recipes), then in the installed
 package, then in the checkout beside the package (an editable install). A path to an existing
-file is used as it is.
+file is used as it is. Both are read
+by :func:`read_yaml_mapping`: UTF-8 text, safe YAML (plain data: a Python tag is refused, never
+constructed), a mapping at the top.
 """
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from .errors import suggest
+from .errors import EdgekitError, suggest
 
 
 def shipped_dirs(folder: str) -> list[Path]:
@@ -35,3 +38,32 @@ def find_shipped(name: str | Path, folder: str, what: str) -> Path:
     if not found:
         raise suggest(str(name), shipped_names(folder), what)
     return found[0]
+
+
+def read_yaml_mapping(path: Path, what: str) -> dict[str, Any]:
+    """The mapping in the YAML file ``path`` (``what``: "recipe", "profile"), read with
+    ``yaml.safe_load``: plain data only. A binary file, broken YAML, a tag such as
+    ``!!python/object/apply`` and a top level that is not a mapping are each one
+    :class:`EdgekitError` line naming the file (and the line, where YAML knows it)."""
+    import yaml
+
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EdgekitError(f"{what} {path} is not UTF-8 text (byte {exc.start}); expected a YAML file") from None
+    except OSError as exc:
+        raise EdgekitError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
+        if isinstance(exc, yaml.constructor.ConstructorError):
+            problem = f"{problem} (safe YAML only: plain data, no Python tags)"
+        raise EdgekitError(f"{what} {path}{where}: not valid YAML: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise EdgekitError(f"{what} {path} must be a mapping at the top, got a {type(data).__name__}")
+    return data

@@ -306,6 +306,7 @@ def test_demo_https_certificate_made_once(tmp_path: Path, artifact: Path) -> Non
     server = DemoProcess(artifact.parent, "0.0.0.0", port, env)
     try:
         assert server.url.startswith("https://") and any("Proceed" in line for line in server.lines)
+        assert any("every network interface" in line and "--host 127.0.0.1" in line for line in server.lines)
         assert any("▀" in line or "▄" in line for line in server.lines)  # the QR code
         tls = ssl.create_default_context(cafile=str(cert))  # verifies against the generated certificate
         base = f"https://127.0.0.1:{port}/"
@@ -350,6 +351,18 @@ def test_demo_errors_are_one_line(tmp_path: Path, artifact: Path) -> None:
         assert res.returncode == 2, (res.stdout, res.stderr)
         lines = res.stderr.strip().splitlines()
         assert len(lines) == 1 and words in lines[0] and "Traceback" not in res.stderr, res.stderr
+
+
+def test_demo_on_every_interface_says_so() -> None:
+    """Listening on 0.0.0.0 (the default, so that a phone reaches it) is said on start: every device
+    on the network can open it, the address for the phone, and the option that keeps it local."""
+    from types import SimpleNamespace
+
+    from edgekit.demo.server import exposure_line
+
+    line = exposure_line(SimpleNamespace(host="0.0.0.0", port=8443, url="https://192.168.1.20:8443/"))
+    assert "every network interface" in line and "https://192.168.1.20:8443/" in line
+    assert "--host 127.0.0.1" in line and "\n" not in line
 
 
 def test_demo_unbuilt_page_is_one_line(tmp_path: Path) -> None:

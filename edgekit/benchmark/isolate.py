@@ -17,6 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..trust import child_env
+
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
               "NUMEXPR_NUM_THREADS")
 
@@ -32,6 +34,7 @@ def run_isolated(job: dict[str, Any], timeout: float) -> dict[str, Any]:
     for var in THREAD_ENV:
         env[var] = str(job["threads"])
     env["PYTHONUNBUFFERED"] = "1"
+    env.update(child_env())  # --trust-code reaches the worker that loads the checkpoint
     with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as tmp:
         job_path, out_path = Path(tmp) / "job.json", Path(tmp) / "out.json"
         job_path.write_text(json.dumps(job, default=str))

@@ -21,7 +21,7 @@ from typing import Any, Callable
 from ..errors import EdgekitError
 from .model import DemoModel, load_demo_model
 
-__all__ = ["DemoServer", "LOCAL_HOSTS", "STATIC", "WASM_FILES", "check_static", "serve"]
+__all__ = ["DemoServer", "LOCAL_HOSTS", "STATIC", "WASM_FILES", "check_static", "exposure_line", "serve"]
 
 #: the built page (web/ -> ``npm run build``): app.js, index.html, style.css and wasm/
 STATIC = Path(__file__).with_name("static")
@@ -180,6 +180,14 @@ class DemoServer:
         self.httpd.shutdown()
 
 
+def exposure_line(server: DemoServer) -> str:
+    """What a server on every interface means, said on start: who can reach it, the address to
+    give the phone, and the option that keeps it on this machine."""
+    return (f"listening on every network interface ({server.host} port {server.port}): any device on this "
+            f"network can open the demo and download the model; give the phone {server.url}; "
+            "--host 127.0.0.1 keeps it on this machine")
+
+
 def serve(model: str | Path, host: str = "0.0.0.0", port: int | None = None,
           echo: Callable[[str], None] = print) -> None:
     """Serve the demo until interrupted, after printing the URL, the QR code and the one-time
@@ -191,6 +199,8 @@ def serve(model: str | Path, host: str = "0.0.0.0", port: int | None = None,
     m = server.model
     echo(f"edgekit demo: {m.path.name} ({len(m.page_manifest['labels'])} gestures: "
          f"{', '.join(m.page_manifest['labels'])})")
+    if server.host in ("0.0.0.0", "::"):
+        echo(exposure_line(server))
     if server.secure:
         echo(f"open {server.url} on a phone on the same network (once per phone: the browser warns about the "
              "self-signed certificate; choose Advanced -> Proceed)")

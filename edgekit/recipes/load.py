@@ -3,7 +3,7 @@
 A recipe names everything one shipped pipeline does (see ``models/*.yaml``)::
 
     name: compact_cnn_digits
-    arch: compact_cnn            # registry name (or module:function)
+    arch: compact_cnn            # registry name (module:function only with --trust-code)
     data: digits                 # data spec; ``???`` marks it required (--set data=...)
     training: {epochs: 8, ...}   # TrainConfig fields
     prune: {target: macs=0.5}    # PruneConfig fields (optional section)
@@ -40,7 +40,7 @@ from ..errors import EdgekitError, suggest
 from ..numbers import non_negative_int, optional, positive_float, positive_int
 from ..optimization.budget import Budget, parse_budget
 from ..optimization.config import OptimizeConfig
-from ..shipped import find_shipped, shipped_dirs, shipped_names
+from ..shipped import find_shipped, read_yaml_mapping, shipped_dirs, shipped_names
 from ..training.config import TrainConfig
 
 #: Top-level keys of a recipe, in the order the stages run.
@@ -217,8 +217,13 @@ class Recipe:
         return ["train"] + [s for s in ("prune", "distill") if getattr(self, s) is not None]
 
 
-def load_recipe(recipe: str | Path, overrides: Iterable[str] = ()) -> Recipe:
-    """Load ``recipe`` (a path or a name in ``models/``), apply ``KEY=VALUE`` overrides, validate."""
+def load_recipe(recipe: str | Path, overrides: Iterable[str] = (), *, trust_code: bool = False) -> Recipe:
+    """Load ``recipe`` (a path or a name in ``models/``), apply ``KEY=VALUE`` overrides, validate.
+
+    The file is safe YAML (:func:`~edgekit.shipped.read_yaml_mapping`: plain data, a mapping).
+    Its ``arch`` and ``distill.student`` must be registered names: an import path there is
+    refused unless ``trust_code`` (``--trust-code``, :mod:`edgekit.trust`) or the caller gave
+    it itself as an override (``--set arch=pkg.mod:fn``)."""
     from omegaconf import OmegaConf
     from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
@@ -228,8 +233,9 @@ def load_recipe(recipe: str | Path, overrides: Iterable[str] = ()) -> Recipe:
         key, eq, _ = item.partition("=")
         if not eq or not key.strip() or key.startswith(".") or key.endswith("."):
             raise EdgekitError(f"bad override {item!r}; expected KEY=VALUE, e.g. training.epochs=2")
+    data = read_yaml_mapping(path, "recipe")
     try:
-        base = OmegaConf.load(path)
+        base = OmegaConf.create(data)
         merged = OmegaConf.merge(base, OmegaConf.from_dotlist(list(overrides)))
         raw = OmegaConf.to_container(merged, resolve=True, throw_on_missing=True)
     except MissingMandatoryValue as exc:
@@ -240,10 +246,24 @@ def load_recipe(recipe: str | Path, overrides: Iterable[str] = ()) -> Recipe:
         raise EdgekitError(f"recipe {path}: {str(exc).strip().splitlines()[0]}") from None
     if not isinstance(raw, dict):
         raise EdgekitError(f"recipe {path} must be a mapping of sections ({', '.join(KEYS)})")
+    _check_code(path, raw, overrides, trust_code)
     try:
         return _validate(path, raw, overrides)
     except EdgekitError as exc:
         raise EdgekitError(f"recipe {path.stem}: {exc}") from None
+
+
+def _check_code(path: Path, raw: dict[str, Any], overrides: tuple[str, ...], trust_code: bool) -> None:
+    """Refuse an import path the recipe file names at ``arch`` or ``distill.student`` (before
+    :func:`_validate` resolves, and so imports, it) unless trusted or given by the caller's override."""
+    from ..trust import check_name
+
+    given = {key.strip(): value.strip() for key, _, value in (o.partition("=") for o in overrides)}
+    distill = raw.get("distill")
+    for key, value in (("arch", raw.get("arch")),
+                       ("distill.student", distill.get("student") if isinstance(distill, dict) else None)):
+        if isinstance(value, str) and given.get(key) != value:
+            check_name(value, f"recipe {path}", key, trust_code)
 
 
 def _section(raw: dict[str, Any], name: str) -> dict[str, Any] | None:
