@@ -62,9 +62,7 @@ def check_writable(path: str | os.PathLike | None, force: bool = False, *, input
     input that is one of the files ``writes`` names in it; and a parent that is a file or that
     cannot be written (read-only, permission denied).
     """
-    if path is None or not str(path).strip():
-        raise EdgekitError("the output path is empty")
-    p = Path(path)
+    p = output_path(path, folder)
     targets = [p, *(p / name for name in writes)] if folder else [p]
     for given in inputs:
         src = _input_path(given)
@@ -84,6 +82,17 @@ def check_writable(path: str | os.PathLike | None, force: bool = False, *, input
         if not force:
             raise EdgekitError(f"{p} already exists; pass --force to overwrite it")
     _check_parent(p.parent, p)
+    return p
+
+
+def output_path(path: str | os.PathLike | None, folder: bool = False) -> Path:
+    """``path`` as a :class:`Path`; an empty one (``-o ''``, which ``Path`` would read as the current
+    folder), or for a file one without a file name (``.``, ``/``), is one line."""
+    if path is None or not str(path).strip():
+        raise EdgekitError("the output path is empty")
+    p = Path(path)
+    if not folder and p.name in ("", ".."):
+        raise EdgekitError(f"{path} is a folder; the output here is a file")
     return p
 
 
@@ -121,8 +130,12 @@ def _check_parent(folder: Path, output: Path) -> None:
         anc = anc.parent
     if not anc.is_dir():
         raise EdgekitError(f"cannot write {output}: {anc} is a file, not a folder")
-    if not os.access(anc, os.W_OK | os.X_OK):
-        raise EdgekitError(f"cannot write {output}: {anc} is not writable (read-only or permission denied)")
+    try:  # a real write, not os.access: root passes access checks on read-only and virtual folders
+        fd, probe = tempfile.mkstemp(prefix=".edgekit-probe-", dir=anc)
+    except OSError as exc:
+        raise EdgekitError(f"cannot write {output}: {anc} is not writable ({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def _temp_pattern(name: str) -> re.Pattern[str]:

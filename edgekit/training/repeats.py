@@ -15,7 +15,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from ..fileio import JSON_KIND, check_writable, data_input, write_json
+from ..fileio import JSON_KIND, check_writable, data_input, output_path, write_json
 from ..numbers import positive_int
 
 
@@ -43,7 +43,7 @@ def train_repeats(arch: str, data: str, output: str | Path, repeats: int, *, see
 
     repeats = positive_int("repeats", repeats)
     seeds = [seed + k for k in range(repeats)]
-    paths = [run_path(output, s) for s in seeds]
+    paths = [run_path(output_path(output), s) for s in seeds]
     from ..checkpoint import KIND
 
     inputs = [options.get("weights"), data_input(data)]
