@@ -17,6 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..fileio import write_json
+
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
               "NUMEXPR_NUM_THREADS")
 
@@ -34,7 +36,7 @@ def run_isolated(job: dict[str, Any], timeout: float) -> dict[str, Any]:
     env["PYTHONUNBUFFERED"] = "1"
     with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as tmp:
         job_path, out_path = Path(tmp) / "job.json", Path(tmp) / "out.json"
-        job_path.write_text(json.dumps(job, default=str))
+        write_json(job_path, job)
         proc = subprocess.Popen([sys.executable, "-m", "edgekit.benchmark.worker", str(job_path), str(out_path)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                                 start_new_session=True)
