@@ -34,13 +34,16 @@ from . import __version__
 from .channel_plan import apply_plan, extract_plan
 from .checkpoint_schema import TASKS, validate
 from .errors import EdgekitError
-from .fileio import atomic_path, check_writable, safe_torch_load, sha256_file
+from .fileio import Kind, atomic_path, check_writable, safe_torch_load, sha256_file
+from .formats import is_edgekit_checkpoint
 
 if TYPE_CHECKING:
     from .data import DataBundle
 
 FORMAT = "edgekit.checkpoint"
 VERSION = 1
+#: Only a file of this kind is ever overwritten by a checkpoint (``--force`` or not).
+KIND = Kind("an edgekit checkpoint", is_edgekit_checkpoint)
 
 
 def versions() -> dict[str, str]:
@@ -172,8 +175,9 @@ class Checkpoint:
                 "extra": self.extra}
 
     def save(self, path: str | Path, force: bool = False) -> Path:
-        """Write atomically; refuse to overwrite unless ``force``."""
-        path = check_writable(path, force)
+        """Write atomically; refuse to overwrite unless ``force``, and never over a file that is
+        not a checkpoint."""
+        path = check_writable(path, force, kind=KIND)
         prov = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": " ".join(sys.argv),
                 "versions": versions(), **self.provenance}
         self.provenance = prov

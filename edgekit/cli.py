@@ -261,7 +261,7 @@ def eval_cmd(checkpoint: str, data: str | None, split: str, batch_size: int, dev
              force: bool) -> None:
     """Evaluate CHECKPOINT on DATA (top-1/top-5; MAE, RMSE, epsilon-error, Pearson for numeric labels)."""
     from .evaluation import evaluate
-    from .fileio import check_writable, write_json
+    from .fileio import JSON_KIND, check_writable, data_input, write_json
 
     ctx = click.get_current_context()
     stream_only = [f"--{n}" for n in ("stride", "window", "agree", "bins", "workers")
@@ -269,7 +269,7 @@ def eval_cmd(checkpoint: str, data: str | None, split: str, batch_size: int, dev
     if stream_only and not streaming:
         raise EdgekitError(f"{', '.join(stream_only)}: only with --streaming")
     if as_json not in (None, "-"):
-        check_writable(as_json, force)
+        check_writable(as_json, force, kind=JSON_KIND, inputs=[checkpoint, data_input(data)])
     if streaming:
         from .streaming_eval import evaluate_streaming, format_streaming
 
@@ -574,7 +574,8 @@ def verify_cmd(artifact: str, checkpoint: str, data: str | None, n: int, as_json
               help="Keep the importance scores in this file (reused by a later prune of the same inputs).")
 @click.option("--latency", "measure_latency", is_flag=True,
               help="Export before/after and report the measured speed-up (onnxruntime, litert; 1 thread).")
-@click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
+@click.option("--force", is_flag=True, help="Overwrite --output if it exists, and --scores holding another "
+              "checkpoint's scores (a file that is not a checkpoint, or not a score cache, never).")
 @_trust_code_option
 @_guard
 def prune_cmd(checkpoint: str, data: str | None, output: str, force: bool, **kw: Any) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import EdgekitError
-from .fileio import write_json
+from .fileio import check_writable, write_json
 
 RECIPE = "quickstart"
 #: The recipe's checkpoint stages as the summary names them.
@@ -48,8 +48,8 @@ def quickstart(output: str | Path = "quickstart", *, epochs: int | None = None, 
     from .recipes.run import run_recipe
 
     epochs = optional(positive_int, "epochs", epochs)
-    out = Path(output)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+    out = check_writable(output, folder=True)
+    if out.exists() and any(out.iterdir()) and not force:
         raise EdgekitError(f"{out} is not empty; pass --force to reuse it")
     t0 = time.perf_counter()
     overrides = [f"training.epochs={epochs}"] if epochs is not None else []

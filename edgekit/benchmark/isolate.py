@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..fileio import write_json
 from ..trust import child_env
 
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
@@ -37,7 +38,7 @@ def run_isolated(job: dict[str, Any], timeout: float) -> dict[str, Any]:
     env.update(child_env())  # --trust-code reaches the worker that loads the checkpoint
     with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as tmp:
         job_path, out_path = Path(tmp) / "job.json", Path(tmp) / "out.json"
-        job_path.write_text(json.dumps(job, default=str))
+        write_json(job_path, job)
         proc = subprocess.Popen([sys.executable, "-m", "edgekit.benchmark.worker", str(job_path), str(out_path)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                                 start_new_session=True)

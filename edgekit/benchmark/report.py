@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import EdgekitError
-from ..fileio import atomic_path
+from ..fileio import Kind, atomic_path, check_writable
 from . import plots
 from .schema import load_results
 from .speedup import Speedup, p50 as _p50, speedups
@@ -143,6 +143,19 @@ def _comparison(rows: list[dict[str, Any]], sources: list[str]) -> tuple[list[st
     return header, body
 
 
+#: Every file a report writes into its folder.
+REPORT_FILES = ("report.md", "report.html", "latency.png", "distribution.png", "pareto.png", "size_speedup.png")
+_MARK = "## How these numbers were measured"
+
+
+def _report_kind(name: str) -> Kind:
+    """What an earlier report left under ``name``: a PNG, or a page carrying the report's method section."""
+    if name.endswith(".png"):
+        return Kind("a PNG figure", lambda p: p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n")
+    mark = _MARK if name.endswith(".md") else html.escape(_MARK[3:])
+    return Kind("an edgekit report", lambda p: p.stat().st_size < 64 << 20 and mark in p.read_text(errors="replace"))
+
+
 def report(result_files: Sequence[str | Path] | str | Path, output_dir: str | Path, *,
            baseline: str | None = None, title: str | None = None, force: bool = False) -> Path:
     """Write ``report.md``, ``report.html`` (self-contained) and the figures' PNGs into
@@ -150,12 +163,12 @@ def report(result_files: Sequence[str | Path] | str | Path, output_dir: str | Pa
     files = [Path(result_files)] if isinstance(result_files, (str, Path)) else [Path(f) for f in result_files]
     if not files:
         raise EdgekitError("no results files to report")
+    out = check_writable(output_dir, folder=True, inputs=files, writes=REPORT_FILES)
+    for name in REPORT_FILES:  # a file of the folder that the report did not write is never replaced
+        if (out / name).exists():
+            check_writable(out / name, force, kind=_report_kind(name))
     docs = [load_results(f) for f in files]
-    out = Path(output_dir)
     md_path, html_path = out / "report.md", out / "report.html"
-    for p in (md_path, html_path):
-        if p.exists() and not force:
-            raise EdgekitError(f"{p} already exists; pass --force to overwrite it")
     sources = _source_labels(files)
     rows: list[dict[str, Any]] = []
     for src, doc in zip(sources, docs):
@@ -247,7 +260,7 @@ def report(result_files: Sequence[str | Path] | str | Path, output_dir: str | Pa
                _table(["model", "artifact", "runtime", "threads", "error"],
                       [[r["model"] or "-", str(r.get("artifact")), r["runtime"], str(r["threads"]), r["error"]]
                        for r in failed]), ""]
-    md += ["## How these numbers were measured", "", METHOD, "", SPEEDUP_METHOD, ""]
+    md += [_MARK, "", METHOD, "", SPEEDUP_METHOD, ""]
     md_text = "\n".join(md)
 
     out.mkdir(parents=True, exist_ok=True)

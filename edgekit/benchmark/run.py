@@ -13,13 +13,13 @@ from typing import Any, Iterable, Sequence
 
 from .. import __version__, formats
 from ..errors import EdgekitError
-from ..fileio import check_writable, write_json
+from ..fileio import check_writable, data_input, write_json
 from ..numbers import non_negative_int, optional, positive_float, positive_int
 from .artifact import Artifact, resolve_artifact
 from .isolate import run_isolated
 from .machine import load_average, machine_info
 from .runners import runtime_version
-from .schema import error_row, results_document
+from .schema import RESULTS_KIND, error_row, results_document
 from .streaming import stream_job, stream_row
 
 DEFAULT_TIMEOUT = 600.0
@@ -133,7 +133,8 @@ def bench(artifacts: Sequence[str | Path] | str | Path, *, runtime: str | Sequen
     cpus = [non_negative_int("cpus", c) for c in cpus] if cpus else None
     if runs is not None and min_seconds is not None:
         raise EdgekitError("give either runs or min_seconds, not both")
-    out_path = check_writable(output, force) if output is not None else None
+    out_path = check_writable(output, force, kind=RESULTS_KIND, inputs=[*artifacts, data_input(data)]) \
+        if output is not None else None
     thread_list = parse_threads(threads)
     arts = [resolve_artifact(a) for a in artifacts]
     pairs = plan_runs(arts, runtime)

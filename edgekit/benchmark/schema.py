@@ -16,9 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EdgekitError
+from ..fileio import Kind, is_json_document
 
 FORMAT = "edgekit.bench"
 VERSION = 1
+#: Only a results file is ever overwritten by one (``--force`` or not).
+RESULTS_KIND = Kind("an edgekit bench results file", lambda p: is_json_document(p, FORMAT))
 
 FIELDS: dict[str, str] = {
     "model": "the model the artifact is a form of (manifest source, else file stem)",

@@ -69,8 +69,9 @@ def main(argv: list[str]) -> int:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         result = {"ok": False, "error": msg if isinstance(exc, EdgekitError) else f"{type(exc).__name__}: {msg}",
                   "traceback": traceback.format_exc()}
-    with open(out_path, "w") as fh:
-        json.dump(result, fh, default=str)
+    from ..fileio import write_json
+
+    write_json(out_path, result)  # atomic: a worker killed at its timeout never leaves half a result
     return 0 if result["ok"] else 1
 
 

@@ -68,12 +68,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..checkpoint import Checkpoint, load_checkpoint
+from ..checkpoint import KIND, Checkpoint, load_checkpoint
 from ..data import CLASS_TASKS, DataBundle, eval_transform, make_input_spec, train_transform
 from ..data.datasets import Transformed
 from ..errors import EdgekitError
 from ..device import resolve_device
-from ..fileio import atomic_path, check_writable
+from ..fileio import atomic_path, check_writable, data_input
 from ..models.dldl import HEADS, LabelSet
 from ..registry import count_params, create_model, get_entry
 from ..seeding import seed_everything
@@ -293,7 +293,7 @@ def distill(teacher: str | Path | Checkpoint, student: str | Path | Checkpoint, 
     atomically after every epoch; training log in ``OUTPUT.metrics.jsonl``.
     """
     cfg = config if config is not None else DistillConfig.from_options(options, "distill")
-    output = check_writable(output, force)
+    output = check_writable(output, force, kind=KIND, inputs=[teacher, student, data_input(data)])
     run = _open(teacher, data, output, cfg, progress)
     _models(run, student)
     loaders = _loaders(run)

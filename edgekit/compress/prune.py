@@ -37,7 +37,10 @@ causal TSM it streams from).
 Each step is a phase function over one :class:`~edgekit.compress.prune_config.PruneConfig`.
 Scores are cached next to the output while the run lasts (``OUTPUT.scores.pt``, keyed by
 the parent's hash, method and proxy set), so an interrupted prune does not score again;
-a finished prune removes that file, unless ``scores_path`` asked to keep the scores.
+a finished prune removes that file, unless ``scores_path`` asked to keep the scores. A score
+cache carries its own header (``edgekit.scores``, a version) and its parent checkpoint's hash:
+a file that is not a score cache is never overwritten, and a named ``scores_path`` holding
+another checkpoint's scores is replaced only with ``force``; both are checked before any work.
 """
 from __future__ import annotations
 
@@ -53,11 +56,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..checkpoint import KIND as CHECKPOINT_KIND
 from ..checkpoint import Checkpoint, load_checkpoint
 from ..data import DataBundle
 from ..device import resolve_device
 from ..errors import EdgekitError
-from ..fileio import atomic_path, check_writable
+from ..fileio import Kind, atomic_path, check_writable, data_input, same_file
+from ..formats import is_edgekit_checkpoint
 from ..registry import count_macs, count_params
 from ..seeding import seed_everything
 from ..training.label_distribution import LabelTask, label_loss
@@ -249,9 +254,16 @@ def prune(checkpoint: str | Path | Checkpoint, data: str | DataBundle | None, ou
     after, and the scoring and pruning wall times.
     """
     cfg = config if config is not None else PruneConfig.from_options(options, "prune")
-    output = check_writable(output, force)
+    inputs = [checkpoint, data_input(data)]
+    output = check_writable(output, force, kind=CHECKPOINT_KIND, inputs=inputs)
+    cache = _cache_path(cfg, output)
+    if cache is not None:
+        if same_file(cache, output):
+            raise EdgekitError(f"--scores and --output both name {output}; keep the scores in another file")
+        check_writable(cache, True, kind=SCORES_KIND, inputs=inputs)  # whose scores: checked once loaded
     run = _open(checkpoint, data, output, cfg, progress)
-    cache = _cache_path(run)
+    if cache is not None and cfg.scores_path is not None:
+        _check_cache_parent(cache, run.ckpt, force)
     t0 = time.perf_counter()
     groups = _prune_steps(run, cache)
     run.metrics["prune_seconds"] = time.perf_counter() - t0  # graphs + scoring + selection + pruning + BN
@@ -317,10 +329,43 @@ def _check_clip(ckpt: Checkpoint, cfg: PruneConfig) -> None:
                            "params= and measure its streaming export with edgekit bench")
 
 
-def _cache_path(run: _Run) -> Path | None:
-    if run.cfg.scores_path is not None:
-        return Path(run.cfg.scores_path)
-    return run.output.with_name(run.output.name + ".scores.pt") if run.cfg.score_cache else None
+#: The header of a score cache file (``format``, ``version``, ``parent``: the scored checkpoint's sha256).
+SCORES_FORMAT, SCORES_VERSION = "edgekit.scores", 1
+
+
+def _read_cache(path: Path) -> dict[str, Any] | None:
+    """The score cache at ``path`` (header, key, scores), or None when the file is not one."""
+    if not path.is_file() or is_edgekit_checkpoint(path):  # a checkpoint is never unpickled as scores
+        return None
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # not a torch file at all
+        return None
+    if not isinstance(obj, dict):
+        return None
+    if obj.get("format") == SCORES_FORMAT:
+        return obj
+    if set(obj) == {"key", "scores"} and isinstance(obj["key"], dict):  # written before the header existed
+        return {"format": SCORES_FORMAT, "version": 0, "parent": obj["key"].get("parent"), **obj}
+    return None
+
+
+#: Only a score cache is ever overwritten by one.
+SCORES_KIND = Kind("an edgekit score cache", lambda p: _read_cache(p) is not None)
+
+
+def _check_cache_parent(path: Path, parent: Checkpoint, force: bool) -> None:
+    """A named score file holding another checkpoint's scores is replaced only with ``force``."""
+    obj = _read_cache(path)
+    if obj is not None and obj.get("parent") != parent.sha256 and not force:
+        raise EdgekitError(f"{path} holds the scores of another checkpoint (sha256 {str(obj.get('parent'))[:12]}); "
+                           "pass --force to replace them")
+
+
+def _cache_path(cfg: PruneConfig, output: Path) -> Path | None:
+    if cfg.scores_path is not None:
+        return Path(cfg.scores_path)
+    return output.with_name(output.name + ".scores.pt") if cfg.score_cache else None
 
 
 def _score(run: _Run, cache: Path | None) -> tuple[Any, dict[int, torch.Tensor]]:
@@ -347,7 +392,8 @@ def _score(run: _Run, cache: Path | None) -> tuple[Any, dict[int, torch.Tensor]]
                              exact_precision=cfg.exact_precision)
         if cache is not None:
             with atomic_path(cache) as tmp:
-                torch.save({"key": key, "scores": {str(k): v for k, v in scores.items()}}, tmp)
+                torch.save({"format": SCORES_FORMAT, "version": SCORES_VERSION, "parent": key["parent"], "key": key,
+                            "scores": {str(k): v for k, v in scores.items()}}, tmp)
     run.metrics["score_seconds"] = time.perf_counter() - t0
     return graph, scores
 
@@ -399,13 +445,8 @@ def _prune_steps(run: _Run, cache: Path | None) -> list[dict[str, Any]]:
 
 
 def _cached_scores(path: Path, key: dict[str, Any]) -> dict[int, torch.Tensor] | None:
-    if not path.is_file():
-        return None
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        return None
-    if obj.get("key") != key:
+    obj = _read_cache(path)
+    if obj is None or obj.get("key") != key:
         return None
     return {int(k): v for k, v in obj["scores"].items()}
 

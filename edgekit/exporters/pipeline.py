@@ -37,6 +37,7 @@ from ..data import DataBundle
 from ..data.transforms import is_tabular
 from ..data.transforms import preprocessing as input_preprocessing
 from ..errors import EdgekitError, suggest
+from ..fileio import check_writable
 from ..formats import PRECISIONS, TARGETS, available_targets
 from ..numbers import optional, positive_int
 from . import parity as parity_mod
@@ -203,7 +204,7 @@ def export(checkpoint: str | Path | Checkpoint, targets: str | list[str] | None 
     if opts["nhwc"] and is_tabular(ckpt.input_spec):
         raise EdgekitError("--nhwc is an image layout; this model takes feature vectors [N, features]")
     stem = name or (Path(ckpt.path).stem if ckpt.path else ckpt.arch)
-    out_dir = Path(output_dir)
+    out_dir = check_writable(output_dir, folder=True, inputs=[ckpt])
     finals = {job: out_dir / artifact_name(f"{stem}.stream" if streaming else stem, *job, nhwc=opts["nhwc"])
               for job in jobs}
     for path in finals.values():

@@ -38,7 +38,7 @@ from typing import Any
 
 from ..checkpoint import Checkpoint, load_checkpoint
 from ..errors import EdgekitError
-from ..fileio import write_json
+from ..fileio import check_writable, write_json
 from .baseline import original_rows, reference_top1
 from .budget import Budget, parse_budget
 from .candidate import Candidate, Say, Search, run_candidate
@@ -86,7 +86,7 @@ def optimize(checkpoint: str | Path | Checkpoint, data: str | None = None, outpu
 
     budget = parse_budget(budget)
     cfg = config if config is not None else OptimizeConfig.from_options(options, "optimize")
-    root = Path(output)
+    root = check_writable(output, folder=True, inputs=[checkpoint])
     if resume and not (root / "candidates").is_dir():
         raise EdgekitError(f"nothing to resume: {root} holds no candidates/ of an earlier search")
     why = budget.unavailable()

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from ..errors import EdgekitError
-from ..fileio import write_json
+from ..fileio import atomic_path, check_writable, write_json
 from .load import PRUNED, Recipe, RelativeBudget, load_recipe
 
 MARKER = "stage.json"
@@ -84,9 +84,13 @@ class Runner:
                 return result
         resume = started.is_file() and started.read_text().strip() == key
         if not resume and not keep and folder.exists():
+            if not (started.is_file() or marker.is_file()):
+                raise EdgekitError(f"{folder} holds files no stage of a run wrote; move them, or run into "
+                                   "another folder")
             shutil.rmtree(folder)  # another key's outputs: never mixed with this one's
         folder.mkdir(parents=True, exist_ok=True)
-        started.write_text(key + "\n")
+        with atomic_path(started) as tmp:
+            tmp.write_text(key + "\n")
         self.say(f"{name}: {'resuming' if resume else 'running'} ({key[:12]})")
         t0 = time.perf_counter()
         outputs = compute(folder, resume)
@@ -96,6 +100,18 @@ class Runner:
         self.say(f"{name}: done in {result.seconds:.1f}s")
         self.stages[name] = result
         return result
+
+
+def check_run_folder(root: Path) -> None:
+    """A run writes into an empty folder or one an earlier run wrote (``run.json``, a stage's
+    marker): a folder of other files is refused up front, before any stage runs, so a run
+    never mixes with, or removes, files it did not write."""
+    if not root.is_dir() or not any(root.iterdir()):
+        return
+    if (root / "run.json").is_file() or any((d / STARTED).is_file() or (d / MARKER).is_file()
+                                            for d in root.iterdir() if d.is_dir()):
+        return
+    raise EdgekitError(f"{root} is a folder of other files, not an earlier run's; run into an empty or new folder")
 
 
 def _checkpoint_output(path: Path) -> dict[str, Any]:
@@ -117,9 +133,8 @@ def run_recipe(recipe: str | Path | Recipe, output: str | Path, *, overrides: It
     ``optimize=null``). Stages already finished in ``output`` with the same key are
     reused. Returns the ``run.json`` document."""
     rec = recipe if isinstance(recipe, Recipe) else load_recipe(recipe, overrides)
-    root = Path(output)
-    if root.exists() and not root.is_dir():
-        raise EdgekitError(f"{root} exists and is not a folder")
+    root = check_writable(output, folder=True, inputs=[rec.path])
+    check_run_folder(root)
     root.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
 

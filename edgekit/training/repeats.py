@@ -15,7 +15,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from ..fileio import check_writable, write_json
+from ..fileio import JSON_KIND, check_writable, data_input, output_path, write_json
 from ..numbers import positive_int
 
 
@@ -43,9 +43,13 @@ def train_repeats(arch: str, data: str, output: str | Path, repeats: int, *, see
 
     repeats = positive_int("repeats", repeats)
     seeds = [seed + k for k in range(repeats)]
-    paths = [run_path(output, s) for s in seeds]
-    for path in [*paths, summary_path(output)]:  # refuse before any run is trained
-        check_writable(path, force)
+    paths = [run_path(output_path(output), s) for s in seeds]
+    from ..checkpoint import KIND
+
+    inputs = [options.get("weights"), data_input(data)]
+    for path in paths:  # refuse before any run is trained
+        check_writable(path, force, kind=KIND, inputs=inputs)
+    check_writable(summary_path(output), force, kind=JSON_KIND, inputs=inputs)
     runs = []
     for s, path in zip(seeds, paths):
         ckpt = train(arch, data, path, seed=s, force=force, progress=progress, **options)

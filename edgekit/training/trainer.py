@@ -13,14 +13,14 @@ import numpy as np
 import torch
 from torch.utils.data import DistributedSampler
 
-from ..checkpoint import Checkpoint, load_checkpoint
+from ..checkpoint import KIND, Checkpoint, load_checkpoint
 from ..data import CLASS_TASKS, DataBundle, eval_transform, load_data, make_input_spec, train_transform
 from ..data.transforms import is_tabular
 from ..device import resolve_device
 from ..errors import EdgekitError
 from ..models.dldl import HEADS
 from ..models.tabular import takes_features
-from ..fileio import atomic_path, check_writable
+from ..fileio import atomic_path, check_writable, data_input, output_path
 from ..registry import count_params, create_model, get_entry, load_state
 from ..seeding import seed_everything
 from . import distributed as dist_utils
@@ -54,13 +54,11 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, config: Trai
     (``precise_bn`` batches, 0 disables; see :mod:`edgekit.training.precise_bn`).
     """
     cfg = config if config is not None else TrainConfig.from_options(options, "train")
-    output = Path(output)
-    state_file = resume_path(output)
-    if resume:
-        if not state_file.is_file():
-            raise EdgekitError(f"nothing to resume: {state_file} not found (the run finished or never started)")
-    else:
-        check_writable(output, force)
+    state_file = resume_path(output_path(output))
+    if resume and not state_file.is_file():
+        raise EdgekitError(f"nothing to resume: {state_file} not found (the run finished or never started)")
+    # before the first epoch: a bad output path is one line now, not after an epoch's work
+    output = check_writable(output, force or resume, kind=KIND, inputs=[cfg.weights, data_input(data)])
     dev = resolve_device(cfg.device)
     bundle = data if isinstance(data, DataBundle) else load_data(data, seed=cfg.seed)
     bundle = bundle.subset_train(cfg.train_fraction, cfg.seed)
