@@ -20,7 +20,7 @@ from .compress.prune_config import DEFAULT_FISHER_STEPS, EXACT_PRECISIONS, RANKS
 from .errors import EdgekitError
 from .formats import PRECISIONS
 from .numbers import FRACTION, NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT, UNIT_INTERVAL
-from .numbers import fraction
+from .numbers import EPOCHS, EPOCHS_OR_ZERO, fraction
 from .optimization.budget import BUDGET
 from .optimization.config import RATIOS, OptimizeConfig
 from .optimization.plan import RECOVERIES
@@ -152,7 +152,7 @@ def _distill_methods_help() -> str:
               help="Data spec: digits, synthetic, imagefolder:PATH, csv:PATH, tabular:PATH.csv, sklearn:NAME; "
                    "clips: gestures, jester:PATH, videofolder:PATH.")
 @click.option("-o", "--output", required=True, type=click.Path(), help="Checkpoint to write.")
-@click.option("--epochs", default=default(TrainConfig, "epochs"), show_default=True, type=POSITIVE_INT)
+@click.option("--epochs", default=default(TrainConfig, "epochs"), show_default=True, type=EPOCHS)
 @click.option("--batch-size", default=default(TrainConfig, "batch_size"), show_default=True, type=POSITIVE_INT)
 @click.option("--input-size", type=POSITIVE_INT, help="Square input size (default: the dataset's).")
 @click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=default(TrainConfig, "optimizer"),
@@ -326,7 +326,7 @@ def zoo(pattern: str, no_macs: bool) -> None:
 @main.command()
 @click.option("-o", "--output", default="quickstart", show_default=True, type=click.Path(),
               help="Folder for everything the run writes.")
-@click.option("--epochs", type=POSITIVE_INT, help="Training and distillation epochs (default: the recipe's, 8).")
+@click.option("--epochs", type=EPOCHS, help="Training and distillation epochs (default: the recipe's, 8).")
 @click.option("--force", is_flag=True, help="Reuse a non-empty output folder (finished stages are read back).")
 @_guard
 def quickstart(output: str, epochs: int | None, force: bool) -> None:
@@ -351,7 +351,7 @@ def quickstart(output: str, epochs: int | None, force: bool) -> None:
 @click.option("-o", "--output", required=True, type=click.Path(), help="Student checkpoint to write.")
 @click.option("--method", default=default(DistillConfig, "method"), show_default=True, cls=_LazyHelpOption,
               help_fn=_distill_methods_help)
-@click.option("--epochs", default=default(DistillConfig, "epochs"), show_default=True, type=POSITIVE_INT)
+@click.option("--epochs", default=default(DistillConfig, "epochs"), show_default=True, type=EPOCHS)
 @click.option("--alpha", type=NON_NEGATIVE_FLOAT, help="Weight of logit terms (KD; default: the term's, 1).")
 @click.option("--beta", type=NON_NEGATIVE_FLOAT, help="Weight of feature terms (default: the term's, 1; "
               "the paper used 5-7).")
@@ -544,7 +544,7 @@ def verify_cmd(artifact: str, checkpoint: str, data: str | None, n: int, as_json
 @click.option("--steps", default=default(PruneConfig, "steps"), type=POSITIVE_INT,
               help="Reach the target in this many steps, re-estimating BN and re-scoring in between "
                    f"[default: {DEFAULT_FISHER_STEPS} for CURL with Fisher scoring to a macs/params target, else 1].")
-@click.option("--step-epochs", default=default(PruneConfig, "step_epochs"), show_default=True, type=NON_NEGATIVE_INT,
+@click.option("--step-epochs", default=default(PruneConfig, "step_epochs"), show_default=True, type=EPOCHS_OR_ZERO,
               help="Fine-tuning epochs between steps (with --steps > 1).")
 @click.option("--rank", type=click.Choice(RANKS), default=default(PruneConfig, "rank"), show_default=True,
               help="CURL ranking: KL per MAC saved, raw KL (the paper), or KL over its group's mean.")
@@ -555,7 +555,7 @@ def verify_cmd(artifact: str, checkpoint: str, data: str | None, n: int, as_json
 @click.option("--round-to", callback=_round_to, help="Keep channel counts multiples of this, or auto: the target runtime's fast "
                                 "multiple (16 for onnxruntime and LiteRT here; the default for latency targets).")
 @click.option("--finetune-epochs", default=default(PruneConfig, "finetune_epochs"), show_default=True,
-              type=NON_NEGATIVE_INT, help="Recovery epochs (0: none).")
+              type=EPOCHS_OR_ZERO, help="Recovery epochs (0: none).")
 @click.option("--recipe", type=click.Choice(RECIPES), default=default(PruneConfig, "recipe"), show_default=True)
 @click.option("--train-fraction", default=default(PruneConfig, "train_fraction"), show_default=True, type=FRACTION,
               help="Use only this much training data.")
@@ -613,7 +613,7 @@ def prune_cmd(checkpoint: str, data: str | None, output: str, force: bool, **kw:
               show_default=True, help=f"How pruned candidates recover, comma-separated ({', '.join(RECOVERIES)}): KD "
               "from the original, plain fine-tuning on the labels; each is its own candidate, the better measured.")
 @click.option("--recovery-epochs", default=default(OptimizeConfig, "recovery_epochs"), show_default=True,
-              type=NON_NEGATIVE_INT, help="Recovery epochs after pruning (0: none).")
+              type=EPOCHS_OR_ZERO, help="Recovery epochs after pruning (0: none).")
 @click.option("--exhaustive", is_flag=True, help="Try every plan, not stopping at the first that fits.")
 @click.option("--min-seconds", default=default(OptimizeConfig, "min_seconds"), show_default=True,
               type=POSITIVE_FLOAT, help="Time each artifact for at least this long.")

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoint import Checkpoint, load_checkpoint
-from .data import DataBundle
+from .data import CLASS_TASKS, DataBundle
 from .device import resolve_device
 from .errors import EdgekitError
 from .numbers import positive_int
@@ -29,6 +29,7 @@ def evaluate(checkpoint: str | Path | Checkpoint, data: str | DataBundle | None 
         raise EdgekitError(f"split must be 'val' or 'train', got {split!r}")
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     bundle = data if isinstance(data, DataBundle) else ckpt.load_data(data)
+    check_labels(ckpt, bundle)
     dev = resolve_device(device)
     loader = bundle.loader(split, ckpt.eval_transform, batch_size)
     if flip is None:
@@ -36,3 +37,23 @@ def evaluate(checkpoint: str | Path | Checkpoint, data: str | DataBundle | None 
         flip = bool(task and task.flip_test)
     res = evaluate_model(ckpt.model.to(dev), loader, ckpt.task, dev, flip=flip)
     return {**res, "flip_test": flip} if ckpt.task == "label_distribution" else res
+
+
+def check_labels(ckpt: Checkpoint, bundle: DataBundle) -> None:
+    """Refuse to score a classifier on data whose class labels are not the model's.
+
+    Targets are indices into the data's label list, so on another list (other names, another
+    count or order) a score would compare the model's classes with foreign ones: a 10-class
+    model scored on a one-class folder reads as accuracy but means nothing."""
+    if ckpt.task not in CLASS_TASKS:
+        return
+    if bundle.task not in CLASS_TASKS:
+        raise EdgekitError(f"{bundle.spec} has numeric targets and {ckpt.path or 'the model'} is a classifier")
+    same = list(bundle.labels) == list(ckpt.labels) if ckpt.labels else len(bundle.labels) == ckpt.num_outputs
+    if not same:
+        def show(n: int, labels: list[str]) -> str:
+            names = ", ".join(map(str, labels[:6])) + (", ..." if len(labels) > 6 else "")
+            return f"{n} class{'es' if n != 1 else ''}" + (f" ({names})" if names else "")
+
+        raise EdgekitError(f"{bundle.spec} has {show(len(bundle.labels), bundle.labels)} and the model "
+                           f"{show(ckpt.num_outputs, ckpt.labels)}; evaluation data must have the model's labels")

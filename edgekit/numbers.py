@@ -14,6 +14,12 @@ import click
 
 from .errors import EdgekitError
 
+#: the largest integer an option may take: every count ends up in a 64-bit tensor, index or loop
+INT64_MAX = 2**63 - 1
+#: the most epochs any command trains. Far above any real run (the longest recipes train a few
+#: hundred), so a count above it is a typo that would otherwise start a run that never ends.
+MAX_EPOCHS = 100_000
+
 
 def _number(name: str, value: Any, kind: type) -> float:
     try:
@@ -22,6 +28,8 @@ def _number(name: str, value: Any, kind: type) -> float:
         raise EdgekitError(f"{name} must be {'an integer' if kind is int else 'a number'}, got {value!r}") from None
     if kind is int and isinstance(value, float) and value != num:
         raise EdgekitError(f"{name} must be an integer, got {value!r}")
+    if kind is int and abs(num) > INT64_MAX:
+        raise EdgekitError(f"{name} must fit in 64 bits (at most {INT64_MAX}), got {value!r}")
     if isinstance(num, float) and not math.isfinite(num):
         raise EdgekitError(f"{name} must be a finite number, got {value!r}")
     return num
@@ -40,6 +48,15 @@ def non_negative_int(name: str, value: Any) -> int:
     n = int(_number(name, value, int))
     if n < 0:
         raise EdgekitError(f"{name} must be >= 0, got {value!r}")
+    return n
+
+
+def epoch_count(name: str, value: Any, *, allow_zero: bool = False) -> int:
+    """An epoch count: an integer >= 1 (>= 0 with ``allow_zero``, "no training") and at most
+    :data:`MAX_EPOCHS`."""
+    n = non_negative_int(name, value) if allow_zero else positive_int(name, value)
+    if n > MAX_EPOCHS:
+        raise EdgekitError(f"{name} must be at most {MAX_EPOCHS:,} epochs, got {value!r}")
     return n
 
 
@@ -102,3 +119,5 @@ POSITIVE_FLOAT = Checked(positive_float, "NUMBER>0")
 NON_NEGATIVE_FLOAT = Checked(non_negative_float, "NUMBER>=0")
 FRACTION = Checked(fraction, "FRACTION")  # (0, 1]
 UNIT_INTERVAL = Checked(unit_interval, "[0,1]")
+EPOCHS = Checked(epoch_count, "EPOCHS")  # 1..MAX_EPOCHS
+EPOCHS_OR_ZERO = Checked(epoch_count, "EPOCHS>=0", allow_zero=True)  # 0..MAX_EPOCHS

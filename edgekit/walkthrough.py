@@ -44,10 +44,10 @@ def quickstart(output: str | Path = "quickstart", *, epochs: int | None = None, 
     ``epochs``: the training (and distillation) epochs; None keeps the recipe's. A
     non-empty ``output`` needs ``force``; stages finished there with the same settings are
     then read back, not rerun (the recipe runner's cache)."""
-    from .numbers import optional, positive_int
+    from .numbers import epoch_count, optional
     from .recipes.run import run_recipe
 
-    epochs = optional(positive_int, "epochs", epochs)
+    epochs = optional(epoch_count, "epochs", epochs)
     out = check_writable(output, folder=True)
     if out.exists() and any(out.iterdir()) and not force:
         raise EdgekitError(f"{out} is not empty; pass --force to reuse it")

@@ -12,6 +12,7 @@ A failed measurement is a row with ``error`` set and no statistics.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -81,4 +82,35 @@ def load_results(path: str | Path) -> dict[str, Any]:
         raise EdgekitError(f"{p} is not an edgekit bench results file (no '{FORMAT}' header)")
     if doc.get("version", 0) > VERSION:
         raise EdgekitError(f"{p} was written by a newer edgekit (results v{doc['version']})")
+    for i, row in enumerate(doc["rows"]):
+        if not isinstance(row, dict):
+            raise EdgekitError(f"{p}: rows[{i}] is not a result row (a JSON object)")
+        bad = _non_finite(row)
+        if bad is not None:
+            raise EdgekitError(f"{p}: rows[{i}].{bad[0]} is {bad[1]}; a measurement is a finite number "
+                               "(this file was damaged or not written by edgekit bench)")
     return doc
+
+
+#: fields that may hold NaN in a sound row: Pearson's r of constant predictions is undefined
+MAY_BE_NAN = frozenset({"accuracy.pearson"})
+
+
+def _non_finite(value: Any, field: str = "") -> tuple[str, float] | None:
+    """The first (dotted field, value) in ``value`` that is a NaN or infinite number, else None.
+
+    JSON readers accept ``NaN`` and ``Infinity``; a report drawn from them would print "nan"
+    as if it had been measured."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if field in MAY_BE_NAN and math.isnan(value) else (field, value)
+    if isinstance(value, dict):
+        items = ((f"{field}.{k}" if field else str(k), v) for k, v in value.items())
+    elif isinstance(value, list):
+        items = ((f"{field}[{j}]", v) for j, v in enumerate(value))
+    else:
+        return None
+    for name, v in items:
+        found = _non_finite(v, name)
+        if found is not None:
+            return found
+    return None

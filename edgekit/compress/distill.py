@@ -77,6 +77,7 @@ from ..fileio import atomic_path, check_writable, data_input
 from ..models.dldl import HEADS, LabelSet
 from ..registry import count_params, create_model, get_entry
 from ..seeding import seed_everything
+from ..training.guards import require_classes
 from ..training.label_distribution import LabelTask, label_loss
 from ..training.loop import StepOutput, fit
 from ..training.metrics import evaluate_model
@@ -337,6 +338,7 @@ def _open(teacher: str | Path | Checkpoint, data: str | DataBundle | None, outpu
         raise EdgekitError(f"data {bundle.spec!r} is a {bundle.task} set but the teacher is a {t_ckpt.task} model")
     if classify and len(bundle.labels) != t_ckpt.num_outputs:
         raise EdgekitError(f"data has {len(bundle.labels)} classes, the teacher {t_ckpt.num_outputs}")
+    require_classes(bundle, "distillation")
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
     t_spec = t_ckpt.input_spec or make_input_spec(bundle.default_input)
@@ -446,7 +448,7 @@ def _train(run: _Run, loaders: dict[str, Any]) -> Checkpoint:
     history = fit(model, loaders["train"], epochs=cfg.epochs, loss_fn=step, optim=cfg.optim(),
         device=run.device, val_loader=loaders["val"], task=run.t_ckpt.task, log_path=str(mpath),
         on_epoch_end=lambda e, rec, st: save(rec), progress=run.progress, desc=f"distill[{cfg.method}]",
-        precise_bn_batches=cfg.precise_bn, bn_loader=loaders["bn"])
+        precise_bn_batches=cfg.precise_bn, bn_loader=loaders["bn"], saved=str(run.output))
     child = out["c"]
     child.metrics["epoch_seconds"] = sum(h["epoch_seconds"] for h in history) / len(history)
     child.metrics["setup_seconds"] = run.info["setup_seconds"]

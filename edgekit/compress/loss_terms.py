@@ -111,15 +111,19 @@ register_term("lshl2", _lshl2, weight_option="beta", default_weight=1.0, feature
 
 def parse_method(method: str) -> tuple[str, ...]:
     """``'lshl2+kd'`` -> ``('kd', 'lshl2')``; at most one feature term; ``none`` stands alone."""
-    parts = tuple(sorted({p.strip().lower() for p in str(method).split("+") if p.strip()}))
     names = ("none", *TERMS)
-    if not parts:
-        raise EdgekitError(f"empty distillation method; use {', '.join(names)} or a '+' combination")
+    valid = f"use {', '.join(names)} or a '+' combination of terms (lshl2+kd)"
+    terms = [p.strip().lower() for p in str(method).split("+")]
+    if not any(terms):
+        raise EdgekitError(f"empty distillation method; {valid}")
+    if not all(terms):  # 'kd+', '+kd', 'kd++': a term left out is a typo, not a default
+        raise EdgekitError(f"distillation method {method!r} has an empty term; {valid}")
+    parts = tuple(sorted(set(terms)))
     for p in parts:
         if p not in names:
             from ..errors import suggest
 
-            raise suggest(p, list(names), "distillation method")
+            raise EdgekitError(f"{suggest(p, list(names), 'distillation method')}; {valid}")
     if "none" in parts and len(parts) > 1:
         raise EdgekitError("method 'none' (scratch training) cannot be combined with others")
     feats = [p for p in parts if p != "none" and TERMS[p].features]

@@ -65,6 +65,7 @@ from ..fileio import Kind, atomic_path, check_writable, data_input, same_file
 from ..formats import is_edgekit_checkpoint
 from ..registry import count_macs, count_params
 from ..seeding import seed_everything
+from ..training.guards import require_classes
 from ..training.label_distribution import LabelTask, label_loss
 from ..training.metrics import evaluate_model
 from ..training.precise_bn import bn_loader, precise_bn
@@ -302,6 +303,7 @@ def _open(checkpoint: str | Path | Checkpoint, data: str | DataBundle | None, ou
         raise EdgekitError(f"data {bundle.spec!r} has {len(bundle.labels)} classes but the checkpoint "
                            f"has {ckpt.num_outputs} outputs")
     bundle = bundle.subset_train(cfg.train_fraction, cfg.data_seed)
+    require_classes(bundle, "pruning")
     if cfg.recipe == "limited-data" and cfg.finetune_epochs > 0:
         from .recovery import expansion_for
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import EdgekitError
-from ..numbers import (fraction, non_negative_float, non_negative_int, optional, positive_float, positive_int,
-                       unit_interval)
+from ..numbers import (epoch_count, fraction, non_negative_float, non_negative_int, optional, positive_float,
+                       positive_int, unit_interval)
 from ..stage_config import RunConfig, choice
 from .rounding import parse_round_to
 
@@ -111,15 +111,15 @@ class PruneConfig(RunConfig):
                 "latency")
             self.steps = DEFAULT_FISHER_STEPS if multi else 1
         self.steps = positive_int("steps", self.steps)
-        self.step_epochs = non_negative_int("step_epochs", self.step_epochs)
+        self.step_epochs = epoch_count("step_epochs", self.step_epochs, allow_zero=True)
         self.recipe = choice("recovery recipe", self.recipe, RECIPES)
         self.min_keep = unit_interval("min_keep", self.min_keep)
         self.proxy_size = positive_int("proxy_size", self.proxy_size)
         self.round_to = parse_round_to(self.round_to)
-        self.finetune_epochs = non_negative_int("finetune_epochs", self.finetune_epochs)
+        self.finetune_epochs = epoch_count("finetune_epochs", self.finetune_epochs, allow_zero=True)
         self.train_fraction = fraction("train_fraction", self.train_fraction)
         self.lr = positive_float("lr", self.lr)
-        self.refine_epochs = optional(non_negative_int, "refine_epochs", self.refine_epochs)
+        self.refine_epochs = optional(epoch_count, "refine_epochs", self.refine_epochs, allow_zero=True)
         if not isinstance(self.expansion, str) or not self.expansion.strip():
             raise EdgekitError(f"expansion must be a preset name or key=value options, got {self.expansion!r}")
         self.label_lr = optional(non_negative_float, "label_lr", self.label_lr)

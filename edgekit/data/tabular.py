@@ -17,8 +17,9 @@ Two sources, both split like every other spec (seeded, stratified, ``val=``/``se
 
 Everything fitted is fitted on the training split only: the categories, the imputation
 (median of a numeric column, most frequent category of a categorical one; missing cells
-are the empty string, ``NA``, ``NaN``, ``null``, ``None`` and ``?``, counted per column in
-``bundle.info["missing"]``) and the standardisation (per-feature mean and std, a constant
+are the empty string, ``NA``, ``NaN``, ``null``, ``None``, ``?`` and infinite numbers, counted
+per column in ``bundle.info["missing"]``; a feature column with no value left in the training
+split is refused, naming it) and the standardisation (per-feature mean and std, a constant
 feature gets std 1). The standardisation is not applied to the samples: it goes into the
 input spec (``{"kind": "tabular", "features", "shape": [d], "mean", "std"}``) and from there
 into the model's first layer (:class:`edgekit.models.tabular.Standardize`), so a trained
@@ -68,7 +69,14 @@ class FeatureRows(Dataset):
 
 
 def input_spec(features: Sequence[str], train_rows: np.ndarray) -> dict[str, Any]:
-    """The tabular input spec, with the standardisation fitted on ``train_rows`` (missing values imputed)."""
+    """The tabular input spec, with the standardisation fitted on ``train_rows`` (missing values imputed).
+
+    A feature with a NaN or infinite value left in ``train_rows`` is refused, naming it: its
+    mean and std would be NaN, and so every prediction of the model built on them."""
+    bad = [f for f, ok in zip(features, np.isfinite(train_rows).all(axis=0)) if not ok]
+    if bad:
+        raise EdgekitError(f"feature{'s' if len(bad) > 1 else ''} {', '.join(map(repr, bad[:10]))}"
+                           f"{' ...' if len(bad) > 10 else ''} hold NaN or infinite values in the training rows")
     mean = train_rows.mean(axis=0)
     std = train_rows.std(axis=0)
     std = np.where(std > 1e-12, std, 1.0)
@@ -115,7 +123,14 @@ def open_sklearn(name: str, val: float, seed: int) -> tuple[Dataset, Dataset, li
 
 
 def _is_missing(cell: str) -> bool:
-    return cell.strip().lower() in MISSING
+    """Empty, a missing-value marker, or a number that is not finite (``inf``, ``-Infinity``)."""
+    text = cell.strip().lower()
+    if text in MISSING:
+        return True
+    try:
+        return not np.isfinite(float(text))
+    except ValueError:
+        return False
 
 
 def _number(cell: str) -> float | None:
@@ -228,6 +243,13 @@ def open_csv(path: Path, target: str | None, encode: str, val: float, seed: int
         tr, va = seeded_split(len(keep), val, seed, targets)
         record = {}
     columns = {c: [r[c] for r in keep] for c in feature_cols}
+    empty = [header[c] for c in feature_cols if all(_is_missing(columns[c][i]) for i in tr)]
+    if empty:
+        names = ", ".join(map(repr, empty[:10])) + (" ..." if len(empty) > 10 else "")
+        what = (f"every feature column ({names}) has" if len(empty) == len(feature_cols) else
+                f"feature column{'s' if len(empty) > 1 else ''} {names} {'have' if len(empty) > 1 else 'has'}")
+        raise EdgekitError(f"{path}: {what} no value in the training rows (all missing, NaN or infinite); "
+                           "drop or fill in such columns")
     encoders = [ColumnEncoder(header[c], [columns[c][i] for i in tr], encode) for c in feature_cols]
     rows_np = np.concatenate([e.encode(columns[c]) for e, c in zip(encoders, feature_cols)], axis=1)
     features = [n for e in encoders for n in e.names]

@@ -13,7 +13,8 @@ from typing import Any
 from ..compress.prune_config import SCORINGS, PruneConfig
 from ..compress.rounding import AUTO, parse_round_to
 from ..formats import PRECISIONS
-from ..numbers import fraction, non_negative_float, non_negative_int, positive_float, positive_int, unit_interval
+from ..numbers import (epoch_count, fraction, non_negative_float, non_negative_int, positive_float, positive_int,
+                       unit_interval)
 from ..stage_config import RunConfig, choice, default
 from .plan import RECOVERIES, parse_recoveries
 
@@ -88,7 +89,7 @@ class OptimizeConfig(RunConfig):
                                    reverse=True))
         self.refine = non_negative_int("refine", self.refine)
         self.recovery = parse_recoveries(self.recovery)
-        self.recovery_epochs = non_negative_int("recovery_epochs", self.recovery_epochs)
+        self.recovery_epochs = epoch_count("recovery_epochs", self.recovery_epochs, allow_zero=True)
         self.recovery_lr = positive_float("recovery_lr", self.recovery_lr)
         self.proxy_size = positive_int("proxy_size", self.proxy_size)
         self.min_keep = unit_interval("min_keep", self.min_keep)

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import EdgekitError
-from ..numbers import (fraction, non_negative_float, non_negative_int, optional, positive_float, positive_int,
-                       unit_interval)
+from ..numbers import (epoch_count, fraction, non_negative_float, non_negative_int, optional, positive_float,
+                       positive_int, unit_interval)
 from ..stage_config import RunConfig, choice
 
 OPTIMIZERS = ("sgd", "adamw", "adam")
@@ -38,7 +38,7 @@ class FitOptions(RunConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.epochs = positive_int("epochs", self.epochs)
+        self.epochs = epoch_count("epochs", self.epochs)
         self.optimizer = choice("optimizer", self.optimizer, OPTIMIZERS)
         self.lr = optional(positive_float, "lr", self.lr)
         self.weight_decay = optional(non_negative_float, "weight_decay", self.weight_decay)

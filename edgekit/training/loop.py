@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from ..errors import EdgekitError
 from ..fileio import append_jsonl
 from . import distributed as dist_utils
 from .config import OPTIMIZERS
@@ -121,6 +122,36 @@ def regression_loss() -> StepLoss:
     return step
 
 
+class Diverged(EdgekitError):
+    """The loss (or a weight) stopped being a finite number: training cannot go on.
+
+    Raised by :func:`fit` before the bad epoch is logged, handed to ``on_epoch_end`` or
+    saved, so nothing NaN reaches a checkpoint; ``epoch`` is the 1-based epoch it happened in."""
+
+    def __init__(self, message: str, epoch: int) -> None:
+        super().__init__(message)
+        self.epoch = epoch
+
+
+def _diverged(what: str, desc: str, epoch: int, epochs: int, saved: str | None) -> Diverged:
+    """The one-line error for a run that diverged in 0-based ``epoch``, naming the last good state:
+    ``saved`` (where ``on_epoch_end`` writes after every epoch) when an epoch finished before."""
+    from pathlib import Path
+
+    if saved is not None and epoch > 0 and Path(saved).exists():
+        last = f"the last good checkpoint is {saved} (epoch {epoch})"
+    elif saved is not None:
+        last = f"no epoch finished, so nothing was written to {saved}"
+    else:
+        last = "nothing of this run was saved"
+    return Diverged(f"{desc}: {what} in epoch {epoch + 1}/{epochs}; training diverged (a lower --lr usually "
+                    f"helps); {last}", epoch + 1)
+
+
+def _weights_finite(model: nn.Module) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point())
+
+
 @dataclass
 class FitState:
     """What a resumed run needs besides the model weights."""
@@ -134,7 +165,7 @@ def fit(model: nn.Module, loader: DataLoader, *, epochs: int, loss_fn: StepLoss,
         log_path: str | None = None, on_epoch_end: Callable[[int, dict[str, Any], dict[str, Any]], None] | None = None,
         resume_state: dict[str, Any] | None = None, progress: bool = True, desc: str = "train",
         extra_params: Iterable[nn.Parameter] = (), precise_bn_batches: int = 0,
-        bn_loader: Iterable[Any] | None = None) -> list[dict[str, Any]]:
+        bn_loader: Iterable[Any] | None = None, saved: str | None = None) -> list[dict[str, Any]]:
     """Train ``model`` for ``epochs`` and return the per-epoch metric records.
 
     ``on_epoch_end(epoch, record, state)`` receives the resumable state (optimizer,
@@ -147,6 +178,10 @@ def fit(model: nn.Module, loader: DataLoader, *, epochs: int, loss_fn: StepLoss,
     ``precise_bn_batches`` batches of ``bn_loader`` (default: ``loader``; 0 disables);
     the record's ``val_*`` are the accuracy after, and ``precise_bn`` holds the
     batches, images and the validation metrics before and after.
+
+    A loss that is not a finite number (or weights that stop being finite) raises
+    :class:`Diverged` at once, naming the epoch and ``saved`` (the file ``on_epoch_end``
+    writes after every epoch, the last good state), before the epoch is logged or saved.
     """
     model.to(device)
     use_cuda = device.type == "cuda"
@@ -173,7 +208,9 @@ def fit(model: nn.Module, loader: DataLoader, *, epochs: int, loss_fn: StepLoss,
             sampler.set_epoch(epoch)
         train_model.train()
         record = _run_epoch(train_model, loader, loss_fn, opt, sched, scaler, device, epoch, epochs,
-                            progress and is_main, desc, use_cuda)
+                            progress and is_main, desc, use_cuda, saved)
+        if not _weights_finite(model):
+            raise _diverged("the weights stopped being finite numbers", desc, epoch, epochs, saved)
         if val_loader is not None and is_main:
             val = evaluate_model(model, val_loader, task, device)
             record.update({f"val_{k}": v for k, v in val.items() if k != "n"})
@@ -219,7 +256,7 @@ def _precise_bn(model: nn.Module, batches: Iterable[Any], num_batches: int, devi
 
 def _run_epoch(model: nn.Module, loader: DataLoader, loss_fn: StepLoss, opt: torch.optim.Optimizer,
                sched: Any, scaler: torch.amp.GradScaler, device: torch.device, epoch: int, epochs: int,
-               show: bool, desc: str, use_cuda: bool) -> dict[str, Any]:
+               show: bool, desc: str, use_cuda: bool, saved: str | None = None) -> dict[str, Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     n_seen, n_correct, n_scored, loss_sum = 0, 0, 0, 0.0
@@ -229,13 +266,17 @@ def _run_epoch(model: nn.Module, loader: DataLoader, loss_fn: StepLoss, opt: tor
                TextColumn("{task.fields[stats]}"), TimeRemainingColumn())
     with Progress(*columns, disable=not show, transient=False) as bar:
         task = bar.add_task(desc, total=len(loader), stats="")
-        for x, y in loader:
+        for step, (x, y) in enumerate(loader, 1):
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if use_cuda and x.ndim == 4:  # images; feature rows (tabular) have no channels
                 x = x.to(memory_format=torch.channels_last)
             ctx = torch.autocast("cuda", dtype=torch.float16) if use_cuda else nullcontext()
             with ctx:
                 out = loss_fn(model, x, y, epoch)
+            loss_value = float(out.loss.detach())
+            if not math.isfinite(loss_value):
+                raise _diverged(f"the loss became {loss_value} at step {step}/{len(loader)}",
+                                desc, epoch, epochs, saved)
             opt.zero_grad(set_to_none=True)
             scaler.scale(out.loss).backward()
             scaler.step(opt)
@@ -243,7 +284,7 @@ def _run_epoch(model: nn.Module, loader: DataLoader, loss_fn: StepLoss, opt: tor
             sched.step()
             b = x.shape[0]
             n_seen += b
-            loss_sum += float(out.loss.detach()) * b
+            loss_sum += loss_value * b
             for k, v in out.terms.items():
                 term_sums[k] = term_sums.get(k, 0.0) + v * b
             if out.logits is not None and out.targets is not None and out.targets.dtype == torch.long:

@@ -25,6 +25,7 @@ from ..registry import count_params, create_model, get_entry, load_state
 from ..seeding import seed_everything
 from . import distributed as dist_utils
 from .config import TrainConfig
+from .guards import allocation_guard, check_batch_fits, describe_batch, require_classes
 from .label_distribution import LabelTask, label_loss
 from .loop import classification_loss, fit, regression_loss
 from .mix import Mixer
@@ -62,6 +63,7 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, config: Trai
     dev = resolve_device(cfg.device)
     bundle = data if isinstance(data, DataBundle) else load_data(data, seed=cfg.seed)
     bundle = bundle.subset_train(cfg.train_fraction, cfg.seed)
+    require_classes(bundle, "training")
     get_entry(arch)  # an unknown architecture fails before anything is written
     if not resume and metrics_path(output).exists():
         metrics_path(output).unlink()
@@ -71,6 +73,8 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, config: Trai
 
     label_task = label_task_for(cfg, bundle)
     kwargs, spec = model_inputs(arch, bundle, cfg, label_task)
+    check_batch_fits(cfg.batch_size, spec["shape"], dev, len(bundle.train))
+    check_batch_fits(max(cfg.batch_size, 128), spec["shape"], dev, len(bundle.val))  # the validation loader's
     model = create_model(arch, weights=cfg.weights, **kwargs)
 
     sampler = DistributedSampler(_Len(len(bundle.train)), seed=cfg.seed) if distributed else None
@@ -88,11 +92,7 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, config: Trai
         loss_fn = regression_loss()
     optim = cfg.optim()
 
-    resume_state = None
-    if resume:
-        saved = torch.load(state_file, map_location="cpu", weights_only=True)
-        load_state(model, saved["model"])  # keeps state-dict versions (torchvision's MNASNet needs them)
-        resume_state = saved["fit"]
+    resume_state = read_resume(state_file, model, output) if resume else None
     task = bundle.task if bundle.task in CLASS_TASKS else "label_distribution" if label_task else "regression"
     ckpt = Checkpoint(arch=arch, arch_kwargs=kwargs, state_dict={}, task=task, labels=bundle.labels,
                       input_spec=spec, data=bundle.record,
@@ -109,10 +109,11 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, config: Trai
             with atomic_path(state_file) as tmp:
                 torch.save({"model": ckpt.state_dict, "fit": state}, tmp)
 
-    history = fit(model, loader, epochs=cfg.epochs, loss_fn=loss_fn, optim=optim, device=dev, val_loader=val_loader,
-                  task=task, log_path=str(metrics_path(output)), on_epoch_end=on_epoch_end,
-                  resume_state=resume_state, progress=progress, precise_bn_batches=cfg.precise_bn,
-                  bn_loader=bn_loader(bundle, spec, cfg.batch_size, cfg.workers))
+    with allocation_guard(describe_batch(cfg.batch_size, spec["shape"])):
+        history = fit(model, loader, epochs=cfg.epochs, loss_fn=loss_fn, optim=optim, device=dev,
+                      val_loader=val_loader, task=task, log_path=str(metrics_path(output)), on_epoch_end=on_epoch_end,
+                      resume_state=resume_state, progress=progress, precise_bn_batches=cfg.precise_bn,
+                      bn_loader=bn_loader(bundle, spec, cfg.batch_size, cfg.workers), saved=str(output))
     agree = dist_utils.params_agree(model)
     if dist_utils.is_main():
         ckpt.metrics["images_per_s"] = float(np.median([h["images_per_s"] for h in history])) if history else None
@@ -123,6 +124,29 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, config: Trai
     dist_utils.barrier()
     dist_utils.cleanup()
     return load_checkpoint(output)
+
+
+def read_resume(state_file: Path, model: torch.nn.Module, output: Path) -> dict[str, Any]:
+    """Load ``state_file`` (written by :func:`train` after every epoch but the last) into
+    ``model``; returns the fit state to continue from. A truncated, foreign or non-finite
+    resume file is one line naming the last good checkpoint (``output``, rewritten after
+    every finished epoch) instead of a traceback from the unpickler."""
+    keys = ("optimizer", "scheduler", "rng", "epoch")
+    try:
+        saved = torch.load(state_file, map_location="cpu", weights_only=True)
+        if not (isinstance(saved, dict) and isinstance(saved.get("model"), dict) and isinstance(saved.get("fit"), dict)
+                and all(k in saved["fit"] for k in keys)):
+            raise ValueError("not a training resume file (no model and fit state)")
+        if not all(bool(torch.isfinite(t).all()) for t in saved["model"].values()
+                   if isinstance(t, torch.Tensor) and t.is_floating_point()):
+            raise ValueError("its weights are not finite numbers")
+        load_state(model, saved["model"])  # keeps state-dict versions (torchvision's MNASNet needs them)
+    except Exception as exc:  # noqa: BLE001 - any unreadable resume file is the same user error
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0]
+        last = (f"the last good checkpoint is {output}; continue from its weights with --weights {output} "
+                "--force" if output.is_file() else "no checkpoint was written; train again without --resume")
+        raise EdgekitError(f"cannot resume from {state_file}: it is truncated or damaged ({first}); {last}") from None
+    return saved["fit"]
 
 
 def label_task_for(cfg: TrainConfig, bundle: DataBundle) -> LabelTask | None:
