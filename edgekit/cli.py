@@ -83,6 +83,8 @@ def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit):
+            raise  # usage errors and exits: the group's main reports them as click means them
         except (Exception, KeyboardInterrupt) as exc:
             _fail(exc)
 

@@ -244,3 +244,53 @@ def test_command_good_call(name: str, good_calls: dict[str, Any]) -> None:
               "bench": lambda: json.loads((tmp / "bench.json").read_text())["rows"][0]["error"] is None,
               "report": lambda: (tmp / "rep").is_dir() and any((tmp / "rep").iterdir())}[name]
     assert expect(), res.stdout
+
+
+@pytest.mark.parametrize("exc,code,text", [
+    (PermissionError(13, "Permission denied", "/srv/out/model.pt"), 2,
+     "edgekit: error: /srv/out/model.pt: Permission denied"),
+    (IsADirectoryError(21, "Is a directory", "/srv/out"), 2, "edgekit: error: /srv/out: Is a directory"),
+    (OSError(28, "No space left on device", "/srv/a.tmp", None, "/srv/a.pt"), 2,
+     "edgekit: error: /srv/a.tmp -> /srv/a.pt: No space left on device"),
+    (MemoryError(), 1, "edgekit: error: out of memory"),
+    (KeyboardInterrupt(), 130, "edgekit: interrupted"),
+    (ValueError("shapes (3,) and (4,)\nnot aligned"), 1, "edgekit: internal error"),
+])
+def test_backstop_turns_any_failure_into_one_line(monkeypatch: pytest.MonkeyPatch, exc: BaseException, code: int,
+                                                  text: str) -> None:
+    """Whatever escapes a command (an OSError naming its path, out of memory, Ctrl-C, a bug) is one
+    stderr line and a non-zero exit, never a traceback; -v or EDGEKIT_DEBUG=1 re-raise a real failure."""
+    import edgekit.inspect
+
+    def boom(*args: Any, **kwargs: Any) -> None:
+        raise exc
+
+    monkeypatch.setattr(edgekit.inspect, "zoo_rows", boom)
+    monkeypatch.delenv("EDGEKIT_DEBUG", raising=False)
+    res = _invoke("zoo")
+    assert res.exit_code == code, (res.stderr, res.exception)
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(text) and "Traceback" not in res.stderr, res.stderr
+    if code == 130:
+        return
+    for args, env in ((["-v", "zoo"], None), (["zoo"], "1")):
+        if env:
+            monkeypatch.setenv("EDGEKIT_DEBUG", env)
+        res = _invoke(*args)
+        assert res.exception is exc and res.exit_code == 1, (res.stderr, res.exception)  # the traceback's way
+    monkeypatch.setenv("EDGEKIT_DEBUG", "0")
+    assert _invoke("zoo").exit_code == code
+
+
+def test_backstop_keeps_usage_errors_of_commands(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A click usage error raised inside a command stays the usage error (exit 2), not a bug."""
+    import click
+
+    import edgekit.inspect
+
+    def bad(*args: Any, **kwargs: Any) -> None:
+        raise click.BadParameter("no good", param_hint="'--filter'")
+
+    monkeypatch.setattr(edgekit.inspect, "zoo_rows", bad)
+    res = _invoke("zoo")
+    assert res.exit_code == 2 and res.stderr.strip() == "edgekit: error: Invalid value for '--filter': no good"

@@ -538,6 +538,7 @@ def run_batch(cases: list[dict[str, Any]], root: Path, ro: str, cwd: Path) -> di
         res["created_outside"] = [p for p in outside if os.path.lexists(p) and not before_outside[p]]
         res["args"] = args
         results[case["id"]] = res
+        print(f"{case['id']}: rc {res['rc']} {res['seconds']} s", file=sys.stderr, flush=True)  # progress
         # restore what a failing case changed, so one bad case cannot spoil the next ones
         for k in res["changed"]:
             if before.get(k) is None:
