@@ -533,7 +533,11 @@ def run_batch(cases: list[dict[str, Any]], root: Path, ro: str, cwd: Path,
               partial: Path | None = None) -> dict[str, dict[str, Any]]:
     """Run ``cases`` one after another in this interpreter; per case its result and what changed
     (written to ``partial`` after every case, so a batch cut short still tells what it found)."""
+    import shutil
+
     os.chdir(cwd)
+    backup = Path(tempfile.mkdtemp(prefix="fuzz-pristine-")) / "F"
+    shutil.copytree(root, backup, symlinks=True)
     results = {}
     for case in cases:
         args = [_fill(a, root, ro) for a in case["args"]]
@@ -553,15 +557,19 @@ def run_batch(cases: list[dict[str, Any]], root: Path, ro: str, cwd: Path,
         if partial is not None:
             partial.write_text(json.dumps(results))
         # restore what a failing case changed, so one bad case cannot spoil the next ones
-        for k in res["changed"]:
+        for k in sorted(res["changed"], key=len, reverse=True):
+            p = root / k
             if before.get(k) is None:
-                p = root / k
                 if p.is_dir() and not p.is_symlink():
-                    import shutil
-
                     shutil.rmtree(p, ignore_errors=True)
                 elif p.exists() or p.is_symlink():
                     p.unlink()
+        for k in sorted(res["changed"], key=len):
+            if before.get(k) not in (None, "dir"):
+                (root / k).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(backup / k, root / k)
+            elif before.get(k) == "dir":
+                (root / k).mkdir(parents=True, exist_ok=True)
         for p in res["created_outside"]:
             try:
                 os.unlink(p)
@@ -569,6 +577,7 @@ def run_batch(cases: list[dict[str, Any]], root: Path, ro: str, cwd: Path,
                 pass
         if any(before.get(k) not in (None, "dir") for k in res["changed"]):
             res["inputs_damaged"] = True
+    shutil.rmtree(backup.parent, ignore_errors=True)
     return results
 
 
