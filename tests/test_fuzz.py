@@ -19,7 +19,7 @@ The classes: output path read-only / an existing file / a file as its folder / `
 itself; checkpoints missing a key, with a negative input size, an import-path architecture
 (``logging:basicConfig``, ``torch.hub:load`` of a local hubconf), truncated, random bytes, pickle
 payloads, a broken CRC; a binary profile; recipes with python tags, a list, broken YAML; ``--resume``
-from a truncated file; unpayable batch / input size; a one-class image folder; ``--lr 1e30``;
+from a truncated file; an unpayable batch size; a one-class image folder; ``--lr 1e30``;
 all-NaN tabular features; a 10-class model on a 1-class folder; ``distill --method kd+``;
 ``export --opset 999`` and ``--target onnx --nhwc``; ``bench --data nosuch:x``; ``report`` on NaN
 results; huge ``--epochs``; and every zero, negative, NaN and inf on every numeric option of every
