@@ -2,15 +2,18 @@
 
 Each command parses its options, calls the library function of the same name and
 prints the result. Every :class:`~edgekit.errors.EdgekitError` becomes one line on
-stderr and exit status 2; nothing here holds logic of its own.
+stderr and exit status 2; nothing here holds logic of its own. Whatever else escapes a command
+(an OSError, MemoryError, Ctrl-C, a bug) is one line too (:func:`_fail`), never a traceback unless
+``-v`` or ``EDGEKIT_DEBUG=1`` asks for it.
 """
 from __future__ import annotations
 
 import functools
 import json
 import logging
+import os
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 import click
 
@@ -28,19 +31,62 @@ from .stage_config import RunConfig, default
 from .training.config import AUGMENTS, LABEL_LOSSES, MIX_MODES, OPTIMIZERS, SHIFTS, TRAIN_TASKS, TrainConfig
 
 
+_DEBUG_ENV = "EDGEKIT_DEBUG"
+_debug = False  # set by ``-v`` for the invocation under way (reset by each call of the group's main)
+
+
+def _debug_requested() -> bool:
+    """Whether a failure may show its traceback: ``edgekit -v`` or ``EDGEKIT_DEBUG`` set (not 0/empty)."""
+    return _debug or os.environ.get(_DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _fail(exc: BaseException) -> NoReturn:
+    """Report any exception that escaped a command as one stderr line and exit; the backstop under
+    every command, so that no input, however bad, ends in a traceback (unless debugging asks for it).
+
+    :class:`EdgekitError` (the user's input) exits 2 with its message. An :class:`OSError` (permission
+    denied, is a directory, not a directory, disk full) exits 2 naming its path(s), because a bad
+    path is the user's input too. Out of memory exits 1. Ctrl-C exits 130. Anything else is a bug
+    of edgekit: one line saying so, exit 1, and ``-v``/``EDGEKIT_DEBUG=1`` re-raise it for the traceback.
+    """
+    if isinstance(exc, EdgekitError):
+        click.echo(f"edgekit: error: {exc}", err=True)
+        sys.exit(2)
+    if isinstance(exc, (KeyboardInterrupt, click.exceptions.Abort)):
+        click.echo("edgekit: interrupted", err=True)
+        sys.exit(130)
+    if _debug_requested():
+        raise exc
+    if isinstance(exc, OSError):
+        paths = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+        reason = exc.strerror or _one_line(exc)
+        click.echo(f"edgekit: error: {paths}: {reason}" if paths else f"edgekit: error: {reason}", err=True)
+        sys.exit(2)
+    if isinstance(exc, MemoryError):
+        click.echo("edgekit: error: out of memory; try a smaller --batch-size or input size", err=True)
+        sys.exit(1)
+    click.echo(f"edgekit: internal error (a bug; rerun with -v or {_DEBUG_ENV}=1 for the traceback): "
+               f"{type(exc).__name__}: {_one_line(exc)}", err=True)
+    sys.exit(1)
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's message on one line (first line, at most 300 characters)."""
+    text = str(exc).strip()
+    return (text.splitlines()[0][:300] if text else type(exc).__name__)
+
+
 def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn user-facing errors into one stderr line and exit 2 (no traceback)."""
+    """Turn every failure of a command into one stderr line and a non-zero exit (see :func:`_fail`)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except EdgekitError as exc:
-            click.echo(f"edgekit: error: {exc}", err=True)
-            sys.exit(2)
-        except KeyboardInterrupt:
-            click.echo("edgekit: interrupted", err=True)
-            sys.exit(130)
+        except (click.ClickException, click.exceptions.Exit):
+            raise  # usage errors and exits: the group's main reports them as click means them
+        except (Exception, KeyboardInterrupt) as exc:
+            _fail(exc)
 
     return wrapper
 
@@ -64,22 +110,27 @@ class _OneLineErrors(click.Group):
     like every other error of edgekit; click's default prints the usage block too."""
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
+        global _debug
+        _debug = False
         kwargs["standalone_mode"] = False
         try:
             return super().main(*args, **kwargs)
-        except click.exceptions.Abort:
-            click.echo("edgekit: interrupted", err=True)
-            sys.exit(130)
         except click.ClickException as exc:
             click.echo(f"edgekit: error: {exc.format_message()}", err=True)
             sys.exit(exc.exit_code)
+        except (Exception, KeyboardInterrupt, click.exceptions.Abort) as exc:  # option callbacks, types
+            _fail(exc)
 
 
 @click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="edgekit")
-@click.option("-v", "--verbose", is_flag=True, help="Log more detail.")
+@click.option("-v", "--verbose", is_flag=True, help="Log more detail; an unexpected error shows its traceback.")
 def main(verbose: bool) -> None:
-    """edgekit: train, compress, export and benchmark compact vision models for the edge."""
+    """edgekit: train, compress, export and benchmark compact vision models for the edge.
+
+    Errors are one line on stderr; -v (or EDGEKIT_DEBUG=1) shows the traceback of an unexpected one."""
+    global _debug
+    _debug = verbose
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="edgekit: %(levelname)s: %(message)s")
 

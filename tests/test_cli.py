@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -115,3 +116,181 @@ def test_existing_output_is_kept_without_force(tmp_path: Path, digits_ckpt: Path
     (tmp_path / "qs" / "keep.txt").write_text("mine")
     _one_line_error(run("quickstart", "-o", str(tmp_path / "qs")), "not empty")
     assert (tmp_path / "qs" / "keep.txt").read_text() == "mine"
+
+
+# ------------------------------------------------------------------------------------------------
+# Every command, read from the click group (a new command is covered automatically): its --help,
+# one good call and one bad call. In-process (click's runner) to stay fast; test_fuzz.py checks that
+# in-process results agree with real `python -m edgekit` processes.
+# ------------------------------------------------------------------------------------------------
+
+def _command_names() -> list[str]:
+    from edgekit.cli import main
+
+    return sorted(main.commands)
+
+
+def _invoke(*args: str):  # -> click.testing.Result
+    from click.testing import CliRunner
+
+    from edgekit.cli import main
+
+    return CliRunner().invoke(main, list(args), prog_name="edgekit")
+
+
+def test_top_level_help_lists_every_command() -> None:
+    """The real entry point: `edgekit --help` exits 0 and names every command of the group."""
+    res = run("--help")
+    assert res.returncode == 0 and not res.stderr, res.stderr
+    listed = {line.split()[0] for line in res.stdout.split("Commands:")[1].splitlines() if line.strip()}
+    assert listed == set(_command_names())
+
+
+@pytest.mark.parametrize("name", _command_names())
+def test_command_help(name: str) -> None:
+    res = _invoke(name, "--help")
+    assert res.exit_code == 0 and not res.stderr, res.output
+    assert res.stdout.startswith(f"Usage: edgekit {name} ") and "--help" in res.stdout
+
+
+# One bad call per command: (args, text the one line must hold). {tmp} is the test's folder.
+BAD_CALLS: dict[str, tuple[list[str], str]] = {
+    "train": (["--arch", "compact_cnn", "--data", "digits", "-o", "{tmp}/x.pt", "--epochs", "nan"], "--epochs"),
+    "eval": (["{tmp}/missing.pt", "--data", "digits"], "not found"),
+    "info": (["{tmp}/missing.pt"], "not found"),
+    "zoo": (["--no-such-option"], "No such option"),
+    "quickstart": (["-o", "{tmp}/keep", "--epochs", "1"], "not empty"),
+    "distill": (["--teacher", "{tmp}/missing.pt", "--student", "compact_cnn_s", "-o", "{tmp}/x.pt"], "not found"),
+    "bench": (["{tmp}/missing.onnx", "--runs", "0"], "--runs"),
+    "report": (["{tmp}/missing.json", "-o", "{tmp}/rep"], "not found"),
+    "export": (["{tmp}/missing.pt", "-o", "{tmp}/exp"], "not found"),
+    "verify": (["{tmp}/missing.onnx", "--checkpoint", "{tmp}/missing.pt", "-n", "0"], "-n"),
+    "prune": (["{tmp}/missing.pt", "-o", "{tmp}/x.pt"], "not found"),
+    "optimize": (["{tmp}/missing.pt", "--budget", "fast", "-o", "{tmp}/opt"], "--budget"),
+    "run": (["no_such_recipe_zz", "-o", "{tmp}/run"], "no_such_recipe_zz"),
+    "demo": (["--model", "{tmp}/missing.tflite", "--port", "0"], "--port"),
+}
+
+
+@pytest.mark.parametrize("name", _command_names())
+def test_command_bad_call_is_one_line_exit_2(name: str, tmp_path: Path) -> None:
+    assert name in BAD_CALLS, f"add a bad call for the new command {name!r} to BAD_CALLS"
+    args, text = BAD_CALLS[name]
+    (tmp_path / "keep").mkdir()
+    (tmp_path / "keep" / "mine.txt").write_text("mine")
+    res = _invoke(name, *[a.format(tmp=tmp_path) for a in args])
+    assert res.exit_code == 2, (res.stdout, res.stderr)
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("edgekit: error:") and text in lines[0], res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep"]  # nothing written
+    assert (tmp_path / "keep" / "mine.txt").read_text() == "mine"
+
+
+# Good calls of the commands whose cheapest real run takes minutes or serves forever live in their
+# own files; the test named here runs that command and succeeds.
+GOOD_ELSEWHERE = {
+    "distill": ("test_distill.py", "def test_cli_distill("),
+    "optimize": ("test_optimize.py", "def searched("),
+    "run": ("test_recipes.py", "def test_run_end_to_end_reuses_and_recomputes_downstream_only("),
+    "quickstart": ("test_quickstart.py", "def test_quickstart_end_to_end("),
+    "demo": ("test_demo.py", '[sys.executable, "-m", "edgekit", "demo"'),
+}
+
+
+@pytest.fixture(scope="module")
+def good_calls(tmp_path_factory: pytest.TempPathFactory, digits_ckpt: Path) -> dict[str, Any]:
+    """One cheap successful call of each command (in dependency order: export before verify, bench
+    before report), run once for the module; per command the runner's result and its output path."""
+    tmp = tmp_path_factory.mktemp("good")
+    ck = str(digits_ckpt)
+    calls = {
+        "zoo": ["zoo", "--filter", "resnet18", "--no-macs"],
+        "info": ["info", ck],
+        "eval": ["eval", ck, "--data", "digits", "--json", f"{tmp}/eval.json"],
+        "train": ["train", "--arch", "compact_cnn", "--data", "synthetic:classes=2,n=40", "--epochs", "1",
+                  "--batch-size", "16", "--arch-arg", "width_mult=0.25", "--precise-bn", "0", "-o", f"{tmp}/t.pt"],
+        "prune": ["prune", ck, "-o", f"{tmp}/p.pt", "--target", "macs=0.7", "--scoring", "fisher", "--steps", "1",
+                  "--proxy-size", "32", "--finetune-epochs", "0", "--precise-bn", "0"],
+        "export": ["export", ck, "-t", "onnx", "-o", f"{tmp}/exp", "--parity-size", "16", "--calib-size", "16"],
+        "verify": ["verify", "{onnx}", "--checkpoint", ck, "-n", "16"],
+        "bench": ["bench", ck, "--runtime", "torch", "--runs", "3", "--warmup", "0", "-o", f"{tmp}/bench.json"],
+        "report": ["report", f"{tmp}/bench.json", "-o", f"{tmp}/rep"],
+    }
+    out: dict[str, Any] = {}
+    for name, args in calls.items():
+        if name == "verify":
+            args = [next((tmp / "exp").glob("*.onnx")).as_posix() if a == "{onnx}" else a for a in args]
+        out[name] = _invoke(*args)
+    out["tmp"] = tmp
+    return out
+
+
+@pytest.mark.parametrize("name", _command_names())
+def test_command_good_call(name: str, good_calls: dict[str, Any]) -> None:
+    if name in GOOD_ELSEWHERE:
+        file, marker = GOOD_ELSEWHERE[name]
+        assert marker in (Path(__file__).parent / file).read_text(), f"{file} no longer has {marker}"
+        return
+    assert name in good_calls, f"add a cheap good call for the new command {name!r} to good_calls"
+    res, tmp = good_calls[name], good_calls["tmp"]
+    assert res.exit_code == 0, (res.stdout, res.stderr, res.exception)
+    expect = {"zoo": lambda: "resnet18 " in res.stdout,
+              "info": lambda: "architecture compact_cnn" in res.stdout,
+              "eval": lambda: json.loads((tmp / "eval.json").read_text())["n"] == 359,
+              "train": lambda: (tmp / "t.pt").is_file() and "val top-1" in res.stdout,
+              "prune": lambda: (tmp / "p.pt").is_file() and "MACs" in res.stdout,
+              "export": lambda: any((tmp / "exp").glob("*.onnx")) and "cosine" in res.stdout,
+              "verify": lambda: "parity gate passed" in res.stdout,
+              "bench": lambda: json.loads((tmp / "bench.json").read_text())["rows"][0]["error"] is None,
+              "report": lambda: (tmp / "rep").is_dir() and any((tmp / "rep").iterdir())}[name]
+    assert expect(), res.stdout
+
+
+@pytest.mark.parametrize("exc,code,text", [
+    (PermissionError(13, "Permission denied", "/srv/out/model.pt"), 2,
+     "edgekit: error: /srv/out/model.pt: Permission denied"),
+    (IsADirectoryError(21, "Is a directory", "/srv/out"), 2, "edgekit: error: /srv/out: Is a directory"),
+    (OSError(28, "No space left on device", "/srv/a.tmp", None, "/srv/a.pt"), 2,
+     "edgekit: error: /srv/a.tmp -> /srv/a.pt: No space left on device"),
+    (MemoryError(), 1, "edgekit: error: out of memory"),
+    (KeyboardInterrupt(), 130, "edgekit: interrupted"),
+    (ValueError("shapes (3,) and (4,)\nnot aligned"), 1, "edgekit: internal error"),
+])
+def test_backstop_turns_any_failure_into_one_line(monkeypatch: pytest.MonkeyPatch, exc: BaseException, code: int,
+                                                  text: str) -> None:
+    """Whatever escapes a command (an OSError naming its path, out of memory, Ctrl-C, a bug) is one
+    stderr line and a non-zero exit, never a traceback; -v or EDGEKIT_DEBUG=1 re-raise a real failure."""
+    import edgekit.inspect
+
+    def boom(*args: Any, **kwargs: Any) -> None:
+        raise exc
+
+    monkeypatch.setattr(edgekit.inspect, "zoo_rows", boom)
+    monkeypatch.delenv("EDGEKIT_DEBUG", raising=False)
+    res = _invoke("zoo")
+    assert res.exit_code == code, (res.stderr, res.exception)
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(text) and "Traceback" not in res.stderr, res.stderr
+    if code == 130:
+        return
+    for args, env in ((["-v", "zoo"], None), (["zoo"], "1")):
+        if env:
+            monkeypatch.setenv("EDGEKIT_DEBUG", env)
+        res = _invoke(*args)
+        assert res.exception is exc and res.exit_code == 1, (res.stderr, res.exception)  # the traceback's way
+    monkeypatch.setenv("EDGEKIT_DEBUG", "0")
+    assert _invoke("zoo").exit_code == code
+
+
+def test_backstop_keeps_usage_errors_of_commands(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A click usage error raised inside a command stays the usage error (exit 2), not a bug."""
+    import click
+
+    import edgekit.inspect
+
+    def bad(*args: Any, **kwargs: Any) -> None:
+        raise click.BadParameter("no good", param_hint="'--filter'")
+
+    monkeypatch.setattr(edgekit.inspect, "zoo_rows", bad)
+    res = _invoke("zoo")
+    assert res.exit_code == 2 and res.stderr.strip() == "edgekit: error: Invalid value for '--filter': no good"
