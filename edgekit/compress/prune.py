@@ -6,7 +6,8 @@ CVPR 2020, as edgekit implements it: docs/methods.md section 1; docs/findings.md
 1. units: Torch-Pruning dependency groups of the model (:mod:`edgekit.compress.units`);
 2. importance: CURL's KL(masked || original) on a proxy set of ``proxy_size`` training
    images under the eval transform (:mod:`edgekit.compress.curl`), or a Torch-Pruning
-   baseline (``l1``, ``l2``, ``bn``, ``taylor``, ``random``) on the same units;
+   baseline (``l1``, ``l2``, ``bn``, ``taylor``, ``random``) on the same units: the criterion
+   registered as ``method`` (:mod:`edgekit.compress.criteria`), which owns its options;
 3. selection: global one-shot ranking (``kl-per-mac`` by default, chosen by the
    benchmark in ``benchmarks/prune_digits.md``; ``kl`` as in the paper) under a hard
    minimum keep ratio, the number of removed units found to meet the target;
