@@ -1,6 +1,6 @@
 """The contract matrix: every architecture of ``tests/test_contract.py`` x build/train/prune/rebuild/export.
 
-Runs the same stages as the contract test (:func:`run_contract` of that module, at 32 px,
+Runs the same stages as the contract test (:func:`edgekit.models.contract.run_contract`, at 32 px,
 4 synthetic classes, L1 to 50 % MACs, a fresh-process rebuild, ONNX with the parity
 gate), slow architectures included, and writes ``benchmarks/contract_matrix.md``: one
 row per architecture, pass/fail per stage with the reason, and the known failures the
@@ -10,7 +10,6 @@ test marks ``xfail``. Usage::
 """
 from __future__ import annotations
 
-import importlib.util
 import platform
 import sys
 import tempfile
@@ -19,16 +18,10 @@ from pathlib import Path
 
 import torch
 
+from edgekit.models import contract as tc
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "contract_matrix.md"
-
-
-def _contract_module():
-    spec = importlib.util.spec_from_file_location("test_contract", ROOT / "tests" / "test_contract.py")
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
 
 
 def _cell(status: str, detail: str) -> str:
@@ -37,7 +30,6 @@ def _cell(status: str, detail: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    tc = _contract_module()
     archs = argv or tc.architectures()
     torch.set_num_threads(2)
     rows, t_all = [], time.perf_counter()

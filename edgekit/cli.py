@@ -18,7 +18,6 @@ from typing import Any, Callable, NoReturn
 import click
 
 from .compress.distill_config import BIAS_MODES, DistillConfig
-from .compress.prune_config import METHODS as PRUNE_METHODS
 from .compress.prune_config import DEFAULT_FISHER_STEPS, EXACT_PRECISIONS, RANKS, RECIPES, SCORINGS, PruneConfig
 from .errors import EdgekitError
 from .formats import PRECISIONS
@@ -189,6 +188,23 @@ def _recoveries(ctx: click.Context, param: click.Parameter, value: str) -> tuple
         return parse_recoveries(value)
     except EdgekitError as exc:
         raise click.BadParameter(str(exc).replace("recovery: ", "", 1)) from None
+
+
+def _prune_method(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """``--method``: a registered pruning criterion (:mod:`edgekit.compress.criteria`), checked when named."""
+    from .compress.criteria import get_criterion
+
+    try:
+        get_criterion(value)
+    except EdgekitError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
+def _prune_methods_help() -> str:
+    from .compress.criteria import help_text
+
+    return help_text()
 
 
 def _distill_methods_help() -> str:
@@ -584,8 +600,8 @@ def verify_cmd(artifact: str, checkpoint: str, data: str | None, n: int, as_json
 @click.option("-o", "--output", required=True, type=click.Path(), help="Pruned checkpoint to write.")
 @click.option("--target", default=default(PruneConfig, "target"), show_default=True,
               help="macs=FRACTION, params=FRACTION or latency=5ms@litert|onnxruntime (measured).")
-@click.option("--method", type=click.Choice(PRUNE_METHODS), default=default(PruneConfig, "method"),
-              show_default=True, help="Importance criterion (baselines via Torch-Pruning).")
+@click.option("--method", default=default(PruneConfig, "method"), show_default=True, callback=_prune_method,
+              cls=_LazyHelpOption, help_fn=_prune_methods_help)
 @click.option("--scoring", type=click.Choice(SCORINGS), default=default(PruneConfig, "scoring"), show_default=True,
               help="CURL's KL: exact (one masked pass per unit) or fisher (its second-order estimate, "
                    "a few backward passes).")

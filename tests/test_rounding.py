@@ -64,14 +64,15 @@ def test_auto_resolves_to_the_runtime_multiple() -> None:
 
 def test_onnxruntime_fast_path_needs_the_multiple(tmp_path) -> None:
     """The cause of the slowdown, read from onnxruntime's optimised graph: a count on the block
-    runs as an NCHWc convolution, one channel more as a plain NCHW FusedConv."""
-    block = onnxruntime_block()
-    if block is None:
-        pytest.skip("this CPU's onnxruntime does not use the NCHWc layout")
-    import numpy as np
-    import onnx
-    import onnxruntime as ort
+    runs as an NCHWc convolution, one channel more as a plain NCHW FusedConv. Where the probe
+    finds no block (an onnxruntime without the NCHWc layout on this CPU), no count gets it: the
+    test checks that instead of skipping, so a probe that wrongly says None fails here."""
+    np = pytest.importorskip("numpy")
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
     from onnx import TensorProto, helper, numpy_helper
+
+    block = onnxruntime_block()
 
     def ops(c: int) -> set[str]:
         w = numpy_helper.from_array(np.ones((c, 1, 3, 3), np.float32), "w")
@@ -86,8 +87,29 @@ def test_onnxruntime_fast_path_needs_the_multiple(tmp_path) -> None:
         ort.InferenceSession(m.SerializeToString(), opts, providers=["CPUExecutionProvider"])
         return {f"{n.domain}:{n.op_type}" for n in onnx.load(opts.optimized_model_filepath).graph.node}
 
+    if block is None:
+        assert not any("com.microsoft.nchwc:Conv" in ops(c) for c in (8, 16, 32)), "NCHWc in use, probe said None"
+        return
     assert "com.microsoft.nchwc:Conv" in ops(2 * block)
     assert "com.microsoft.nchwc:Conv" not in ops(2 * block + 1)
+
+
+def test_a_broken_onnxruntime_probe_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only "not installed" means no block; a probe that breaks is a one-line error, not a silent None
+    (which would read as "no fast path" and let the fast-path test above pass vacuously)."""
+    ort = pytest.importorskip("onnxruntime")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("session refused\nsecond line")
+
+    monkeypatch.setattr(ort, "InferenceSession", broken)
+    onnxruntime_block.cache_clear()
+    try:
+        with pytest.raises(EdgekitError, match=r"probe failed \(RuntimeError: session refused\)") as err:
+            onnxruntime_block()
+        assert "\n" not in str(err.value)
+    finally:
+        onnxruntime_block.cache_clear()  # later callers probe the real onnxruntime again
 
 
 def test_auto_round_to_keeps_counts_on_the_multiple() -> None:

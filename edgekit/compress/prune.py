@@ -6,7 +6,8 @@ CVPR 2020, as edgekit implements it: docs/methods.md section 1; docs/findings.md
 1. units: Torch-Pruning dependency groups of the model (:mod:`edgekit.compress.units`);
 2. importance: CURL's KL(masked || original) on a proxy set of ``proxy_size`` training
    images under the eval transform (:mod:`edgekit.compress.curl`), or a Torch-Pruning
-   baseline (``l1``, ``l2``, ``bn``, ``taylor``, ``random``) on the same units;
+   baseline (``l1``, ``l2``, ``bn``, ``taylor``, ``random``) on the same units: the criterion
+   registered as ``method`` (:mod:`edgekit.compress.criteria`), which owns its options;
 3. selection: global one-shot ranking (``kl-per-mac`` by default, chosen by the
    benchmark in ``benchmarks/prune_digits.md``; ``kl`` as in the paper) under a hard
    minimum keep ratio, the number of removed units found to meet the target;
@@ -44,7 +45,6 @@ another checkpoint's scores is replaced only with ``force``; both are checked be
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 import time
@@ -66,15 +66,17 @@ from ..formats import is_edgekit_checkpoint
 from ..registry import count_macs, count_params
 from ..seeding import seed_everything
 from ..training.guards import require_classes
-from ..training.label_distribution import LabelTask, label_loss
+from ..training.label_distribution import LabelTask
 from ..training.metrics import evaluate_model
 from ..training.precise_bn import bn_loader, precise_bn
 from .kd import soft_logits
-from .prune_config import METHODS, RANKS, RECIPES, TARGET_TOLERANCE, PruneConfig, off_target
+from .criteria import Proxy, build_criterion, criterion_names
+from .criteria.curl import activation_budget, exact_precision_on  # noqa: F401  (here for their existing callers)
+from .prune_config import RANKS, RECIPES, TARGET_TOLERANCE, PruneConfig, off_target
 
 log = logging.getLogger("edgekit.prune")
 
-__all__ = ["prune", "PruneConfig", "METHODS", "RANKS", "RECIPES", "proxy_set", "score_units", "curl_readout"]
+__all__ = ["prune", "PruneConfig", "RANKS", "RECIPES", "proxy_set", "score_units", "curl_readout"]
 
 
 def proxy_set(bundle: DataBundle, transform: Any, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
@@ -101,73 +103,16 @@ def score_units(method: str, model: torch.nn.Module, graph: Any, x: torch.Tensor
                 seed: int = 0, progress: bool = True, label_task: LabelTask | None = None,
                 scoring: str = "exact", device: torch.device | str | None = None,
                 exact_precision: str = "auto") -> dict[int, torch.Tensor]:
-    """Importance of every prunable unit under ``method`` (lower = removed first).
+    """Importance of every prunable unit under the criterion registered as ``method`` (lower = removed
+    first; :mod:`edgekit.compress.criteria`).
 
     ``label_task``: the model is a label-distribution model (CURL compares its distributions,
-    Taylor differentiates its own loss). ``scoring``: CURL's exact KL or its Fisher estimate.
-    ``device``: where CURL's passes run (the model is moved there and back to the CPU).
-    ``exact_precision``: the exact KL's arithmetic (:func:`exact_precision_on`)."""
-    if method == "curl":
-        from .curl import kl_scores
-        from .fisher import fisher_scores
-
-        dev = torch.device(device) if device is not None else torch.device("cpu")
-        readout = curl_readout(label_task)
-        model.to(dev)
-        with _float32(dev):
-            try:
-                if scoring == "fisher":
-                    return fisher_scores(model, graph, x, progress=progress, readout=readout, seed=seed, device=dev)
-                return kl_scores(model, graph, x.to(dev), progress=progress, readout=readout,
-                                 budget=activation_budget(dev), precision=exact_precision_on(exact_precision, dev))
-            finally:
-                model.cpu()
-                if dev.type == "cuda":  # hand the mask batches' cached blocks back to other processes on the GPU
-                    torch.cuda.empty_cache()
-    from .baselines import tp_scores
-
-    loss = None
-    if label_task is not None:
-        step = label_loss(label_task)
-        loss = lambda m, xs, ys: step(m, xs, ys, 0).loss  # noqa: E731
-    return tp_scores(method, model, graph, x, y, seed=seed, loss=loss)
-
-
-def exact_precision_on(choice: str, device: torch.device) -> str:
-    """``auto`` -> ``bf16`` on a CPU that computes bfloat16 natively, else ``fp32``; other choices as given."""
-    from ..device import native_bf16
-
-    if choice == "auto":
-        return "bf16" if native_bf16(device) else "fp32"
-    return choice
-
-
-@contextlib.contextmanager
-def _float32(device: torch.device) -> Any:
-    """True float32 on a CUDA device while scoring: TF32's ~1e-3 rounding of convolutions and matmuls
-    swamps KLs of 1e-6 and below, the scores of most units of a trained network."""
-    if device.type != "cuda":
-        yield
-        return
-    old = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
-            yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = old
-
-
-def activation_budget(device: torch.device) -> int:
-    """Floats one batch of masked copies may hold: a fixed, cache-sized 32 MB on the CPU
-    (:data:`~edgekit.compress.curl.ACTIVATION_BUDGET`), a quarter of the free memory on a CUDA
-    device (so a GPU scores many more masks per pass)."""
-    from .curl import ACTIVATION_BUDGET
-
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return max(ACTIVATION_BUDGET, free // 4 // 4)
-    return ACTIVATION_BUDGET
+    Taylor differentiates its own loss). ``scoring``, ``exact_precision``: CURL's options (ignored by
+    criteria that do not own them). ``device``: where CURL's passes run (the model is moved there and
+    back to the CPU)."""
+    criterion = build_criterion(method, scoring=scoring, exact_precision=exact_precision)
+    return criterion.score(model, graph, Proxy(x, y, seed=seed, progress=progress, label_task=label_task,
+                                               device=device))
 
 
 def curl_readout(label_task: LabelTask | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -177,7 +122,7 @@ def curl_readout(label_task: LabelTask | None = None) -> Callable[[torch.Tensor]
         return soft_logits("label_distribution" if label_task is not None else "classify", label_task)
     except EdgekitError as exc:
         raise EdgekitError(f"CURL scores units by the KL of the model's output distribution, and {exc}; "
-                           f"use a baseline: --method {', '.join(m for m in METHODS if m != 'curl')}") from None
+                           f"use a baseline: --method {', '.join(criterion_names(lacking='distribution'))}") from None
 
 
 @dataclass
@@ -213,7 +158,15 @@ class _Run:
 
     @property
     def rank(self) -> str:
-        return self.cfg.rank if self.cfg.method == "curl" else "raw"
+        return self.cfg.criterion.rank
+
+    def score(self, graph: Any, x: torch.Tensor, y: torch.Tensor) -> dict[int, torch.Tensor]:
+        """Every unit's importance under the run's criterion, given what it needs (labels, the teacher)."""
+        crit = self.cfg.criterion
+        proxy = Proxy(x, y if crit.needs.labels else None, seed=self.cfg.seed, progress=self.progress,
+                      label_task=self.label_task, device=self.device,
+                      teacher=self.teacher if crit.needs.teacher else None)
+        return crit.score(self.model, graph, proxy)
 
     @property
     def score_key(self) -> str:
@@ -291,8 +244,7 @@ def _open(checkpoint: str | Path | Checkpoint, data: str | DataBundle | None, ou
     if ckpt.task == "label_distribution" and label_task is None:
         raise EdgekitError(f"the checkpoint does not record its label-distribution task (extra {LabelTask.KEY!r}); "
                            "retrain it with edgekit train --task label_distribution")
-    if cfg.method == "curl":
-        curl_readout(label_task)  # a one-output model raises here, before any data is loaded
+    cfg.criterion.check(label_task)  # a model it cannot score (CURL: one output) raises here, before any data loads
     # a val split drawn with another seed would hold images the unpruned model was trained on
     bundle = data if isinstance(data, DataBundle) else ckpt.load_data(data)
     if label_task is not None:
@@ -382,16 +334,14 @@ def _score(run: _Run, cache: Path | None) -> tuple[Any, dict[int, torch.Tensor]]
            "fraction": cfg.train_fraction, "split": run.bundle.record,
            "subset_seed": cfg.data_seed if cfg.train_fraction < 1 else None,
            # seeded scores: random, and Fisher's Monte-Carlo draws
-           "seed": cfg.seed if cfg.method == "random" or (cfg.method == "curl" and cfg.scoring == "fisher") else None,
-           "scoring": cfg.scoring if cfg.method == "curl" else None,
+           "seed": cfg.seed if cfg.criterion.seeded else None,
+           "scoring": cfg.criterion.option("scoring"),
            "precision": _exact_precision(run)}
     t0 = time.perf_counter()
     scores = _cached_scores(cache, key) if cache is not None else None
     run.metrics["scores_cached"] = scores is not None
     if scores is None:
-        scores = score_units(cfg.method, run.model, graph, x, y, seed=cfg.seed, progress=run.progress,
-                             label_task=run.label_task, scoring=cfg.scoring, device=run.device,
-                             exact_precision=cfg.exact_precision)
+        scores = run.score(graph, x, y)
         if cache is not None:
             with atomic_path(cache) as tmp:
                 torch.save({"format": SCORES_FORMAT, "version": SCORES_VERSION, "parent": key["parent"], "key": key,
@@ -402,9 +352,7 @@ def _score(run: _Run, cache: Path | None) -> tuple[Any, dict[int, torch.Tensor]]
 
 def _exact_precision(run: _Run) -> str | None:
     """The arithmetic exact CURL scoring runs in on this run's device (None: no exact scoring)."""
-    if run.cfg.method != "curl" or run.cfg.scoring != "exact":
-        return None
-    return exact_precision_on(run.cfg.exact_precision, run.device)
+    return run.cfg.criterion.precision_on(run.device)
 
 
 def _prune_steps(run: _Run, cache: Path | None) -> list[dict[str, Any]]:
@@ -431,9 +379,7 @@ def _prune_steps(run: _Run, cache: Path | None) -> list[dict[str, Any]]:
             x, y, _ = proxy_set(run.bundle, run.ckpt.eval_transform, cfg.proxy_size, cfg.data_seed)
             graph = UnitGraph(run.model, x[:1])
             t0 = time.perf_counter()
-            scores = score_units(cfg.method, run.model, graph, x, y, seed=cfg.seed, progress=run.progress,
-                                 label_task=run.label_task, scoring=cfg.scoring, device=run.device,
-                                 exact_precision=cfg.exact_precision)
+            scores = run.score(graph, x, y)
             run.metrics["score_seconds"] += time.perf_counter() - t0
         sel = _select(run, graph, scores, step=(k, cfg.steps), floors=floors if cfg.steps > 1 else None)
         run.reestimate_bn()
@@ -543,8 +489,8 @@ def _write(run: _Run, groups: list[dict[str, Any]], force: bool) -> Checkpoint:
                    params_ratio=metrics["params"] / metrics["params_before"])
     child = run.ckpt.derive(run.model, stage="prune", metrics=metrics)
     child.provenance.update({
-        "method": cfg.method, "rank": cfg.rank if cfg.method == "curl" else None, "target": str(run.target),
-        "scoring": cfg.scoring if cfg.method == "curl" else None, "exact_precision": _exact_precision(run),
+        "method": cfg.method, "rank": cfg.criterion.option("rank"), "target": str(run.target),
+        "scoring": cfg.criterion.option("scoring"), "exact_precision": _exact_precision(run),
         "steps": cfg.steps, "step_epochs": cfg.step_epochs,
         "min_keep": cfg.min_keep, "round_to": run.round_to, "proxy_size": cfg.proxy_size,
         "recipe": cfg.recipe if cfg.finetune_epochs else None, "finetune_epochs": cfg.finetune_epochs,

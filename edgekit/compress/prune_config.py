@@ -1,38 +1,24 @@
 """``PruneConfig``: the options of ``edgekit prune`` (and :func:`edgekit.prune`), validated.
 
-The choices (importance methods, CURL rankings, recovery recipes) live here, free of
-torch, so the CLI lists them without importing the pruning machinery.
+The choices (recovery recipes here; importance criteria and CURL's rankings in
+:mod:`edgekit.compress.criteria`) are free of torch, so the CLI lists them without importing the
+pruning machinery.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import EdgekitError
 from ..numbers import (epoch_count, fraction, non_negative_float, non_negative_int, optional, positive_float,
                        positive_int, unit_interval)
 from ..stage_config import RunConfig, choice
+from .criteria import criterion_for, get_criterion
+# CURL's options (rankings, scorings, exact precisions, default step count) are defined with its criterion
+from .criteria.curl import DEFAULT_FISHER_STEPS, EXACT_PRECISIONS, RANKS, SCORINGS  # noqa: F401
 from .rounding import parse_round_to
 
-#: Importance criteria: CURL's KL, then Torch-Pruning baselines on the same units.
-METHODS = ("curl", "l1", "l2", "bn", "taylor", "random")
-BASELINES = METHODS[1:]
-#: CURL rankings: KL per MAC saved, the raw KL (as in the paper), or the KL over its group's mean.
-RANKS = ("kl-per-mac", "kl", "kl-norm")
-#: How CURL's KL is computed: one masked pass per unit, or its Fisher (second-order) estimate.
-SCORINGS = ("exact", "fisher")
-#: Re-scored steps when ``steps`` is not given, for Fisher-scored CURL to a MACs or parameter target
-#: (measured, benchmarks/fisher_scoring.md: right after pruning to 50 % MACs, 3 steps put small-input
-#: resnet18 6.4 points and mobilenet_v2 23 points above one-step exact CURL, compact_cnn 1.7 below;
-#: prune_curves.md: 81 against 65 at 25 % MACs on resnet18). One step otherwise: a latency target
-#: is met in one measured step, and the exact KL costs a pass per unit at every step.
-DEFAULT_FISHER_STEPS = 3
-#: Arithmetic of exact KL scoring's masked passes: bfloat16 where the CPU computes it natively
-#: (``auto``), or as asked. Measured on a 2-core AVX-512-BF16 CPU (benchmarks/exact_precision.md):
-#: bf16 autocast scored compact_cnn 2.9x and resnet18 1.4x faster than float32, unit ranks
-#: agreeing at Spearman 0.9999 and 0.993, and pruning with either set of scores equally accurate
-#: (mobilenet_v2: 1.2x, Spearman 0.986).
-EXACT_PRECISIONS = ("auto", "fp32", "bf16")
 #: How far (relative) a pruned model may land from its macs/params target before it counts as off
 #: target: logged by ``prune``; ``optimize`` then also tries the fraction with unrounded counts.
 TARGET_TOLERANCE = 0.02
@@ -102,14 +88,12 @@ class PruneConfig(RunConfig):
         super().__post_init__()
         if not isinstance(self.target, str) or not self.target.strip():
             raise EdgekitError(f"target must be text such as macs=0.5, got {self.target!r}")
-        self.method = choice("pruning method", self.method, METHODS)
+        get_criterion(self.method)  # an unknown name is one line listing the registered ones
         self.rank = choice("ranking", self.rank, RANKS)
         self.scoring = choice("scoring", self.scoring, SCORINGS)
         self.exact_precision = choice("exact precision", self.exact_precision, EXACT_PRECISIONS)
         if self.steps is None:
-            multi = self.method == "curl" and self.scoring == "fisher" and not self.target.strip().lower().startswith(
-                "latency")
-            self.steps = DEFAULT_FISHER_STEPS if multi else 1
+            self.steps = self.criterion.default_steps(self.target)
         self.steps = positive_int("steps", self.steps)
         self.step_epochs = epoch_count("step_epochs", self.step_epochs, allow_zero=True)
         self.recipe = choice("recovery recipe", self.recipe, RECIPES)
@@ -126,6 +110,11 @@ class PruneConfig(RunConfig):
         self.refine_lr = optional(positive_float, "refine_lr", self.refine_lr)
         self.proxy_seed = optional(non_negative_int, "proxy_seed", self.proxy_seed)
         self.latency_runtimes = tuple(self.latency_runtimes)
+
+    @property
+    def criterion(self) -> Any:
+        """The :class:`~edgekit.compress.criteria.Criterion` ``method`` names, holding the options it owns."""
+        return criterion_for(self)
 
     @property
     def data_seed(self) -> int:

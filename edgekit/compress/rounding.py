@@ -77,13 +77,15 @@ def resolve_round_to(round_to: int | str | None, runtime: str | None = None) -> 
 def onnxruntime_block() -> int | None:
     """The NCHWc block size of the onnxruntime installed here, read from the graph it optimises:
     a 1x1 convolution with 4 output channels has its weights padded to one block. None when
-    onnxruntime is missing or does not use the NCHWc layout on this CPU."""
+    onnxruntime (or onnx) is not installed, or does not use the NCHWc layout on this CPU; any other
+    failure of the probe (a session that will not build, an unreadable optimised graph) is a
+    one-line :class:`~edgekit.errors.EdgekitError`, not taken for "no fast path"."""
     try:
         import numpy as np
         import onnx
         import onnxruntime as ort
         from onnx import TensorProto, helper, numpy_helper
-    except ImportError:
+    except ImportError:  # not installed: nothing to probe
         return None
     w = numpy_helper.from_array(np.ones((4, 4, 1, 1), np.float32), "w")
     graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[1, 1])], "probe",
@@ -100,8 +102,10 @@ def onnxruntime_block() -> int | None:
         try:
             ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
             optimized = onnx.load(out).graph
-        except Exception:
-            return None
+        except Exception as exc:  # installed but broken: say so, in one line
+            raise EdgekitError(f"onnxruntime's channel-block probe failed ({type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0] if str(exc) else ''}); the installed onnxruntime "
+                               "cannot optimise a 1x1 convolution") from exc
     convs = [n for n in optimized.node if n.op_type == "Conv" and n.domain == "com.microsoft.nchwc"]
     if not convs:
         return None
