@@ -133,6 +133,10 @@ def bench(artifacts: Sequence[str | Path] | str | Path, *, runtime: str | Sequen
     cpus = [non_negative_int("cpus", c) for c in cpus] if cpus else None
     if runs is not None and min_seconds is not None:
         raise EdgekitError("give either runs or min_seconds, not both")
+    if data is not None:  # a bad spec fails here, once, not as an accuracy error in every row
+        from ..data import parse_spec
+
+        parse_spec(data)
     out_path = check_writable(output, force) if output is not None else None
     thread_list = parse_threads(threads)
     arts = [resolve_artifact(a) for a in artifacts]
