@@ -20,6 +20,7 @@ from .isolate import run_isolated
 from .machine import load_average, machine_info
 from .runners import runtime_version
 from .schema import error_row, results_document
+from .stats import summarize
 from .streaming import stream_job, stream_row
 
 DEFAULT_TIMEOUT = 600.0
@@ -179,9 +180,9 @@ def _measure(art: Artifact, rt: str, threads: int, base: dict[str, Any], opts: d
         from ..demo.bench import bench_in_browser
 
         try:
-            return {**base, **bench_in_browser(art.path, warmup=opts["warmup"], runs=opts["runs"],
-                                               timeout=opts["timeout"], browser=opts["browser"],
-                                               cv_threshold=opts["cv_threshold"]), "error": None}
+            got = bench_in_browser(art.path, warmup=opts["warmup"], runs=opts["runs"], timeout=opts["timeout"],
+                                   browser=opts["browser"])
+            return {**base, **got, **summarize(got["latencies_ms"], cv_threshold=opts["cv_threshold"]), "error": None}
         except EdgekitError as exc:
             return error_row(base, str(exc))
     if rt == "adb":
