@@ -319,9 +319,10 @@ def zoo(pattern: str, no_macs: bool) -> None:
 
     click.echo(f"{'name':<28} {'source':<12} {'input':>5} {'params (M)':>11} {'MACs (M)':>11}")
     for row in zoo_rows(pattern, macs=not no_macs):
-        params = f"{row['params'] / 1e6:.2f}" if row["params"] is not None else "-"
+        params = f"{row['params'] / 1e6:.2f}" if row["params"] is not None else "needs data" if row.get("note") else "-"
         macs = f"{row['macs'] / 1e6:.1f}" if row.get("macs") is not None else "-"
-        click.echo(f"{row['name']:<28} {row['source']:<12} {row['input']:>5} {params:>11} {macs:>11}")
+        note = f"  ({row['note']})" if row.get("note") else ""
+        click.echo(f"{row['name']:<28} {row['source']:<12} {row['input']:>5} {params:>11} {macs:>11}{note}")
 
 
 @main.command()

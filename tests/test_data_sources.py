@@ -108,3 +108,43 @@ def test_every_stage_refuses_an_unknown_scheme_in_one_line(args: list[str], tmp_
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and "unknown data source 'nosuch'" in lines[0] and "digits" in lines[0], res.stderr
     assert not list(tmp_path.iterdir())
+
+
+def _imports(path: Path) -> set[str]:
+    """The edgekit modules ``path`` imports (any statement, module level or inside functions)."""
+    import ast
+
+    pkg = path.parent.relative_to(Path(edgekit.__file__).parent.parent).as_posix().replace("/", ".")
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = pkg.rsplit(".", node.level - 1)[0] if node.level > 1 else pkg if node.level else ""
+            out.add(f"{base}.{node.module}" if base and node.module else base or node.module or "")
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+    return {m for m in out if m.startswith("edgekit")}
+
+
+def test_lower_layers_do_not_import_upper_ones() -> None:
+    """data imports no stage, models not the registry, lsh not its config, demo not the benchmark."""
+    root = Path(edgekit.__file__).parent
+    rules = {"data": ("edgekit.training", "edgekit.compress", "edgekit.registry", "edgekit.models"),
+             "models": ("edgekit.registry",), "demo": ("edgekit.benchmark",)}
+    for folder, banned in rules.items():
+        for path in (root / folder).glob("*.py"):
+            bad = sorted(m for m in _imports(path) if m.startswith(banned))
+            assert not bad, f"{path.relative_to(root)} imports {bad}"
+    assert not any(m.startswith("edgekit.compress.distill_config") for m in _imports(root / "compress" / "lsh.py"))
+
+
+def test_lsh_accepts_every_configured_bias_mode() -> None:
+    import torch
+
+    from edgekit.compress.distill_config import BIAS_MODES
+    from edgekit.compress.lsh import LSHProjector
+
+    proj, feats = LSHProjector(3, 4), torch.randn(10, 3)
+    for mode in BIAS_MODES:
+        proj.fit_bias(feats, mode)
+    with pytest.raises(ValueError, match="unknown LSH bias"):
+        proj.fit_bias(feats, "max")
