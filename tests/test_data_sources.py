@@ -33,6 +33,11 @@ def test_every_built_in_source_is_registered_with_its_properties() -> None:
     assert not SOURCES["csv"].labels and SOURCES["imagefolder"].labels
     assert not any(s.boxes for s in SOURCES.values())  # none yet
     assert all(s.usage.startswith(s.scheme) and s.help for s in SOURCES.values())
+    from edgekit.compress.expansion import PRESETS
+
+    assert all(s.expansion in PRESETS for s in SOURCES.values())
+    assert (SOURCES["digits"].expansion, SOURCES["synthetic"].expansion, SOURCES["csv"].expansion) == (
+        "digits", "shapes", "natural")
 
 
 def test_bundles_carry_their_source_flip_invariance() -> None:

@@ -196,7 +196,7 @@ def _digits(req: SourceRequest) -> DataBundle:
     return _arrays(req, *builtin.digits())
 
 
-register_source(DataSource("digits", _digits, kind="images", default_input=32, flip_invariant=False,
+register_source(DataSource("digits", _digits, kind="images", default_input=32, flip_invariant=False, expansion="digits",
                            help="scikit-learn's real 8x8 digits (10 classes; a mirrored digit is none)"))
 
 
@@ -209,7 +209,8 @@ def _synthetic(req: SourceRequest) -> DataBundle:
     return _arrays(req, images, targets, labels, default_input=size)
 
 
-register_source(DataSource("synthetic", _synthetic, kind="images", default_input=32, usage="synthetic[:k=v,...]",
+register_source(DataSource("synthetic", _synthetic, kind="images", default_input=32, expansion="shapes",
+                           usage="synthetic[:k=v,...]",
                            help="generated shapes (options classes, n, size, gen_seed, clutter)"))
 
 
@@ -246,7 +247,7 @@ def _ordinal(req: SourceRequest) -> DataBundle:
                       info=info)
 
 
-register_source(DataSource("ordinal", _ordinal, kind="images", default_input=64, labels=False,
+register_source(DataSource("ordinal", _ordinal, kind="images", default_input=64, labels=False, expansion="ordinal",
                            usage="ordinal[:k=v,...]", help="generated ordinal images, a disk's size as the label "
                            "(options n, size, gen_seed, lo, hi)"))
 
@@ -359,7 +360,7 @@ def _csv_regression(req: SourceRequest) -> DataBundle:
                                                        integer=all(float(y).is_integer() for y in labels))})
 
 
-register_source(DataSource("csv", _csv_regression, kind="images", path=True, labels=False,
+register_source(DataSource("csv", _csv_regression, kind="images", path=True, labels=False, expansion="natural",
                            help="path,label[,sigma][,split] rows: regression, or label distribution with sigma"))
 
 

@@ -58,7 +58,9 @@ class DataSource:
     fixed by the data itself, feature rows). ``path``: the rest of the spec is a path with
     options after ``?`` (``imagefolder:data/?val=0.1``), else it is options after ``:``
     (``digits:val=0.25``). ``labels``: samples carry class labels (false for numeric targets).
-    ``boxes``: samples carry bounding boxes. ``usage``: the spec's form for help and errors
+    ``boxes``: samples carry bounding boxes. ``expansion``: the preset of label-preserving
+    versions the limited-data recipe expands it with (a name of
+    :data:`edgekit.compress.expansion.PRESETS`). ``usage``: the spec's form for help and errors
     (``imagefolder:PATH``), ``help``: one line on what it is.
     """
 
@@ -72,6 +74,7 @@ class DataSource:
     path: bool = False
     labels: bool = True
     boxes: bool = False
+    expansion: str = "paper"
 
     def __post_init__(self) -> None:
         if not self.scheme or not self.scheme.isidentifier():
