@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import importlib
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 

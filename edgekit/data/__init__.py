@@ -1,5 +1,8 @@
 """Datasets by spec string, the same in every command.
 
+Each scheme is a registered data source (:mod:`edgekit.data.sources`: its loader, kind, flip
+invariance, default input size...); the built-in ones, registered below next to their loaders:
+
 =========================  ===================================================
 ``digits``                 scikit-learn's real 8x8 digits (10 classes)
 ``synthetic[:k=v,...]``    generated shapes; options classes, n, size, gen_seed,
