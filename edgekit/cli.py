@@ -201,10 +201,30 @@ def _prune_method(ctx: click.Context, param: click.Parameter, value: str) -> str
     return value
 
 
+def _data_spec(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--data`` / ``--calib``: a spec of a registered data source, checked where the option is named
+    (:func:`edgekit.data.parse_spec`, the check every stage runs), so no command ignores a bad one."""
+    if value is None:
+        return None
+    from .data import parse_spec
+
+    try:
+        parse_spec(value)
+    except EdgekitError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
 def _prune_methods_help() -> str:
     from .compress.criteria import help_text
 
     return help_text()
+
+
+def _data_help() -> str:
+    from .data.sources import usages
+
+    return f"Data spec: {usages()}."
 
 
 def _distill_methods_help() -> str:
@@ -215,9 +235,7 @@ def _distill_methods_help() -> str:
 
 @main.command()
 @click.option("--arch", required=True, help="Registry name (see `edgekit zoo`) or package.module:function.")
-@click.option("--data", required=True,
-              help="Data spec: digits, synthetic, imagefolder:PATH, csv:PATH, tabular:PATH.csv, sklearn:NAME; "
-                   "clips: gestures, jester:PATH, videofolder:PATH.")
+@click.option("--data", required=True, callback=_data_spec, cls=_LazyHelpOption, help_fn=_data_help)
 @click.option("-o", "--output", required=True, type=click.Path(), help="Checkpoint to write.")
 @click.option("--epochs", default=default(TrainConfig, "epochs"), show_default=True, type=EPOCHS)
 @click.option("--batch-size", default=default(TrainConfig, "batch_size"), show_default=True, type=POSITIVE_INT)
@@ -300,7 +318,8 @@ def train(arch: str, data: str, output: str, arch_args: tuple[str, ...], head: s
 
 @main.command("eval")
 @click.argument("checkpoint", type=click.Path())
-@click.option("--data", help="Data spec (default: the checkpoint's own dataset, split as its training split it).")
+@click.option("--data", callback=_data_spec,
+              help="Data spec (default: the checkpoint's own dataset, split as its training split it).")
 @click.option("--split", type=click.Choice(["val", "train"]), default="val", show_default=True)
 @click.option("--batch-size", default=128, show_default=True, type=POSITIVE_INT)
 @click.option("--device", default="auto", show_default=True)
@@ -385,9 +404,10 @@ def zoo(pattern: str, no_macs: bool) -> None:
 
     click.echo(f"{'name':<28} {'source':<12} {'input':>5} {'params (M)':>11} {'MACs (M)':>11}")
     for row in zoo_rows(pattern, macs=not no_macs):
-        params = f"{row['params'] / 1e6:.2f}" if row["params"] is not None else "-"
+        params = f"{row['params'] / 1e6:.2f}" if row["params"] is not None else "needs data" if row.get("note") else "-"
         macs = f"{row['macs'] / 1e6:.1f}" if row.get("macs") is not None else "-"
-        click.echo(f"{row['name']:<28} {row['source']:<12} {row['input']:>5} {params:>11} {macs:>11}")
+        note = f"  ({row['note']})" if row.get("note") else ""
+        click.echo(f"{row['name']:<28} {row['source']:<12} {row['input']:>5} {params:>11} {macs:>11}{note}")
 
 
 @main.command()
@@ -414,7 +434,8 @@ def quickstart(output: str, epochs: int | None, force: bool) -> None:
 @main.command()
 @click.option("--teacher", required=True, type=click.Path(), help="Teacher checkpoint.")
 @click.option("--student", required=True, help="Student: registry name (compact_cnn_s) or checkpoint (e.g. pruned).")
-@click.option("--data", help="Data spec (default: the teacher's own dataset, split as its training split it).")
+@click.option("--data", callback=_data_spec,
+              help="Data spec (default: the teacher's own dataset, split as its training split it).")
 @click.option("-o", "--output", required=True, type=click.Path(), help="Student checkpoint to write.")
 @click.option("--method", default=default(DistillConfig, "method"), show_default=True, cls=_LazyHelpOption,
               help_fn=_distill_methods_help)
@@ -480,7 +501,8 @@ def _int_list(text: str | None) -> list[int] | None:
 @click.option("--warmup", default=10, show_default=True, type=NON_NEGATIVE_INT, help="Untimed runs after the first.")
 @click.option("--runs", type=POSITIVE_INT, help="Timed runs (default: at least 50 and at least 1 s).")
 @click.option("--min-seconds", type=POSITIVE_FLOAT, help="Time for at least this long instead of --runs.")
-@click.option("--data", help="Data spec: also measure accuracy on its validation split.")
+@click.option("--data", callback=_data_spec,
+              help="Data spec: also measure accuracy on its validation split.")
 @click.option("--delegate", help="onnxruntime: cpu|cuda|tensorrt; litert: xnnpack|none; coreml: all|cpu|cpu_gpu|cpu_ne.")
 @click.option("--device", help="torch device (cpu, cuda).")
 @click.option("--input-shape", help="Input shape when the artifact does not fix it, e.g. 1,3,224,224.")
@@ -535,7 +557,8 @@ def report_cmd(results: tuple[str, ...], output_dir: str, baseline: str | None, 
 @click.option("-p", "--precision", "precisions", multiple=True,
               help="fp32, fp16 or int8 (repeatable; default per target: fp32 onnx/tflite, fp16 coreml/tensorrt).")
 @click.option("-o", "--output", "output_dir", required=True, type=click.Path(), help="Folder for artifacts.")
-@click.option("--calib", help="Data spec for int8 calibration and the parity gate (default: the checkpoint's).")
+@click.option("--calib", callback=_data_spec,
+              help="Data spec for int8 calibration and the parity gate (default: the checkpoint's).")
 @click.option("--calib-size", type=POSITIVE_INT, help="Calibration images (default 256).")
 @click.option("--parity-size", type=POSITIVE_INT, help="Validation images for the parity gate (default 256).")
 @click.option("--profile", help="Deployment profile: a name in export/ (e.g. android-cpu-int8) or a YAML path.")
@@ -573,7 +596,8 @@ def export_cmd(checkpoint: str, targets: tuple[str, ...], precisions: tuple[str,
 @main.command("verify")
 @click.argument("artifact", type=click.Path())
 @click.option("--checkpoint", required=True, type=click.Path(), help="The checkpoint the artifact came from.")
-@click.option("--data", help="Data spec whose validation split is used (default: the checkpoint's dataset).")
+@click.option("--data", callback=_data_spec,
+              help="Data spec whose validation split is used (default: the checkpoint's dataset).")
 @click.option("-n", "--num", "n", default=256, show_default=True, type=POSITIVE_INT,
               help="Validation images (whole clips for a streaming artifact).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -596,7 +620,8 @@ def verify_cmd(artifact: str, checkpoint: str, data: str | None, n: int, as_json
 
 @main.command("prune")
 @click.argument("checkpoint", type=click.Path())
-@click.option("--data", help="Data spec (default: the checkpoint's own dataset, split as its training split it).")
+@click.option("--data", callback=_data_spec,
+              help="Data spec (default: the checkpoint's own dataset, split as its training split it).")
 @click.option("-o", "--output", required=True, type=click.Path(), help="Pruned checkpoint to write.")
 @click.option("--target", default=default(PruneConfig, "target"), show_default=True,
               help="macs=FRACTION, params=FRACTION or latency=5ms@litert|onnxruntime (measured).")
@@ -665,7 +690,8 @@ def prune_cmd(checkpoint: str, data: str | None, output: str, force: bool, **kw:
 @click.argument("checkpoint", type=click.Path())
 @click.option("--budget", required=True, type=BUDGET, help="Latency budget of the final artifact: MS@RUNTIME, "
               "e.g. 2ms@litert (median, batch 1, measured).")
-@click.option("--data", help="Data spec (default: the checkpoint's own dataset, split as its training split it).")
+@click.option("--data", callback=_data_spec,
+              help="Data spec (default: the checkpoint's own dataset, split as its training split it).")
 @click.option("-o", "--output", required=True, type=click.Path(), help="Folder for candidates, report, optimize.json.")
 @click.option("--threads", default=default(OptimizeConfig, "threads"), show_default=True, type=POSITIVE_INT)
 @click.option("--max-drop", default=default(OptimizeConfig, "max_drop"), show_default=True, type=NON_NEGATIVE_FLOAT,

@@ -6,6 +6,8 @@ from typing import Any
 
 from .channel_plan import describe_plan
 from .checkpoint import load_checkpoint
+from .data.transforms import is_tabular
+from .models.tabular import takes_features
 from .training.label_distribution import LabelTask
 from .registry import build_for_shape, count_macs, count_params, get_entry, list_models
 
@@ -28,15 +30,26 @@ def format_summary(s: dict[str, Any]) -> str:
     spec = s["input_spec"]
     prov = s["provenance"]
     labels = s["labels"]
+    # a tabular net standardises its input itself: its kwargs repeat the input spec's mean and std
+    kwargs = {k: v for k, v in s["arch_kwargs"].items() if not (k in ("mean", "std") and v == spec.get(k))}
+    same = [k for k in s["arch_kwargs"] if k not in kwargs]
+    if is_tabular(spec):
+        features = spec.get("features") or []
+        shown = ", ".join(features[:8]) + (f" ... ({len(features)})" if len(features) > 8 else "")
+        input_line = (f"input        table {spec.get('shape')} {spec.get('dtype', '')} features: {shown}; "
+                      f"mean={spec.get('mean')} std={spec.get('std')}")
+    else:
+        input_line = (f"input        {spec.get('layout', '?')} {spec.get('shape')} {spec.get('dtype', '')} "
+                      f"mean={spec.get('mean')} std={spec.get('std')} resize={spec.get('resize')} "
+                      f"crop={spec.get('crop')}")
     lines = [
         f"checkpoint   {s['path']}",
         f"sha256       {s['sha256'][:16]}...",
-        f"architecture {s['arch']} {s['arch_kwargs']}",
+        f"architecture {s['arch']} {kwargs}" + (f" (and {', '.join(same)}: the input's, below)" if same else ""),
         f"task         {s['task']}",
         f"params       {s['params'] / 1e6:.3f} M",
         f"MACs         {s['macs'] / 1e6:.2f} M at {spec.get('shape')}" if s["macs"] is not None else "MACs         -",
-        f"input        {spec.get('layout', '?')} {spec.get('shape')} {spec.get('dtype', '')} "
-        f"mean={spec.get('mean')} std={spec.get('std')} resize={spec.get('resize')} crop={spec.get('crop')}",
+        input_line,
     ]
     task = s.get("label_task")
     if task:
@@ -62,8 +75,15 @@ def format_summary(s: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+#: what the zoo says of a net whose input width comes from its data (a tabular net's ``in_features``)
+NEEDS_DATA = "in_features and the standardisation come from the table it trains on"
+
+
 def zoo_rows(pattern: str = "", macs: bool = True) -> list[dict[str, Any]]:
-    """One row per registry name: source, default input, params and MACs (built on the meta device)."""
+    """One row per registry name: source, default input, params and MACs (built on the meta device).
+
+    A tabular net (its factory takes ``in_features``) has no size of its own: its row has input
+    ``"table"``, no params or MACs (the CLI says "needs data"), and ``note`` :data:`NEEDS_DATA`."""
     rows = []
     for name in list_models():
         if pattern and pattern not in name:
@@ -71,6 +91,9 @@ def zoo_rows(pattern: str = "", macs: bool = True) -> list[dict[str, Any]]:
         entry = get_entry(name)
         row: dict[str, Any] = {"name": name, "source": entry.source, "input": entry.default_input,
                                "params": None, "macs": None}
+        if takes_features(entry.factory):
+            rows.append({**row, "input": "table", "note": NEEDS_DATA})
+            continue
         try:
             model = build_for_shape(name)
             row["params"] = count_params(model)

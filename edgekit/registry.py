@@ -22,7 +22,6 @@ from __future__ import annotations
 import functools
 import importlib
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -31,26 +30,13 @@ from torch import nn
 
 from .errors import EdgekitError, suggest
 from .fileio import safe_torch_load
+from .models.entries import BUILTIN, BUILTIN_FAMILIES, Factory, ModelEntry
 from .models.layout import TORCHVISION_KWARGS, Layout, attach, declared, layout_of, torchvision_layout
 from .trust import caller_named
 
-Factory = Callable[..., nn.Module]
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """A registered architecture: its factory, the input size it is designed for, its layout."""
-
-    name: str
-    factory: Factory
-    default_input: int
-    source: str  # "edgekit", "torchvision", "user" or "plugin" (an entry point)
-    layout: Layout = Layout()
-
-
 _EDGEKIT: dict[str, ModelEntry] = {}
 _FAMILIES: dict[str, Callable[[str], ModelEntry]] = {}
-_BUILTIN = "edgekit.models.zoo"
+_ADOPTED = False  # edgekit's own entries (models.entries.BUILTIN) are in _EDGEKIT
 #: the entry-point group through which installed packages contribute architectures
 ENTRY_POINT_GROUP = "edgekit.models"
 
@@ -67,16 +53,14 @@ def register_model(name: str, default_input: int = 224, *, classifier: str | Non
     """
 
     def deco(fn: Factory) -> Factory:
-        source = "edgekit" if getattr(fn, "__module__", "") == _BUILTIN else "user"
-        if source == "user":
-            _load_builtin()  # a user's name is checked against edgekit's own, whichever comes first
+        _load_builtin()  # a user's name is checked against edgekit's own, whichever comes first
         taken = _EDGEKIT.get(name)
         if taken is not None:
             raise EdgekitError(f"architecture {name!r} is already registered (by {taken.source} factory "
                                f"{taken.factory.__module__}.{taken.factory.__qualname__}); pick another name")
         if name in _torchvision_names():
             raise EdgekitError(f"architecture {name!r} is torchvision's; pick another name")
-        _EDGEKIT[name] = ModelEntry(name, fn, default_input, source,
+        _EDGEKIT[name] = ModelEntry(name, fn, default_input, "user",
                                     Layout(classifier=classifier, feature=feature, stem=stem, stem_pool=stem_pool))
         return fn
 
@@ -337,6 +321,14 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
 
 
 def _load_builtin() -> None:
-    """Import edgekit's own model module so its ``register_model`` calls run (once; whatever a
-    user registered before)."""
-    importlib.import_module(_BUILTIN)
+    """Adopt edgekit's own architectures, declared in :mod:`edgekit.models.zoo` (imported here:
+    the registry sits above the models, see :mod:`edgekit.models.entries`), once."""
+    global _ADOPTED
+    if _ADOPTED:
+        return
+    from .models import zoo  # noqa: F401  (its declarations fill BUILTIN and BUILTIN_FAMILIES)
+
+    _ADOPTED = True
+    _EDGEKIT.update(BUILTIN)
+    for prefix, resolve in BUILTIN_FAMILIES.items():
+        _FAMILIES.setdefault(prefix, functools.partial(resolve, get_entry=get_entry, create_model=create_model))

@@ -26,6 +26,16 @@ from .numbers import non_negative_int, positive_int
 #: 2021, section 3) found a few hundred batches enough for ImageNet-scale statistics.
 PRECISE_BN_BATCHES = 200
 
+# Choices named both by the configs and by the code that implements them (the data transforms,
+# the fit engine): kept here, below both and free of torch, so the CLI lists them cheaply and
+# no lower layer imports a config.
+#: training augmentation presets (see :func:`edgekit.data.transforms.train_transform`)
+AUGMENTS = ("standard", "no_flip", "none", "dldl", "dldl_no_flip")
+#: optimizers of the fit engine (:class:`edgekit.training.loop.OptimConfig`)
+OPTIMIZERS = ("sgd", "adamw", "adam")
+#: batch mixing modes (:class:`edgekit.training.mix.Mixer`)
+MIX_MODES = ("none", "mixup", "cutmix", "mwh", "mwh-cutmix")
+
 C = TypeVar("C", bound="RunConfig")
 
 

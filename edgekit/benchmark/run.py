@@ -20,6 +20,7 @@ from .isolate import run_isolated
 from .machine import load_average, machine_info
 from .runners import runtime_version
 from .schema import RESULTS_KIND, error_row, results_document
+from .stats import summarize
 from .streaming import stream_job, stream_row
 
 DEFAULT_TIMEOUT = 600.0
@@ -133,6 +134,10 @@ def bench(artifacts: Sequence[str | Path] | str | Path, *, runtime: str | Sequen
     cpus = [non_negative_int("cpus", c) for c in cpus] if cpus else None
     if runs is not None and min_seconds is not None:
         raise EdgekitError("give either runs or min_seconds, not both")
+    if data is not None:  # a bad spec fails here, once, not as an accuracy error in every row
+        from ..data import parse_spec
+
+        parse_spec(data)
     out_path = check_writable(output, force, kind=RESULTS_KIND, inputs=[*artifacts, data_input(data)]) \
         if output is not None else None
     thread_list = parse_threads(threads)
@@ -176,9 +181,9 @@ def _measure(art: Artifact, rt: str, threads: int, base: dict[str, Any], opts: d
         from ..demo.bench import bench_in_browser
 
         try:
-            return {**base, **bench_in_browser(art.path, warmup=opts["warmup"], runs=opts["runs"],
-                                               timeout=opts["timeout"], browser=opts["browser"],
-                                               cv_threshold=opts["cv_threshold"]), "error": None}
+            got = bench_in_browser(art.path, warmup=opts["warmup"], runs=opts["runs"], timeout=opts["timeout"],
+                                   browser=opts["browser"])
+            return {**base, **got, **summarize(got["latencies_ms"], cv_threshold=opts["cv_threshold"]), "error": None}
         except EdgekitError as exc:
             return error_row(base, str(exc))
     if rt == "adb":

@@ -378,7 +378,7 @@ def _loaders(run: _Run) -> dict[str, Any]:
         raise EdgekitError("cached teacher outputs are for un-augmented images; drop augment or the cache")
     augment = not run.cache_path if cfg.augment is None else cfg.augment
     run.info["augment"] = augment
-    aug = "no_flip" if bundle.spec.startswith("digits") else "standard"
+    aug = "standard" if bundle.flip_invariant else "no_flip"
     tf = train_transform(run.spec, aug) if augment else eval_transform(run.spec)
     bs = cfg.batch_size
     train = torch.utils.data.DataLoader(_Indexed(Transformed(bundle.train, tf, _target_fn(bundle.task))),

@@ -133,19 +133,18 @@ PRESETS: dict[str, Expansion] = {
     "none": Expansion(("original",), name="none"),
 }
 
-#: preset by data source kind (the part of the data spec before ``:``)
-KIND_PRESETS = {"digits": "digits", "synthetic": "shapes", "ordinal": "ordinal", "imagefolder": "paper",
-                "csv": "natural"}
-
-
 def policy_for(spec: str, info: dict[str, Any] | None = None, flip_ok: bool = True) -> Expansion:
-    """The expansion a dataset declares (``info["expansion"]``, preset text) or its kind's preset
-    (:data:`KIND_PRESETS`; ``paper`` for unknown kinds); ``flip_ok=False`` drops versions with a flip."""
+    """The expansion a dataset declares (``info["expansion"]``, preset text) or its source's preset
+    (:attr:`edgekit.data.sources.DataSource.expansion`; ``paper`` for an unregistered scheme);
+    ``flip_ok=False`` drops versions with a flip."""
+    from ..data.sources import SOURCES
+
     declared = (info or {}).get("expansion")
     if declared:
         policy = parse_expansion(str(declared), spec)
     else:
-        policy = PRESETS[KIND_PRESETS.get(spec.partition(":")[0], "paper")]
+        source = SOURCES.get(spec.partition(":")[0])
+        policy = PRESETS[source.expansion if source is not None else "paper"]
     return policy if flip_ok else without_flips(policy)
 
 

@@ -26,8 +26,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .distill_config import BIAS_MODES
-
 
 def lsh_bce(student_proj: torch.Tensor, teacher_proj: torch.Tensor) -> torch.Tensor:
     """Per-sample mean over hash bits of ``BCEWithLogits(student_proj, 1[teacher_proj > 0])``."""
@@ -69,16 +67,17 @@ class LSHProjector(nn.Module):
 
     @torch.no_grad()
     def fit_bias(self, teacher_feats: torch.Tensor, mode: str = "median") -> torch.Tensor:
-        """Set ``b`` from the teacher's features over the training set: -median, -mean or 0."""
-        if mode not in BIAS_MODES:
-            raise ValueError(f"unknown LSH bias {mode!r}; expected one of {', '.join(BIAS_MODES)}")
-        proj = F.linear(teacher_feats.float().to(self.weight.device), self.weight)
-        if mode == "median":
-            self.bias.copy_(-proj.median(dim=0).values)
-        elif mode == "mean":
-            self.bias.copy_(-proj.mean(dim=0))
-        else:
+        """Set ``b`` from the teacher's features over the training set: -median, -mean or 0.
+
+        The modes are the choices of :data:`edgekit.compress.distill_config.BIAS_MODES`, which
+        the config checks; this module stays below the config and does not import it."""
+        if mode == "0":
             self.bias.zero_()
+            return self.bias
+        if mode not in ("median", "mean"):
+            raise ValueError(f"unknown LSH bias {mode!r}; expected median, mean or 0")
+        proj = F.linear(teacher_feats.float().to(self.weight.device), self.weight)
+        self.bias.copy_(-(proj.median(dim=0).values if mode == "median" else proj.mean(dim=0)))
         return self.bias
 
     def loss(self, student_feat: torch.Tensor, teacher_feat: torch.Tensor) -> torch.Tensor:

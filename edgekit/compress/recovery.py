@@ -86,7 +86,7 @@ __all__ = ["finetune", "limited_data", "expansion_for", "ExpandedSet", "refine_l
 
 
 def _augment_name(bundle: DataBundle, label_task: LabelTask | None = None) -> str:
-    if bundle.spec.startswith("digits") or (label_task is not None and not label_task.flip_test):
+    if not bundle.flip_invariant or (label_task is not None and not label_task.flip_test):
         return "no_flip"
     return "standard"
 
@@ -156,7 +156,7 @@ def expansion_for(bundle: DataBundle, expansion: str | Expansion | None = None,
     mirrored versions when the task says a mirror changes the label."""
     policy = expansion if isinstance(expansion, Expansion) else \
         parse_expansion(expansion or "auto", bundle.spec, bundle.info)
-    flip_ok = not bundle.spec.startswith("digits") and (label_task is None or label_task.flip_test)
+    flip_ok = bundle.flip_invariant and (label_task is None or label_task.flip_test)
     return policy if flip_ok else without_flips(policy)
 
 

@@ -1,5 +1,8 @@
 """Datasets by spec string, the same in every command.
 
+Each scheme is a registered data source (:mod:`edgekit.data.sources`: its loader, kind, flip
+invariance, default input size...); the built-in ones, registered below next to their loaders:
+
 =========================  ===================================================
 ``digits``                 scikit-learn's real 8x8 digits (10 classes)
 ``synthetic[:k=v,...]``    generated shapes; options classes, n, size, gen_seed,
@@ -43,6 +46,7 @@ import csv as _csv
 import logging
 import math
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -57,7 +61,9 @@ from .clips import DEFAULT_FRAMES, ArrayClips, open_videofolder, with_frames
 from .datasets import (IMAGE_EXTENSIONS, ArrayImages, ImageList, Subset, Transformed, readable_images,
                        seeded_split)
 from .folders import files_by_class, open_class_folders
+from .jester import open_jester
 from .ordinal import label_range
+from .sources import SOURCES, DataSource, SourceRequest, get_source, register_source, usages
 from .transforms import eval_transform, make_input_spec, train_transform
 
 log = logging.getLogger("edgekit.data")
@@ -65,8 +71,8 @@ log = logging.getLogger("edgekit.data")
 #: bundle tasks whose targets are class indices
 CLASS_TASKS = ("classify", "clip_classify")
 
-__all__ = ["CLASS_TASKS", "DataBundle", "load_data", "parse_spec", "make_input_spec", "eval_transform",
-           "train_transform", "with_frames"]
+__all__ = ["CLASS_TASKS", "DataBundle", "DataSource", "SOURCES", "load_data", "parse_spec", "register_source",
+           "make_input_spec", "eval_transform", "train_transform", "with_frames"]
 
 
 @dataclass
@@ -91,6 +97,12 @@ class DataBundle:
         """What a checkpoint stores about its data: ``{"spec", "val", "seed"}`` (``folders``
         instead of val/seed when the source has its own train/val or split column)."""
         return {"spec": self.spec, **self.split}
+
+    @property
+    def flip_invariant(self) -> bool:
+        """Whether a horizontal mirror keeps the label (``info["flip_invariant"]``, set from the
+        data source by :func:`load_data`; true when nothing says otherwise)."""
+        return bool(self.info.get("flip_invariant", True))
 
     def subset_train(self, fraction: float, seed: int = 0) -> "DataBundle":
         """The same bundle with only ``fraction`` of the training split (stratified, seeded)."""
@@ -118,16 +130,20 @@ def _target_tensor(task: str) -> Callable[[Any], Any] | None:
 
 
 def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
-    """``kind:rest?k=v&k=v`` or ``kind:k=v,k=v`` -> (kind, path, options)."""
+    """``kind:rest?k=v&k=v`` or ``kind:k=v,k=v`` -> (kind, path, options).
+
+    The one check of a data spec every stage runs (through :func:`load_data`, or up front
+    where the data is opened later, as bench's ``data``): the scheme must be a registered
+    source (:mod:`edgekit.data.sources`), else one line lists them; whether the rest is a
+    path is the source's."""
     if not spec or not isinstance(spec, str):
-        raise EdgekitError("empty data spec; use digits, synthetic, imagefolder:PATH or csv:PATH")
+        raise EdgekitError(f"empty data spec; use {usages()}")
     kind, _, rest = spec.partition(":")
     opts: dict[str, str] = {}
-    path = rest
-    if kind in ("digits", "synthetic", "ordinal", "gestures"):
-        path, option_text = "", rest
-    else:
+    if get_source(kind, spec).path:
         path, _, option_text = rest.partition("?")
+    else:
+        path, option_text = "", rest
     for item in filter(None, option_text.replace("&", ",").split(",")):
         key, eq, value = item.partition("=")
         if not eq:
@@ -143,53 +159,19 @@ def load_data(spec: str, seed: int | None = None, val: float | None = None) -> D
     """Open the dataset named by ``spec`` and split it (see module docstring).
 
     ``seed`` and ``val`` are the split's defaults (seed 0, 20 % validation); ``seed=`` and
-    ``val=`` options written in the spec win over them.
+    ``val=`` options written in the spec win over them. The spec's scheme picks the
+    registered source (:mod:`edgekit.data.sources`) that opens it; its flip invariance is
+    recorded in ``info["flip_invariant"]`` unless the loader says otherwise.
     """
     kind, path, opts = parse_spec(spec)
+    source = get_source(kind)
     try:
         val = float(opts.pop("val", DEFAULT_VAL if val is None else val))
         split_seed = int(opts.pop("seed", seed if seed is not None else 0))
         if not 0 < val < 1:  # NaN fails too
             raise ValueError(f"val must be a fraction in (0, 1), got {val}")
-        if kind == "digits":
-            bundle = _arrays(spec, *builtin.digits(), val, split_seed, default_input=32)
-        elif kind == "synthetic":
-            size = int(opts.pop("size", 32))
-            images, targets, labels = builtin.synthetic(int(opts.pop("classes", 4)), int(opts.pop("n", 400)),
-                                                        size, int(opts.pop("gen_seed", 0)),
-                                                        non_negative_int(f"clutter in {spec!r}", opts.pop("clutter", 0)))
-            bundle = _arrays(spec, images, targets, labels, val, split_seed, default_input=size)
-        elif kind == "ordinal":
-            bundle = _ordinal(spec, opts, val, split_seed)
-        elif kind == "gestures":
-            bundle = _gestures(spec, opts, val, split_seed)
-        elif kind == "jester":
-            from .jester import open_jester
-
-            train, valid, labels, skipped, record, info = open_jester(Path(path))
-            bundle = DataBundle(spec, train, valid, labels, "clip_classify", CLIP_INPUT, skipped,
-                                info={**info, "frames": DEFAULT_FRAMES}, split=record)
-        elif kind == "videofolder":
-            train, valid, labels, skipped, record = open_videofolder(Path(path), val, split_seed)
-            bundle = DataBundle(spec, train, valid, labels, "clip_classify", CLIP_INPUT, skipped,
-                                info={"frames": DEFAULT_FRAMES}, split=record)
-        elif kind == "imagefolder":
-            bundle = _imagefolder(spec, Path(path), val, split_seed)
-        elif kind == "csv":
-            bundle = _csv_regression(spec, Path(path), val, split_seed)
-        elif kind == "tabular":
-            train, valid, labels, in_spec, info, record = tabular.open_csv(
-                Path(path), opts.pop("target", None), opts.pop("encode", "onehot"), val, split_seed)
-            bundle = DataBundle(spec, train, valid, labels, "classify", in_spec["shape"][0], info=info,
-                                split=record, input_spec=in_spec)
-        elif kind == "sklearn":
-            train, valid, labels, in_spec, info = tabular.open_sklearn(path, val, split_seed)
-            bundle = DataBundle(spec, train, valid, labels, "classify", in_spec["shape"][0], info=info,
-                                input_spec=in_spec)
-        else:
-            raise EdgekitError(f"unknown data source {kind!r} in {spec!r}; "
-                               "use digits, synthetic, ordinal, gestures, imagefolder:PATH, csv:PATH, "
-                               "tabular:PATH.csv, sklearn:NAME, jester:PATH or videofolder:PATH")
+        make = partial(DataBundle, spec, default_input=source.default_input or 0)
+        bundle = source.load(SourceRequest(spec, path, opts, val, split_seed, make))
     except ValueError as exc:
         raise EdgekitError(f"bad option in data spec {spec!r}: {exc}") from exc
     if opts:
@@ -198,14 +180,41 @@ def load_data(spec: str, seed: int | None = None, val: float | None = None) -> D
         raise EdgekitError(f"data spec {spec!r} gives an empty train or validation split")
     if not bundle.split:
         bundle.split = {"val": val, "seed": split_seed}
+    bundle.info.setdefault("flip_invariant", source.flip_invariant)
     return bundle
 
 
-def _arrays(spec: str, images: np.ndarray, targets: list[int], labels: list[str], val: float, seed: int,
-            default_input: int) -> DataBundle:
+# ---------------------------------------------------------------- the built-in sources, registered
+# Each loader takes a :class:`~edgekit.data.sources.SourceRequest` and returns ``req.bundle(...)``
+# (the source's default input size unless it passes one); its registration follows it.
+
+def _arrays(req: SourceRequest, images: np.ndarray, targets: list[int], labels: list[str],
+            **kw: Any) -> DataBundle:
     base = ArrayImages(images, targets)
-    tr, va = seeded_split(len(base), val, seed, targets)
-    return DataBundle(spec, Subset(base, tr), Subset(base, va), labels, "classify", default_input)
+    tr, va = seeded_split(len(base), req.val, req.seed, targets)
+    return req.bundle(Subset(base, tr), Subset(base, va), labels, task="classify", **kw)
+
+
+def _digits(req: SourceRequest) -> DataBundle:
+    return _arrays(req, *builtin.digits())
+
+
+register_source(DataSource("digits", _digits, kind="images", default_input=32, flip_invariant=False, expansion="digits",
+                           help="scikit-learn's real 8x8 digits (10 classes; a mirrored digit is none)"))
+
+
+def _synthetic(req: SourceRequest) -> DataBundle:
+    spec, opts = req.spec, req.options
+    size = int(opts.pop("size", 32))
+    images, targets, labels = builtin.synthetic(int(opts.pop("classes", 4)), int(opts.pop("n", 400)),
+                                                size, int(opts.pop("gen_seed", 0)),
+                                                non_negative_int(f"clutter in {spec!r}", opts.pop("clutter", 0)))
+    return _arrays(req, images, targets, labels, default_input=size)
+
+
+register_source(DataSource("synthetic", _synthetic, kind="images", default_input=32, expansion="shapes",
+                           usage="synthetic[:k=v,...]",
+                           help="generated shapes (options classes, n, size, gen_seed, clutter)"))
 
 
 def _class_folder(root: Path) -> tuple[list[Path], list[int], list[str], int]:
@@ -216,14 +225,20 @@ def _class_folder(root: Path) -> tuple[list[Path], list[int], list[str], int]:
     return [f for f, _ in keep], [t for _, t in keep], classes, len(bad)
 
 
-def _imagefolder(spec: str, root: Path, val: float, seed: int) -> DataBundle:
-    train, valid, labels, skipped, split = open_class_folders(root, _class_folder, ImageList, val, seed, "image")
-    return DataBundle(spec, train, valid, labels, "classify", 224, skipped, split=split)
+def _imagefolder(req: SourceRequest) -> DataBundle:
+    train, valid, labels, skipped, split = open_class_folders(Path(req.path), _class_folder, ImageList, req.val,
+                                                              req.seed, "image")
+    return req.bundle(train, valid, labels, task="classify", skipped=skipped, split=split)
 
 
-def _ordinal(spec: str, opts: dict[str, str], val: float, seed: int) -> DataBundle:
+register_source(DataSource("imagefolder", _imagefolder, kind="images", path=True,
+                           help="a folder per class; train/ + val/ if present"))
+
+
+def _ordinal(req: SourceRequest) -> DataBundle:
     """The built-in ordinal images (:mod:`edgekit.data.ordinal`) as a label-distribution bundle:
     targets ``(label, sigma)``, a suggested label set and the flip invariance recorded in ``info``."""
+    spec, opts, val, seed = req.spec, req.options, req.val, req.seed
     size = positive_int(f"size in {spec!r}", opts.pop("size", 64))
     data = builtin.ordinal(positive_int(f"n in {spec!r}", opts.pop("n", 2000)), size,
                            non_negative_int(f"gen_seed in {spec!r}", opts.pop("gen_seed", 0)),
@@ -231,38 +246,71 @@ def _ordinal(spec: str, opts: dict[str, str], val: float, seed: int) -> DataBund
     base = ArrayImages(data.images, data.targets)
     tr, va = seeded_split(len(base), val, seed)  # continuous targets: no stratification
     info = {"label_range": label_range(data.lo, data.hi), "flip_invariant": True}
-    return DataBundle(spec, Subset(base, tr), Subset(base, va), [], "label_distribution", size, info=info)
+    return req.bundle(Subset(base, tr), Subset(base, va), [], task="label_distribution", default_input=size,
+                      info=info)
+
+
+register_source(DataSource("ordinal", _ordinal, kind="images", default_input=64, labels=False, expansion="ordinal",
+                           usage="ordinal[:k=v,...]", help="generated ordinal images, a disk's size as the label "
+                           "(options n, size, gen_seed, lo, hi)"))
 
 
 #: the suggested input size of clips from disk (Jester's frames are 100 px high)
 CLIP_INPUT = 112
 
 
-def _gestures(spec: str, opts: dict[str, str], val: float, seed: int) -> DataBundle:
+def _gestures(req: SourceRequest) -> DataBundle:
     """The built-in gesture clips (:mod:`edgekit.data.gestures`) as a ``clip_classify``
     bundle; ``info["clip_length"]`` is the stored frames per clip, ``info["frames"]`` the
     suggested number sampled per clip."""
+    spec, opts, val, seed = req.spec, req.options, req.val, req.seed
     size = positive_int(f"size in {spec!r}", opts.pop("size", 32))
     length = positive_int(f"frames in {spec!r}", opts.pop("frames", 16))
     data = gestures.gestures(opts.pop("classes", None), positive_int(f"n in {spec!r}", opts.pop("n", 2200)), size,
                              length, non_negative_int(f"gen_seed in {spec!r}", opts.pop("gen_seed", 0)))
     base = ArrayClips(data.clips, data.targets)
     tr, va = seeded_split(len(base), val, seed, data.targets)
-    return DataBundle(spec, Subset(base, tr), Subset(base, va), data.labels, "clip_classify", size,
+    return req.bundle(Subset(base, tr), Subset(base, va), data.labels, task="clip_classify", default_input=size,
                       info={"clip_length": length, "frames": min(DEFAULT_FRAMES, length), "pairs": [
                           list(p) for p in gestures.PAIRS if set(p) <= set(data.labels)]})
+
+
+register_source(DataSource("gestures", _gestures, kind="clips", default_input=32, flip_invariant=False,
+                           usage="gestures[:k=v,...]", help="generated gesture clips whose classes need temporal "
+                           "order (options classes, n, size, frames, gen_seed)"))
+
+
+def _jester(req: SourceRequest) -> DataBundle:
+    train, valid, labels, skipped, record, info = open_jester(Path(req.path))
+    return req.bundle(train, valid, labels, task="clip_classify", skipped=skipped,
+                      info={**info, "frames": DEFAULT_FRAMES}, split=record)
+
+
+register_source(DataSource("jester", _jester, kind="clips", default_input=CLIP_INPUT, flip_invariant=False,
+                           path=True, help="20BN-Jester v1 frame folders and CSVs (their split)"))
+
+
+def _videofolder(req: SourceRequest) -> DataBundle:
+    train, valid, labels, skipped, record = open_videofolder(Path(req.path), req.val, req.seed)
+    return req.bundle(train, valid, labels, task="clip_classify", skipped=skipped,
+                      info={"frames": DEFAULT_FRAMES}, split=record)
+
+
+register_source(DataSource("videofolder", _videofolder, kind="clips", default_input=CLIP_INPUT, path=True,
+                           help="a folder per class of video files (mp4, avi, webm); train/ + val/ if present"))
 
 
 CSV_SPLITS = ("", "train", "val")
 
 
-def _csv_regression(spec: str, path: Path, val: float, seed: int) -> DataBundle:
+def _csv_regression(req: SourceRequest) -> DataBundle:
     """``csv:PATH``: a ``path`` column, the label in ``label`` (or ``target``), optional
     per-sample ``sigma`` (finite, >= 0: the annotators' spread) and ``split`` (train/val).
 
     With sigma the task is ``label_distribution`` and targets are ``(label, sigma)``, else
     ``regression`` with a float target. ``info["label_range"]`` suggests a label set covering
     the labels (see :func:`edgekit.data.ordinal.label_range`)."""
+    path, val, seed = Path(req.path), req.val, req.seed
     if not path.is_file():
         raise EdgekitError(f"CSV file not found: {path}")
     with open(path, newline="") as fh:
@@ -310,6 +358,31 @@ def _csv_regression(spec: str, path: Path, val: float, seed: int) -> DataBundle:
         tr, va = seeded_split(len(base), val, seed)
     labels = [t[0] if has_sigma else t for t in base.targets]
     task = "label_distribution" if has_sigma else "regression"
-    return DataBundle(spec, Subset(base, tr), Subset(base, va), [], task, 224, len(bad), split=split_record,
+    return req.bundle(Subset(base, tr), Subset(base, va), [], task=task, skipped=len(bad), split=split_record,
                       info={"label_range": label_range(min(labels), max(labels),
                                                        integer=all(float(y).is_integer() for y in labels))})
+
+
+register_source(DataSource("csv", _csv_regression, kind="images", path=True, labels=False, expansion="natural",
+                           help="path,label[,sigma][,split] rows: regression, or label distribution with sigma"))
+
+
+def _tabular(req: SourceRequest) -> DataBundle:
+    train, valid, labels, in_spec, info, record = tabular.open_csv(
+        Path(req.path), req.options.pop("target", None), req.options.pop("encode", "onehot"), req.val, req.seed)
+    return req.bundle(train, valid, labels, task="classify", default_input=in_spec["shape"][0], info=info,
+                      split=record, input_spec=in_spec)
+
+
+register_source(DataSource("tabular", _tabular, kind="table", default_input=None, path=True,
+                           usage="tabular:PATH.csv", help="feature columns + a class column (?target=COL)"))
+
+
+def _sklearn(req: SourceRequest) -> DataBundle:
+    train, valid, labels, in_spec, info = tabular.open_sklearn(req.path, req.val, req.seed)
+    return req.bundle(train, valid, labels, task="classify", default_input=in_spec["shape"][0], info=info,
+                      input_spec=in_spec)
+
+
+register_source(DataSource("sklearn", _sklearn, kind="table", default_input=None, path=True, usage="sklearn:NAME",
+                           help=f"scikit-learn's shipped tables: {', '.join(tabular.SKLEARN_SETS)}"))

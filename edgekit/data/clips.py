@@ -20,7 +20,9 @@ before its start and reverse its direction.
 
 **No horizontal flip**: a mirror turns a left swipe into a right swipe, so clip training
 uses the image presets of :func:`edgekit.data.transforms.train_transform` without their
-flip (``standard`` -> ``no_flip``, ``dldl`` -> ``dldl_no_flip``), and large inputs crop at
+flip (``standard`` -> ``no_flip``, ``dldl`` -> ``dldl_no_flip``: :data:`NO_FLIP`; the clip
+transforms are :func:`edgekit.data.transforms.clip_train_transform` and ``clip_eval_transform``,
+above this module), and large inputs crop at
 least 40 % of the frame area (TSN's scale jittering keeps most of the frame; the image
 preset's 8 % would often crop the hand out).
 
@@ -48,7 +50,7 @@ from .folders import files_by_class, open_class_folders
 log = logging.getLogger("edgekit.data")
 
 __all__ = ["VIDEO_EXTENSIONS", "DEFAULT_FRAMES", "ArrayClip", "ArrayClips", "ClipList", "ClipTransform",
-           "FrameFiles", "VideoFile", "clip_eval_transform", "clip_train_transform", "frame_spec",
+           "FrameFiles", "VideoFile", "frame_spec",
            "is_clip", "open_videofolder", "probe_video", "segment_indices", "with_frames"]
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v")
@@ -292,23 +294,6 @@ def with_frames(spec: dict[str, Any], frames: int) -> dict[str, Any]:
 
 
 NO_FLIP = {"standard": "no_flip", "dldl": "dldl_no_flip"}
-
-
-def clip_train_transform(spec: dict[str, Any], augment: str = "standard",
-                         jitter: float = DEFAULT_JITTER) -> ClipTransform:
-    """Training clip transform: random segment offsets, temporal jitter, and the image
-    preset ``augment`` without its horizontal flip, applied identically to every frame."""
-    from .transforms import train_transform
-
-    frame = train_transform(frame_spec(spec), NO_FLIP.get(augment, augment), min_scale=MIN_CROP_SCALE)
-    return ClipTransform(int(spec["frames"]), frame, train=True, jitter=jitter)
-
-
-def clip_eval_transform(spec: dict[str, Any]) -> ClipTransform:
-    """Evaluation clip transform: segment centres, the image eval transform on each frame."""
-    from .transforms import eval_transform
-
-    return ClipTransform(int(spec["frames"]), eval_transform(frame_spec(spec)), train=False)
 
 
 # ---------------------------------------------------------------------------------------

@@ -27,7 +27,8 @@ from PIL import Image
 from torchvision.transforms import v2 as T
 
 from ..errors import EdgekitError
-from ..training.config import AUGMENTS
+from ..stage_config import AUGMENTS
+from .clips import DEFAULT_JITTER, MIN_CROP_SCALE, NO_FLIP, ClipTransform, frame_spec, is_clip, with_frames
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -47,11 +48,7 @@ def make_input_spec(size: int, channels: int = 3, mean: Sequence[float] = IMAGEN
     spec = {"shape": [channels, size, size], "layout": "NCHW", "dtype": "float32",
             "color": "RGB" if channels == 3 else "L", "mean": list(mean), "std": list(std),
             "resize": resize, "crop": None if crop_ratio is None else size}
-    if frames is None:
-        return spec
-    from .clips import with_frames
-
-    return with_frames(spec, frames)
+    return spec if frames is None else with_frames(spec, frames)
 
 
 def _to_tensor(spec: dict[str, Any]) -> list[Callable]:
@@ -93,9 +90,7 @@ def eval_transform(spec: dict[str, Any]) -> Callable:
     """PIL image -> normalised CHW float tensor, exactly as in evaluation (tabular: the raw row)."""
     if is_tabular(spec):
         return as_features
-    if spec.get("kind") == "clip":
-        from .clips import clip_eval_transform
-
+    if is_clip(spec):
         return clip_eval_transform(spec)
     resize = spec["resize"]
     steps: list[Callable] = [_color(spec), T.Resize(resize if isinstance(resize, int) else tuple(resize),
@@ -114,7 +109,7 @@ def eval_transform(spec: dict[str, Any]) -> Callable:
 #:   for Facial Age and Attractiveness Estimation", 2020): flip, random grayscale, random
 #:   scale, rotation +-30 degrees, rescale, random crop, colour jitter 0.4/0.4/0.4;
 #: * ``dldl_no_flip``: the DLDL-v2 recipe without the flip (data where a mirror changes the label).
-#: (the names are :data:`edgekit.training.config.AUGMENTS`, kept there for the torch-free CLI)
+#: (the names are :data:`edgekit.stage_config.AUGMENTS`, below data and training and free of torch)
 
 
 def train_transform(spec: dict[str, Any], augment: str = "standard", min_scale: float = 0.08) -> Callable:
@@ -125,13 +120,11 @@ def train_transform(spec: dict[str, Any], augment: str = "standard", min_scale: 
     transform. Flips are left out for ``no_flip`` (digits and text are not symmetric).
     ``dldl`` / ``dldl_no_flip``: see :func:`dldl_steps`. Tabular rows are not augmented.
     ``min_scale``: the smallest RandomResizedCrop area. Clip specs get the clip transform
-    (:func:`edgekit.data.clips.clip_train_transform`: these presets minus the flip).
+    (:func:`clip_train_transform`: these presets minus the flip).
     """
     if augment not in AUGMENTS:
         raise EdgekitError(f"unknown augmentation {augment!r}; use one of {', '.join(AUGMENTS)}")
-    if spec.get("kind") == "clip":
-        from .clips import clip_train_transform
-
+    if is_clip(spec):
         return clip_train_transform(spec, augment)
     if augment == "none" or is_tabular(spec):
         return eval_transform(spec)
@@ -165,3 +158,19 @@ def dldl_steps(spec: dict[str, Any], flip: bool = True) -> list[Callable]:
            T.Resize(max(h, w), antialias=True),
            T.RandomCrop((h, w), pad_if_needed=True),
            T.ColorJitter(0.4, 0.4, 0.4 if rgb else 0.0)]
+
+
+# Clip specs: the image transforms above on every frame of the sampled segments
+# (:class:`edgekit.data.clips.ClipTransform`); here, above the clip sampling they use.
+
+def clip_train_transform(spec: dict[str, Any], augment: str = "standard",
+                         jitter: float = DEFAULT_JITTER) -> ClipTransform:
+    """Training clip transform: random segment offsets, temporal jitter, and the image
+    preset ``augment`` without its horizontal flip, applied identically to every frame."""
+    frame = train_transform(frame_spec(spec), NO_FLIP.get(augment, augment), min_scale=MIN_CROP_SCALE)
+    return ClipTransform(int(spec["frames"]), frame, train=True, jitter=jitter)
+
+
+def clip_eval_transform(spec: dict[str, Any]) -> ClipTransform:
+    """Evaluation clip transform: segment centres, the image eval transform on each frame."""
+    return ClipTransform(int(spec["frames"]), eval_transform(frame_spec(spec)), train=False)

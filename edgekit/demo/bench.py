@@ -78,11 +78,11 @@ def _stop(proc: subprocess.Popen) -> None:
 
 def bench_in_browser(artifact: str | Path, *, warmup: int = 10, runs: int | None = None, timeout: float = 600.0,
                      browser: str | None = None, accelerator: str = "auto", host: str | None = None,
-                     port: int | None = None, cv_threshold: float = 0.10,
-                     echo: Callable[[str], None] = print) -> dict[str, Any]:
-    """Time ``artifact`` in a browser; returns the row fields the browser measured (one line
-    when nothing was posted within ``timeout`` seconds)."""
-    from ..benchmark.stats import summarize
+                     port: int | None = None, echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """Time ``artifact`` in a browser; returns the row fields the browser measured, the raw
+    ``latencies_ms`` among them (one line when nothing was posted within ``timeout`` seconds).
+    Their statistics are the caller's (:func:`edgekit.benchmark.run.bench` summarises them as
+    every runtime's): the demo sits below the benchmark and does not import it."""
     from .model import load_bench_model
     from .server import DemoServer
 
@@ -122,7 +122,7 @@ def bench_in_browser(artifact: str | Path, *, warmup: int = 10, runs: int | None
     return {"runtime": "litertjs", "delegate": got.get("accelerator"), **describe_user_agent(ua), "user_agent": ua,
             "threads_effective": 1, "warmup_runs": got.get("warmup_runs"), "init_ms": got.get("init_ms"),
             "runtime_load_ms": got.get("runtime_load_ms"), "first_run_ms": got.get("first_run_ms"),
-            "latencies_ms": lat, **summarize(lat, cv_threshold=cv_threshold),
+            "latencies_ms": lat,
             "accelerator_note": got.get("note") or None,
             "timer": "performance.now() " + ("(cross-origin isolated: 5 us)" if got.get("cross_origin_isolated")
                                              else "(100 us resolution)")}

@@ -62,7 +62,7 @@ from torch.func import functional_call
 
 from ..errors import EdgekitError
 from ..numbers import positive_int
-from ..registry import ModelEntry, create_model, get_entry
+from .entries import ModelEntry
 from .layout import Layout, attach, layout_of
 from .shift import check_mode, shift_step, temporal_shift
 
@@ -349,31 +349,31 @@ def online_arch(arch: str) -> str:
 
 # ---------------------------------------------------------------- registry factories
 
-def _backbone(name: str, num_classes: int, kwargs: dict[str, Any]) -> nn.Module:
-    return create_model(name, num_classes=num_classes, **kwargs)
+# ``build`` is the registry's ``create_model``, handed in by :func:`resolve`'s caller (the registry):
+# this module sits below the registry and does not import it.
 
-
-def tsn(backbone: str, num_classes: int = 1000, frames: int = 8, shift: str | None = None,
-        **kwargs: Any) -> nn.Module:
+def tsn(backbone: str, build: Callable[..., nn.Module], num_classes: int = 1000, frames: int = 8,
+        shift: str | None = None, **kwargs: Any) -> nn.Module:
     """TSN over registry architecture ``backbone`` (extra kwargs go to the backbone)."""
     if shift is not None:
         raise EdgekitError(f"TSN has no temporal shift (got shift={shift!r}); use tsm_{backbone}")
-    return ClipNet(_backbone(backbone, num_classes, kwargs), frames=frames)
+    return ClipNet(build(backbone, num_classes=num_classes, **kwargs), frames=frames)
 
 
-def tsm(backbone: str, num_classes: int = 1000, frames: int = 8, shift: str = "bidirectional",
-        fold_div: int = 8, **kwargs: Any) -> nn.Module:
+def tsm(backbone: str, build: Callable[..., nn.Module], num_classes: int = 1000, frames: int = 8,
+        shift: str = "bidirectional", fold_div: int = 8, **kwargs: Any) -> nn.Module:
     """Offline TSM (``shift`` bidirectional or causal) over ``backbone``."""
     check_mode(shift)
-    return ClipNet(_backbone(backbone, num_classes, kwargs), frames=frames, shift=shift, fold_div=fold_div)
+    return ClipNet(build(backbone, num_classes=num_classes, **kwargs), frames=frames, shift=shift,
+                   fold_div=fold_div)
 
 
-def tsm_online(backbone: str, num_classes: int = 1000, frames: int = 8, shift: str = "causal",
-               fold_div: int = 8, **kwargs: Any) -> nn.Module:
+def tsm_online(backbone: str, build: Callable[..., nn.Module], num_classes: int = 1000, frames: int = 8,
+               shift: str = "causal", fold_div: int = 8, **kwargs: Any) -> nn.Module:
     """Online TSM over ``backbone``; takes a causal TSM's architecture kwargs as they are."""
     if check_mode(shift) != "causal":
         raise EdgekitError(NOT_CAUSAL)
-    return OnlineTSM(_backbone(backbone, num_classes, kwargs), frames=frames, fold_div=fold_div)
+    return OnlineTSM(build(backbone, num_classes=num_classes, **kwargs), frames=frames, fold_div=fold_div)
 
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {"tsm_online_": tsm_online, "tsm_": tsm, "tsn_": tsn}
@@ -384,9 +384,10 @@ def _prefixed(layout: Layout) -> Layout:
                     for p in (layout.classifier, layout.feature, layout.stem, layout.stem_pool)))
 
 
-def resolve(name: str) -> ModelEntry:
+def resolve(name: str, get_entry: Callable[[str], ModelEntry], create_model: Callable[..., nn.Module]) -> ModelEntry:
     """The registry entry of ``tsn_<b>``, ``tsm_<b>`` or ``tsm_online_<b>`` for registry name ``<b>``:
-    the backbone's default input and its layout under ``backbone.``."""
+    the backbone's default input and its layout under ``backbone.``. ``get_entry`` and
+    ``create_model`` are the registry's (it passes them: see :mod:`edgekit.models.entries`)."""
     from .tabular import takes_features
 
     prefix = next(p for p in PREFIXES if name.startswith(p))
@@ -397,5 +398,5 @@ def resolve(name: str) -> ModelEntry:
     inner = get_entry(backbone)
     if takes_features(inner.factory):
         raise EdgekitError(f"{name}: {backbone} takes feature vectors, not images")
-    factory = functools.partial(_BUILDERS[prefix], backbone)
+    factory = functools.partial(_BUILDERS[prefix], backbone, create_model)
     return ModelEntry(name, factory, inner.default_input, "edgekit", _prefixed(inner.layout))

@@ -1,7 +1,8 @@
 """``TrainConfig``: the options of ``edgekit train`` (and :func:`edgekit.train`), validated.
 
-Also the choices the training engine offers (optimizers, mixing modes), kept here, free of
-torch, so the CLI lists them without importing the engine.
+Also the choices the training engine offers (optimizers, mixing modes, augmentations, defined
+in :mod:`edgekit.stage_config` below the engine and the data), free of torch, so the CLI
+lists them without importing the engine.
 """
 from __future__ import annotations
 
@@ -11,12 +12,8 @@ from typing import Any
 from ..errors import EdgekitError
 from ..numbers import (epoch_count, fraction, non_negative_float, non_negative_int, optional, positive_float,
                        positive_int, unit_interval)
-from ..stage_config import RunConfig, choice
+from ..stage_config import AUGMENTS, MIX_MODES, OPTIMIZERS, RunConfig, choice
 
-OPTIMIZERS = ("sgd", "adamw", "adam")
-MIX_MODES = ("none", "mixup", "cutmix", "mwh", "mwh-cutmix")
-#: training augmentation presets (see edgekit.data.transforms.train_transform)
-AUGMENTS = ("standard", "no_flip", "none", "dldl", "dldl_no_flip")
 TRAIN_TASKS = ("classify", "regression", "label_distribution")
 #: the label-distribution losses (see edgekit.training.label_distribution)
 LABEL_LOSSES = ("dldl", "kl", "l1", "ce", "ranking")

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 from ..errors import EdgekitError
 from ..fileio import append_jsonl
 from . import distributed as dist_utils
-from .config import OPTIMIZERS
+from ..stage_config import OPTIMIZERS
 from .metrics import evaluate_model
 from .mix import Mixer
 from .precise_bn import bn_layers, precise_bn

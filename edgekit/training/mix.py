@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .config import MIX_MODES
+from ..stage_config import MIX_MODES
 
 
 def mwh_probability(epoch: int, total_epochs: int) -> float:

@@ -78,7 +78,7 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, config: Trai
     model = create_model(arch, weights=cfg.weights, **kwargs)
 
     sampler = DistributedSampler(_Len(len(bundle.train)), seed=cfg.seed) if distributed else None
-    aug = "no_flip" if bundle.spec.startswith("digits") and cfg.augment == "standard" else cfg.augment
+    aug = "no_flip" if not bundle.flip_invariant and cfg.augment == "standard" else cfg.augment
     loader = bundle.loader("train", train_transform(spec, aug), cfg.batch_size, shuffle=True, workers=cfg.workers,
                            sampler=sampler, drop_last=len(bundle.train) > cfg.batch_size)
     val_loader = bundle.loader("val", eval_transform(spec), max(cfg.batch_size, 128), workers=cfg.workers)
