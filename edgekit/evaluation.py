@@ -9,6 +9,7 @@ from .data import DataBundle
 from .device import resolve_device
 from .errors import EdgekitError
 from .numbers import positive_int
+from .tasks import get_task
 from .training.label_distribution import LabelTask
 from .training.metrics import evaluate_model
 
@@ -35,4 +36,4 @@ def evaluate(checkpoint: str | Path | Checkpoint, data: str | DataBundle | None 
         task = LabelTask.of(ckpt.extra)
         flip = bool(task and task.flip_test)
     res = evaluate_model(ckpt.model.to(dev), loader, ckpt.task, dev, flip=flip)
-    return {**res, "flip_test": flip} if ckpt.task == "label_distribution" else res
+    return {**res, "flip_test": flip} if get_task(ckpt.task).flip_test else res

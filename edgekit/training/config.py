@@ -12,12 +12,12 @@ from ..errors import EdgekitError
 from ..numbers import (fraction, non_negative_float, non_negative_int, optional, positive_float, positive_int,
                        unit_interval)
 from ..stage_config import RunConfig, choice
+from ..tasks import list_tasks
 
 OPTIMIZERS = ("sgd", "adamw", "adam")
 MIX_MODES = ("none", "mixup", "cutmix", "mwh", "mwh-cutmix")
 #: training augmentation presets (see edgekit.data.transforms.train_transform)
 AUGMENTS = ("standard", "no_flip", "none", "dldl", "dldl_no_flip")
-TRAIN_TASKS = ("classify", "regression", "label_distribution")
 #: the label-distribution losses (see edgekit.training.label_distribution)
 LABEL_LOSSES = ("dldl", "kl", "l1", "ce", "ranking")
 #: TSM's temporal shift (see edgekit.models.shift): both directions, or from the past only (streams)
@@ -87,7 +87,7 @@ class TrainConfig(FitOptions):
         self.input_size = optional(positive_int, "input_size", self.input_size)
         self.train_fraction = fraction("train_fraction", self.train_fraction)
         self.augment = choice("augment", self.augment, AUGMENTS)
-        self.task = optional(choice, "task", self.task, choices=TRAIN_TASKS)
+        self.task = optional(choice, "task", self.task, choices=list_tasks(trainable=True))
         self.loss = optional(choice, "loss", self.loss, choices=LABEL_LOSSES)
         self.sigma = optional(non_negative_float, "sigma", self.sigma)
         self.dldl_lambda = non_negative_float("lambda", self.dldl_lambda)
