@@ -165,7 +165,8 @@ def _distill_methods_help() -> str:
                    "number over the label range, the l1 baseline).")
 @click.option("--augment", type=click.Choice(AUGMENTS), default=default(TrainConfig, "augment"), show_default=True,
               help="Augmentation preset (dldl: DLDL-v2's flip, grayscale, scale, rotation, crop, colour jitter).")
-@click.option("--task", type=click.Choice(list_tasks(trainable=True)), help="Default: the data's (class labels: classify; "
+@click.option("--task", type=click.Choice(list_tasks(trainable=True)),
+              help="Default: the data's (class labels: classify; "
               "numbers: regression; numbers with sigmas or --head dldl: label_distribution).")
 @click.option("--label-range", help="label_distribution: the label set lo:hi:step (ages 0:100:1; "
               "default: the data's range).")

@@ -63,7 +63,7 @@ class Task:
     # -- data -------------------------------------------------------------------------------------
     def accepts_data(self, data_task: str) -> bool:
         """Whether a data bundle of task ``data_task`` holds targets this model can be scored on."""
-        return get_task(data_task).name in (self.data_tasks or (self.name,))
+        return data_task in (self.data_tasks or (self.name,))
 
     def target_transform(self) -> Callable[[Any], Any] | None:
         """What a loader applies to each target: None keeps class indices as they are (ints,
