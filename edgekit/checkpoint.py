@@ -32,10 +32,11 @@ from torch import nn
 
 from . import __version__
 from .channel_plan import apply_plan, extract_plan
-from .checkpoint_schema import TASKS, validate
+from .checkpoint_schema import validate
 from .errors import EdgekitError
 from .fileio import Kind, atomic_path, check_writable, safe_torch_load, sha256_file
 from .formats import is_edgekit_checkpoint
+from .tasks import get_task
 
 if TYPE_CHECKING:
     from .data import DataBundle
@@ -216,8 +217,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, *, arch: str, arch_kwarg
                     data: dict[str, Any] | None = None, force: bool = False) -> Checkpoint:
     """Save ``model`` under the contract. Its widths may differ from the architecture's
     definition (pruning); they are recorded as a channel plan."""
-    if task not in TASKS:
-        raise EdgekitError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+    get_task(task)  # an unknown task name is one clear line
     plan = extract_plan(model, build_model(arch, arch_kwargs))
     ckpt = Checkpoint(arch=arch, arch_kwargs=dict(arch_kwargs), state_dict=_cpu_state(model), task=task,
                       labels=list(labels or []), input_spec=dict(input_spec or {}), channel_plan=plan,

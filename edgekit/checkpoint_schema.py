@@ -17,8 +17,8 @@ from numbers import Real
 from typing import Any, Callable
 
 from .errors import EdgekitError
+from .tasks import list_tasks
 
-TASKS = ("classify", "regression", "label_distribution", "clip_classify", "tabular")
 INPUT_KINDS = ("clip", "tabular")
 
 
@@ -111,7 +111,7 @@ SCHEMA: tuple[Field, ...] = (
         _list_of(lambda d: _int(d) and d >= 0)(s) for s in v.values()),
           "a mapping of tensor -> shape (non-negative integers)", False),
     Field("state_dict", _tensors, "a mapping of names to tensors"),
-    Field("task", lambda v: v in TASKS, f"one of {', '.join(TASKS)}"),
+    Field("task", lambda v: isinstance(v, str) and v in list_tasks(), "a registered task (edgekit.tasks)"),
     Field("labels", _list_of(lambda v: isinstance(v, str) or _number(v)), "a list of label names"),
     Field("input_spec", _mapping, "a mapping (shape, resize, mean, std...)"),
     Field("input_spec.kind", lambda v: v in INPUT_KINDS, f"one of {', '.join(INPUT_KINDS)} (or absent: images)", False),

@@ -27,7 +27,8 @@ from .optimization.budget import BUDGET
 from .optimization.config import RATIOS, OptimizeConfig
 from .optimization.plan import RECOVERIES
 from .stage_config import RunConfig, default
-from .training.config import AUGMENTS, LABEL_LOSSES, MIX_MODES, OPTIMIZERS, SHIFTS, TRAIN_TASKS, TrainConfig
+from .tasks import get_task, list_tasks
+from .training.config import AUGMENTS, LABEL_LOSSES, MIX_MODES, OPTIMIZERS, SHIFTS, TrainConfig
 
 
 _DEBUG_ENV = "EDGEKIT_DEBUG"
@@ -265,7 +266,8 @@ def _distill_methods_help() -> str:
                    "number over the label range, the l1 baseline).")
 @click.option("--augment", type=click.Choice(AUGMENTS), default=default(TrainConfig, "augment"), show_default=True,
               help="Augmentation preset (dldl: DLDL-v2's flip, grayscale, scale, rotation, crop, colour jitter).")
-@click.option("--task", type=click.Choice(TRAIN_TASKS), help="Default: the data's (class labels: classify; "
+@click.option("--task", type=click.Choice(list_tasks(trainable=True)),
+              help="Default: the data's (class labels: classify; "
               "numbers: regression; numbers with sigmas or --head dldl: label_distribution).")
 @click.option("--label-range", help="label_distribution: the label set lo:hi:step (ages 0:100:1; "
               "default: the data's range).")
@@ -309,7 +311,7 @@ def train(arch: str, data: str, output: str, arch_args: tuple[str, ...], head: s
         return
     ckpt = run(arch, data, output, arch_kwargs=arch_kwargs, resume=resume, force=force, **kw)
     m = ckpt.metrics
-    if ckpt.task in ("classify", "clip_classify") and "val_top1" in m:
+    if get_task(ckpt.task).class_labels and "val_top1" in m:
         click.echo(f"{output}: val top-1 {m['val_top1']:.2f}%  top-5 {m['val_top5']:.2f}%  "
                    f"({m.get('images_per_s') or 0:.0f} img/s){_precise_bn_change(m)}")
     else:

@@ -5,10 +5,11 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoint import Checkpoint, load_checkpoint
-from .data import CLASS_TASKS, DataBundle
+from .data import DataBundle
 from .device import resolve_device
 from .errors import EdgekitError
 from .numbers import positive_int
+from .tasks import get_task
 from .training.label_distribution import LabelTask
 from .training.metrics import evaluate_model
 
@@ -36,7 +37,7 @@ def evaluate(checkpoint: str | Path | Checkpoint, data: str | DataBundle | None 
         task = LabelTask.of(ckpt.extra)
         flip = bool(task and task.flip_test)
     res = evaluate_model(ckpt.model.to(dev), loader, ckpt.task, dev, flip=flip)
-    return {**res, "flip_test": flip} if ckpt.task == "label_distribution" else res
+    return {**res, "flip_test": flip} if get_task(ckpt.task).flip_test else res
 
 
 def check_labels(ckpt: Checkpoint, bundle: DataBundle) -> None:
@@ -45,9 +46,9 @@ def check_labels(ckpt: Checkpoint, bundle: DataBundle) -> None:
     Targets are indices into the data's label list, so on another list (other names, another
     count or order) a score would compare the model's classes with foreign ones: a 10-class
     model scored on a one-class folder reads as accuracy but means nothing."""
-    if ckpt.task not in CLASS_TASKS:
+    if not get_task(ckpt.task).class_labels:
         return
-    if bundle.task not in CLASS_TASKS:
+    if not get_task(bundle.task).class_labels:
         raise EdgekitError(f"{bundle.spec} has numeric targets and {ckpt.path or 'the model'} is a classifier")
     same = list(bundle.labels) == list(ckpt.labels) if ckpt.labels else len(bundle.labels) == ckpt.num_outputs
     if not same:

@@ -78,6 +78,7 @@ from .device import resolve_device
 from .errors import EdgekitError
 from .numbers import non_negative_int, positive_int
 from .smoothing import DEFAULT_AGREE, DEFAULT_WINDOW, smooth
+from .tasks import get_task
 
 #: points of the accuracy-over-the-clip curve
 DEFAULT_BINS = 10
@@ -190,7 +191,7 @@ def _batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
 def _online_model(ckpt: Checkpoint) -> tuple[torch.nn.Module, torch.nn.Module]:
     from .models.temporal import to_online
 
-    if ckpt.task != "clip_classify" or not is_clip(ckpt.input_spec):
+    if not get_task(ckpt.task).clips or not is_clip(ckpt.input_spec):
         raise EdgekitError(f"streaming evaluation needs a clip model checkpoint (task clip_classify, e.g. "
                            f"tsm_mobilenet_v2 with shift=causal); this one is {ckpt.arch}, task {ckpt.task}")
     model = ckpt.model
@@ -259,7 +260,7 @@ def evaluate_streaming(checkpoint: str | Path | Checkpoint, data: str | DataBund
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     model, online = _online_model(ckpt)
     bundle = data if isinstance(data, DataBundle) else ckpt.load_data(data)
-    if bundle.task != "clip_classify":
+    if not get_task(bundle.task).clips:
         raise EdgekitError(f"data {bundle.spec!r} holds {bundle.task} samples, not clips")
     if bundle.labels and len(bundle.labels) != ckpt.num_outputs:
         raise EdgekitError(f"data {bundle.spec!r} has {len(bundle.labels)} classes; the model has {ckpt.num_outputs}")

@@ -22,6 +22,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..errors import EdgekitError
+from ..tasks import get_task
 from .runners import Session
 
 
@@ -90,14 +91,15 @@ def _batches(session: Session, job: dict[str, Any], bundle: Any, n: int) -> Iter
         yield np.asarray(session.predict(x))[: len(items)].reshape(len(items), -1), [t for _, t in items]
 
 
-def _label_accuracy(session: Session, job: dict[str, Any], bundle: Any, n: int) -> dict[str, Any]:
+def _label_accuracy(session: Session, job: dict[str, Any], bundle: Any, n: int,
+                    task: str = "label_distribution") -> dict[str, Any]:
     """MAE / RMSE / Pearson (/ epsilon-error with sigmas) of the last output column, no flip."""
     import torch
 
     from ..training.label_distribution import split_target
     from ..training.metrics import label_metrics
 
-    if bundle.task not in ("label_distribution", "regression"):
+    if not get_task(task).accepts_data(bundle.task):
         raise EdgekitError(f"this model estimates a label; {job['data']!r} is a {bundle.task} dataset "
                            "(use a csv:PATH with a label column, or ordinal:...)")
     preds, targets = [], []
@@ -118,13 +120,13 @@ def measure_accuracy(session: Session, job: dict[str, Any], max_samples: int | N
 
         return stream_accuracy(session, job, max_samples)
     task = _task(job, session)
-    if task not in ("classify", "clip_classify", "label_distribution"):
+    if not get_task(task).bench_accuracy:
         raise EdgekitError(f"accuracy with --data supports classification and label distributions; this "
                            f"model's task is {task}")
     bundle = validation_data(job)
     n = len(bundle.val) if max_samples is None else min(len(bundle.val), max_samples)
-    if task == "label_distribution":
-        return {"data": job["data"], "split": "val", **_label_accuracy(session, job, bundle, n)}
+    if not get_task(task).class_labels:
+        return {"data": job["data"], "split": "val", **_label_accuracy(session, job, bundle, n, task)}
     labels = job.get("labels") or session.info.get("labels")
     if labels and bundle.labels and list(labels) != list(bundle.labels):
         raise EdgekitError(f"the model's labels ({', '.join(labels[:4])}...) differ from the data's "

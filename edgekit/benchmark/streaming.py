@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EdgekitError
+from ..tasks import get_task
 from .runners import Session, make_input
 
 #: manifest fields a streaming bench job carries
@@ -89,7 +90,7 @@ def stream_accuracy(session: Session, job: dict[str, Any], max_samples: int | No
     if not clip_spec:
         raise EdgekitError("the streaming manifest records no clip spec; re-export with this edgekit")
     bundle = validation_data(job)
-    if bundle.task != "clip_classify":
+    if not get_task(bundle.task).clips:
         raise EdgekitError(f"a streaming model is scored on clips; {job['data']!r} is a {bundle.task} dataset")
     labels = job.get("labels")
     if labels and bundle.labels and list(labels) != list(bundle.labels):

@@ -69,7 +69,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..checkpoint import KIND, Checkpoint, load_checkpoint
-from ..data import CLASS_TASKS, DataBundle, eval_transform, make_input_spec, train_transform
+from ..data import DataBundle, eval_transform, make_input_spec, train_transform
 from ..data.datasets import Transformed
 from ..errors import EdgekitError
 from ..device import resolve_device
@@ -77,6 +77,7 @@ from ..fileio import atomic_path, check_writable, data_input
 from ..models.dldl import HEADS, LabelSet
 from ..registry import count_params, create_model, get_entry
 from ..seeding import seed_everything
+from ..tasks import get_task
 from ..training.guards import require_classes
 from ..training.label_distribution import LabelTask, label_loss
 from ..training.loop import StepOutput, fit
@@ -179,7 +180,7 @@ def _build_student(student: str | Path | Checkpoint, teacher: Checkpoint, size: 
     A clip teacher's student is a clip model (:func:`edgekit.compress.temporal.clip_student`)."""
     from .temporal import clip_student
 
-    frames = teacher.input_spec.get("frames") if teacher.task == "clip_classify" else None
+    frames = teacher.input_spec.get("frames") if get_task(teacher.task).clips else None
     shape = _shape(size, frames)
     head = _head_kwargs(teacher)
     if isinstance(student, Checkpoint) or Path(str(student)).is_file():
@@ -267,11 +268,11 @@ class _Run:
 
     @property
     def classify(self) -> bool:
-        return self.t_ckpt.task in CLASS_TASKS
+        return get_task(self.t_ckpt.task).class_labels
 
     @property
     def label_task(self) -> LabelTask | None:
-        return LabelTask.of(self.t_ckpt.extra) if self.t_ckpt.task == "label_distribution" else None
+        return get_task(self.t_ckpt.task).settings(self.t_ckpt.extra)
 
     @property
     def size(self) -> int:
@@ -319,9 +320,9 @@ def _open(teacher: str | Path | Checkpoint, data: str | DataBundle | None, outpu
 
     t_ckpt = teacher if isinstance(teacher, Checkpoint) else load_checkpoint(teacher)
     check_prunable_arch(t_ckpt.arch)
-    classify = t_ckpt.task in CLASS_TASKS
-    label_task = LabelTask.of(t_ckpt.extra) if t_ckpt.task == "label_distribution" else None
-    if t_ckpt.task == "label_distribution" and label_task is None:
+    classify = get_task(t_ckpt.task).class_labels
+    label_task = get_task(t_ckpt.task).settings(t_ckpt.extra)
+    if get_task(t_ckpt.task).settings_key and label_task is None:
         raise EdgekitError("the teacher's checkpoint does not record its label-distribution task (extra "
                            f"{LabelTask.KEY!r}); retrain it with edgekit train --task label_distribution")
     terms = weighted_terms(cfg.parts, {"alpha": cfg.alpha, "beta": cfg.beta})
@@ -333,8 +334,7 @@ def _open(teacher: str | Path | Checkpoint, data: str | DataBundle | None, outpu
     if not classify and label_task is None and not terms:
         raise EdgekitError("method 'none' needs a classification teacher; use l2, lsh or lshl2")
     bundle = data if isinstance(data, DataBundle) else t_ckpt.load_data(data)
-    data_tasks = ("regression", "label_distribution") if label_task is not None else (t_ckpt.task,)
-    if bundle.task not in data_tasks:
+    if not get_task(t_ckpt.task).accepts_data(bundle.task):
         raise EdgekitError(f"data {bundle.spec!r} is a {bundle.task} set but the teacher is a {t_ckpt.task} model")
     if classify and len(bundle.labels) != t_ckpt.num_outputs:
         raise EdgekitError(f"data has {len(bundle.labels)} classes, the teacher {t_ckpt.num_outputs}")
@@ -457,7 +457,7 @@ def _train(run: _Run, loaders: dict[str, Any]) -> Checkpoint:
 
 
 def _target_fn(task: str) -> Any:
-    return None if task in CLASS_TASKS else (lambda t: torch.as_tensor(t, dtype=torch.float32))
+    return get_task(task).target_transform()
 
 
 class _resized:
@@ -527,7 +527,7 @@ def make_step(terms: list[tuple[LossTerm, float]], teach: _Teacher | None, s_tap
 
     def step(model: nn.Module, x: torch.Tensor, packed: torch.Tensor, epoch: int) -> StepOutput:
         idx = packed[:, -1].long()
-        classify = task in CLASS_TASKS
+        classify = get_task(task).class_labels
         y = packed[:, 0].long() if classify else packed[:, 0].float()
         t_feat = t_out = None
         if cache is not None:

@@ -26,8 +26,6 @@ from typing import TYPE_CHECKING, Callable
 import torch
 import torch.nn.functional as F
 
-from ..errors import EdgekitError
-
 if TYPE_CHECKING:
     from ..training.label_distribution import LabelTask
 
@@ -60,10 +58,6 @@ def soft_logits(task: str, label_task: "LabelTask | None" = None) -> Callable[[t
     :meth:`~edgekit.training.label_distribution.LabelTask.of` its ``extra``): a classifier's
     output as it is; a label-distribution model's ``log p_hat`` (see the module docstring).
     A one-output model raises a one-line :class:`EdgekitError` (callers name the command)."""
-    if task != "label_distribution":
-        return lambda out: out
-    from ..models.dldl import log_distribution
+    from ..tasks import get_task
 
-    if label_task is not None and not label_task.has_distribution:
-        raise EdgekitError("it regresses one number (--loss l1): there is no label distribution")
-    return log_distribution
+    return get_task(task).soft_logits(label_task)

@@ -65,6 +65,7 @@ from ..fileio import Kind, atomic_path, check_writable, data_input, same_file
 from ..formats import is_edgekit_checkpoint
 from ..registry import count_macs, count_params
 from ..seeding import seed_everything
+from ..tasks import get_task
 from ..training.guards import require_classes
 from ..training.label_distribution import LabelTask
 from ..training.metrics import evaluate_model
@@ -92,7 +93,7 @@ def proxy_set(bundle: DataBundle, transform: Any, size: int, seed: int) -> tuple
     idx = np.random.default_rng(seed).permutation(n)[:size].tolist()
     items = [bundle.train[i] for i in idx]
     x = torch.stack([transform(img) for img, _ in items])
-    if bundle.task in ("classify", "clip_classify"):
+    if get_task(bundle.task).class_labels:
         y = torch.as_tensor([int(t) for _, t in items])
     else:
         y = torch.stack([torch.as_tensor(t, dtype=torch.float32) for _, t in items])
@@ -235,23 +236,23 @@ def _open(checkpoint: str | Path | Checkpoint, data: str | DataBundle | None, ou
 
     target = parse_target(cfg.target)
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
-    if ckpt.task not in ("classify", "label_distribution", "clip_classify"):
+    if not get_task(ckpt.task).prunable:
         raise EdgekitError(f"prune supports classifiers (of images or clips) and label-distribution models; "
                            f"this checkpoint is {ckpt.task!r}")
-    if ckpt.task == "clip_classify":
+    if get_task(ckpt.task).clips:
         _check_clip(ckpt, cfg)
-    label_task = LabelTask.of(ckpt.extra) if ckpt.task == "label_distribution" else None
-    if ckpt.task == "label_distribution" and label_task is None:
+    label_task = get_task(ckpt.task).settings(ckpt.extra)
+    if get_task(ckpt.task).settings_key and label_task is None:
         raise EdgekitError(f"the checkpoint does not record its label-distribution task (extra {LabelTask.KEY!r}); "
                            "retrain it with edgekit train --task label_distribution")
     cfg.criterion.check(label_task)  # a model it cannot score (CURL: one output) raises here, before any data loads
     # a val split drawn with another seed would hold images the unpruned model was trained on
     bundle = data if isinstance(data, DataBundle) else ckpt.load_data(data)
     if label_task is not None:
-        if bundle.task not in ("regression", "label_distribution"):
+        if not get_task(ckpt.task).accepts_data(bundle.task):
             raise EdgekitError(f"data {bundle.spec!r} is a {bundle.task} set but the checkpoint is a "
                                "label_distribution model (numeric labels)")
-    elif bundle.task != ckpt.task or len(bundle.labels) != ckpt.num_outputs:
+    elif not get_task(ckpt.task).accepts_data(bundle.task) or len(bundle.labels) != ckpt.num_outputs:
         raise EdgekitError(f"data {bundle.spec!r} has {len(bundle.labels)} classes but the checkpoint "
                            f"has {ckpt.num_outputs} outputs")
     bundle = bundle.subset_train(cfg.train_fraction, cfg.data_seed)

@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from ..errors import EdgekitError
+from ..tasks import get_task
 
 log = logging.getLogger("edgekit.prune")
 
@@ -285,9 +286,9 @@ def clip_student(teacher: Any, arch: str, shift: str | None = None, task: str | 
 
     if shift is not None:
         check_mode(shift)
-    clip_teacher = teacher.task == "clip_classify"
+    clip_teacher = get_task(teacher.task).clips
     if not clip_teacher:
-        if is_clip_arch(arch) or task == "clip_classify":
+        if is_clip_arch(arch) or (task is not None and get_task(task).clips):
             raise EdgekitError(f"student {arch} classifies clips and the teacher images; distil a clip model from a "
                                "clip teacher (tsn_/tsm_<backbone>)")
         if shift is not None:

@@ -51,11 +51,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import EdgekitError
 from ..numbers import non_negative_float, non_negative_int, positive_int
+from ..tasks import get_task
 from . import builtin, gestures, tabular
 from .clips import DEFAULT_FRAMES, ArrayClips, open_videofolder, with_frames
 from .datasets import (IMAGE_EXTENSIONS, ArrayImages, ImageList, Subset, Transformed, readable_images,
@@ -68,10 +68,7 @@ from .transforms import eval_transform, make_input_spec, train_transform
 
 log = logging.getLogger("edgekit.data")
 
-#: bundle tasks whose targets are class indices
-CLASS_TASKS = ("classify", "clip_classify")
-
-__all__ = ["CLASS_TASKS", "DataBundle", "DataSource", "SOURCES", "load_data", "parse_spec", "register_source",
+__all__ = ["DataBundle", "DataSource", "SOURCES", "load_data", "parse_spec", "register_source",
            "make_input_spec", "eval_transform", "train_transform", "with_frames"]
 
 
@@ -111,22 +108,16 @@ class DataBundle:
         if fraction == 1:
             return self
         targets = self.train.targets  # type: ignore[attr-defined]
-        _, keep = seeded_split(len(targets), fraction, seed, targets if self.task in CLASS_TASKS else None)
+        _, keep = seeded_split(len(targets), fraction, seed, targets if get_task(self.task).class_labels else None)
         return replace(self, train=Subset(self.train, keep), info={**self.info, "train_fraction": fraction})
 
     def loader(self, split: str, transform: Callable, batch_size: int, shuffle: bool = False,
                workers: int = 0, sampler: Any = None, drop_last: bool = False) -> DataLoader:
         """A DataLoader over ``split`` ('train' or 'val') with ``transform`` applied."""
         base = {"train": self.train, "val": self.val}[split]
-        return DataLoader(Transformed(base, transform, _target_tensor(self.task)), batch_size=batch_size,
+        return DataLoader(Transformed(base, transform, get_task(self.task).target_transform()), batch_size=batch_size,
                           shuffle=shuffle and sampler is None, sampler=sampler, num_workers=workers,
                           drop_last=drop_last, persistent_workers=workers > 0)
-
-
-def _target_tensor(task: str) -> Callable[[Any], Any] | None:
-    if task in CLASS_TASKS:
-        return None
-    return lambda t: torch.as_tensor(t, dtype=torch.float32)
 
 
 def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:

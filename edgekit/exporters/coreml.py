@@ -86,7 +86,9 @@ def output_description(meta: dict[str, Any]) -> str:
             return (f"label distribution{where} in columns {lo}..{hi - 1}, its expectation (the predicted "
                     f"label) in column {exp}")
         return f"the predicted label{where} (column {exp})"
-    return "class scores (logits) in labels order" if meta.get("task") == "classify" else "model output"
+    from ..tasks import get_task
+
+    return get_task(meta["task"]).output_description if meta.get("task") else "model output"
 
 
 def op_counts(path: Path) -> dict[str, int]:

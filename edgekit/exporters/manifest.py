@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from .. import formats
-from ..errors import EdgekitError
 from ..fileio import write_json
 
 FORMAT = "edgekit.export"
@@ -111,28 +110,13 @@ def _now() -> str:
 
 
 def output_layout(task: str, width: int, label_range: str | None) -> dict[str, Any] | None:
-    """Where a label-distribution output keeps its parts (``None`` for other tasks).
+    """Where the output of a ``task`` model ``width`` columns wide keeps its parts, as the task
+    says (:meth:`edgekit.tasks.Task.output_layout`; ``None`` for one plain tensor). A
+    label-distribution output: distribution columns, expectation column (the prediction, always
+    the last) and label range."""
+    from ..tasks import get_task
 
-    ``[N, K + 1]`` (a dldl or ranking head): ``{"distribution": {"columns": [0, K]}`` (a
-    half-open range, Python's slice) ``, "expectation": {"column": K}, "label_range": ...}``;
-    ``[N, 1]`` (one regressed number): the expectation column alone. The prediction is
-    always the last column."""
-    if task != "label_distribution":
-        return None
-    layout: dict[str, Any] = {}
-    if width > 1:
-        k = width - 1
-        if label_range:
-            from ..models.dldl import LabelSet
-
-            size = LabelSet.parse(label_range).size
-            if size != k:
-                raise EdgekitError(f"the model outputs {width} columns, but its label range {label_range} has "
-                                   f"{size} values (expected {size + 1} columns: distribution + expectation)")
-        layout["distribution"] = {"columns": [0, k]}
-    layout["expectation"] = {"column": width - 1}
-    layout["label_range"] = label_range
-    return layout
+    return get_task(task).output_layout(width, label_range)
 
 
 def build_record(**fields: Any) -> dict[str, Any]:

@@ -55,6 +55,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EdgekitError
+from ..tasks import get_task
 
 THRESHOLDS: dict[str, dict[str, float]] = {
     "fp32": {"max_rel_err": 1e-3, "min_cosine": 0.9999, "min_top1_agreement": 0.99},
@@ -69,9 +70,6 @@ LABEL_THRESHOLDS: dict[str, dict[str, float]] = {
     "fp16": {"min_dist_cosine": 0.999, "max_exp_err": 1e-2, "max_mae_gap": 5e-3},
     "int8": {"min_dist_cosine": 0.95, "max_exp_mean_err": 0.03, "max_mae_gap": 0.02},
 }
-
-LABEL_TASK = "label_distribution"
-
 
 def _cosines(ref: np.ndarray, out: np.ndarray) -> np.ndarray:
     denom = np.linalg.norm(ref, axis=1) * np.linalg.norm(out, axis=1)
@@ -135,21 +133,13 @@ def parity_numbers(ref: np.ndarray, out: np.ndarray, task: str = "classify",
     nums: dict[str, Any] = {"n": int(len(ref)), "max_abs_err": float(err.max()), "mean_abs_err": float(err.mean()),
                             "max_rel_err": float(err.max() / max(np.abs(ref).max(), 1e-12)),
                             "cosine": float(cos.mean()), "min_cosine": float(cos.min())}
-    if task == LABEL_TASK:
-        nums.update(_label_numbers(ref, out, targets, label_range))
-    elif task in ("classify", "clip_classify") and ref.shape[1] > 1:
-        a, b = ref.argmax(1), out.argmax(1)
-        nums["top1_agreement"] = float((a == b).mean())
-        if targets is not None and all(isinstance(t, (int, np.integer)) for t in targets):
-            t = np.asarray(targets)
-            nums["torch_top1"] = float((a == t).mean() * 100)
-            nums["artifact_top1"] = float((b == t).mean() * 100)
+    nums.update(get_task(task).parity_numbers(ref, out, targets, label_range))
     return nums
 
 
 def thresholds_for(precision: str, overrides: dict[str, float] | None = None,
                    task: str = "classify") -> dict[str, float]:
-    table = LABEL_THRESHOLDS if task == LABEL_TASK else THRESHOLDS
+    table = get_task(task).parity_thresholds()
     if precision not in table:
         raise EdgekitError(f"no parity thresholds for precision {precision!r}")
     return {**table[precision], **(overrides or {})}

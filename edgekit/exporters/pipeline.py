@@ -40,6 +40,7 @@ from ..errors import EdgekitError, suggest
 from ..fileio import check_writable
 from ..formats import PRECISIONS, TARGETS, available_targets
 from ..numbers import optional, positive_int
+from ..tasks import get_task
 from . import parity as parity_mod
 from .manifest import (artifact_sha256, artifact_size, build_record, find_manifest, output_layout, package_versions,
                        write_manifest)
@@ -137,7 +138,7 @@ def _convert(target: str, model: torch.nn.Module, sample: torch.Tensor, out: Pat
 
 def _label_task(ckpt: Checkpoint) -> dict[str, Any]:
     """The label-distribution task record of ``ckpt`` ({} for other tasks)."""
-    return dict(ckpt.extra.get("label_distribution") or {}) if ckpt.task == "label_distribution" else {}
+    return get_task(ckpt.task).record(ckpt.extra)
 
 
 def _check(target: str, path: Path, precision: str, ckpt: Checkpoint, x: torch.Tensor, ref: np.ndarray,

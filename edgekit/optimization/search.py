@@ -39,6 +39,7 @@ from typing import Any
 from ..checkpoint import Checkpoint, load_checkpoint
 from ..errors import EdgekitError
 from ..fileio import check_writable, write_json
+from ..tasks import get_task
 from .baseline import original_rows, reference_top1
 from .budget import Budget, parse_budget
 from .candidate import Candidate, Say, Search, run_candidate
@@ -95,7 +96,7 @@ def optimize(checkpoint: str | Path | Checkpoint, data: str | None = None, outpu
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     if ckpt.path is None:
         raise EdgekitError("optimize needs a saved checkpoint (its hash keys the candidates); save it first")
-    if ckpt.task != "classify":
+    if not get_task(ckpt.task).optimizable:
         raise EdgekitError(f"optimize chooses by top-1 accuracy and supports classifiers; this checkpoint is "
                            f"{ckpt.task!r}")
     search = Search(ckpt, ckpt.load_data(data), budget, cfg, root)

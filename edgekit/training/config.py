@@ -13,8 +13,8 @@ from ..errors import EdgekitError
 from ..numbers import (epoch_count, fraction, non_negative_float, non_negative_int, optional, positive_float,
                        positive_int, unit_interval)
 from ..stage_config import AUGMENTS, MIX_MODES, OPTIMIZERS, RunConfig, choice
+from ..tasks import list_tasks
 
-TRAIN_TASKS = ("classify", "regression", "label_distribution")
 #: the label-distribution losses (see edgekit.training.label_distribution)
 LABEL_LOSSES = ("dldl", "kl", "l1", "ce", "ranking")
 #: TSM's temporal shift (see edgekit.models.shift): both directions, or from the past only (streams)
@@ -84,7 +84,7 @@ class TrainConfig(FitOptions):
         self.input_size = optional(positive_int, "input_size", self.input_size)
         self.train_fraction = fraction("train_fraction", self.train_fraction)
         self.augment = choice("augment", self.augment, AUGMENTS)
-        self.task = optional(choice, "task", self.task, choices=TRAIN_TASKS)
+        self.task = optional(choice, "task", self.task, choices=list_tasks(trainable=True))
         self.loss = optional(choice, "loss", self.loss, choices=LABEL_LOSSES)
         self.sigma = optional(non_negative_float, "sigma", self.sigma)
         self.dldl_lambda = non_negative_float("lambda", self.dldl_lambda)

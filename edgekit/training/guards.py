@@ -24,10 +24,10 @@ def require_classes(bundle: Any, what: str) -> None:
 
     A model trained on one class scores 100 % by predicting it and has learnt nothing;
     ``what`` names the stage ("training", "pruning", "distillation")."""
-    from ..data import CLASS_TASKS
+    from ..tasks import get_task
 
     targets = getattr(bundle.train, "targets", None)
-    if bundle.task not in CLASS_TASKS or targets is None:
+    if not get_task(bundle.task).class_labels or targets is None:
         return
     present = sorted({int(t) for t in targets})
     if len(present) < 2:

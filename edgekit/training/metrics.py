@@ -67,29 +67,45 @@ def evaluate_label_model(model: nn.Module, loader: DataLoader, device: str | tor
     return label_metrics(torch.cat(preds), torch.cat(ys), sig)
 
 
-@torch.no_grad()
 def evaluate_model(model: nn.Module, loader: DataLoader, task: str = "classify",
                    device: str | torch.device = "cpu", flip: bool = False) -> dict[str, Any]:
-    """Top-1/top-5 and mean CE (classifiers), MAE/RMSE (regression) or the label-distribution
-    metrics (:func:`evaluate_label_model`, with ``flip``) over ``loader``."""
-    if task == "label_distribution":
-        return evaluate_label_model(model, loader, device, flip)
+    """The metrics of ``task`` (a registered task name, :mod:`edgekit.tasks`) over ``loader``:
+    top-1/top-5 and mean CE (classifiers), MAE/RMSE (regression) or the label-distribution
+    metrics (:func:`evaluate_label_model`, with ``flip``)."""
+    from ..tasks import get_task
+
+    return get_task(task).evaluate(model, loader, device, flip)
+
+
+@torch.no_grad()
+def evaluate_classifier(model: nn.Module, loader: DataLoader, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Top-1/top-5 (%) and mean cross-entropy of a classifier over ``loader`` (running sums)."""
     model.eval()
-    n, loss_sum, c1, c5, abs_sum, sq_sum = 0, 0.0, 0, 0, 0.0, 0.0
+    n, loss_sum, c1, c5 = 0, 0.0, 0, 0
     for x, y in loader:
         x, y = x.to(device), y.to(device)
         out = model(x)
         n += x.shape[0]
-        if task in ("classify", "clip_classify", "tabular"):
-            loss_sum += float(nn.functional.cross_entropy(out, y, reduction="sum"))
-            hits = topk_correct(out, y)
-            c1, c5 = c1 + hits[1], c5 + hits[5]
-        else:
-            pred, target = out.reshape(-1).float(), (y[:, 0] if y.dim() > 1 else y).float()
-            abs_sum += float((pred - target).abs().sum())
-            sq_sum += float(((pred - target) ** 2).sum())
+        loss_sum += float(nn.functional.cross_entropy(out, y, reduction="sum"))
+        hits = topk_correct(out, y)
+        c1, c5 = c1 + hits[1], c5 + hits[5]
     if n == 0:
         return {"n": 0}
-    if task in ("classify", "clip_classify", "tabular"):
-        return {"n": n, "top1": 100.0 * c1 / n, "top5": 100.0 * c5 / n, "loss": loss_sum / n}
+    return {"n": n, "top1": 100.0 * c1 / n, "top5": 100.0 * c5 / n, "loss": loss_sum / n}
+
+
+@torch.no_grad()
+def evaluate_regressor(model: nn.Module, loader: DataLoader, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """MAE and RMSE of a one-output model over ``loader`` (targets: numbers or ``(label, sigma)``)."""
+    model.eval()
+    n, abs_sum, sq_sum = 0, 0.0, 0.0
+    for x, y in loader:
+        x, y = x.to(device), y.to(device)
+        out = model(x)
+        n += x.shape[0]
+        pred, target = out.reshape(-1).float(), (y[:, 0] if y.dim() > 1 else y).float()
+        abs_sum += float((pred - target).abs().sum())
+        sq_sum += float(((pred - target) ** 2).sum())
+    if n == 0:
+        return {"n": 0}
     return {"n": n, "mae": abs_sum / n, "rmse": (sq_sum / n) ** 0.5}

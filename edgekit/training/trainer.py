@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DistributedSampler
 
 from ..checkpoint import KIND, Checkpoint, load_checkpoint
-from ..data import CLASS_TASKS, DataBundle, eval_transform, load_data, make_input_spec, train_transform
+from ..data import DataBundle, eval_transform, load_data, make_input_spec, train_transform
 from ..data.transforms import is_tabular
 from ..device import resolve_device
 from ..errors import EdgekitError
@@ -23,11 +23,12 @@ from ..models.tabular import takes_features
 from ..fileio import atomic_path, check_writable, data_input, output_path
 from ..registry import count_params, create_model, get_entry, load_state
 from ..seeding import seed_everything
+from ..tasks import get_task
 from . import distributed as dist_utils
 from .config import TrainConfig
 from .guards import allocation_guard, check_batch_fits, describe_batch, require_classes
-from .label_distribution import LabelTask, label_loss
-from .loop import classification_loss, fit, regression_loss
+from .label_distribution import LabelTask
+from .loop import fit
 from .mix import Mixer
 from .precise_bn import bn_loader
 
@@ -84,16 +85,12 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, config: Trai
     val_loader = bundle.loader("val", eval_transform(spec), max(cfg.batch_size, 128), workers=cfg.workers)
     mix_alpha = cfg.mix_alpha if cfg.mix_alpha is not None else (1.0 if "cutmix" in cfg.mix else 0.5)
     mixer = Mixer(cfg.mix, mix_alpha, cfg.seed) if cfg.mix != "none" else None
-    if label_task is not None:
-        loss_fn = label_loss(label_task)
-    elif bundle.task in CLASS_TASKS:
-        loss_fn = classification_loss(mixer, cfg.label_smoothing, cfg.epochs)
-    else:
-        loss_fn = regression_loss()
+    task = get_task(bundle.task).model_task(label_task)
+    loss_fn = get_task(task).loss(mixer=mixer, label_smoothing=cfg.label_smoothing, epochs=cfg.epochs,
+                                  label_task=label_task)
     optim = cfg.optim()
 
     resume_state = read_resume(state_file, model, output) if resume else None
-    task = bundle.task if bundle.task in CLASS_TASKS else "label_distribution" if label_task else "regression"
     ckpt = Checkpoint(arch=arch, arch_kwargs=kwargs, state_dict={}, task=task, labels=bundle.labels,
                       input_spec=spec, data=bundle.record,
                       extra={LabelTask.KEY: label_task.record()} if label_task else {},
@@ -159,17 +156,17 @@ def label_task_for(cfg: TrainConfig, bundle: DataBundle) -> LabelTask | None:
     labels change under a flip)."""
     head = (cfg.arch_kwargs or {}).get("head")
     task = cfg.task or ("label_distribution" if head in HEADS else None) or \
-        ("label_distribution" if bundle.task == "label_distribution" else None)
-    if task != "label_distribution":
+        (bundle.task if get_task(bundle.task).settings_key else None)
+    if task is None or not get_task(task).settings_key:
         for name in ("label_range", "sigma", "loss"):
             if getattr(cfg, name) is not None:
                 raise EdgekitError(f"--{name.replace('_', '-')} belongs to --task label_distribution")
-        if task == "classify" and bundle.task != "classify":
+        if task and get_task(task).class_labels and not get_task(task).accepts_data(bundle.task):
             raise EdgekitError(f"{bundle.spec} has numeric targets; use --task regression or label_distribution")
-        if task == "regression" and bundle.task == "classify":
+        if task and not get_task(task).class_labels and get_task(bundle.task).class_labels:
             raise EdgekitError(f"{bundle.spec} has class labels; it trains with --task classify")
         return None
-    if bundle.task == "classify":
+    if get_task(bundle.task).class_labels:
         raise EdgekitError(f"{bundle.spec} has class labels; --task label_distribution needs numeric labels "
                            "(csv:PATH or ordinal)")
     if cfg.mix != "none":
@@ -194,7 +191,7 @@ def model_inputs(arch: str, bundle: DataBundle, cfg: TrainConfig,
     the training split's standardisation), which a tabular net (one whose factory takes
     ``in_features``) receives as ``in_features``, ``mean`` and ``std``."""
     entry = get_entry(arch)
-    kwargs: dict[str, Any] = {"num_classes": len(bundle.labels) if bundle.task in CLASS_TASKS else 1}
+    kwargs: dict[str, Any] = {"num_classes": len(bundle.labels) if get_task(bundle.task).class_labels else 1}
     tabular_net = takes_features(entry.factory)
     if bundle.input_spec is not None and is_tabular(bundle.input_spec):
         if not tabular_net:
@@ -231,7 +228,7 @@ def clip_inputs(arch: str, bundle: DataBundle, cfg: TrainConfig, kwargs: dict[st
     from ..data.clips import DEFAULT_FRAMES
     from ..models.temporal import is_clip_arch
 
-    clips = bundle.task == "clip_classify"
+    clips = get_task(bundle.task).clips
     if not clips:
         if is_clip_arch(arch):
             raise EdgekitError(f"{arch} classifies clips and {bundle.spec} holds images; use clip data "
