@@ -473,7 +473,7 @@ class Streaming:
             formats.stream_exporter(target)  # a target that cannot stream: one line
         if opts.get("nhwc"):
             raise EdgekitError("--nhwc is not supported with --streaming: the frame and the states are NCHW")
-        self.ckpt, self.opts, self.thresholds = ckpt, opts, thresholds
+        self.ckpt, self.thresholds = ckpt, thresholds
         self.bundle = bundle = checkpoint_data(ckpt, calib)
         stride = clip_stride(ckpt, bundle)
         self.clips, self.targets = whole_clips(ckpt, bundle, "val", parity_size or STREAM_CLIPS, stride)
