@@ -5,7 +5,12 @@ exporters, or formats to runtimes: export (target names, exporter modules, defau
 precision, which packages' versions go into the manifest), verify and the parity gate
 (which runner opens an artifact), bench (the runtime ``--runtime auto`` picks, the
 session module the worker opens, the default delegate) and the latency-targeted pruning
-search (which export target a runtime needs).
+search (which export target a runtime needs). Streaming is a property of a format, not a
+second pipeline: a format whose ``stream_exporter`` is set exports a causal TSM's online
+model (``export --streaming``) through the same export loop, and a runtime whose
+``stream_runner`` is set runs such an artifact frame by frame. How a runtime is shown
+(``label``, ``color``) and the channel multiple pruning rounds to for it (``round_to``) are
+here too; the report, the walkthrough and :mod:`edgekit.compress.rounding` read them.
 
 ==========  ===================  ==============  ===========  ==========================
 format      files                export target   runtime      delegate (default first)
@@ -74,6 +79,17 @@ class Runtime:
     gpu: bool = False  # needs a visible CUDA GPU
     runner: str | None = None  # "module:Class" of the artifact runner (parity gate, verify)
     remote: bool = False  # runs on another device (a phone), not in this process
+    stream_runner: str | None = None  # "module:Class" running a streaming artifact frame by frame
+    label: str = ""  # how reports and the walkthrough name it (default: its name)
+    color: str = "#17becf"  # its colour in the report's plots
+    #: the channel multiple its CPU kernels run fast (edgekit.compress.rounding, measured); the runtimes
+    #: that have one are those the latency search measures and benchmarks the original model on
+    round_to: int | None = None
+
+    @property
+    def display(self) -> str:
+        """The name reports show."""
+        return self.label or self.name
 
 
 @dataclass(frozen=True)
@@ -90,6 +106,9 @@ class Format:
     gpu: bool = False  # exporting needs a visible CUDA GPU
     precision: str | None = None  # default export precision
     packages: tuple[str, ...] = ()  # distributions whose versions the manifest records
+    #: "module:function" converting a causal TSM's online model (``export --streaming``), called like
+    #: ``convert`` with the online model and its ``(frame, *states)`` sample; None: cannot stream
+    stream_exporter: str | None = None
 
 
 _ONNX = (Need(("onnx",), "onnx", "onnx"), Need(("onnxscript",), "onnxscript", "onnx"),
@@ -97,35 +116,41 @@ _ONNX = (Need(("onnx",), "onnx", "onnx"), Need(("onnxscript",), "onnxscript", "o
 _LITERT = Need(("ai_edge_litert", "tflite_runtime"), "ai-edge-litert", "tflite")
 _COREML = Need(("coremltools",), "coremltools", "coreml")
 _TENSORRT = Need(("tensorrt",), "tensorrt", "tensorrt")
+_STREAMING = "edgekit.exporters.streaming"
+_STREAMS = "edgekit.exporters.stream_runners"
 
 FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("torch", (".pt", ".pth"), runtime="torch"),
     Format("onnx", (".onnx",), runtime="onnxruntime", target="onnx", exporter="edgekit.exporters.onnx",
            options=("opset", "dynamic_batch"), needs=_ONNX, precision="fp32",
-           packages=("torch", "onnx", "onnxscript", "onnxruntime")),
+           packages=("torch", "onnx", "onnxscript", "onnxruntime"), stream_exporter=_STREAMING + ":convert_onnx"),
     Format("tflite", (".tflite",), runtime="litert", target="tflite", exporter="edgekit.exporters.tflite",
            options=("nhwc",), needs=(Need(("litert_torch",), "litert-torch", "tflite"), _LITERT), precision="fp32",
-           packages=("torch", "litert-torch", "ai-edge-quantizer", "ai-edge-litert")),
+           packages=("torch", "litert-torch", "ai-edge-quantizer", "ai-edge-litert"),
+           stream_exporter=_STREAMING + ":convert_tflite"),
     Format("coreml", (".mlpackage", ".mlmodel"), runtime="coreml", target="coreml",
            exporter="edgekit.exporters.coreml", needs=(_COREML,), precision="fp16",
-           packages=("torch", "coremltools")),
+           packages=("torch", "coremltools"), stream_exporter=_STREAMING + ":convert_coreml"),
     Format("tensorrt", (".engine", ".plan"), runtime="tensorrt", target="tensorrt",
            exporter="edgekit.exporters.tensorrt", options=("max_batch",), needs=(*_ONNX, _TENSORRT), gpu=True,
            precision="fp16", packages=("torch", "onnx", "onnxruntime", "tensorrt")),
 )}
 
 RUNTIMES: dict[str, Runtime] = {r.name: r for r in (
-    Runtime("torch", ("torch",), "edgekit.benchmark.torch_runner", "eager"),
-    Runtime("torch-compile", ("torch",), "edgekit.benchmark.torch_runner", "inductor"),
+    Runtime("torch", ("torch",), "edgekit.benchmark.torch_runner", "eager", label="PyTorch eager", color="#7f7f7f"),
+    Runtime("torch-compile", ("torch",), "edgekit.benchmark.torch_runner", "inductor", color="#bcbd22"),
     Runtime("onnxruntime", ("onnx",), "edgekit.benchmark.onnxruntime_runner", "cpu",
-            needs=(Need(("onnxruntime",), "onnxruntime", "onnx"),), runner="edgekit.exporters.runtimes:OnnxRunner"),
+            needs=(Need(("onnxruntime",), "onnxruntime", "onnx"),), runner="edgekit.exporters.runtimes:OnnxRunner",
+            stream_runner=_STREAMS + ":OnnxStream", color="#1f77b4", round_to=16),
     Runtime("litert", ("tflite",), "edgekit.benchmark.litert_runner", "xnnpack", needs=(_LITERT,),
-            runner="edgekit.exporters.runtimes:LiteRTRunner"),
+            runner="edgekit.exporters.runtimes:LiteRTRunner", stream_runner=_STREAMS + ":TFLiteStream",
+            label="LiteRT", color="#2ca02c", round_to=16),
     Runtime("tensorrt", ("tensorrt",), "edgekit.benchmark.tensorrt_runner", "gpu", needs=(_TENSORRT,), gpu=True,
-            runner="edgekit.exporters.runtimes:TensorRTRunner"),
+            runner="edgekit.exporters.runtimes:TensorRTRunner", label="TensorRT", color="#9467bd"),
     Runtime("coreml", ("coreml",), "edgekit.benchmark.coreml_runner", "all", needs=(_COREML,), os="Darwin",
-            runner="edgekit.exporters.runtimes:CoreMLRunner"),
-    Runtime("adb", ("tflite",), "edgekit.benchmark.adb", "benchmark_model", remote=True),
+            runner="edgekit.exporters.runtimes:CoreMLRunner", stream_runner=_STREAMS + ":CoreMLStream",
+            label="Core ML", color="#8c564b"),
+    Runtime("adb", ("tflite",), "edgekit.benchmark.adb", "benchmark_model", remote=True, color="#d62728"),
     Runtime("browser", ("tflite",), "edgekit.demo.bench", "litertjs", remote=True),
 )}
 
@@ -229,13 +254,40 @@ def available_targets() -> list[str]:
     return [t for t in TARGETS if export_unavailable(t) is None]
 
 
+def _load(spec: str) -> Any:
+    """The object a ``"module:name"`` entry of the table names (imported on first use)."""
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def runner_class(name: str) -> Any:
     """The artifact runner class of runtime ``name`` (imported on first use)."""
     rt = runtime(name)
     if rt.runner is None:
         raise EdgekitError(f"the {name} runtime has no artifact runner")
-    module, _, cls = rt.runner.partition(":")
-    return getattr(importlib.import_module(module), cls)
+    return _load(rt.runner)
+
+
+def stream_targets() -> tuple[str, ...]:
+    """Export targets that can stream (``export --streaming``), in :data:`TARGETS` order."""
+    return tuple(str(f.target) for f in FORMATS.values() if f.target and f.stream_exporter)
+
+
+def stream_exporter(target_name: str) -> Any:
+    """The streaming converter of export target ``target_name``; one line when it cannot stream."""
+    fmt = target(target_name)
+    if fmt.stream_exporter is None:
+        raise EdgekitError(f"--streaming exports to {', '.join(stream_targets())}, not {target_name}")
+    return _load(fmt.stream_exporter)
+
+
+def stream_runner_class(name: str) -> Any:
+    """The class running a streaming artifact frame by frame on runtime ``name``."""
+    rt = runtime(name)
+    if rt.stream_runner is None:
+        streams = [r.name for r in RUNTIMES.values() if r.stream_runner]
+        raise EdgekitError(f"streaming runs on {', '.join(streams)}, not {name}")
+    return _load(rt.stream_runner)
 
 
 def export_target_for(runtime_name: str) -> str:

@@ -28,13 +28,13 @@ from typing import Any
 
 from .errors import EdgekitError
 from .fileio import check_writable, write_json
+from .formats import RUNTIMES
 
 RECIPE = "quickstart"
 #: The recipe's checkpoint stages as the summary names them.
 MODELS = {"train": "model", "distill": "student"}
-#: How the headline names a runtime.
-RUNTIME_NAMES = {"torch": "PyTorch eager", "litert": "LiteRT", "onnxruntime": "onnxruntime",
-                 "coreml": "Core ML", "tensorrt": "TensorRT"}
+#: How the headline names a runtime (the runtime table's label, :mod:`edgekit.formats`).
+RUNTIME_NAMES = {name: rt.display for name, rt in RUNTIMES.items()}
 
 
 def quickstart(output: str | Path = "quickstart", *, epochs: int | None = None, force: bool = False,

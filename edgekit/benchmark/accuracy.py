@@ -118,7 +118,7 @@ def measure_accuracy(session: Session, job: dict[str, Any], max_samples: int | N
     if session.info.get("streaming"):
         from .streaming import stream_accuracy
 
-        return stream_accuracy(session, job, max_samples)
+        return stream_accuracy(session, job, validation_data(job), max_samples)
     task = _task(job, session)
     if not get_task(task).bench_accuracy:
         raise EdgekitError(f"accuracy with --data supports classification and label distributions; this "

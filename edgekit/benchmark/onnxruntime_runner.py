@@ -1,10 +1,12 @@
 """ONNX Runtime runner: CPU execution provider with a fixed intra-op thread count;
 CUDA and TensorRT execution providers when this onnxruntime build has them.
 
-The session is the export stage's :class:`~edgekit.exporters.runtimes.OnnxRunner`:
+The session is the export stage's :class:`~edgekit.exporters.runtimes.OnnxRunner`, built by
+:func:`~edgekit.exporters.runtimes.ort_session` like every onnxruntime session edgekit opens:
 ``intra_op_num_threads`` = the requested threads, one inter-op thread, and ONNX
 Runtime's defaults otherwise (sequential execution, all graph optimisations), the
-configuration its docs recommend for latency. A run is ``session.run`` on a ready
+configuration its docs recommend for latency; the delegate picks the execution providers
+(:data:`~edgekit.exporters.runtimes.PROVIDERS`). A run is ``session.run`` on a ready
 input, outputs returned as numpy arrays. The threads in effect are read back from
 the session's options.
 """
@@ -13,13 +15,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..errors import EdgekitError, require
-from ..exporters.runtimes import OnnxRunner
+from ..exporters.runtimes import PROVIDERS, OnnxRunner
 from .runners import Session, runtime_version, session_from_runner
 
-PROVIDERS = {"cpu": ["CPUExecutionProvider"],
-             "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
-             "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]}
 _QUANT_OPS = {"QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "QuantizeLinear",
               "DynamicQuantizeLinear", "MatMulNBits"}
 
@@ -39,13 +37,7 @@ def onnx_precision(path: str) -> str:
 
 
 def open_session(job: dict[str, Any]) -> Session:
-    ort = require("onnxruntime", "onnx")
     delegate = job.get("delegate") or "cpu"
-    if delegate not in PROVIDERS:
-        raise EdgekitError(f"onnxruntime: unknown execution provider {delegate!r}; use one of {', '.join(PROVIDERS)}")
-    if PROVIDERS[delegate][0] not in ort.get_available_providers():
-        raise EdgekitError(f"onnxruntime: {PROVIDERS[delegate][0]} is not available in this onnxruntime build "
-                           f"(available: {', '.join(ort.get_available_providers())})")
     if job.get("stream"):  # a streaming artifact: one frame per call, states fed back
         from .streaming import stream_session
 
@@ -53,8 +45,8 @@ def open_session(job: dict[str, Any]) -> Session:
                                     "device": "cpu" if delegate == "cpu" else "cuda",
                                     "threads_effective": int(job["threads"]),
                                     "versions": {"onnxruntime": runtime_version("onnxruntime")}},
-                              providers=PROVIDERS[delegate])
-    runner = OnnxRunner(Path(job["artifact"]), threads=int(job["threads"]), providers=PROVIDERS[delegate])
+                              delegate=delegate)
+    runner = OnnxRunner(Path(job["artifact"]), threads=int(job["threads"]), delegate=delegate)
     sess = runner.session
     info = {"delegate": sess.get_providers()[0], "device": "cpu" if delegate == "cpu" else "cuda",
             "threads_effective": sess.get_session_options().intra_op_num_threads,

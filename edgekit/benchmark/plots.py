@@ -19,10 +19,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from ..formats import RUNTIMES  # noqa: E402
 from .labels import place_labels  # noqa: E402
 
-_COLORS = {"torch": "#7f7f7f", "torch-compile": "#bcbd22", "onnxruntime": "#1f77b4", "litert": "#2ca02c",
-           "tensorrt": "#9467bd", "coreml": "#8c564b", "adb": "#d62728"}
+#: each runtime's colour, as the runtime table (:mod:`edgekit.formats`) names it
+_COLORS = {name: rt.color for name, rt in RUNTIMES.items()}
 
 
 _DPI = 110

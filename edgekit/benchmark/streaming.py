@@ -79,17 +79,17 @@ def stream_session(job: dict[str, Any], info: dict[str, Any], **options: Any) ->
         "process_every": (stream.get("reset") or {}).get("process_every")})
 
 
-def stream_accuracy(session: Session, job: dict[str, Any], max_samples: int | None = None) -> dict[str, Any]:
-    """Clip-end top-1 (%) over whole validation clips run frame by frame (module docstring)."""
+def stream_accuracy(session: Session, job: dict[str, Any], bundle: Any,
+                    max_samples: int | None = None) -> dict[str, Any]:
+    """Clip-end top-1 (%) over whole validation clips of ``bundle`` (the model's own validation
+    split, :func:`edgekit.benchmark.accuracy.validation_data`) run frame by frame (module docstring)."""
     from ..data.clips import ArrayClip
     from ..streaming_eval import StreamFrames
-    from .accuracy import validation_data
 
     stream = job["stream"]
     clip_spec = (stream.get("input_spec") or {}).get("clip_spec")
     if not clip_spec:
         raise EdgekitError("the streaming manifest records no clip spec; re-export with this edgekit")
-    bundle = validation_data(job)
     if not get_task(bundle.task).clips:
         raise EdgekitError(f"a streaming model is scored on clips; {job['data']!r} is a {bundle.task} dataset")
     labels = job.get("labels")

@@ -36,9 +36,11 @@ import tempfile
 from pathlib import Path
 
 from ..errors import EdgekitError
+from ..formats import RUNTIMES
 
-#: Measured channel multiple per runtime (benchmarks/ort_channels.md, AVX-512 x86 CPU).
-ROUND_TO: dict[str, int] = {"onnxruntime": 16, "litert": 16}
+#: Measured channel multiple per runtime (benchmarks/ort_channels.md, AVX-512 x86 CPU), as the
+#: runtime table (:mod:`edgekit.formats`) records it.
+ROUND_TO: dict[str, int] = {name: rt.round_to for name, rt in RUNTIMES.items() if rt.round_to}
 #: ``round_to="auto"`` without a runtime (macs/params targets): both measured runtimes step at 16,
 #: and whole models pruned to 50 % MACs with counts rounded to 16 ran faster than with 8 on both
 #: (resnet18, mobilenet_v2); 16 is a multiple of the narrower blocks of other CPUs (8: AVX2, NEON).

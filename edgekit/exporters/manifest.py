@@ -94,8 +94,19 @@ def find_manifest(artifact: str | Path) -> tuple[dict[str, Any], Path | None]:
 
 def write_manifest(record: dict[str, Any], artifact: Path) -> None:
     """Write ``X.json`` and update the folder's ``manifest.json`` index."""
+    write_record(record, artifact)
+    update_index(record, artifact)
+
+
+def write_record(record: dict[str, Any], artifact: Path) -> None:
+    """Write ``X.json``, the record of ``artifact``, atomically (the export loop writes it before
+    the artifact appears: :func:`edgekit.exporters.pipeline.publish`)."""
     write_json(manifest_path(artifact), record)
     os.chmod(manifest_path(artifact), 0o644)  # readable like the artifact beside it
+
+
+def update_index(record: dict[str, Any], artifact: Path) -> None:
+    """Replace the entry of ``record['file']`` in the folder's ``manifest.json`` index."""
     index_path = artifact.parent / "manifest.json"
     index = _read_json(index_path)
     index = index if isinstance(index, dict) else {}

@@ -1,7 +1,8 @@
 """ONNX: torch.onnx's dynamo exporter, onnx.checker, and onnxruntime for fp16 and int8.
 
-* fp32: ``torch.onnx.export(..., dynamo=True)`` at the chosen opset, batch dimension
-  dynamic unless ``dynamic_batch=False``;
+* fp32: ``torch.onnx.export(..., dynamo=True)`` at the chosen opset (one torch.onnx writes:
+  :func:`supported_opsets`, checked before anything is exported, and the written model's
+  opset checked after), batch dimension dynamic unless ``dynamic_batch=False``;
 * fp16: weights and compute converted with onnxruntime's float16 tool, float32 I/O kept
   (``keep_io_types``) so apps feed the same tensors;
 * int8: onnxruntime static quantization in QDQ format, per-channel weights, activation
@@ -29,28 +30,59 @@ DEFAULT_OPSET = 18
 INPUT, OUTPUT = "input", "output"
 
 
-def export_fp32(model: nn.Module, sample: torch.Tensor, out: Path, *, opset: int = DEFAULT_OPSET,
-                dynamic_batch: bool = True) -> None:
+def supported_opsets() -> range:
+    """The opsets torch.onnx's dynamo exporter writes: from its torchlib's (18; asked for less,
+    it converts the model down and silently keeps 18 when that fails) to torch.onnx's newest
+    (23 in torch 2.9-2.10). Larger numbers are not refused by torch: it writes 18 instead."""
+    try:
+        from torch.onnx._internal.exporter._constants import TORCHLIB_OPSET as lo
+    except ImportError:  # torch moved it: the opset this module defaults to is always written
+        lo = DEFAULT_OPSET
+    try:
+        from torch.onnx._constants import ONNX_MAX_OPSET as hi
+    except ImportError:
+        hi = lo
+    return range(int(lo), int(hi) + 1)
+
+
+def check_options(opset: int | None = None, **_: Any) -> None:
+    """Refuse, before anything is exported, an opset torch.onnx would not write as asked."""
+    ok = supported_opsets()
+    if opset is not None and opset not in ok:
+        raise EdgekitError(f"--opset {opset}: torch.onnx {torch.__version__.split('+')[0]} exports opsets "
+                           f"{ok.start}..{ok.stop - 1}")
+
+
+def export_fp32(model: nn.Module, sample: torch.Tensor | tuple[torch.Tensor, ...], out: Path, *,
+                opset: int = DEFAULT_OPSET, dynamic_batch: bool = True, input_names: list[str] | None = None,
+                output_names: list[str] | None = None) -> None:
     """Trace ``model`` with the dynamo exporter and write a self-contained .onnx file.
 
-    With a dynamic batch the trace sample has a batch of 2: torch.export specializes a
-    dimension whose example size is 1 (its 0/1 specialization), and some models (ConvNeXt's
-    layer norms) then fail to export with a symbolic batch at all."""
+    ``sample``: the one input, or a tuple of inputs (named ``input_names``; a streaming model's
+    frame and states), whose batch is fixed. With a dynamic batch the trace sample has a batch
+    of 2: torch.export specializes a dimension whose example size is 1 (its 0/1
+    specialization), and some models (ConvNeXt's layer norms) then fail to export with a
+    symbolic batch at all. A model written at another opset than ``opset`` is one line."""
     require("onnxscript", "onnx")
-    dyn = ({0: torch.export.Dim("batch", min=1, max=4096)},) if dynamic_batch else None
-    if dynamic_batch and sample.shape[0] == 1:
-        sample = torch.cat([sample, sample])
+    args = sample if isinstance(sample, tuple) else (sample,)
+    dyn = ({0: torch.export.Dim("batch", min=1, max=4096)},) if dynamic_batch and len(args) == 1 else None
+    if dyn and args[0].shape[0] == 1:
+        args = (torch.cat([args[0], args[0]]),)
     try:
         with warnings.catch_warnings(), _quiet("torch.onnx", "onnxscript"):
             warnings.simplefilter("ignore")
-            program = torch.onnx.export(model, (sample,), dynamo=True, opset_version=opset, input_names=[INPUT],
-                                        output_names=[OUTPUT], dynamic_shapes=dyn, verbose=False,
-                                        optimize=True, external_data=False)
+            program = torch.onnx.export(model, args, dynamo=True, opset_version=opset,
+                                        input_names=input_names or [INPUT], output_names=output_names or [OUTPUT],
+                                        dynamic_shapes=dyn, verbose=False, optimize=True, external_data=False)
+        written = next((o.version for o in program.model_proto.opset_import if o.domain in ("", "ai.onnx")), None)
+        if written != opset:
+            raise EdgekitError(f"onnx: asked for opset {opset}, torch.onnx wrote opset {written}; use one of "
+                               f"{supported_opsets().start}..{supported_opsets().stop - 1}")
         program.save(str(out), external_data=False)
     except EdgekitError:
         raise
     except Exception as exc:
-        raise converter_error("onnx", "torch.onnx (dynamo)", exc, model, sample) from exc
+        raise converter_error("onnx", "torch.onnx (dynamo)", exc, model, args[0]) from exc
 
 
 def to_fp16(src: Path, out: Path) -> None:

@@ -59,23 +59,45 @@ class Runner(abc.ABC):
                 "input_dtype": self.input_dtype, "fixed_batch": self.fixed_batch}
 
 
+#: onnxruntime execution providers per delegate (``bench --delegate``), falling back left to right
+PROVIDERS = {"cpu": ["CPUExecutionProvider"],
+             "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+             "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]}
+
+
+def ort_session(path: Path, threads: int | None = None, delegate: str = "cpu") -> Any:
+    """The one place an onnxruntime ``InferenceSession`` is built: the parity gate, the stream
+    runners and the benchmark worker all open artifacts here, with the same options.
+
+    ``threads``: intra-op threads with one inter-op thread (ONNX Runtime's defaults otherwise:
+    sequential execution, all graph optimisations; the configuration its docs recommend for
+    latency); None leaves onnxruntime's default. ``delegate``: a key of :data:`PROVIDERS`; one
+    line when it is unknown or this onnxruntime build lacks its provider."""
+    ort = require("onnxruntime", "onnx")
+    if delegate not in PROVIDERS:
+        raise EdgekitError(f"onnxruntime: unknown execution provider {delegate!r}; use one of {', '.join(PROVIDERS)}")
+    if PROVIDERS[delegate][0] not in ort.get_available_providers():
+        raise EdgekitError(f"onnxruntime: {PROVIDERS[delegate][0]} is not available in this onnxruntime build "
+                           f"(available: {', '.join(ort.get_available_providers())})")
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(str(path), opts, providers=PROVIDERS[delegate])
+    except Exception as exc:
+        raise EdgekitError(f"onnxruntime cannot load {path}: {str(exc).splitlines()[0][:300]}") from exc
+
+
 class OnnxRunner(Runner):
-    """onnxruntime InferenceSession (CPU unless ``providers`` says otherwise)."""
+    """onnxruntime InferenceSession (:func:`ort_session`; CPU unless ``delegate`` says otherwise)."""
 
     runtime = "onnxruntime"
 
-    def __init__(self, path: Path, threads: int | None = None, providers: list[str] | None = None) -> None:
+    def __init__(self, path: Path, threads: int | None = None, delegate: str = "cpu") -> None:
         super().__init__(path)
-        ort = require("onnxruntime", "onnx")
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        if threads:
-            opts.intra_op_num_threads = threads
-            opts.inter_op_num_threads = 1
-        try:
-            self.session = ort.InferenceSession(str(path), opts, providers=providers or ["CPUExecutionProvider"])
-        except Exception as exc:
-            raise EdgekitError(f"onnxruntime cannot load {path}: {str(exc).splitlines()[0][:300]}") from exc
+        self.session = ort_session(path, threads, delegate)
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.input_shape = [d if isinstance(d, int) else str(d) for d in inp.shape]
@@ -254,7 +276,7 @@ def _dequantize(y: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
 def load_runner(artifact: str | Path, *, threads: int | None = None, **options: Any) -> Runner:
     """The runner for ``artifact``, on its format's runtime (:mod:`edgekit.formats`).
 
-    ``options``: ``providers`` (onnxruntime), ``compute_units`` (Core ML)."""
+    ``options``: ``delegate`` (onnxruntime, a key of :data:`PROVIDERS`), ``compute_units`` (Core ML)."""
     path = Path(artifact)
     fmt = formats.detect(path)
     if fmt.name == "torch":

@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import formats
 from ..errors import EdgekitError, require
-from .runtimes import _dequantize, _quantize, open_interpreter
+from .runtimes import _dequantize, _quantize, open_interpreter, ort_session
 
 
 class StreamRunner:
@@ -108,20 +108,13 @@ class TFLiteStream(StreamRunner):
 
 
 class OnnxStream(StreamRunner):
-    """onnxruntime InferenceSession on the CPU."""
+    """onnxruntime InferenceSession (:func:`~edgekit.exporters.runtimes.ort_session`; CPU unless
+    ``delegate`` says otherwise)."""
 
     runtime = "onnxruntime"
 
-    def __init__(self, path: Path, threads: int | None = None, providers: list[str] | None = None) -> None:
-        ort = require("onnxruntime", "onnx")
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        if threads:
-            opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-        try:
-            self.session = ort.InferenceSession(str(path), opts, providers=providers or ["CPUExecutionProvider"])
-        except Exception as exc:
-            raise EdgekitError(f"onnxruntime cannot load {path}: {str(exc).splitlines()[0][:300]}") from exc
+    def __init__(self, path: Path, threads: int | None = None, delegate: str = "cpu") -> None:
+        self.session = ort_session(path, threads, delegate)
 
         def desc(t: Any) -> dict[str, Any]:
             return {"shape": [int(s) if isinstance(s, int) else 1 for s in t.shape],
@@ -174,17 +167,15 @@ class CoreMLStream(StreamRunner):
         return {k: np.asarray(out[k], dtype=np.float32).reshape(self.outputs[k]["shape"]) for k in self.outputs}
 
 
-STREAMS: dict[str, Callable[..., StreamRunner]] = {"litert": TFLiteStream, "onnxruntime": OnnxStream,
-                                                   "coreml": CoreMLStream}
-
-
 def open_stream(artifact: str | Path, threads: int | None = None, **options: Any) -> StreamRunner:
-    """The stream runner of ``artifact`` on its format's runtime (:mod:`edgekit.formats`)."""
+    """The stream runner of ``artifact`` on its format's runtime (:mod:`edgekit.formats` names it)."""
     path = Path(artifact)
     rt = formats.detect(path).runtime
-    if rt not in STREAMS:
-        raise EdgekitError(f"{path.name}: streaming runs on {', '.join(STREAMS)}, not {rt}")
-    return STREAMS[rt](path, threads=threads, **options)
+    try:
+        cls = formats.stream_runner_class(rt)
+    except EdgekitError as exc:
+        raise EdgekitError(f"{path.name}: {exc}") from None
+    return cls(path, threads=threads, **options)
 
 
 # ---------------------------------------------------------------- wiring

@@ -4,8 +4,13 @@
 of a causal TSM checkpoint (:func:`edgekit.models.temporal.to_online`: the same weights,
 ``forward(frame, *states) -> (logits, *new_states)``; Lin, Gan & Han, "TSM: Temporal Shift
 Module for Efficient Video Understanding", ICCV 2019, section 4, online recognition), to
-TFLite (fp32, fp16, int8), ONNX (fp32, fp16, int8) and Core ML, through the stages of
-:func:`edgekit.exporters.pipeline.export` (staging folder, parity gate, manifest).
+TFLite (fp32, fp16, int8), ONNX (fp32, fp16, int8) and Core ML. Streaming is a property of a
+format (:mod:`edgekit.formats`: a target's ``stream_exporter``, a runtime's ``stream_runner``),
+not a second pipeline: :class:`Streaming` plugs into the one export loop of
+:func:`edgekit.exporters.pipeline.export` (staging folder, parity gate, manifest, move into
+place) and holds only what streaming adds: the online model and its whole clips, the
+converters of the online model (``convert_*``, named by the format table), the wiring read
+back from the artifact, the frame-by-frame parity gate and the state records.
 
 * **I/O.** One frame ``[1, C, H, W]`` and one 4-D state per shifted block in; the logits and
   one 4-D new state per block out (phone GPU delegates mishandle 5-D tensors). Batch 1.
@@ -45,7 +50,6 @@ import contextlib
 import io
 import json
 import logging
-import time
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -54,13 +58,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import __version__
+from .. import formats
 from ..checkpoint import Checkpoint
 from ..data import DataBundle
 from ..errors import EdgekitError
 from . import parity as parity_mod
-from .manifest import artifact_sha256, artifact_size, build_record, package_versions, write_manifest
-from .quiet import third_party_output
 from .samples import checkpoint_data
 from .stream_runners import map_io, open_stream, run_stream
 
@@ -71,7 +73,6 @@ STREAM_CLIPS = 32
 #: clips calibrated in one batch (the prepared graph takes a dynamic batch)
 CALIB_CHUNK = 32
 FRAME, LOGITS = "frame", "logits"
-STREAM_TARGETS = ("tflite", "onnx", "coreml")
 
 
 # ---------------------------------------------------------------- the model and its data
@@ -185,8 +186,10 @@ def _names(n: int) -> tuple[list[str], list[str]]:
     return [FRAME] + [f"state_{i}" for i in range(n)], [LOGITS] + [f"new_state_{i}" for i in range(n)]
 
 
-def _tflite(online: nn.Module, args: tuple[torch.Tensor, ...], out: Path, precision: str,
-            calib: list[torch.Tensor] | None) -> dict[str, Any]:
+def convert_tflite(online: nn.Module, args: tuple[torch.Tensor, ...], out: Path, *, precision: str,
+                   calib: list[torch.Tensor] | None, meta: dict[str, Any], nhwc: bool = False) -> dict[str, Any]:
+    """Write the online model as ``out`` (.tflite); ``meta`` is embedded after the gate, with the
+    wiring (:meth:`Streaming.check`). ``nhwc`` is refused up front (the states are NCHW)."""
     from . import tflite as tfl
     from .diagnose import converter_error
 
@@ -229,34 +232,28 @@ def _tflite_int8(lt: Any, online: nn.Module, args: tuple[torch.Tensor, ...],
     return bytes(lt.convert(graph, args, quant_config=QuantConfig(pt2e_quantizer=quantizer)).model_content())
 
 
-def _onnx(online: nn.Module, args: tuple[torch.Tensor, ...], out: Path, precision: str, opset: int | None,
-          calib: list[torch.Tensor] | None) -> dict:
+def convert_onnx(online: nn.Module, args: tuple[torch.Tensor, ...], out: Path, *, precision: str,
+                 calib: list[torch.Tensor] | None, meta: dict[str, Any], opset: int | None = None,
+                 dynamic_batch: bool = False) -> dict[str, Any]:
+    """Write the online model as ``out`` (.onnx, its tensors named by :func:`_names`). A stream is
+    one frame per call: the batch is always 1, whatever ``dynamic_batch`` says."""
     from . import onnx as ox
-    from .diagnose import converter_error
 
     if precision == "int8" and not calib:
         raise EdgekitError("onnx int8 needs calibration clips (--calib)")
+    opset = opset or ox.DEFAULT_OPSET
     ins, outs = _names(len(args) - 1)
     fp32 = out if precision == "fp32" else out.with_name(out.stem + ".fp32tmp.onnx")
     try:
-        with warnings.catch_warnings(), ox._quiet("torch.onnx", "onnxscript"):
-            warnings.simplefilter("ignore")
-            program = torch.onnx.export(online, args, dynamo=True, opset_version=opset or ox.DEFAULT_OPSET,
-                                        input_names=ins, output_names=outs, verbose=False, optimize=True,
-                                        external_data=False)
-        program.save(str(fp32), external_data=False)
+        ox.export_fp32(online, args, fp32, opset=opset, dynamic_batch=False, input_names=ins, output_names=outs)
         if precision == "fp16":
             ox.to_fp16(fp32, out)
         elif precision == "int8":
             ox.to_int8(fp32, out, _stream_feeds(fp32, calib or []))
-    except EdgekitError:
-        raise
-    except Exception as exc:
-        raise converter_error("onnx", "torch.onnx (dynamo)", exc, online, args[0]) from exc
     finally:
         if fp32 != out:
             fp32.unlink(missing_ok=True)
-    return {"converter": "torch.onnx (dynamo)", "opset": opset or ox.DEFAULT_OPSET, "dynamic_batch": False}
+    return {"converter": "torch.onnx (dynamo)", "opset": opset, "dynamic_batch": False}
 
 
 def _stream_feeds(fp32: Path, clips: list[torch.Tensor]) -> list[dict[str, np.ndarray]]:
@@ -274,8 +271,9 @@ def _stream_feeds(fp32: Path, clips: list[torch.Tensor]) -> list[dict[str, np.nd
     return feeds
 
 
-def _coreml(online: nn.Module, args: tuple[torch.Tensor, ...], out: Path, precision: str,
-            meta: dict[str, Any]) -> dict[str, Any]:
+def convert_coreml(online: nn.Module, args: tuple[torch.Tensor, ...], out: Path, *, precision: str,
+                   calib: list[torch.Tensor] | None, meta: dict[str, Any]) -> dict[str, Any]:
+    """Write the online model as ``out`` (.mlpackage, ``meta`` in its user-defined metadata)."""
     from . import coreml as cm
     from .diagnose import converter_error
 
@@ -453,113 +451,114 @@ class _ByConstruction:
 
 # ---------------------------------------------------------------- export
 
-def export_streaming(ckpt: Checkpoint, finals: dict[tuple[str, str], Path], *, out_dir: Path, stem: str,
-                     calib: str | DataBundle | None, calib_size: int | None, parity_size: int | None,
-                     thresholds: dict[str, float] | None, opts: dict[str, Any],
-                     profile: str | None = None) -> list[dict[str, Any]]:
-    """Export the online model of ``ckpt`` for every (target, precision) in ``finals`` (the
-    final paths, overwrite already checked); returns one manifest record per artifact."""
-    from .. import formats
-    from .pipeline import _move_into_place, _staging
+class Streaming:
+    """The streaming kind of export, one of the kinds the export loop of
+    :func:`edgekit.exporters.pipeline.export` runs (stage -> convert -> gate -> manifest -> move).
 
-    online = online_model(ckpt)
-    for target, _ in finals:
-        if target not in STREAM_TARGETS:
-            raise EdgekitError(f"--streaming exports to {', '.join(STREAM_TARGETS)}, not {target}")
-    if opts.get("nhwc"):
-        raise EdgekitError("--nhwc is not supported with --streaming: the frame and the states are NCHW")
-    bundle = checkpoint_data(ckpt, calib)
-    n_val, n_cal = parity_size or STREAM_CLIPS, calib_size or STREAM_CLIPS
-    stride = clip_stride(ckpt, bundle)
-    clips, targets = whole_clips(ckpt, bundle, "val", n_val, stride)
-    ref = stream_batched(online, clips)
-    calib_clips = whole_clips(ckpt, bundle, "train", n_cal, stride, seed=1)[0] \
-        if any(p == "int8" for _, p in finals) else None
-    spec = frame_input_spec(ckpt)
-    height, width = spec["shape"][1:]
-    args = (clips[0][:1], *online.initial_states(1, height, width))
-    with torch.no_grad():  # a real frame and realistic states (after a few real frames) for the wiring probe
-        states: Sequence[torch.Tensor] = ()
-        for f in clips[0][:3]:
-            res = online(f[None], *states)
-            states = res[1:]
-        probe_frame, probe_states = clips[0][3 % len(clips[0])][None].numpy(), [s.numpy() for s in states]
-        ref_out = online(*args)
+    Built once per export: refuses what cannot stream (a checkpoint without an online model,
+    a target whose format has no ``stream_exporter``, ``--nhwc``), then reads whole clips
+    (``parity_size`` validation and, for int8, ``calib_size`` training clips; default
+    :data:`STREAM_CLIPS`) and the PyTorch online model's per-frame logits on them. Per
+    artifact, :meth:`convert` runs the format's streaming converter and :meth:`check` the
+    frame-by-frame gate, reads the wiring back and embeds it into the staged artifact."""
 
-    def reference(frame: np.ndarray, *st: np.ndarray) -> list[np.ndarray]:
+    suffix = ".stream"  # model.stream.fp32.tflite
+    note = ", streaming"
+
+    def __init__(self, ckpt: Checkpoint, targets: Sequence[str], precisions: Sequence[str], *,
+                 calib: str | DataBundle | None, calib_size: int | None, parity_size: int | None,
+                 thresholds: dict[str, float] | None, opts: dict[str, Any]) -> None:
+        self.online = online = online_model(ckpt)
+        for target in targets:
+            formats.stream_exporter(target)  # a target that cannot stream: one line
+        if opts.get("nhwc"):
+            raise EdgekitError("--nhwc is not supported with --streaming: the frame and the states are NCHW")
+        self.ckpt, self.thresholds = ckpt, thresholds
+        self.bundle = bundle = checkpoint_data(ckpt, calib)
+        stride = clip_stride(ckpt, bundle)
+        self.clips, self.targets = whole_clips(ckpt, bundle, "val", parity_size or STREAM_CLIPS, stride)
+        self.ref = stream_batched(online, self.clips)
+        self.calib_clips = whole_clips(ckpt, bundle, "train", calib_size or STREAM_CLIPS, stride, seed=1)[0] \
+            if "int8" in precisions else None
+        self.spec = frame_input_spec(ckpt)
+        height, width = self.spec["shape"][1:]
+        self.args = (self.clips[0][:1], *online.initial_states(1, height, width))
+        with torch.no_grad():  # a real frame and realistic states (after a few real frames) for the wiring probe
+            states: Sequence[torch.Tensor] = ()
+            for f in self.clips[0][:3]:
+                res = online(f[None], *states)
+                states = res[1:]
+            self.probe_frame = self.clips[0][3 % len(self.clips[0])][None].numpy()
+            self.probe_states = [s.numpy() for s in states]
+            self.ref_out = online(*self.args)
+        self.reset = reset_rule(online.num_states, stride)
+        self.preprocessing = {**_preprocessing(self.spec), "layout": "NCHW"}
+
+    def _reference(self, frame: np.ndarray, *st: np.ndarray) -> list[np.ndarray]:
         with torch.no_grad():
-            return [o.numpy() for o in online(torch.from_numpy(frame), *(torch.from_numpy(s) for s in st))]
+            return [o.numpy() for o in self.online(torch.from_numpy(frame), *(torch.from_numpy(s) for s in st))]
 
-    reset = reset_rule(online.num_states, stride)
-    preprocessing = {**_preprocessing(spec), "layout": "NCHW"}
-    records = []
-    for (target, prec), final in finals.items():
-        meta = {"model": stem, "task": ckpt.task, "labels": list(ckpt.labels), "target": target, "precision": prec,
-                "layout": "NCHW", "preprocessing": preprocessing, "input_shape": list(spec["shape"]),
-                "streaming": True, "reset": reset, "source_sha256": ckpt.sha256, "producer": f"edgekit {__version__}"}
-        log.info("exporting %s (%s, %s, streaming)", final.name, target, prec)
-        with _staging(out_dir) as stage:
-            staged = stage / final.name
-            t0 = time.perf_counter()
-            with third_party_output(log):
-                if target == "tflite":
-                    extras = _tflite(online, args, staged, prec, calib_clips)
-                elif target == "onnx":
-                    extras = _onnx(online, args, staged, prec, opts.get("opset"), calib_clips)
-                else:
-                    extras = _coreml(online, args, staged, prec, meta)
-            seconds = time.perf_counter() - t0
-            with third_party_output(log):
-                if target == "coreml" and formats.runtime_unavailable("coreml"):
-                    runner: Any = _ByConstruction(args, ref_out)
-                    wiring = runner.wiring
-                    parity = _coreml_structure(staged, online, args, int(ref_out[0].shape[-1]))
-                else:
-                    runner = open_stream(staged)
-                    wiring = map_io(runner, reference, probe_frame, probe_states)
-                    parity = stream_parity(runner, wiring, clips, ref, targets, final.name, prec, thresholds)
-            states_rec = _state_records(runner, wiring)
-            stream_fields = {
-                "streaming": True,
-                "frame_input": _tensor(runner, wiring["frame"], "in", layout="NCHW"),
-                "logits_output": _tensor(runner, wiring["logits"], "out"),
-                "states": states_rec, "state_bytes": int(sum(s["bytes"] for s in states_rec)),
-                "reset": reset, "receptive_frames": online.num_states + 1,
-                "state_graph": state_graph_check(staged, states_rec)}
-            if target == "tflite":
-                from . import tflite as tfl
+    def meta(self, target: str, precision: str) -> dict[str, Any]:
+        """What the artifact embeds beside the loop's common fields (the wiring is added after the gate)."""
+        return {"layout": "NCHW", "preprocessing": self.preprocessing, "input_shape": list(self.spec["shape"]),
+                "streaming": True, "reset": self.reset}
 
-                staged.write_bytes(tfl.embed_metadata(staged.read_bytes(), {**meta, **_slim(stream_fields)}))
-                tfl.append_labels(staged, list(ckpt.labels))
-            elif target == "onnx":
-                from . import onnx as ox
+    def convert(self, target: str, precision: str, out: Path, meta: dict[str, Any],
+                options: dict[str, Any]) -> dict[str, Any]:
+        return formats.stream_exporter(target)(self.online, self.args, out, precision=precision,
+                                               calib=self.calib_clips, meta=meta, **options)
 
-                ox.embed_metadata(staged, {**meta, **_slim(stream_fields)})
-                extras["nodes"] = ox.check(staged)["nodes"]
-            _move_into_place(staged, final)
-        io_fields = {"inputs": [stream_fields["frame_input"]] + [
-                         {"name": s["input"], "shape": s["shape"], "dtype": s["dtype"]} for s in states_rec],
-                     "outputs": [stream_fields["logits_output"]] + [
-                         {"name": s["output"], "shape": s["shape"], "dtype": s["dtype"]} for s in states_rec]}
-        record = build_record(
-            model=stem, target=target, precision=prec, file=final.name, path=str(final.resolve()),
-            size_bytes=artifact_size(final), sha256=artifact_sha256(final), task=ckpt.task,
-            labels=list(ckpt.labels), input_spec={**spec, "layout": "NCHW", "clip_spec": dict(ckpt.input_spec)},
-            preprocessing=preprocessing, **io_fields, **stream_fields, parity=parity,
-            export_seconds=round(seconds, 3),
-            calibration={"data": bundle.spec, "split": "train", "clips": len(calib_clips),
-                         "frames": int(sum(len(c) for c in calib_clips)), "how": "whole clips frame by frame, "
-                         "states fed back"} if prec == "int8" and calib_clips else None,
-            parity_data={"data": bundle.spec, "split": "val", "clips": len(clips),
-                         "frames": int(sum(len(c) for c in clips)),
-                         "how": "whole clips frame by frame, states fed back"},
-            source={"path": str(ckpt.path) if ckpt.path else None, "sha256": ckpt.sha256, "arch": ckpt.arch,
-                    "online_arch": _online_arch(ckpt.arch), "pruned": bool(ckpt.channel_plan),
-                    "metrics": ckpt.metrics, "lineage": ckpt.lineage},
-            data=ckpt.data_record, profile=profile, converter=extras, versions=package_versions(target))
-        write_manifest(record, final)
-        records.append(record)
-    return records
+    def check(self, target: str, precision: str, staged: Path, meta: dict[str, Any],
+              extras: dict[str, Any]) -> dict[str, Any]:
+        """The frame-by-frame gate (or, where the format's runtime cannot run here, the structural
+        check of the Core ML package), then the wiring and state records, embedded into ``staged``."""
+        if target == "coreml" and formats.runtime_unavailable(formats.target(target).runtime):
+            runner: Any = _ByConstruction(self.args, self.ref_out)
+            wiring = runner.wiring
+            parity = _coreml_structure(staged, self.online, self.args, int(self.ref_out[0].shape[-1]))
+        else:
+            runner = open_stream(staged)
+            wiring = map_io(runner, self._reference, self.probe_frame, self.probe_states)
+            parity = stream_parity(runner, wiring, self.clips, self.ref, self.targets, staged.name, precision,
+                                   self.thresholds)
+        states_rec = _state_records(runner, wiring)
+        stream_fields = {
+            "streaming": True,
+            "frame_input": _tensor(runner, wiring["frame"], "in", layout="NCHW"),
+            "logits_output": _tensor(runner, wiring["logits"], "out"),
+            "states": states_rec, "state_bytes": int(sum(s["bytes"] for s in states_rec)),
+            "reset": self.reset, "receptive_frames": self.online.num_states + 1,
+            "state_graph": state_graph_check(staged, states_rec)}
+        if target == "tflite":
+            from . import tflite as tfl
+
+            staged.write_bytes(tfl.embed_metadata(staged.read_bytes(), {**meta, **_slim(stream_fields)}))
+            tfl.append_labels(staged, list(self.ckpt.labels))
+        elif target == "onnx":
+            from . import onnx as ox
+
+            ox.embed_metadata(staged, {**meta, **_slim(stream_fields)})
+            extras["nodes"] = ox.check(staged)["nodes"]
+        return {"input_spec": {**self.spec, "layout": "NCHW", "clip_spec": dict(self.ckpt.input_spec)},
+                "preprocessing": self.preprocessing,
+                "inputs": [stream_fields["frame_input"]] + [
+                    {"name": s["input"], "shape": s["shape"], "dtype": s["dtype"]} for s in states_rec],
+                "outputs": [stream_fields["logits_output"]] + [
+                    {"name": s["output"], "shape": s["shape"], "dtype": s["dtype"]} for s in states_rec],
+                **stream_fields, "parity": parity}
+
+    def provenance(self, target: str, precision: str) -> dict[str, Any]:
+        """Calibration, parity data and source of an artifact: whole clips, states fed back."""
+        ckpt, calib, how = self.ckpt, self.calib_clips, "whole clips frame by frame, states fed back"
+        return {"calibration": {"data": self.bundle.spec, "split": "train", "clips": len(calib),
+                                "frames": int(sum(len(c) for c in calib)), "how": how}
+                if precision == "int8" and calib else None,
+                "parity_data": {"data": self.bundle.spec, "split": "val", "clips": len(self.clips),
+                                "frames": int(sum(len(c) for c in self.clips)), "how": how},
+                "source": {"path": str(ckpt.path) if ckpt.path else None, "sha256": ckpt.sha256, "arch": ckpt.arch,
+                           "online_arch": _online_arch(ckpt.arch), "pruned": bool(ckpt.channel_plan),
+                           "metrics": ckpt.metrics, "lineage": ckpt.lineage},
+                "data": ckpt.data_record}
 
 
 def _preprocessing(spec: dict[str, Any]) -> dict[str, Any]:

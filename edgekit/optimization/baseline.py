@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .. import formats
 from ..fileio import write_json
 from .candidate import Say, Search, part_top1
 
-#: The original's fp32 exports benchmarked beside torch eager (each on its own runtime).
-TARGETS = ("onnx", "tflite")
+#: The original's fp32 exports benchmarked beside torch eager (each on its own runtime): those of the
+#: CPU runtimes the latency search measures (the runtimes with a channel multiple in :mod:`edgekit.formats`).
+TARGETS = tuple(formats.export_target_for(r.name) for r in formats.RUNTIMES.values() if r.round_to)
 
 
 def original_rows(search: Search, say: Say) -> list[dict[str, Any]]:
