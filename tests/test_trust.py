@@ -274,7 +274,7 @@ def test_import_path_in_a_recipe_is_refused(tmp_path: Path) -> None:
         assert load_recipe(recipe, trust_code=True).arch == f"{name}:tiny" and marker.exists()
         marker.unlink()
         sys.modules.pop(name)
-        assert load_recipe(recipe.with_name("evil.yaml"), [f"arch={name}:tiny"]).arch == f"{name}:tiny"  # the caller's
+        assert load_recipe(recipe, [f"arch={name}:tiny"]).arch == f"{name}:tiny"  # the caller's
     finally:
         sys.path.remove(str(tmp_path))
 
@@ -289,9 +289,13 @@ def test_recipe_yaml_is_safe_plain_data(tmp_path: Path) -> None:
     listed.write_text("- arch: compact_cnn\n- data: digits\n")
     broken = tmp_path / "broken.yaml"
     broken.write_text("arch: compact_cnn\ndata: digits\ntraining: {epochs: [1, 2\n")
+    bomb = tmp_path / "bomb.yaml"  # "billion laughs": aliases of aliases, 9**6 nodes from a few bytes
+    bomb.write_text("a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{n}: &{n} [{', '.join(['*' + p] * 9)}]\n" for p, n in zip("abcde", "bcdef")) + "arch: compact_cnn\n")
     for path, words in ((tagged, r"tagged.yaml line 1: not valid YAML: .*python/object/apply:os.system.*safe YAML"),
                         (listed, r"listed.yaml must be a mapping at the top, got a list"),
-                        (broken, r"broken.yaml line 4: not valid YAML")):
+                        (broken, r"broken.yaml line 4: not valid YAML"),
+                        (bomb, r"bomb.yaml line 1: not valid YAML: .*expansion exceeds")):
         with pytest.raises(EdgekitError, match=words) as info:
             load_recipe(path)
         assert "\n" not in str(info.value)
