@@ -84,6 +84,15 @@ def test_output_that_is_an_input_is_refused_even_with_force(ckpt: Path, tmp_path
     own.write_text("{}")
     refused(["report", own, "-o", own.parent, "--force"], "is also an input", own)
     refused(["prune", ckpt, "-o", tmp_path / "same.pt", "--scores", tmp_path / "same.pt"], "both name")
+    # the API's named teacher cache of distillation, too: never over the teacher, never over a stranger
+    from edgekit.compress.distill import distill
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine\n")
+    for cache, text in ((ckpt, "is also an input"), (notes, "not an edgekit teacher-output cache")):
+        with pytest.raises(EdgekitError, match=text):
+            distill(ckpt, "compact_cnn_s", DATA, tmp_path / "s.pt", cache_teacher=cache, progress=False)
+    assert notes.read_text() == "mine\n"
 
 
 def test_bad_output_paths_are_one_line_before_any_work(ckpt: Path, tmp_path: Path) -> None:

@@ -73,7 +73,8 @@ from ..data import DataBundle, eval_transform, make_input_spec, train_transform
 from ..data.datasets import Transformed
 from ..errors import EdgekitError
 from ..device import resolve_device
-from ..fileio import atomic_path, check_writable, data_input
+from ..fileio import Kind, atomic_path, check_writable, data_input
+from ..formats import is_edgekit_checkpoint
 from ..models.dldl import HEADS, LabelSet
 from ..registry import count_params, create_model, get_entry
 from ..seeding import seed_everything
@@ -295,7 +296,11 @@ def distill(teacher: str | Path | Checkpoint, student: str | Path | Checkpoint, 
     atomically after every epoch; training log in ``OUTPUT.metrics.jsonl``.
     """
     cfg = config if config is not None else DistillConfig.from_options(options, "distill")
-    output = check_writable(output, force, kind=KIND, inputs=[teacher, student, data_input(data)])
+    inputs = [teacher, student, data_input(data)]
+    output = check_writable(output, force, kind=KIND, inputs=inputs)
+    if cfg.cache_teacher:  # rewritten whenever its key changes: only ever over a teacher cache
+        cache = output_cache(output) if cfg.cache_teacher is True else cfg.cache_teacher
+        check_writable(cache, True, kind=TEACHER_CACHE_KIND, inputs=[*inputs, output])
     run = _open(teacher, data, output, cfg, progress)
     _models(run, student)
     loaders = _loaders(run)
@@ -387,6 +392,20 @@ def _loaders(run: _Run) -> dict[str, Any]:
     return {"train": train, "val": bundle.loader("val", eval_transform(run.spec), max(bs, 128), workers=cfg.workers),
             "fixed": bundle.loader("train", eval_transform(run.spec), max(bs, 128), workers=cfg.workers),
             "bn": bn_loader(bundle, run.spec, bs, cfg.workers)}
+
+
+def _is_teacher_cache(path: Path) -> bool:
+    """Whether ``path`` holds cached teacher outputs (``key``, ``features``, ``outputs``), never a checkpoint."""
+    if is_edgekit_checkpoint(path):
+        return False
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # not a torch file
+        return False
+    return isinstance(obj, dict) and set(obj) == {"key", "features", "outputs"}
+
+
+TEACHER_CACHE_KIND = Kind("an edgekit teacher-output cache", _is_teacher_cache)
 
 
 def output_cache(output: Path) -> Path:

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ..errors import EdgekitError
 from ..numbers import (epoch_count, fraction, non_negative_float, non_negative_int, optional, positive_float,
                        positive_int, unit_interval)
 from ..stage_config import RunConfig, choice
-from .criteria import criterion_for, get_criterion
+from .criteria import Criterion, criterion_for, get_criterion
 # CURL's options (rankings, scorings, exact precisions, default step count) are defined with its criterion
 from .criteria.curl import DEFAULT_FISHER_STEPS, EXACT_PRECISIONS, RANKS, SCORINGS  # noqa: F401
 from .rounding import parse_round_to
@@ -112,7 +111,7 @@ class PruneConfig(RunConfig):
         self.latency_runtimes = tuple(self.latency_runtimes)
 
     @property
-    def criterion(self) -> Any:
+    def criterion(self) -> Criterion:
         """The :class:`~edgekit.compress.criteria.Criterion` ``method`` names, holding the options it owns."""
         return criterion_for(self)
 
