@@ -20,6 +20,7 @@ from a local file (``weights=PATH``), either a plain state dict or an edgekit ch
 from __future__ import annotations
 
 import functools
+import math
 import importlib
 from collections import OrderedDict
 from pathlib import Path
@@ -29,6 +30,7 @@ import torch
 from torch import nn
 
 from .errors import EdgekitError, suggest
+from .numbers import positive_float
 from .fileio import safe_torch_load
 from .models.entries import BUILTIN, BUILTIN_FAMILIES, Factory, ModelEntry
 from .models.layout import TORCHVISION_KWARGS, Layout, attach, declared, layout_of, torchvision_layout
@@ -208,10 +210,22 @@ def create_model(name: str, num_classes: int = 1000, weights: str | Path | None 
         num_classes = 1 if head == "regression" else LabelSet.parse(label_range).size
     elif label_range is not None:
         raise EdgekitError("label_range needs head='dldl', 'ranking' or 'regression'")
+    bad = [f"{k}={v}" for k, v in kwargs.items() if isinstance(v, float) and not math.isfinite(v)]
+    if bad:
+        raise EdgekitError(f"cannot build {name}: {', '.join(bad)} is not a finite number")
+    if "width_mult" in kwargs:  # a multiplier of zero or less would be clamped to some minimum width
+        positive_float("width_mult", kwargs["width_mult"])
     try:
         model = entry.factory(num_classes=num_classes, **kwargs)
-    except TypeError as exc:
-        raise EdgekitError(f"cannot build {name} with arguments {kwargs}: {exc}") from exc
+    except (TypeError, ValueError, RuntimeError, ZeroDivisionError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise EdgekitError(f"cannot build {name} with arguments {kwargs}: {first}") from exc
+    if not isinstance(model, nn.Module):
+        raise EdgekitError(f"architecture {name!r} returned {type(model).__name__}, not a torch.nn.Module")
+    empty = next((n for n, t in model.state_dict().items() if 0 in t.shape), None)
+    if empty is not None:
+        raise EdgekitError(f"cannot build {name} with arguments {kwargs}: layer {empty} has no units "
+                           f"(shape {tuple(model.state_dict()[empty].shape)})")
     attach(model, entry.layout)
     if small_input:
         adapt_small_input(model)

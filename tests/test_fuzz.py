@@ -236,7 +236,7 @@ def file_cases() -> list[dict[str, Any]]:
         _case("recipe-set-epochs-nan", "run", "{F}/tiny_recipe.yaml", "--set", "training.epochs=nan", "-o", f"{OUT}/run"),
         _case("recipe-set-bad-key", "run", "{F}/tiny_recipe.yaml", "--set", "=1", "-o", f"{OUT}/run"),
         _case("train-resume-truncated", "train", *CHEAP["train"], "-o", "{F}/truncated.pt", "--resume"),
-        _case("train-batch-unpayable", *train, "--batch-size", "100000000"),
+        _case("train-input-unpayable", *train, "--input-size", "20000"),  # 286 GiB per batch: refused up front
         _case("train-one-class", *train_on, "--data", "imagefolder:{F}/onecls"),
         _case("train-lr-1e30", *train, "--lr", "1e30"),
         _case("train-epochs-huge", "train", "--arch", "compact_cnn", "--data", "digits", "-o", f"{OUT}/x.pt",

@@ -15,7 +15,7 @@ from .. import __version__, formats
 from ..errors import EdgekitError
 from ..fileio import check_writable, data_input, write_json
 from ..numbers import non_negative_int, optional, positive_float, positive_int
-from .artifact import Artifact, resolve_artifact
+from .artifact import Artifact, check_loadable, resolve_artifact
 from .isolate import run_isolated
 from .machine import load_average, machine_info
 from .runners import runtime_version
@@ -142,6 +142,8 @@ def bench(artifacts: Sequence[str | Path] | str | Path, *, runtime: str | Sequen
         if output is not None else None
     thread_list = parse_threads(threads)
     arts = [resolve_artifact(a) for a in artifacts]
+    for art in arts:
+        check_loadable(art)
     pairs = plan_runs(arts, runtime)
     machine = machine_info()
     console = _progress(progress)
