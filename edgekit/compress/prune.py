@@ -50,7 +50,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -70,9 +70,8 @@ from ..training.guards import require_classes
 from ..training.label_distribution import LabelTask
 from ..training.metrics import evaluate_model
 from ..training.precise_bn import bn_loader, precise_bn
-from .kd import soft_logits
-from .criteria import Proxy, build_criterion, criterion_names
-from .criteria.curl import activation_budget, exact_precision_on  # noqa: F401  (here for their existing callers)
+from .criteria import Proxy, build_criterion
+from .criteria.curl import activation_budget, curl_readout, exact_precision_on  # noqa: F401  (here for their existing callers)
 from .prune_config import RANKS, RECIPES, TARGET_TOLERANCE, PruneConfig, off_target
 
 log = logging.getLogger("edgekit.prune")
@@ -114,16 +113,6 @@ def score_units(method: str, model: torch.nn.Module, graph: Any, x: torch.Tensor
     criterion = build_criterion(method, scoring=scoring, exact_precision=exact_precision)
     return criterion.score(model, graph, Proxy(x, y, seed=seed, progress=progress, label_task=label_task,
                                                device=device))
-
-
-def curl_readout(label_task: LabelTask | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
-    """What CURL's KL compares, as logits: a classifier's output, a label-distribution model's
-    ``log p_hat``. A one-output (L1) model has no distribution: a one-line error naming the baselines."""
-    try:
-        return soft_logits("label_distribution" if label_task is not None else "classify", label_task)
-    except EdgekitError as exc:
-        raise EdgekitError(f"CURL scores units by the KL of the model's output distribution, and {exc}; "
-                           f"use a baseline: --method {', '.join(criterion_names(lacking='distribution'))}") from None
 
 
 @dataclass

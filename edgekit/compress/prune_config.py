@@ -15,7 +15,7 @@ from ..numbers import (epoch_count, fraction, non_negative_float, non_negative_i
 from ..stage_config import RunConfig, choice
 from .criteria import Criterion, criterion_for, get_criterion
 # CURL's options (rankings, scorings, exact precisions, default step count) are defined with its criterion
-from .criteria.curl import DEFAULT_FISHER_STEPS, EXACT_PRECISIONS, RANKS, SCORINGS  # noqa: F401
+from .criteria.curl import DEFAULT_FISHER_STEPS, EXACT_PRECISIONS, RANKS, SCORINGS, Curl  # noqa: F401
 from .rounding import parse_round_to
 
 #: How far (relative) a pruned model may land from its macs/params target before it counts as off
@@ -60,9 +60,9 @@ class PruneConfig(RunConfig):
 
     target: str = "macs=0.5"
     method: str = "curl"
-    rank: str = "kl-per-mac"
-    scoring: str = "fisher"
-    exact_precision: str = "auto"
+    rank: str = Curl.defaults["rank"]
+    scoring: str = Curl.defaults["scoring"]
+    exact_precision: str = Curl.defaults["exact_precision"]
     steps: int | None = None  # None: DEFAULT_FISHER_STEPS for Fisher-scored CURL to a macs/params target, else 1
     step_epochs: int = 0
     min_keep: float = 0.3

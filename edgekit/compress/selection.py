@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import EdgekitError
-from .prune_config import RANKS
+from .criteria.curl import RANKS
 from .units import UnitGraph
 
 

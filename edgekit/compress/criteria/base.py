@@ -14,7 +14,6 @@ loading the pruning machinery.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -62,16 +61,6 @@ class Proxy:
     teacher: nn.Module | None = None
 
 
-def _config_default(option: str) -> Any:
-    """The default of ``PruneConfig.<option>``: an option a criterion owns is a field of the stage's config."""
-    from ..prune_config import PruneConfig
-
-    for f in dataclasses.fields(PruneConfig):
-        if f.name == option:
-            return f.default
-    raise EdgekitError(f"criterion option {option!r} is not a PruneConfig field")
-
-
 class Criterion:
     """A pruning criterion: subclass, set :attr:`name` and :attr:`summary`, implement :meth:`score`,
     and register the class with :func:`edgekit.compress.criteria.register_criterion`.
@@ -87,12 +76,16 @@ class Criterion:
     summary: ClassVar[str] = ""
     #: Owned PruneConfig fields -> allowed values (None: not restricted here).
     options: ClassVar[dict[str, tuple[str, ...] | None]] = {}
+    #: Owned PruneConfig fields -> their defaults (PruneConfig declares its fields with these).
+    defaults: ClassVar[dict[str, Any]] = {}
     needs: Needs = Needs()
 
     def __init__(self, **options: Any) -> None:
         self.settings: dict[str, Any] = {}
         for opt, allowed in self.options.items():
-            value = options[opt] if opt in options else _config_default(opt)
+            if opt not in options and opt not in self.defaults:
+                raise EdgekitError(f"criterion {self.name!r}: option {opt!r} has no value and no default")
+            value = options[opt] if opt in options else self.defaults[opt]
             self.settings[opt] = choice(opt.replace("_", " "), value, allowed) if allowed is not None else value
 
     @classmethod

@@ -8,9 +8,11 @@ CURL's; every other criterion ranks its raw scores in one step unless told other
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
-from . import register_criterion
+from ...errors import EdgekitError
+from ..kd import soft_logits
+from .registry import criterion_names, register_criterion
 from .base import Criterion, Needs, Proxy
 
 if TYPE_CHECKING:
@@ -47,6 +49,7 @@ class Curl(Criterion):
     name = "curl"
     summary = "CURL's KL of the masked model from the original, label-free; --scoring exact or fisher"
     options = {"rank": RANKS, "scoring": SCORINGS, "exact_precision": EXACT_PRECISIONS}
+    defaults = {"rank": "kl-per-mac", "scoring": "fisher", "exact_precision": "auto"}
 
     @property
     def fisher(self) -> bool:
@@ -68,8 +71,6 @@ class Curl(Criterion):
         return DEFAULT_FISHER_STEPS if self.fisher and not latency else 1
 
     def check(self, label_task: LabelTask | None) -> None:
-        from ..prune import curl_readout
-
         curl_readout(label_task)  # a one-output model has no distribution to compare
 
     def score(self, model: nn.Module, graph: UnitGraph, proxy: Proxy) -> dict[int, torch.Tensor]:
@@ -78,8 +79,6 @@ class Curl(Criterion):
 
         from ..curl import kl_scores
         from ..fisher import fisher_scores
-        from ..prune import curl_readout
-
         dev = torch.device(proxy.device) if proxy.device is not None else torch.device("cpu")
         readout = curl_readout(proxy.label_task)
         x = proxy.images
@@ -136,3 +135,13 @@ def activation_budget(device: torch.device) -> int:
         free, _ = torch.cuda.mem_get_info(device)
         return max(ACTIVATION_BUDGET, free // 4 // 4)
     return ACTIVATION_BUDGET
+
+
+def curl_readout(label_task: LabelTask | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """What CURL's KL compares, as logits: a classifier's output, a label-distribution model's
+    ``log p_hat``. A one-output (L1) model has no distribution: a one-line error naming the baselines."""
+    try:
+        return soft_logits("label_distribution" if label_task is not None else "classify", label_task)
+    except EdgekitError as exc:
+        raise EdgekitError(f"CURL scores units by the KL of the model's output distribution, and {exc}; "
+                           f"use a baseline: --method {', '.join(criterion_names(lacking='distribution'))}") from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import register_criterion
+from .registry import register_criterion
 from .base import TorchPruningCriterion
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import register_criterion
+from .registry import register_criterion
 from .base import Proxy, TorchPruningCriterion
 
 if TYPE_CHECKING:

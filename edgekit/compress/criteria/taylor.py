@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ...errors import EdgekitError
-from . import register_criterion
+from .registry import register_criterion
 from .base import Needs, Proxy, TorchPruningCriterion
 
 if TYPE_CHECKING:
