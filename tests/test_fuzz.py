@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import os
 import signal
 import subprocess
@@ -632,13 +633,18 @@ def batch_results(fuzz_env: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return json.loads(results.read_text())
 
 
+PROGRESS = re.compile(r"^\[\d+/\d+\] ")
+
+
 def check_result(case: dict[str, Any], res: dict[str, Any], root: Path) -> None:
     """The contract of a bad invocation (see the module docstring)."""
     tail = res["stderr"][-1500:]
     where = f"edgekit {' '.join(res['args'])}\nrc={res['rc']}\nstderr: {tail}"
     assert res["rc"] not in (0, -1), where  # -1: timed out
     assert "Traceback" not in res["stderr"], where
-    lines = [line for line in res["stderr"].splitlines() if line.strip()]
+    # bench's per-row progress ("[1/2] m.onnx on onnxruntime ... failed: ...") is progress, not an error
+    # line: a failed row is a result (written to -o), and the closing line says every row failed
+    lines = [line for line in res["stderr"].splitlines() if line.strip() and not PROGRESS.match(line)]
     assert len(lines) == 1, where
     assert lines[0].startswith("edgekit: error:"), where  # not "internal error": that is a bug
     if case.get("names"):
