@@ -149,6 +149,37 @@ def test_no_overwrite_without_force(exported: tuple[Path, list[dict]], digits_ck
     assert Path(_by(recs, "onnx", "fp32")["path"]).stat().st_mtime_ns == before
 
 
+def _int8_weight_peak(path: Path) -> int:
+    """The largest |value| among an ONNX model's quantized weights: the int8 initializers that
+    DequantizeLinear nodes read as data (not the zero points, which may be -128)."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    data = {n.input[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    return max(int(np.abs(numpy_helper.to_array(t).astype(np.int32)).max())
+               for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8 and t.name in data)
+
+
+def test_onnx_int8_weights_are_7_bit(exported: tuple[Path, list[dict]], tmp_path: Path) -> None:
+    """onnxruntime's x86 int8 kernels on CPUs without VNNI saturate with full-range weights (the
+    artifact then fails its own gate), so the ONNX int8 artifact carries 7-bit weights; the
+    TensorRT source (reduce_range=False) keeps the full 8 bits."""
+    from edgekit.exporters.onnx import export_fp32, to_int8
+
+    _, recs = exported
+    assert 32 < _int8_weight_peak(Path(_by(recs, "onnx", "int8")["path"])) <= 64
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU()).eval()
+    fp32 = tmp_path / "m.onnx"
+    export_fp32(model, torch.randn(1, 3, 8, 8), fp32)
+    calib = torch.rand(8, 3, 8, 8)
+    to_int8(fp32, tmp_path / "small.onnx", calib)
+    to_int8(fp32, tmp_path / "full.onnx", calib, reduce_range=False)
+    assert _int8_weight_peak(tmp_path / "small.onnx") <= 64
+    assert _int8_weight_peak(tmp_path / "full.onnx") == 127
+
+
 # ---------------------------------------------------------------- failures leave nothing behind
 
 def test_failed_gate_leaves_no_file(digits_ckpt: Path, tmp_path: Path) -> None:

@@ -7,7 +7,14 @@
   (``keep_io_types``) so apps feed the same tensors;
 * int8: onnxruntime static quantization in QDQ format, per-channel weights, activation
   ranges calibrated on real images (``calib``). ``symmetric=True`` (used for TensorRT,
-  which needs zero points of 0) forces symmetric activations.
+  which needs zero points of 0) forces symmetric activations. Weights are 7-bit
+  (``reduce_range``) unless the caller says otherwise: onnxruntime's x86 int8 kernels on CPUs
+  without VNNI (plain AVX2/AVX-512) add u8*s8 products pairwise into int16 (VPMADDUBSW), which
+  saturates with full-range per-channel weights; the artifact then disagrees with torch on most
+  images although its Q/DQ scales are right (compact_cnn on digits, AMD EPYC AVX2: cosine 0.91,
+  top-1 agreement 77%, with 7-bit weights 0.998 / 99%). 7-bit weights cannot saturate
+  (2*255*64 < 2**15), so one artifact runs the same on every CPU; TensorRT, which has no such
+  kernels, keeps full 8-bit weights.
 
 Labels, preprocessing and task go into the model's ``metadata_props``.
 """
@@ -120,9 +127,11 @@ def _toposort(graph: Any) -> None:
 
 
 def to_int8(src: Path, out: Path, calib: torch.Tensor | list[dict[str, np.ndarray]], *, symmetric: bool = False,
-            batch: int = 16) -> None:
+            batch: int = 16, reduce_range: bool = True) -> None:
     """Static QDQ int8 calibrated on ``calib`` (real, preprocessed images; or ready feeds by input
-    name, for models with several inputs such as a streaming model's frame and states)."""
+    name, for models with several inputs such as a streaming model's frame and states).
+    ``reduce_range`` (7-bit weights) keeps onnxruntime's int8 kernels on CPUs without VNNI from
+    saturating (see the module docstring); only a runtime without them (TensorRT) turns it off."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -141,7 +150,7 @@ def to_int8(src: Path, out: Path, calib: torch.Tensor | list[dict[str, np.ndarra
         with _quiet("onnxruntime", "root"):
             quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
             quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                            reduce_range=reduce_range, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                             extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True})
     except Exception as exc:
         raise EdgekitError(f"onnx: onnxruntime int8 quantization failed: {type(exc).__name__}: "
@@ -179,8 +188,9 @@ def check(path: Path) -> dict[str, Any]:
 
 def convert(model: nn.Module, sample: torch.Tensor, out: Path, *, precision: str, calib: torch.Tensor | None,
             meta: dict[str, Any], opset: int = DEFAULT_OPSET, dynamic_batch: bool = True,
-            symmetric: bool = False) -> dict[str, Any]:
-    """Write ``out`` (.onnx) at ``precision``; returns manifest extras."""
+            symmetric: bool = False, reduce_range: bool = True) -> dict[str, Any]:
+    """Write ``out`` (.onnx) at ``precision``; returns manifest extras. ``symmetric`` and
+    ``reduce_range`` are :func:`to_int8`'s."""
     require("onnx", "onnx")
     fp32 = out if precision == "fp32" else out.with_name(out.stem + ".fp32tmp.onnx")
     try:
@@ -190,7 +200,7 @@ def convert(model: nn.Module, sample: torch.Tensor, out: Path, *, precision: str
         elif precision == "int8":
             if calib is None:
                 raise EdgekitError("onnx int8 needs calibration images (--calib)")
-            to_int8(fp32, out, calib, symmetric=symmetric)
+            to_int8(fp32, out, calib, symmetric=symmetric, reduce_range=reduce_range)
     finally:
         if fp32 != out:
             fp32.unlink(missing_ok=True)

@@ -59,7 +59,8 @@ def convert(model: nn.Module, sample: torch.Tensor, out: Path, *, precision: str
     require_tensorrt()
     tmp = out.with_name(out.stem + ".trt-src.onnx")
     try:
-        onnx_export.convert(model, sample, tmp, precision=precision, calib=calib, meta=meta, symmetric=True)
+        onnx_export.convert(model, sample, tmp, precision=precision, calib=calib, meta=meta, symmetric=True,
+                            reduce_range=False)
         info = build_engine(tmp, out, max_batch=max_batch)
     finally:
         tmp.unlink(missing_ok=True)
