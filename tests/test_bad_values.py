@@ -96,7 +96,7 @@ def test_nan_loss_stops_training_and_writes_nothing(tmp_path: Path) -> None:
 def test_divergence_after_a_good_epoch_names_the_last_good_checkpoint(tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     from edgekit.checkpoint import load_checkpoint
-    from edgekit.training import trainer
+    from edgekit.training import step as step_losses, trainer
     from edgekit.training.loop import Diverged, classification_loss
 
     def nan_in_second_epoch(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -109,7 +109,8 @@ def test_divergence_after_a_good_epoch_names_the_last_good_checkpoint(tmp_path: 
             return out
         return run
 
-    monkeypatch.setattr(trainer, "classification_loss", nan_in_second_epoch)
+    # the classify task's loss() looks the step loss up in edgekit.training.step when it is asked
+    monkeypatch.setattr(step_losses, "classification_loss", nan_in_second_epoch)
     out = tmp_path / "m.pt"
     with pytest.raises(Diverged, match=r"epoch 2/3") as info:
         trainer.train("compact_cnn_s", "synthetic:classes=2,n=40", out, epochs=3, batch_size=8, input_size=16,
