@@ -56,66 +56,10 @@ import numpy as np
 
 from ..errors import EdgekitError
 from ..tasks import get_task
-
-THRESHOLDS: dict[str, dict[str, float]] = {
-    "fp32": {"max_rel_err": 1e-3, "min_cosine": 0.9999, "min_top1_agreement": 0.99},
-    "fp16": {"max_rel_err": 3e-2, "min_cosine": 0.999, "min_top1_agreement": 0.97},
-    "int8": {"min_cosine": 0.95, "min_top1_agreement": 0.90},
-}
-
-#: task ``label_distribution``: the distribution's cosine and max abs error (probabilities),
-#: the expectation's worst error and the MAE gap as fractions of the label range (see above)
-LABEL_THRESHOLDS: dict[str, dict[str, float]] = {
-    "fp32": {"min_dist_cosine": 0.9999, "max_dist_abs_err": 1e-3, "max_exp_err": 1e-4, "max_mae_gap": 1e-4},
-    "fp16": {"min_dist_cosine": 0.999, "max_exp_err": 1e-2, "max_mae_gap": 5e-3},
-    "int8": {"min_dist_cosine": 0.95, "max_exp_mean_err": 0.03, "max_mae_gap": 0.02},
-}
-
-def _cosines(ref: np.ndarray, out: np.ndarray) -> np.ndarray:
-    denom = np.linalg.norm(ref, axis=1) * np.linalg.norm(out, axis=1)
-    return np.where(denom > 0, (ref * out).sum(1) / np.maximum(denom, 1e-30), 1.0)
-
-
-def label_values(targets: list[Any]) -> np.ndarray:
-    """The label of each target: a number, or the first entry of a ``(label, sigma)`` pair."""
-    try:
-        return np.asarray([float(np.asarray(t, dtype=np.float64).reshape(-1)[0]) for t in targets])
-    except (TypeError, ValueError, IndexError) as exc:
-        raise EdgekitError(f"label-distribution targets must be numbers or (label, sigma) pairs: {exc}") from None
-
-
-def label_range_span(label_range: str | None) -> float | None:
-    """``hi - lo`` of a ``lo:hi:step`` label range (``None`` when not given)."""
-    if not label_range:
-        return None
-    from ..models.dldl import LabelSet
-
-    ls = LabelSet.parse(label_range)
-    return ls.hi - ls.lo
-
-
-def _label_numbers(ref: np.ndarray, out: np.ndarray, targets: list[Any] | None,
-                   label_range: str | None) -> dict[str, Any]:
-    """The distribution and the expectation (last column) compared on their own; MAE of both."""
-    nums: dict[str, Any] = {}
-    if ref.shape[1] > 1:
-        cos = _cosines(ref[:, :-1], out[:, :-1])
-        nums.update(dist_cosine=float(cos.mean()), dist_min_cosine=float(cos.min()),
-                    dist_max_abs_err=float(np.abs(out[:, :-1] - ref[:, :-1]).max()))
-    err = np.abs(out[:, -1] - ref[:, -1])
-    y = label_values(targets) if targets is not None and len(targets) == len(ref) else None
-    span = label_range_span(label_range)
-    if span is None:  # no recorded range: the labels' (else the predictions') spread
-        basis = y if y is not None else ref[:, -1]
-        span = float(basis.max() - basis.min())
-    span = max(span, 1e-12)
-    nums.update(exp_max_abs_err=float(err.max()), exp_mean_abs_err=float(err.mean()),
-                exp_max_err=float(err.max() / span), exp_mean_err=float(err.mean() / span), label_span=float(span))
-    if y is not None:
-        torch_mae, art_mae = float(np.abs(ref[:, -1] - y).mean()), float(np.abs(out[:, -1] - y).mean())
-        nums.update(torch_mae=torch_mae, artifact_mae=art_mae, mae_gap=abs(art_mae - torch_mae),
-                    mae_gap_rel=abs(art_mae - torch_mae) / span)
-    return nums
+# the thresholds and task-specific numbers are owned by the tasks (edgekit.tasks); re-exported here
+from ..tasks.base import PARITY_THRESHOLDS as THRESHOLDS, cosines as _cosines  # noqa: F401
+from ..tasks.label_distribution import (LABEL_THRESHOLDS, _label_numbers, label_range_span,  # noqa: F401
+                                        label_values)
 
 
 def parity_numbers(ref: np.ndarray, out: np.ndarray, task: str = "classify",

@@ -29,7 +29,7 @@ class ClassifyTask(Task):
     def loss(self, *, mixer: Any = None, label_smoothing: float = 0.0, epochs: int = 1,
              label_task: Any = None) -> Callable:
         """Cross-entropy, with the mixer's mixup/CutMix and label smoothing."""
-        from ..training.loop import classification_loss
+        from ..training.step import classification_loss
 
         return classification_loss(mixer, label_smoothing, epochs)
 
@@ -38,7 +38,7 @@ class ClassifyTask(Task):
 
     def metrics(self, out: torch.Tensor, target: torch.Tensor) -> dict[str, Any]:
         """Top-1/top-5 (%) and mean cross-entropy of logits ``out`` against class indices."""
-        from ..training.metrics import topk_correct
+        from ..training.evaluators import topk_correct
 
         n = len(out)
         hits = topk_correct(out, target)
@@ -47,7 +47,7 @@ class ClassifyTask(Task):
 
     def evaluate(self, model: nn.Module, loader: Any, device: str | torch.device = "cpu",
                  flip: bool = False) -> dict[str, Any]:
-        from ..training.metrics import evaluate_classifier
+        from ..training.evaluators import evaluate_classifier
 
         return evaluate_classifier(model, loader, device)
 

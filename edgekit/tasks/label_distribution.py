@@ -7,12 +7,64 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..errors import EdgekitError
-from .base import register_task
+from .base import cosines, register_task
 from .regression import RegressionTask
+
+#: the parity gate's limits for this task: the distribution's cosine and max abs error
+#: (probabilities), the expectation's worst error and the MAE gap as fractions of the label
+#: range (the reasoning and measurements: :mod:`edgekit.exporters.parity`, which re-exports it)
+LABEL_THRESHOLDS: dict[str, dict[str, float]] = {
+    "fp32": {"min_dist_cosine": 0.9999, "max_dist_abs_err": 1e-3, "max_exp_err": 1e-4, "max_mae_gap": 1e-4},
+    "fp16": {"min_dist_cosine": 0.999, "max_exp_err": 1e-2, "max_mae_gap": 5e-3},
+    "int8": {"min_dist_cosine": 0.95, "max_exp_mean_err": 0.03, "max_mae_gap": 0.02},
+}
+
+
+def label_values(targets: list[Any]) -> np.ndarray:
+    """The label of each target: a number, or the first entry of a ``(label, sigma)`` pair."""
+    try:
+        return np.asarray([float(np.asarray(t, dtype=np.float64).reshape(-1)[0]) for t in targets])
+    except (TypeError, ValueError, IndexError) as exc:
+        raise EdgekitError(f"label-distribution targets must be numbers or (label, sigma) pairs: {exc}") from None
+
+
+def label_range_span(label_range: str | None) -> float | None:
+    """``hi - lo`` of a ``lo:hi:step`` label range (``None`` when not given)."""
+    if not label_range:
+        return None
+    from ..models.dldl import LabelSet
+
+    ls = LabelSet.parse(label_range)
+    return ls.hi - ls.lo
+
+
+def _label_numbers(ref: np.ndarray, out: np.ndarray, targets: list[Any] | None,
+                   label_range: str | None) -> dict[str, Any]:
+    """The distribution and the expectation (last column) compared on their own; MAE of both."""
+    nums: dict[str, Any] = {}
+    if ref.shape[1] > 1:
+        cos = cosines(ref[:, :-1], out[:, :-1])
+        nums.update(dist_cosine=float(cos.mean()), dist_min_cosine=float(cos.min()),
+                    dist_max_abs_err=float(np.abs(out[:, :-1] - ref[:, :-1]).max()))
+    err = np.abs(out[:, -1] - ref[:, -1])
+    y = label_values(targets) if targets is not None and len(targets) == len(ref) else None
+    span = label_range_span(label_range)
+    if span is None:  # no recorded range: the labels' (else the predictions') spread
+        basis = y if y is not None else ref[:, -1]
+        span = float(basis.max() - basis.min())
+    span = max(span, 1e-12)
+    nums.update(exp_max_abs_err=float(err.max()), exp_mean_abs_err=float(err.mean()),
+                exp_max_err=float(err.max() / span), exp_mean_err=float(err.mean() / span), label_span=float(span))
+    if y is not None:
+        torch_mae, art_mae = float(np.abs(ref[:, -1] - y).mean()), float(np.abs(out[:, -1] - y).mean())
+        nums.update(torch_mae=torch_mae, artifact_mae=art_mae, mae_gap=abs(art_mae - torch_mae),
+                    mae_gap_rel=abs(art_mae - torch_mae) / span)
+    return nums
 
 
 class LabelDistributionTask(RegressionTask):
@@ -47,7 +99,7 @@ class LabelDistributionTask(RegressionTask):
         return prediction(out)
 
     def metrics(self, out: torch.Tensor, target: torch.Tensor) -> dict[str, Any]:
-        from ..training.metrics import label_metrics
+        from ..training.evaluators import label_metrics
 
         target = target.float()
         y = target[:, 0] if target.dim() > 1 else target
@@ -56,7 +108,7 @@ class LabelDistributionTask(RegressionTask):
 
     def evaluate(self, model: nn.Module, loader: Any, device: str | torch.device = "cpu",
                  flip: bool = False) -> dict[str, Any]:
-        from ..training.metrics import evaluate_label_model
+        from ..training.evaluators import evaluate_label_model
 
         return evaluate_label_model(model, loader, device, flip)
 
@@ -70,13 +122,9 @@ class LabelDistributionTask(RegressionTask):
 
     def parity_numbers(self, ref: Any, out: Any, targets: list[Any] | None = None,
                        label_range: str | None = None) -> dict[str, Any]:
-        from ..exporters.parity import _label_numbers
-
         return _label_numbers(ref, out, targets, label_range)
 
     def parity_thresholds(self) -> dict[str, dict[str, float]]:
-        from ..exporters.parity import LABEL_THRESHOLDS
-
         return LABEL_THRESHOLDS
 
     def output_layout(self, width: int, label_range: str | None) -> dict[str, Any] | None:

@@ -23,7 +23,7 @@ class RegressionTask(Task):
 
     def loss(self, *, mixer: Any = None, label_smoothing: float = 0.0, epochs: int = 1,
              label_task: Any = None) -> Callable:
-        from ..training.loop import regression_loss
+        from ..training.step import regression_loss
 
         return regression_loss()
 
@@ -34,7 +34,7 @@ class RegressionTask(Task):
 
     def evaluate(self, model: nn.Module, loader: Any, device: str | torch.device = "cpu",
                  flip: bool = False) -> dict[str, Any]:
-        from ..training.metrics import evaluate_regressor
+        from ..training.evaluators import evaluate_regressor
 
         return evaluate_regressor(model, loader, device)
 

@@ -14,9 +14,8 @@ from ..numbers import (epoch_count, fraction, non_negative_float, non_negative_i
                        positive_int, unit_interval)
 from ..stage_config import AUGMENTS, MIX_MODES, OPTIMIZERS, RunConfig, choice
 from ..tasks import list_tasks
+from .label_distribution import LABEL_LOSSES  # noqa: F401  (defined with the losses; the CLI's --loss choices)
 
-#: the label-distribution losses (see edgekit.training.label_distribution)
-LABEL_LOSSES = ("dldl", "kl", "l1", "ce", "ranking")
 #: TSM's temporal shift (see edgekit.models.shift): both directions, or from the past only (streams)
 SHIFTS = ("bidirectional", "causal")
 

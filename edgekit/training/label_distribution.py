@@ -40,8 +40,10 @@ from ..errors import EdgekitError
 from ..models.dldl import LabelSet, head_of, prediction
 from ..numbers import non_negative_float, optional
 from ..stage_config import choice
-from .config import LABEL_LOSSES as LOSSES
-from .loop import StepLoss, StepOutput
+from .step import StepLoss, StepOutput
+
+#: the losses of ``--loss`` (the table above); :mod:`edgekit.training.config` offers these
+LABEL_LOSSES = ("dldl", "kl", "l1", "ce", "ranking")
 
 MIN_SIGMA = 1e-10
 #: the fixed sigma, in label steps, when neither ``--sigma`` nor the data gives one (DLDL's
@@ -63,7 +65,7 @@ class LabelTask:
 
     def __post_init__(self) -> None:
         self.label_range = LabelSet.parse(self.label_range).text()
-        self.loss = choice("loss", self.loss, LOSSES)
+        self.loss = choice("loss", self.loss, LABEL_LOSSES)
         self.lam = non_negative_float("lambda", self.lam)
         self.sigma = optional(non_negative_float, "sigma", self.sigma)
 

@@ -26,21 +26,9 @@ from ..fileio import append_jsonl
 from . import distributed as dist_utils
 from ..stage_config import OPTIMIZERS
 from .metrics import evaluate_model
-from .mix import Mixer
 from .precise_bn import bn_layers, precise_bn
-
-
-@dataclass
-class StepOutput:
-    """One step's loss, its named terms (logged), and logits/targets for running accuracy."""
-
-    loss: torch.Tensor
-    terms: dict[str, float] = field(default_factory=dict)
-    logits: torch.Tensor | None = None
-    targets: torch.Tensor | None = None
-
-
-StepLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor, int], StepOutput]
+# the step contract and the built-in step losses live below the tasks (edgekit.training.step); re-exported
+from .step import StepLoss, StepOutput, classification_loss, regression_loss  # noqa: F401
 
 
 @dataclass
@@ -91,35 +79,6 @@ def build_scheduler(opt: torch.optim.Optimizer, cfg: OptimConfig, epochs: int,
         return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
 
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
-
-
-def classification_loss(mixer: Mixer | None = None, label_smoothing: float = 0.0,
-                        total_epochs: int = 1) -> StepLoss:
-    """Cross-entropy with optional mixup/CutMix (per the mixer's schedule)."""
-    ce = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-
-    def step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epoch: int) -> StepOutput:
-        if mixer is not None and mixer.should_mix(epoch, total_epochs):
-            xm, ya, yb, lam = mixer.mix(x, y)
-            out = model(xm)
-            loss = lam * ce(out, ya) + (1 - lam) * ce(out, yb)
-            return StepOutput(loss, {"ce": float(loss.detach()), "mixed": 1.0}, out, ya if lam >= 0.5 else yb)
-        out = model(x)
-        loss = ce(out, y)
-        return StepOutput(loss, {"ce": float(loss.detach()), "mixed": 0.0}, out, y)
-
-    return step
-
-
-def regression_loss() -> StepLoss:
-    """L1 on a single-output model (MAE is the metric reported)."""
-
-    def step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epoch: int) -> StepOutput:
-        target = y[:, 0] if y.dim() > 1 else y
-        loss = nn.functional.l1_loss(model(x).reshape(-1), target)
-        return StepOutput(loss, {"l1": float(loss.detach())})
-
-    return step
 
 
 class Diverged(EdgekitError):
