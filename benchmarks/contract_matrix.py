@@ -1,6 +1,6 @@
 """The contract matrix: every architecture of ``tests/test_contract.py`` x build/train/prune/rebuild/export.
 
-Runs the same stages as the contract test (:func:`edgekit.models.contract.run_contract`, at 32 px,
+Runs the same stages as the contract test (:func:`edgekit.benchmark.contract.run_contract`, at 32 px,
 4 synthetic classes, L1 to 50 % MACs, a fresh-process rebuild, ONNX with the parity
 gate), slow architectures included, and writes ``benchmarks/contract_matrix.md``: one
 row per architecture, pass/fail per stage with the reason, and the known failures the

@@ -8,7 +8,7 @@ auxiliary heads would surface here) -> **prune** (L1 to 50 % MACs, no fine-tunin
 process, outputs equal) -> **export** (ONNX through the parity gate). Known failures
 are ``xfail(strict=True)`` with the reason; heavy architectures are ``slow``.
 
-:func:`~edgekit.models.contract.run_contract` (in the package) yields one (stage, status, detail)
+:func:`~edgekit.benchmark.contract.run_contract` (in the package) yields one (stage, status, detail)
 per stage; the test asserts on it and ``benchmarks/contract_matrix.py`` prints the same stages as a matrix.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from edgekit.errors import EdgekitError
-from edgekit.models.contract import KNOWN_FAILURES, SIZE, SLOW, STAGES, architectures, run_contract
+from edgekit.benchmark.contract import KNOWN_FAILURES, SIZE, SLOW, STAGES, architectures, run_contract
 from edgekit.registry import create_model
 
 def _param(arch: str):

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..registry import create_model, get_entry, list_models
-from .tabular import takes_features
+from ..models.tabular import takes_features
 
 DATA = "synthetic:classes=4,n=60"
 SIZE = 32
