@@ -34,7 +34,7 @@ def ones() -> list:
 
     @register_criterion
     class Ones(Criterion):
-        name = "ones"
+        name = "test_ones"
         summary = "every unit scores 1 (a test criterion)"
         needs = Needs(teacher=True)
 
@@ -45,7 +45,7 @@ def ones() -> list:
     try:
         yield calls
     finally:
-        CRITERIA.pop("ones", None)
+        CRITERIA.pop("test_ones", None)
 
 
 @pytest.fixture()
@@ -59,10 +59,10 @@ def tiny_ckpt(tmp_path: Path) -> Path:
 
 
 def test_a_registered_criterion_prunes_through_the_public_api(ones: list, tiny_ckpt: Path, tmp_path: Path) -> None:
-    ck = edgekit.prune(tiny_ckpt, DATA, tmp_path / "p.pt", method="ones", target="macs=0.6", steps=2, proxy_size=4,
+    ck = edgekit.prune(tiny_ckpt, DATA, tmp_path / "p.pt", method="test_ones", target="macs=0.6", steps=2, proxy_size=4,
                        finetune_epochs=0, precise_bn=1, progress=False)
     assert 0.5 < ck.metrics["macs_ratio"] <= 0.6 * 1.02  # a half-width net: coarse steps
-    assert ck.provenance["method"] == "ones"
+    assert ck.provenance["method"] == "test_ones"
     assert (ck.provenance["rank"], ck.provenance["scoring"], ck.provenance["exact_precision"]) == (None, None, None)
     assert len(calls := ones) == 2  # scored again on the thinned network in step 2
     assert all(p.teacher is not None and p.labels is None and len(p.images) == 4 for p in calls)  # what it needs
@@ -70,9 +70,9 @@ def test_a_registered_criterion_prunes_through_the_public_api(ones: list, tiny_c
 
 def test_the_cli_lists_and_accepts_registered_criteria(ones: list, tiny_ckpt: Path, tmp_path: Path) -> None:
     help_text = CliRunner().invoke(main, ["prune", "--help"], terminal_width=400).output
-    assert all(f"{name} (" in help_text for name in (*BUILTINS, "ones")), help_text
+    assert all(f"{name} (" in help_text for name in (*BUILTINS, "test_ones")), help_text
     res = CliRunner().invoke(main, ["prune", str(tiny_ckpt), "--data", DATA, "-o", str(tmp_path / "p.pt"),
-                                    "--method", "ones", "--target", "macs=0.7", "--proxy-size", "4",
+                                    "--method", "test_ones", "--target", "macs=0.7", "--proxy-size", "4",
                                     "--finetune-epochs", "0", "--precise-bn", "1"])
     assert res.exit_code == 0, res.output
     assert len(ones) == 1 and (tmp_path / "p.pt").is_file()
@@ -90,7 +90,7 @@ def test_an_unknown_method_is_one_line_listing_the_criteria(tiny_ckpt: Path, tmp
 
 def test_builtin_criteria_own_their_options() -> None:
     cpu = torch.device("cpu")
-    assert criterion_names() == BUILTINS
+    assert criterion_names()[:len(BUILTINS)] == BUILTINS  # the built-ins first, in order
     fisher = build_criterion("curl", scoring="fisher", rank="kl")
     exact = build_criterion("curl", scoring="exact", exact_precision="fp32")
     l1, taylor = build_criterion("l1", scoring="fisher", rank="kl"), build_criterion("taylor")
@@ -107,7 +107,7 @@ def test_builtin_criteria_own_their_options() -> None:
     assert PruneConfig().steps == DEFAULT_FISHER_STEPS and PruneConfig(method="l1").steps == 1
     assert taylor.needs.labels and taylor.needs.gradients and not l1.needs.labels and fisher.needs.distribution
     assert exact.needs.gradients is False and fisher.needs.gradients
-    assert criterion_names(lacking="distribution") == BUILTINS[1:]  # what a one-output model can be pruned with
+    assert criterion_names(lacking="distribution")[:len(BUILTINS) - 1] == BUILTINS[1:]  # what a one-output model can be pruned with
     with pytest.raises(EdgekitError, match="unknown scoring 'approx'"):
         build_criterion("curl", scoring="approx")
 
@@ -125,7 +125,7 @@ def test_registration_is_checked() -> None:
         register_criterion(Nameless)
     with pytest.raises(EdgekitError, match="Criterion subclass"):
         register_criterion(object)  # type: ignore[arg-type]
-    assert get_criterion("l1").__name__ == "L1" and criterion_names() == BUILTINS
+    assert get_criterion("l1").__name__ == "L1" and criterion_names()[:len(BUILTINS)] == BUILTINS
 
 
 def test_baseline_scores_through_score_units() -> None:
