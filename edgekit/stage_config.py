@@ -47,6 +47,13 @@ def choice(name: str, value: str, choices: Iterable[str]) -> str:
     return value
 
 
+def device_name(value: Any) -> str:
+    """A device name (``auto``, ``cpu``, ``cuda``, ...): non-empty text, else a one-line error."""
+    if not isinstance(value, str) or not value:
+        raise EdgekitError(f"device must be a name such as auto, cpu or cuda, got {value!r}")
+    return value
+
+
 def default(cls: type, name: str) -> Any:
     """The default of field ``name`` of dataclass ``cls`` (for CLI option defaults)."""
     for f in dataclasses.fields(cls):
@@ -70,8 +77,7 @@ class RunConfig:
         self.batch_size = positive_int("batch_size", self.batch_size)
         self.seed = non_negative_int("seed", self.seed)
         self.precise_bn = non_negative_int("precise_bn", self.precise_bn)
-        if not isinstance(self.device, str) or not self.device:
-            raise EdgekitError(f"device must be a name such as auto, cpu or cuda, got {self.device!r}")
+        self.device = device_name(self.device)
 
     @classmethod
     def from_options(cls: type[C], options: dict[str, Any], stage: str) -> C:
