@@ -9,10 +9,11 @@ too, below every module that uses them. Zero, negative and NaN are one-line erro
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from .errors import EdgekitError
 from .numbers import non_negative_int, positive_int
-from .stage_config import device_name
+from .stage_config import check_numbers, device_name
 
 #: the demo's window: logits summed over the last 12 processed frames
 DEFAULT_WINDOW = 12
@@ -55,13 +56,13 @@ class EvalConfig:
     stride: int | str = "auto"
     workers: int = 0
 
+    #: each number's check (:func:`~edgekit.stage_config.check_numbers`; the CLI's option types)
+    CHECKS: ClassVar[dict[str, Any]] = {"window": positive_int, "agree": positive_int, "bins": positive_int,
+                                        "batch_size": positive_int, "workers": non_negative_int}
+
     def __post_init__(self) -> None:
-        self.window = positive_int("window", self.window)
-        self.agree = positive_int("agree", self.agree)
-        self.bins = positive_int("bins", self.bins)
-        self.batch_size = positive_int("batch_size", self.batch_size)
+        check_numbers(self)
         if self.split not in SPLITS:
             raise EdgekitError(f"split must be 'val' or 'train', got {self.split!r}")
-        self.workers = non_negative_int("workers", self.workers)
         self.stride = parse_stride(self.stride)
         self.device = device_name(self.device)

@@ -119,5 +119,8 @@ POSITIVE_FLOAT = Checked(positive_float, "NUMBER>0")
 NON_NEGATIVE_FLOAT = Checked(non_negative_float, "NUMBER>=0")
 FRACTION = Checked(fraction, "FRACTION")  # (0, 1]
 UNIT_INTERVAL = Checked(unit_interval, "[0,1]")
+#: the click type running each check, for CLI options made from a config's fields (``CHECKS``)
+CLICK_TYPES = {positive_int: POSITIVE_INT, non_negative_int: NON_NEGATIVE_INT, positive_float: POSITIVE_FLOAT,
+               non_negative_float: NON_NEGATIVE_FLOAT, fraction: FRACTION, unit_interval: UNIT_INTERVAL}
 EPOCHS = Checked(epoch_count, "EPOCHS")  # 1..MAX_EPOCHS
 EPOCHS_OR_ZERO = Checked(epoch_count, "EPOCHS>=0", allow_zero=True)  # 0..MAX_EPOCHS

@@ -54,6 +54,18 @@ def device_name(value: Any) -> str:
     return value
 
 
+def check_numbers(config: Any) -> None:
+    """Run the number check :attr:`CHECKS` names for each field of ``config`` (one of
+    :mod:`edgekit.numbers`; the CLI runs the same check through its click type,
+    :data:`edgekit.numbers.CLICK_TYPES`). None passes only where the field's default is None
+    ("not given")."""
+    for name, check in type(config).CHECKS.items():
+        value = getattr(config, name)
+        if value is None and default(type(config), name) is None:
+            continue
+        setattr(config, name, check(name, value))
+
+
 def default(cls: type, name: str) -> Any:
     """The default of field ``name`` of dataclass ``cls`` (for CLI option defaults)."""
     for f in dataclasses.fields(cls):

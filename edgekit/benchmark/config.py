@@ -7,10 +7,11 @@ one set of checks (zero, negative and NaN are one-line errors, :mod:`edgekit.num
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, ClassVar, Iterable
 
 from ..errors import EdgekitError
-from ..numbers import non_negative_int, optional, positive_float, positive_int
+from ..numbers import non_negative_int, positive_float, positive_int
+from ..stage_config import check_numbers
 
 #: seconds one measurement (one artifact, runtime and thread count) may take before it is a failed row
 DEFAULT_TIMEOUT = 600.0
@@ -58,14 +59,14 @@ class BenchConfig:
     max_samples: int | None = None
     seed: int = 0
 
+    #: each number's check (:func:`~edgekit.stage_config.check_numbers`; the CLI's option types)
+    CHECKS: ClassVar[dict[str, Any]] = {
+        "batch": positive_int, "warmup": non_negative_int, "runs": positive_int, "min_seconds": positive_float,
+        "timeout": positive_float, "cv_threshold": positive_float, "max_samples": positive_int,
+        "seed": non_negative_int}
+
     def __post_init__(self) -> None:
         self.threads = tuple(parse_threads(self.threads))
-        self.batch, self.warmup = positive_int("batch", self.batch), non_negative_int("warmup", self.warmup)
-        self.runs = optional(positive_int, "runs", self.runs)
-        self.min_seconds = optional(positive_float, "min_seconds", self.min_seconds)
-        self.timeout = positive_float("timeout", self.timeout)
-        self.cv_threshold = positive_float("cv_threshold", self.cv_threshold)
-        self.max_samples = optional(positive_int, "max_samples", self.max_samples)
-        self.seed = non_negative_int("seed", self.seed)
+        check_numbers(self)
         if self.runs is not None and self.min_seconds is not None:
             raise EdgekitError("give either runs or min_seconds, not both")

@@ -5,9 +5,11 @@ Torch- and server-free, so the CLI reads its defaults from here without importin
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from ..errors import EdgekitError
-from ..numbers import optional, positive_int
+from ..numbers import positive_int
+from ..stage_config import check_numbers
 
 #: addresses served over plain HTTP (a secure context already); any other gets HTTPS
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
@@ -26,10 +28,13 @@ class DemoConfig:
     host: str = "0.0.0.0"
     port: int | None = None
 
+    #: each number's check (:func:`~edgekit.stage_config.check_numbers`; the CLI's option types)
+    CHECKS: ClassVar[dict[str, Any]] = {"port": positive_int}
+
     def __post_init__(self) -> None:
         if not isinstance(self.host, str) or not self.host.strip():
             raise EdgekitError(f"host must be an address such as 0.0.0.0 or 127.0.0.1, got {self.host!r}")
-        self.port = optional(positive_int, "port", self.port)
+        check_numbers(self)
         if self.port is not None and self.port > MAX_PORT:
             raise EdgekitError(f"port must be at most {MAX_PORT}, got {self.port}")
 

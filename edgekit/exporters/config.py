@@ -9,9 +9,11 @@ default below is declared once.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from ..errors import EdgekitError
-from ..numbers import optional, positive_int
+from ..numbers import positive_int
+from ..stage_config import check_numbers
 
 #: images int8 calibration reads (training split) and the parity gate compares (validation split),
 #: for export, ``verify -n`` and each candidate of ``optimize``
@@ -45,13 +47,16 @@ class ExportConfig:
     max_batch: int | None = None
     streaming: bool = False
 
+    #: each number's check (:func:`~edgekit.stage_config.check_numbers`; the CLI's option types)
+    CHECKS: ClassVar[dict[str, Any]] = {"calib_size": positive_int, "parity_size": positive_int,
+                                        "opset": positive_int, "max_batch": positive_int}
+
     def __post_init__(self) -> None:
         self.targets, self.precision = tuple(self.targets), tuple(self.precision)
+        check_numbers(self)
         samples = STREAM_CLIPS if self.streaming else SAMPLE_IMAGES
-        self.calib_size = positive_int("calib_size", samples if self.calib_size is None else self.calib_size)
-        self.parity_size = positive_int("parity_size", samples if self.parity_size is None else self.parity_size)
-        self.opset = optional(positive_int, "opset", self.opset)
-        self.max_batch = optional(positive_int, "max_batch", self.max_batch)
+        self.calib_size = samples if self.calib_size is None else self.calib_size
+        self.parity_size = samples if self.parity_size is None else self.parity_size
         for name in ("nhwc", "dynamic_batch", "streaming"):
             if not isinstance(getattr(self, name), bool):
                 raise EdgekitError(f"{name} must be true or false, got {getattr(self, name)!r}")
