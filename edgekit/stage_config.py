@@ -37,6 +37,7 @@ OPTIMIZERS = ("sgd", "adamw", "adam")
 MIX_MODES = ("none", "mixup", "cutmix", "mwh", "mwh-cutmix")
 
 C = TypeVar("C", bound="RunConfig")
+T = TypeVar("T")
 
 
 def choice(name: str, value: str, choices: Iterable[str]) -> str:
@@ -64,6 +65,16 @@ def check_numbers(config: Any) -> None:
         if value is None and default(type(config), name) is None:
             continue
         setattr(config, name, check(name, value))
+
+
+def from_options(cls: type[T], options: dict[str, Any], stage: str) -> T:
+    """Dataclass ``cls`` built from keyword ``options``; an unknown option is a one-line error
+    naming the valid ones (for every stage config, and a recipe's other sections)."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in options:
+        if key not in names:
+            raise suggest(key, names, f"{stage} option")
+    return cls(**options)
 
 
 def default(cls: type, name: str) -> Any:
@@ -94,11 +105,7 @@ class RunConfig:
     @classmethod
     def from_options(cls: type[C], options: dict[str, Any], stage: str) -> C:
         """Build from keyword options; an unknown option is a one-line error naming the valid ones."""
-        names = [f.name for f in dataclasses.fields(cls)]
-        for key in options:
-            if key not in names:
-                raise suggest(key, names, f"{stage} option")
-        return cls(**options)
+        return from_options(cls, options, stage)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
