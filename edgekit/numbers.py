@@ -24,7 +24,7 @@ MAX_EPOCHS = 100_000
 def _number(name: str, value: Any, kind: type) -> float:
     try:
         num = kind(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # int(inf): OverflowError
         raise EdgekitError(f"{name} must be {'an integer' if kind is int else 'a number'}, got {value!r}") from None
     if kind is int and isinstance(value, float) and value != num:
         raise EdgekitError(f"{name} must be an integer, got {value!r}")
