@@ -25,13 +25,11 @@ from .schema import RESULTS_KIND, error_row, results_document
 from .stats import summarize
 from .streaming import stream_job, stream_row
 
-_as_list = as_names
-
 
 def plan_runs(artifacts: Sequence[Artifact], runtime: str | Sequence[str]) -> list[tuple[Artifact, str]]:
     """(artifact, runtime) pairs: ``auto`` picks each format's own runtime; named runtimes
     pair with the artifacts they can run. An artifact no named runtime runs is an error."""
-    names = _as_list(runtime, "runtimes")
+    names = as_names(runtime, "runtimes")
     for name in names:
         if name != "auto":
             formats.runtime(name)  # unknown names: one line with the closest
