@@ -17,12 +17,16 @@ from typing import Any, Callable, NoReturn
 
 import click
 
+from .benchmark.config import BenchConfig
 from .compress.distill_config import BIAS_MODES, DistillConfig
+from .demo.config import HTTP_PORT, HTTPS_PORT, DemoConfig
 from .compress.prune_config import DEFAULT_FISHER_STEPS, EXACT_PRECISIONS, RANKS, RECIPES, SCORINGS, PruneConfig
 from .errors import EdgekitError
+from .evaluation_config import SPLITS, EvalConfig
+from .exporters.config import DEFAULT_OPSET, SAMPLE_IMAGES, STREAM_CLIPS, ExportConfig
 from .formats import PRECISIONS
 from .numbers import FRACTION, NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT, UNIT_INTERVAL
-from .numbers import EPOCHS, EPOCHS_OR_ZERO, fraction
+from .numbers import CLICK_TYPES, EPOCHS, EPOCHS_OR_ZERO, fraction
 from .optimization.budget import BUDGET
 from .optimization.config import RATIOS, OptimizeConfig
 from .optimization.plan import RECOVERIES
@@ -133,6 +137,21 @@ def main(verbose: bool) -> None:
     _debug = verbose
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="edgekit: %(levelname)s: %(message)s")
+
+
+def _config_option(cls: type, name: str, *decls: str, **kw: Any) -> Callable[[Callable[..., Any]], Any]:
+    """A click option made from field ``name`` of stage config ``cls``: its default (shown, unless
+    None: "not given") and, for a number, the click type running the config's own check
+    (``cls.CHECKS``, :data:`edgekit.numbers.CLICK_TYPES`), so the CLI repeats neither. ``decls``
+    default to ``--name-with-dashes``; ``kw`` adds help or overrides (a comma-list default)."""
+    check = getattr(cls, "CHECKS", {}).get(name)
+    if check is not None:
+        kw.setdefault("type", CLICK_TYPES[check])
+    value = kw.get("default", default(cls, name))
+    if value is not None:
+        kw.setdefault("default", value)
+        kw.setdefault("show_default", True)
+    return click.option(*(decls or (f"--{name.replace('_', '-')}",)), **kw)
 
 
 def _precise_bn_option(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -322,23 +341,20 @@ def train(arch: str, data: str, output: str, arch_args: tuple[str, ...], head: s
 @click.argument("checkpoint", type=click.Path())
 @click.option("--data", callback=_data_spec,
               help="Data spec (default: the checkpoint's own dataset, split as its training split it).")
-@click.option("--split", type=click.Choice(["val", "train"]), default="val", show_default=True)
-@click.option("--batch-size", default=128, show_default=True, type=POSITIVE_INT)
-@click.option("--device", default="auto", show_default=True)
+@_config_option(EvalConfig, "split", type=click.Choice(SPLITS))
+@_config_option(EvalConfig, "batch_size")
+@_config_option(EvalConfig, "device")
 @click.option("--flip/--no-flip", default=None, help="Label distributions: average image + mirror "
               "(default: as the checkpoint was trained to).")
 @click.option("--streaming", is_flag=True, help="Causal TSM: run its online model frame by frame over whole clips "
               "(accuracy over time, at the clip end, settle frame, smoother; offline accuracy next to it).")
-@click.option("--stride", default="auto", show_default=True, help="--streaming: process every STRIDE-th frame "
-              "(auto: the training segment spacing, clip length / frames).")
-@click.option("--window", default=12, show_default=True, type=POSITIVE_INT,
-              help="--streaming: the smoother sums the logits of the last K processed frames.")
-@click.option("--agree", default=2, show_default=True, type=POSITIVE_INT,
-              help="--streaming: the smoother accepts a new label after this many agreeing predictions.")
-@click.option("--bins", default=10, show_default=True, type=POSITIVE_INT,
-              help="--streaming: points of the accuracy-over-the-clip curve.")
-@click.option("--workers", default=0, show_default=True, type=NON_NEGATIVE_INT,
-              help="--streaming: data-loading worker processes.")
+@_config_option(EvalConfig, "stride", help="--streaming: process every STRIDE-th frame "
+                "(auto: the training segment spacing, clip length / frames).")
+@_config_option(EvalConfig, "window", help="--streaming: the smoother sums the logits of the last K processed frames.")
+@_config_option(EvalConfig, "agree",
+                help="--streaming: the smoother accepts a new label after this many agreeing predictions.")
+@_config_option(EvalConfig, "bins", help="--streaming: points of the accuracy-over-the-clip curve.")
+@_config_option(EvalConfig, "workers", help="--streaming: data-loading worker processes.")
 @click.option("--json", "as_json", is_flag=False, flag_value="-", default=None, metavar="[PATH]",
               help="Print JSON, or write it to PATH (with --streaming: everything, curves and per-clip results).")
 @click.option("--force", is_flag=True, help="Overwrite the --json PATH if it exists.")
@@ -495,21 +511,22 @@ def _int_list(text: str | None) -> list[int] | None:
 
 @main.command("bench")
 @click.argument("artifacts", nargs=-1, required=True, type=click.Path())
-@click.option("--runtime", default="auto", show_default=True,
-              help="auto | torch | torch-compile | onnxruntime | litert | tensorrt | coreml | adb | browser "
-                   "(comma list ok).")
-@click.option("--threads", default="1", show_default=True, help="Thread counts, e.g. 1,2,4.")
-@click.option("--batch", default=1, show_default=True, type=POSITIVE_INT)
-@click.option("--warmup", default=10, show_default=True, type=NON_NEGATIVE_INT, help="Untimed runs after the first.")
-@click.option("--runs", type=POSITIVE_INT, help="Timed runs (default: at least 50 and at least 1 s).")
-@click.option("--min-seconds", type=POSITIVE_FLOAT, help="Time for at least this long instead of --runs.")
+@_config_option(BenchConfig, "runtime",
+                help="auto | torch | torch-compile | onnxruntime | litert | tensorrt | coreml | adb | browser "
+                     "(comma list ok).")
+@_config_option(BenchConfig, "threads", default=",".join(map(str, default(BenchConfig, "threads"))),
+                help="Thread counts, e.g. 1,2,4.")
+@_config_option(BenchConfig, "batch")
+@_config_option(BenchConfig, "warmup", help="Untimed runs after the first.")
+@_config_option(BenchConfig, "runs", help="Timed runs (default: at least 50 and at least 1 s).")
+@_config_option(BenchConfig, "min_seconds", help="Time for at least this long instead of --runs.")
 @click.option("--data", callback=_data_spec,
               help="Data spec: also measure accuracy on its validation split.")
 @click.option("--delegate", help="onnxruntime: cpu|cuda|tensorrt; litert: xnnpack|none; coreml: all|cpu|cpu_gpu|cpu_ne.")
 @click.option("--device", help="torch device (cpu, cuda).")
 @click.option("--input-shape", help="Input shape when the artifact does not fix it, e.g. 1,3,224,224.")
 @click.option("--cpus", help="Pin each measurement to these cores, e.g. 0,1.")
-@click.option("--timeout", default=600.0, show_default=True, type=POSITIVE_FLOAT, help="Seconds per measurement.")
+@_config_option(BenchConfig, "timeout", help="Seconds per measurement.")
 @click.option("--adb-binary", type=click.Path(), help="adb: the benchmark binary to push (LiteRT benchmark_model).")
 @click.option("--adb-serial", help="adb: device serial (default: the only one connected).")
 @click.option("--adb-cores", help="adb: pin to these phone cores (taskset), e.g. 4-7.")
@@ -555,21 +572,22 @@ def report_cmd(results: tuple[str, ...], output_dir: str, baseline: str | None, 
 @main.command("export")
 @click.argument("checkpoint", type=click.Path())
 @click.option("-t", "--target", "targets", multiple=True,
-              help="onnx, tflite, coreml, tensorrt or all (repeatable or comma-separated; default onnx).")
+              help="onnx, tflite, coreml, tensorrt or all (repeatable or comma-separated; default "
+                   f"{','.join(default(ExportConfig, 'targets'))}).")
 @click.option("-p", "--precision", "precisions", multiple=True,
               help="fp32, fp16 or int8 (repeatable; default per target: fp32 onnx/tflite, fp16 coreml/tensorrt).")
 @click.option("-o", "--output", "output_dir", required=True, type=click.Path(), help="Folder for artifacts.")
 @click.option("--calib", callback=_data_spec,
               help="Data spec for int8 calibration and the parity gate (default: the checkpoint's).")
-@click.option("--calib-size", type=POSITIVE_INT, help="Calibration images (default 256).")
-@click.option("--parity-size", type=POSITIVE_INT, help="Validation images for the parity gate (default 256).")
+@_config_option(ExportConfig, "calib_size", help=f"Calibration images (default {SAMPLE_IMAGES}).")
+@_config_option(ExportConfig, "parity_size", help=f"Validation images for the parity gate (default {SAMPLE_IMAGES}).")
 @click.option("--profile", help="Deployment profile: a name in export/ (e.g. android-cpu-int8) or a YAML path.")
 @click.option("--nhwc/--nchw", default=None, help="TFLite input layout (NHWC float for camera pipelines).")
-@click.option("--opset", type=POSITIVE_INT, help="ONNX opset (default 18).")
+@_config_option(ExportConfig, "opset", help=f"ONNX opset (default {DEFAULT_OPSET}).")
 @click.option("--static-batch", is_flag=True, default=None, help="ONNX: fixed batch 1 instead of a dynamic batch.")
-@click.option("--max-batch", type=POSITIVE_INT, help="TensorRT: largest batch of the optimization profile.")
+@_config_option(ExportConfig, "max_batch", help="TensorRT: largest batch of the optimization profile.")
 @click.option("--streaming", is_flag=True, help="A causal TSM's online model: one frame per call, states in and "
-              "out (tflite, onnx, coreml); sizes count whole clips (default 32).")
+              f"out (tflite, onnx, coreml); sizes count whole clips (default {STREAM_CLIPS}).")
 @click.option("--force", is_flag=True, help="Overwrite existing artifacts.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifests as JSON.")
 @_trust_code_option
@@ -600,7 +618,7 @@ def export_cmd(checkpoint: str, targets: tuple[str, ...], precisions: tuple[str,
 @click.option("--checkpoint", required=True, type=click.Path(), help="The checkpoint the artifact came from.")
 @click.option("--data", callback=_data_spec,
               help="Data spec whose validation split is used (default: the checkpoint's dataset).")
-@click.option("-n", "--num", "n", default=256, show_default=True, type=POSITIVE_INT,
+@click.option("-n", "--num", "n", default=SAMPLE_IMAGES, show_default=True, type=POSITIVE_INT,
               help="Validation images (whole clips for a streaming artifact).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_trust_code_option
@@ -764,9 +782,9 @@ def run_cmd(recipe: str, overrides: tuple[str, ...], output: str) -> None:
 
 @main.command("demo")
 @click.option("--model", required=True, type=click.Path(), help="Export folder (or file) of a streaming .tflite.")
-@click.option("--port", type=POSITIVE_INT, help="Port (default 8443 HTTPS, 8000 HTTP on localhost).")
-@click.option("--host", default="0.0.0.0", show_default=True,
-              help="Address to listen on: HTTPS with a self-signed certificate, plain HTTP on localhost/127.0.0.1.")
+@_config_option(DemoConfig, "port", help=f"Port (default {HTTPS_PORT} HTTPS, {HTTP_PORT} HTTP on localhost).")
+@_config_option(DemoConfig, "host",
+                help="Address to listen on: HTTPS with a self-signed certificate, plain HTTP on localhost/127.0.0.1.")
 @_guard
 def demo_cmd(model: str, port: int | None, host: str) -> None:
     """Serve the live gesture demo (camera + LiteRT.js) for a phone's browser; prints the URL and a QR code."""

@@ -8,14 +8,16 @@ from .checkpoint import Checkpoint, load_checkpoint
 from .data import DataBundle
 from .device import resolve_device
 from .errors import EdgekitError
-from .numbers import positive_int
+from .evaluation_config import EvalConfig
+from .stage_config import default
 from .tasks import get_task
 from .training.label_distribution import LabelTask
 from .training.metrics import evaluate_model
 
 
 def evaluate(checkpoint: str | Path | Checkpoint, data: str | DataBundle | None = None, *, split: str = "val",
-             batch_size: int = 128, device: str = "auto", flip: bool | None = None) -> dict[str, Any]:
+             batch_size: int = default(EvalConfig, "batch_size"), device: str = default(EvalConfig, "device"),
+             flip: bool | None = None) -> dict[str, Any]:
     """Top-1/top-5 (classifiers), MAE/RMSE (regression) or MAE, RMSE, Pearson and epsilon-error
     (label distributions) with the checkpoint's own eval transform.
 
@@ -25,9 +27,7 @@ def evaluate(checkpoint: str | Path | Checkpoint, data: str | DataBundle | None 
     ``data`` defaults to the checkpoint's own dataset; either way it is split as the
     checkpoint's training split it (:meth:`~edgekit.checkpoint.Checkpoint.load_data`), so the
     validation images are ones the model never trained on."""
-    batch_size = positive_int("batch_size", batch_size)
-    if split not in ("val", "train"):
-        raise EdgekitError(f"split must be 'val' or 'train', got {split!r}")
+    batch_size = EvalConfig(split=split, batch_size=batch_size, device=device).batch_size
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     bundle = data if isinstance(data, DataBundle) else ckpt.load_data(data)
     check_labels(ckpt, bundle)

@@ -24,7 +24,7 @@ MAX_EPOCHS = 100_000
 def _number(name: str, value: Any, kind: type) -> float:
     try:
         num = kind(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # int(inf): OverflowError
         raise EdgekitError(f"{name} must be {'an integer' if kind is int else 'a number'}, got {value!r}") from None
     if kind is int and isinstance(value, float) and value != num:
         raise EdgekitError(f"{name} must be an integer, got {value!r}")
@@ -119,5 +119,8 @@ POSITIVE_FLOAT = Checked(positive_float, "NUMBER>0")
 NON_NEGATIVE_FLOAT = Checked(non_negative_float, "NUMBER>=0")
 FRACTION = Checked(fraction, "FRACTION")  # (0, 1]
 UNIT_INTERVAL = Checked(unit_interval, "[0,1]")
+#: the click type running each check, for CLI options made from a config's fields (``CHECKS``)
+CLICK_TYPES = {positive_int: POSITIVE_INT, non_negative_int: NON_NEGATIVE_INT, positive_float: POSITIVE_FLOAT,
+               non_negative_float: NON_NEGATIVE_FLOAT, fraction: FRACTION, unit_interval: UNIT_INTERVAL}
 EPOCHS = Checked(epoch_count, "EPOCHS")  # 1..MAX_EPOCHS
 EPOCHS_OR_ZERO = Checked(epoch_count, "EPOCHS>=0", allow_zero=True)  # 0..MAX_EPOCHS

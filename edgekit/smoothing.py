@@ -24,14 +24,11 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
+from .evaluation_config import DEFAULT_AGREE, DEFAULT_WINDOW  # declared with the eval options (EvalConfig)
 from .numbers import positive_int
 
 #: the label shown before any candidate has been accepted
 NO_LABEL = -1
-#: the demo's window: logits summed over the last 12 processed frames
-DEFAULT_WINDOW = 12
-#: a new label is accepted after this many agreeing predictions
-DEFAULT_AGREE = 2
 
 __all__ = ["DEFAULT_AGREE", "DEFAULT_WINDOW", "NO_LABEL", "accept_agreeing", "smooth", "window_sum"]
 

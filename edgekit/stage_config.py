@@ -37,6 +37,7 @@ OPTIMIZERS = ("sgd", "adamw", "adam")
 MIX_MODES = ("none", "mixup", "cutmix", "mwh", "mwh-cutmix")
 
 C = TypeVar("C", bound="RunConfig")
+T = TypeVar("T")
 
 
 def choice(name: str, value: str, choices: Iterable[str]) -> str:
@@ -45,6 +46,35 @@ def choice(name: str, value: str, choices: Iterable[str]) -> str:
     if value not in choices:
         raise suggest(str(value), choices, name)
     return value
+
+
+def device_name(value: Any) -> str:
+    """A device name (``auto``, ``cpu``, ``cuda``, ...): non-empty text, else a one-line error."""
+    if not isinstance(value, str) or not value:
+        raise EdgekitError(f"device must be a name such as auto, cpu or cuda, got {value!r}")
+    return value
+
+
+def check_numbers(config: Any) -> None:
+    """Run the number check :attr:`CHECKS` names for each field of ``config`` (one of
+    :mod:`edgekit.numbers`; the CLI runs the same check through its click type,
+    :data:`edgekit.numbers.CLICK_TYPES`). None passes only where the field's default is None
+    ("not given")."""
+    for name, check in type(config).CHECKS.items():
+        value = getattr(config, name)
+        if value is None and default(type(config), name) is None:
+            continue
+        setattr(config, name, check(name, value))
+
+
+def from_options(cls: type[T], options: dict[str, Any], stage: str) -> T:
+    """Dataclass ``cls`` built from keyword ``options``; an unknown option is a one-line error
+    naming the valid ones (for every stage config, and a recipe's other sections)."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in options:
+        if key not in names:
+            raise suggest(key, names, f"{stage} option")
+    return cls(**options)
 
 
 def default(cls: type, name: str) -> Any:
@@ -70,17 +100,12 @@ class RunConfig:
         self.batch_size = positive_int("batch_size", self.batch_size)
         self.seed = non_negative_int("seed", self.seed)
         self.precise_bn = non_negative_int("precise_bn", self.precise_bn)
-        if not isinstance(self.device, str) or not self.device:
-            raise EdgekitError(f"device must be a name such as auto, cpu or cuda, got {self.device!r}")
+        self.device = device_name(self.device)
 
     @classmethod
     def from_options(cls: type[C], options: dict[str, Any], stage: str) -> C:
         """Build from keyword options; an unknown option is a one-line error naming the valid ones."""
-        names = [f.name for f in dataclasses.fields(cls)]
-        for key in options:
-            if key not in names:
-                raise suggest(key, names, f"{stage} option")
-        return cls(**options)
+        return from_options(cls, options, stage)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

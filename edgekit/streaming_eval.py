@@ -76,12 +76,12 @@ from .data.datasets import Transformed
 from .data.transforms import eval_transform
 from .device import resolve_device
 from .errors import EdgekitError
-from .numbers import non_negative_int, positive_int
-from .smoothing import DEFAULT_AGREE, DEFAULT_WINDOW, smooth
+from .evaluation_config import DEFAULT_AGREE, DEFAULT_BINS, DEFAULT_WINDOW, STREAM_BATCH_SIZE, EvalConfig, parse_stride
+from .numbers import positive_int
+from .smoothing import smooth
+from .stage_config import default
 from .tasks import get_task
 
-#: points of the accuracy-over-the-clip curve
-DEFAULT_BINS = 10
 RESET_RULE = "states zeroed at the first frame of every clip (each clip is a new stream)"
 
 __all__ = ["DEFAULT_BINS", "RESET_RULE", "StreamFrames", "evaluate_streaming", "format_streaming",
@@ -103,11 +103,7 @@ def resolve_stride(stride: int | str, lengths: Sequence[int], frames: int) -> in
         if not lengths:
             raise EdgekitError("no clips to evaluate")
         return max(1, round(statistics.median(lengths) / frames))
-    if isinstance(stride, str):
-        if not stride.strip().isdigit():
-            raise EdgekitError(f"stride must be a positive integer or 'auto', got {stride!r}")
-        stride = int(stride)
-    return positive_int("stride", stride)
+    return parse_stride(stride)
 
 
 class StreamFrames(ClipTransform):
@@ -235,8 +231,9 @@ def _stream_all(online: torch.nn.Module, model: torch.nn.Module, loader: DataLoa
 
 def evaluate_streaming(checkpoint: str | Path | Checkpoint, data: str | DataBundle | None = None, *,
                        split: str = "val", window: int = DEFAULT_WINDOW, agree: int = DEFAULT_AGREE,
-                       stride: int | str = "auto", bins: int = DEFAULT_BINS, batch_size: int = 32,
-                       device: str = "auto", workers: int = 0, progress: bool = False) -> dict[str, Any]:
+                       stride: int | str = default(EvalConfig, "stride"), bins: int = DEFAULT_BINS,
+                       batch_size: int = STREAM_BATCH_SIZE, device: str = default(EvalConfig, "device"),
+                       workers: int = default(EvalConfig, "workers"), progress: bool = False) -> dict[str, Any]:
     """Run the online model of a causal TSM checkpoint over whole clips of its ``split``
     (its own data and split unless ``data`` is given, split as its training split it) and
     report accuracy over time, at the clip end, the settle frame, the smoother's, the
@@ -248,15 +245,10 @@ def evaluate_streaming(checkpoint: str | Path | Checkpoint, data: str | DataBund
     predictions and settle frames (raw and smoothed)."""
     from .evaluation import evaluate
 
-    window = positive_int("window", window)
-    agree = positive_int("agree", agree)
-    bins = positive_int("bins", bins)
-    batch_size = positive_int("batch_size", batch_size)
-    if split not in ("val", "train"):
-        raise EdgekitError(f"split must be 'val' or 'train', got {split!r}")
-    workers = non_negative_int("workers", workers)
-    if stride != "auto":
-        stride = resolve_stride(stride, [], 1)
+    cfg = EvalConfig(split=split, batch_size=batch_size, device=device, window=window, agree=agree, bins=bins,
+                     stride=stride, workers=workers)
+    window, agree, bins, batch_size, workers, stride = cfg.window, cfg.agree, cfg.bins, cfg.batch_size, \
+        cfg.workers, cfg.stride
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     model, online = _online_model(ckpt)
     bundle = data if isinstance(data, DataBundle) else ckpt.load_data(data)

@@ -14,8 +14,10 @@ from typing import Any, Iterable, Sequence
 from .. import __version__, formats
 from ..errors import EdgekitError
 from ..fileio import check_writable, data_input, write_json
-from ..numbers import non_negative_int, optional, positive_float, positive_int
+from ..numbers import non_negative_int, positive_int
+from ..stage_config import default
 from .artifact import Artifact, check_loadable, resolve_artifact
+from .config import DEFAULT_TIMEOUT, BenchConfig, as_names, parse_threads  # noqa: F401 (re-exported)
 from .isolate import run_isolated
 from .machine import load_average, machine_info
 from .runners import runtime_version
@@ -23,29 +25,11 @@ from .schema import RESULTS_KIND, error_row, results_document
 from .stats import summarize
 from .streaming import stream_job, stream_row
 
-DEFAULT_TIMEOUT = 600.0
-
-
-def _as_list(value: Any, what: str) -> list[str]:
-    if isinstance(value, str):
-        items = [v.strip() for v in value.split(",") if v.strip()]
-    else:
-        items = [str(v).strip() for v in value]
-    if not items:
-        raise EdgekitError(f"no {what} given")
-    return items
-
-
-def parse_threads(threads: int | str | Iterable[int]) -> list[int]:
-    """``2``, ``"1,2,4"`` or ``(1, 2)`` -> [1, 2, 4]; each a positive integer."""
-    raw = [threads] if isinstance(threads, (int, float)) else _as_list(threads, "thread counts")
-    return [positive_int("thread count", t) for t in raw]
-
 
 def plan_runs(artifacts: Sequence[Artifact], runtime: str | Sequence[str]) -> list[tuple[Artifact, str]]:
     """(artifact, runtime) pairs: ``auto`` picks each format's own runtime; named runtimes
     pair with the artifacts they can run. An artifact no named runtime runs is an error."""
-    names = _as_list(runtime, "runtimes")
+    names = as_names(runtime, "runtimes")
     for name in names:
         if name != "auto":
             formats.runtime(name)  # unknown names: one line with the closest
@@ -99,14 +83,17 @@ def _describe(row: dict[str, Any]) -> str:
     return f"p50 {p50:.3f} ms  p90 {p90}  p99 {p99}{per}{extra}{noisy}"
 
 
-def bench(artifacts: Sequence[str | Path] | str | Path, *, runtime: str | Sequence[str] = "auto",
-          threads: int | str | Iterable[int] = (1,), batch: int = 1, warmup: int = 10, runs: int | None = None,
-          min_seconds: float | None = None, data: str | None = None, output: str | Path | None = None,
-          timeout: float = DEFAULT_TIMEOUT, delegate: str | None = None, device: str | None = None,
+def bench(artifacts: Sequence[str | Path] | str | Path, *,
+          runtime: str | Sequence[str] = default(BenchConfig, "runtime"),
+          threads: int | str | Iterable[int] = default(BenchConfig, "threads"),
+          batch: int = default(BenchConfig, "batch"), warmup: int = default(BenchConfig, "warmup"),
+          runs: int | None = None, min_seconds: float | None = None, data: str | None = None,
+          output: str | Path | None = None, timeout: float = default(BenchConfig, "timeout"),
+          delegate: str | None = None, device: str | None = None,
           input_shape: Sequence[int] | None = None, cpus: Sequence[int] | None = None,
-          cv_threshold: float = 0.10, max_samples: int | None = None, adb: dict[str, Any] | None = None,
-          browser: str | None = None, seed: int = 0, force: bool = False,
-          progress: bool = False) -> list[dict[str, Any]]:
+          cv_threshold: float = default(BenchConfig, "cv_threshold"), max_samples: int | None = None,
+          adb: dict[str, Any] | None = None, browser: str | None = None, seed: int = default(BenchConfig, "seed"),
+          force: bool = False, progress: bool = False) -> list[dict[str, Any]]:
     """Benchmark every artifact on every fitting runtime at every thread count.
 
     Returns one result row per (artifact, runtime, threads) in the schema of
@@ -126,21 +113,19 @@ def bench(artifacts: Sequence[str | Path] | str | Path, *, runtime: str | Sequen
         artifacts = [artifacts]
     if not artifacts:
         raise EdgekitError("no artifacts to benchmark")
-    batch, warmup = positive_int("batch", batch), non_negative_int("warmup", warmup)
-    runs, min_seconds = optional(positive_int, "runs", runs), optional(positive_float, "min_seconds", min_seconds)
-    timeout, cv_threshold = positive_float("timeout", timeout), positive_float("cv_threshold", cv_threshold)
-    max_samples, seed = optional(positive_int, "max_samples", max_samples), non_negative_int("seed", seed)
+    cfg = BenchConfig(threads=threads, batch=batch, warmup=warmup, runs=runs, min_seconds=min_seconds,
+                      timeout=timeout, cv_threshold=cv_threshold, max_samples=max_samples, seed=seed)
+    batch, warmup, runs, min_seconds = cfg.batch, cfg.warmup, cfg.runs, cfg.min_seconds
+    timeout, cv_threshold, max_samples, seed = cfg.timeout, cfg.cv_threshold, cfg.max_samples, cfg.seed
     input_shape = [positive_int("input_shape", d) for d in input_shape] if input_shape else None
     cpus = [non_negative_int("cpus", c) for c in cpus] if cpus else None
-    if runs is not None and min_seconds is not None:
-        raise EdgekitError("give either runs or min_seconds, not both")
     if data is not None:  # a bad spec fails here, once, not as an accuracy error in every row
         from ..data import parse_spec
 
         parse_spec(data)
     out_path = check_writable(output, force, kind=RESULTS_KIND, inputs=[*artifacts, data_input(data)]) \
         if output is not None else None
-    thread_list = parse_threads(threads)
+    thread_list = list(cfg.threads)
     arts = [resolve_artifact(a) for a in artifacts]
     for art in arts:
         check_loadable(art)

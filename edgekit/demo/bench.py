@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import EdgekitError
+from .config import HTTPS_PORT
 
 __all__ = ["BROWSERS", "bench_in_browser", "describe_user_agent"]
 
@@ -90,7 +91,7 @@ def bench_in_browser(artifact: str | Path, *, warmup: int = 10, runs: int | None
     runs = runs or DEFAULT_RUNS
     model = load_bench_model(artifact, warmup, runs)
     host = host or ("127.0.0.1" if browser else "0.0.0.0")
-    server = DemoServer(model, host, port if port is not None else (0 if browser else 8443))
+    server = DemoServer(model, host, port if port is not None else (0 if browser else HTTPS_PORT))
     server.start()
     url = f"{server.url}?bench=1&camera=0&accelerator={accelerator}"
     proc = None

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import EdgekitError
+from ..stage_config import default
+from .config import HTTPS_PORT, LOCAL_HOSTS, DemoConfig
 from .model import DemoModel, load_demo_model
 
 __all__ = ["DemoServer", "LOCAL_HOSTS", "STATIC", "WASM_FILES", "check_static", "exposure_line", "serve"]
@@ -29,7 +31,6 @@ STATIC = Path(__file__).with_name("static")
 WASM_FILES = ("litert_wasm_internal.js", "litert_wasm_internal.wasm", "litert_wasm_compat_internal.js",
               "litert_wasm_compat_internal.wasm", "litert_wasm_jspi_internal.js", "litert_wasm_jspi_internal.wasm")
 PAGE_FILES = ("index.html", "app.js", "style.css")
-LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 MAX_POST = 16 * 2**20  # bench results: timings of every run
 BUILD_HINT = "build it once from an edgekit source checkout: cd web && npm ci && npm run build"
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css",
@@ -131,7 +132,7 @@ class DemoServer:
     :meth:`serve_forever`. In bench mode (a :func:`~.model.load_bench_model` model) the page
     posts its timings, which arrive in :attr:`posted`."""
 
-    def __init__(self, model: str | Path | DemoModel, host: str = "0.0.0.0", port: int = 8443,
+    def __init__(self, model: str | Path | DemoModel, host: str = default(DemoConfig, "host"), port: int = HTTPS_PORT,
                  static: Path = STATIC, cert_dir: Path | None = None) -> None:
         check_static(static)
         self.model = model if isinstance(model, DemoModel) else load_demo_model(model)
@@ -188,14 +189,14 @@ def exposure_line(server: DemoServer) -> str:
             "--host 127.0.0.1 keeps it on this machine")
 
 
-def serve(model: str | Path, host: str = "0.0.0.0", port: int | None = None,
+def serve(model: str | Path, host: str = default(DemoConfig, "host"), port: int | None = None,
           echo: Callable[[str], None] = print) -> None:
     """Serve the demo until interrupted, after printing the URL, the QR code and the one-time
     certificate step (default port 8443 for HTTPS, 8000 for HTTP on localhost)."""
     from .qr import terminal_qr
 
-    port = port if port is not None else (8000 if host in LOCAL_HOSTS else 8443)
-    server = DemoServer(model, host, port)
+    cfg = DemoConfig(host=host, port=port)
+    server = DemoServer(model, cfg.host, cfg.listen_port)
     m = server.model
     echo(f"edgekit demo: {m.path.name} ({len(m.page_manifest['labels'])} gestures: "
          f"{', '.join(m.page_manifest['labels'])})")

@@ -31,9 +31,9 @@ import torch
 from torch import nn
 
 from ..errors import EdgekitError, require
+from .config import DEFAULT_OPSET  # declared with the export options (ExportConfig)
 from .diagnose import converter_error
 
-DEFAULT_OPSET = 18
 INPUT, OUTPUT = "input", "output"
 
 

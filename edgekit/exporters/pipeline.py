@@ -52,9 +52,11 @@ from ..data.transforms import preprocessing as input_preprocessing
 from ..errors import EdgekitError, suggest
 from ..fileio import check_writable
 from ..formats import PRECISIONS, TARGETS, available_targets
-from ..numbers import optional, positive_int
+from ..numbers import positive_int
+from ..stage_config import default
 from ..tasks import get_task
 from . import parity as parity_mod
+from .config import SAMPLE_IMAGES, ExportConfig
 from .manifest import (artifact_sha256, artifact_size, build_record, find_manifest, output_layout, package_versions,
                        update_index, write_record)
 from .profiles import load_profile
@@ -332,18 +334,17 @@ def export_loop(kind: ExportKind, ckpt: Checkpoint, finals: dict[tuple[str, str]
     return records
 
 
-#: export options as the CLI spells them, and the value each has when not given
-_FLAGS = {"nhwc": ("--nhwc", False), "opset": ("--opset", None), "dynamic_batch": ("--static-batch", True),
-          "max_batch": ("--max-batch", None)}
+#: export options as the CLI spells them (the value each has when not given: :class:`ExportConfig`'s default)
+_FLAGS = {"nhwc": "--nhwc", "opset": "--opset", "dynamic_batch": "--static-batch", "max_batch": "--max-batch"}
 
 
 def _check_options(targets: list[str], given: dict[str, Any], opts: dict[str, Any]) -> None:
     """One line for an option given explicitly that none of ``targets`` takes (``--target onnx
     --nhwc``), and for a value a target's exporter refuses (``--opset 999``), before any work."""
     for key, value in given.items():
-        flag, default = _FLAGS[key]
+        flag = _FLAGS[key]
         takers = [t for t in TARGETS if key in formats.target(t).options]
-        if value is not None and value != default and not any(t in takers for t in targets):
+        if value is not None and value != default(ExportConfig, key) and not any(t in takers for t in targets):
             raise EdgekitError(f"{flag} applies to {', '.join(takers)} exports only; the targets here are "
                                f"{', '.join(targets)}")
     for t in targets:
@@ -375,18 +376,16 @@ def export(checkpoint: str | Path | Checkpoint, targets: str | list[str] | None 
     :class:`EdgekitError` on any failure, leaving no partial file (module docstring).
     """
     prof = load_profile(profile) if profile else {}
-    targets_l = _resolve_targets(_as_list(targets) or _as_list(prof.get("targets")) or ["onnx"])
+    targets_l = _resolve_targets(_as_list(targets) or _as_list(prof.get("targets"))
+                                 or list(default(ExportConfig, "targets")))
     jobs = _jobs(targets_l, _as_list(precision) or _as_list(prof.get("precision")))
     calib = calib or prof.get("calib")
-    clip_sizes = (_given(calib_size, prof.get("calib_size")), _given(parity_size, prof.get("parity_size")))
-    calib_size = positive_int("calib_size", _given(calib_size, prof.get("calib_size"), 256))
-    parity_size = positive_int("parity_size", _given(parity_size, prof.get("parity_size"), 256))
-    opts = {"nhwc": prof.get("nhwc", False) if nhwc is None else nhwc,
-            "opset": optional(positive_int, "opset", _given(opset, prof.get("opset"))),
-            "dynamic_batch": prof.get("dynamic_batch", True) if dynamic_batch is None else dynamic_batch,
-            "max_batch": optional(positive_int, "max_batch", _given(max_batch, prof.get("max_batch")))}
-    _check_options(targets_l, {"nhwc": nhwc, "opset": opset, "dynamic_batch": dynamic_batch,
-                               "max_batch": max_batch}, opts)
+    given = {"nhwc": nhwc, "opset": opset, "dynamic_batch": dynamic_batch, "max_batch": max_batch}
+    cfg = ExportConfig(targets=targets_l, precision=[p for _, p in jobs], streaming=streaming,
+                       **{k: _given(v, prof.get(k), default(ExportConfig, k))  # explicit > profile > default
+                          for k, v in {**given, "calib_size": calib_size, "parity_size": parity_size}.items()})
+    opts = cfg.options()
+    _check_options(targets_l, given, opts)
 
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     if opts["nhwc"] and is_tabular(ckpt.input_spec):
@@ -403,16 +402,16 @@ def export(checkpoint: str | Path | Checkpoint, targets: str | list[str] | None 
     precisions = [p for _, p in jobs]
     kind: ExportKind
     if streaming:
-        kind = Streaming(ckpt, targets_l, precisions, calib=calib, calib_size=clip_sizes[0],
-                         parity_size=clip_sizes[1], thresholds=thresholds, opts=opts)
+        kind = Streaming(ckpt, targets_l, precisions, calib=calib, calib_size=cfg.calib_size,
+                         parity_size=cfg.parity_size, thresholds=thresholds, opts=opts)
     else:
-        kind = Plain(ckpt, precisions, calib=calib, calib_size=calib_size, parity_size=parity_size,
+        kind = Plain(ckpt, precisions, calib=calib, calib_size=cfg.calib_size, parity_size=cfg.parity_size,
                      thresholds=thresholds, opts=opts)
     return export_loop(kind, ckpt, finals, stem=stem, opts=opts, profile=prof.get("profile"))
 
 
 def verify(artifact: str | Path, checkpoint: str | Path | Checkpoint, data: str | DataBundle | None = None, *,
-           n: int = 256, precision: str | None = None, thresholds: dict[str, float] | None = None) -> dict[str, Any]:
+           n: int = SAMPLE_IMAGES, precision: str | None = None, thresholds: dict[str, float] | None = None) -> dict[str, Any]:
     """Re-run the parity gate of ``artifact`` against ``checkpoint`` on ``data``'s validation split.
 
     The precision (hence thresholds) comes from the artifact's manifest, else from its

@@ -63,13 +63,12 @@ from ..checkpoint import Checkpoint
 from ..data import DataBundle
 from ..errors import EdgekitError
 from . import parity as parity_mod
+from .config import STREAM_CLIPS  # clips for calibration and the parity gate when not given
 from .samples import checkpoint_data
 from .stream_runners import map_io, open_stream, run_stream
 
 log = logging.getLogger("edgekit.export")
 
-#: clips read for calibration and for the parity gate when not given (each clip is every frame)
-STREAM_CLIPS = 32
 #: clips calibrated in one batch (the prepared graph takes a dynamic batch)
 CALIB_CHUNK = 32
 FRAME, LOGITS = "frame", "logits"

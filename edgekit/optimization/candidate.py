@@ -175,10 +175,8 @@ def _compressed(search: Search, plan: Plan, folder: Path, say: Say) -> tuple[Che
         say("prune")
         from ..compress.prune import prune
 
-        prune(search.ckpt, search.bundle, pruned_path, target=f"macs={plan.macs}", finetune_epochs=0,
-              proxy_size=cfg.proxy_size, min_keep=cfg.min_keep, scoring=cfg.scoring, steps=cfg.steps,
-              round_to=round_to, scores_path=search.scores_path, seed=cfg.seed,
-              batch_size=cfg.batch_size, precise_bn=cfg.precise_bn, device=cfg.device, progress=False, force=True)
+        prune(search.ckpt, search.bundle, pruned_path, config=cfg.prune_config(plan.macs, round_to, search.scores_path),
+              progress=False, force=True)
     pruned = load_checkpoint(pruned_path)
     metrics = {k: pruned.metrics.get(k) for k in ("macs_ratio", "macs", "params", "top1_unpruned", "top1_pruned_bn")}
     metrics["pruned"] = str(pruned_path)

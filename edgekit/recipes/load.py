@@ -10,7 +10,7 @@ A recipe names everything one shipped pipeline does (see ``models/*.yaml``)::
     distill: {student: prune}    # DistillConfig fields + student: a registry name, or
                                  # ``prune`` (KD recovery of the pruned model)
     export: {targets: [...], precision: [...], models: [train, distill]}
-    bench: {runtimes: [...], threads: [1]}
+    bench: {runtimes: [...], threads: [1]}  # bench arguments (BenchConfig)
     optimize: {budget: 2ms@litert, ...}   # OptimizeConfig fields + budget
 
 Loading and overrides are OmegaConf's (``--set training.epochs=2``, ``--set
@@ -34,13 +34,16 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .. import formats
+from ..benchmark.config import BenchConfig
 from ..compress.distill_config import DistillConfig
 from ..compress.prune_config import PruneConfig
 from ..errors import EdgekitError, suggest
-from ..numbers import non_negative_int, optional, positive_float, positive_int
+from ..exporters.config import ExportConfig
+from ..numbers import optional, positive_float
 from ..optimization.budget import Budget, parse_budget
 from ..optimization.config import OptimizeConfig
 from ..shipped import find_shipped, read_yaml_mapping, shipped_dirs, shipped_names
+from ..stage_config import default, from_options
 from ..training.config import TrainConfig
 
 #: Top-level keys of a recipe, in the order the stages run.
@@ -145,8 +148,8 @@ class ExportOptions:
             for name in self.models:
                 if name not in CHECKPOINT_STAGES:
                     raise suggest(name, CHECKPOINT_STAGES, "checkpoint stage in models")
-        for name in ("calib_size", "parity_size", "opset", "max_batch"):
-            setattr(self, name, optional(positive_int, name, getattr(self, name)))
+        for name, check in ExportConfig.CHECKS.items():  # None: export's default (or the profile's)
+            setattr(self, name, optional(check, name, getattr(self, name)))
         for name in ("nhwc", "dynamic_batch"):
             setattr(self, name, _flag(name, getattr(self, name)))
 
@@ -162,9 +165,9 @@ class BenchOptions:
     scores each artifact on the recipe's data (held-out split); ``report`` writes
     :func:`edgekit.benchmark.report.report` beside the results."""
 
-    runtimes: Any = "auto"
-    threads: Any = (1,)
-    warmup: int = 10
+    runtimes: Any = default(BenchConfig, "runtime")
+    threads: Any = default(BenchConfig, "threads")
+    warmup: int = default(BenchConfig, "warmup")
     runs: int | None = None
     min_seconds: float | None = None
     max_samples: int | None = None
@@ -177,13 +180,10 @@ class BenchOptions:
             if name != "auto":
                 formats.runtime(name)
         threads = [self.threads] if isinstance(self.threads, (int, float, str)) else list(self.threads)
-        self.threads = [positive_int("thread count", t) for t in _names([str(t) for t in threads], "threads")]
-        self.warmup = non_negative_int("warmup", self.warmup)
-        self.runs = optional(positive_int, "runs", self.runs)
-        self.min_seconds = optional(positive_float, "min_seconds", self.min_seconds)
-        self.max_samples = optional(positive_int, "max_samples", self.max_samples)
-        if self.runs is not None and self.min_seconds is not None:
-            raise EdgekitError("give either runs or min_seconds, not both")
+        cfg = BenchConfig(threads=_names([str(t) for t in threads], "threads"), warmup=self.warmup, runs=self.runs,
+                          min_seconds=self.min_seconds, max_samples=self.max_samples)  # bench's own checks
+        self.threads, self.warmup, self.runs = list(cfg.threads), cfg.warmup, cfg.runs
+        self.min_seconds, self.max_samples = cfg.min_seconds, cfg.max_samples
         self.accuracy, self.report = bool(_flag("accuracy", self.accuracy)), bool(_flag("report", self.report))
 
     @property
@@ -285,14 +285,6 @@ def _in(section: str, build: Any, *args: Any) -> Any:
         raise EdgekitError(f"{section}: {exc}") from None
 
 
-def _typed(cls: type, options: dict[str, Any], section: str) -> Any:
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key in options:
-        if key not in names:
-            raise suggest(key, names, f"{section} option")
-    return cls(**options)
-
-
 def _validate(path: Path, raw: dict[str, Any], overrides: tuple[str, ...]) -> Recipe:
     from ..data import parse_spec
     from ..registry import get_entry
@@ -324,7 +316,7 @@ def _validate(path: Path, raw: dict[str, Any], overrides: tuple[str, ...]) -> Re
         recipe.distill = _in("distill", DistillConfig.from_options, distill, "distill")
     export = _section(raw, "export")
     if export is not None:
-        recipe.export = _in("export", _typed, ExportOptions, export, "export")
+        recipe.export = _in("export", from_options, ExportOptions, export, "export")
         missing = [m for m in recipe.export.models or [] if m not in recipe.checkpoint_stages]
         if missing:
             raise EdgekitError(f"export: models names {', '.join(missing)}, which this recipe does not run")
@@ -332,7 +324,7 @@ def _validate(path: Path, raw: dict[str, Any], overrides: tuple[str, ...]) -> Re
     if bench is not None:
         if recipe.export is None:
             raise EdgekitError("bench: needs an export section (it times the exported artifacts)")
-        recipe.bench = _in("bench", _typed, BenchOptions, bench, "bench")
+        recipe.bench = _in("bench", from_options, BenchOptions, bench, "bench")
     optimize = _section(raw, "optimize")
     if optimize is not None:
         if "budget" not in optimize:
