@@ -6,7 +6,7 @@ the seed draws the train/val split, the initialisation and the batch order):
 * **accuracy** of three clip models with the same mobilenet_v2 backbone and recipe:
   ``tsn_mobilenet_v2`` (frames averaged, order-blind), ``tsm_mobilenet_v2`` with the
   bidirectional shift (offline TSM) and with the causal shift, the latter also run as its
-  online model frame by frame (:func:`edgekit.streaming_eval.evaluate_streaming`: accuracy at
+  online model frame by frame (:func:`edgekit.evaluation.streaming.evaluate_streaming`: accuracy at
   the clip end raw and through the smoother, the settle frame, the equivalence error against
   the causal offline model). Overall top-1 over the 11 classes, and **within-pair accuracy**
   on the five direction pairs (:data:`edgekit.data.gestures.PAIRS`): for the validation clips
@@ -153,7 +153,7 @@ def stream_pair(ckpt, bundle, window: int) -> tuple[dict, dict]:
 
     from edgekit.data.datasets import Transformed
     from edgekit.models.temporal import to_online
-    from edgekit.streaming_eval import StreamFrames, resolve_stride, stream_logits
+    from edgekit.evaluation.streaming import StreamFrames, resolve_stride, stream_logits
 
     online = to_online(ckpt.model.eval()).eval()
     lengths = [len(bundle.val[i][0]) for i in range(len(bundle.val))]
@@ -170,14 +170,14 @@ def stream_pair(ckpt, bundle, window: int) -> tuple[dict, dict]:
 
 
 def accuracy_record(ckpt, streaming: bool) -> dict:
-    from edgekit.smoothing import DEFAULT_WINDOW
+    from edgekit.evaluation.smoothing import DEFAULT_WINDOW
 
     bundle = ckpt.load_data()
     logits, y = offline_logits(ckpt, bundle)
     rec = {"offline_top1": 100.0 * (logits.argmax(1) == y).float().mean().item(),
            "offline_pairs": pair_accuracy(logits, y, bundle.labels), "val_clips": len(y)}
     if streaming:
-        from edgekit.streaming_eval import evaluate_streaming
+        from edgekit.evaluation.streaming import evaluate_streaming
 
         res = evaluate_streaming(ckpt, batch_size=32, device="cpu")
         raw, smooth = stream_pair(ckpt, bundle, res["smoothed"]["window"] or DEFAULT_WINDOW)

@@ -23,7 +23,7 @@ _API = {
     "load_data": "edgekit.data",
     "train": "edgekit.training.trainer",
     "evaluate": "edgekit.evaluation",
-    "quickstart": "edgekit.walkthrough",
+    "quickstart": "edgekit.recipes.quickstart",
     "EdgekitError": "edgekit.errors",
     "distill": "edgekit.compress.distill",
     "bench": "edgekit.benchmark.run",

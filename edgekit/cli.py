@@ -22,7 +22,7 @@ from .compress.distill_config import BIAS_MODES, DistillConfig
 from .demo.config import HTTP_PORT, HTTPS_PORT, DemoConfig
 from .compress.prune_config import DEFAULT_FISHER_STEPS, EXACT_PRECISIONS, RANKS, RECIPES, SCORINGS, PruneConfig
 from .errors import EdgekitError
-from .evaluation_config import SPLITS, EvalConfig
+from .evaluation.config import SPLITS, EvalConfig
 from .exporters.config import DEFAULT_OPSET, SAMPLE_IMAGES, STREAM_CLIPS, ExportConfig
 from .formats import PRECISIONS
 from .numbers import FRACTION, NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT, UNIT_INTERVAL
@@ -31,7 +31,6 @@ from .optimization.budget import BUDGET
 from .optimization.config import RATIOS, OptimizeConfig
 from .optimization.plan import RECOVERIES
 from .stage_config import RunConfig, default
-from .tasks import get_task, list_tasks
 from .training.config import AUGMENTS, LABEL_LOSSES, MIX_MODES, OPTIMIZERS, SHIFTS, TrainConfig
 
 
@@ -241,6 +240,26 @@ def _prune_methods_help() -> str:
     return help_text()
 
 
+def _train_task(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``train --task``: a registered task that trains (:mod:`edgekit.tasks`), checked when named."""
+    if value is None:
+        return None
+    from .stage_config import choice
+    from .tasks import list_tasks
+
+    try:
+        return choice("task", value, list_tasks(trainable=True))
+    except EdgekitError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _train_tasks_help() -> str:
+    from .tasks import list_tasks
+
+    return (f"One of {', '.join(list_tasks(trainable=True))}. Default: the data's (class labels: classify; "
+            "numbers: regression; numbers with sigmas or --head dldl: label_distribution).")
+
+
 def _data_help() -> str:
     from .data.sources import usages
 
@@ -285,9 +304,7 @@ def _distill_methods_help() -> str:
                    "number over the label range, the l1 baseline).")
 @click.option("--augment", type=click.Choice(AUGMENTS), default=default(TrainConfig, "augment"), show_default=True,
               help="Augmentation preset (dldl: DLDL-v2's flip, grayscale, scale, rotation, crop, colour jitter).")
-@click.option("--task", type=click.Choice(list_tasks(trainable=True)),
-              help="Default: the data's (class labels: classify; "
-              "numbers: regression; numbers with sigmas or --head dldl: label_distribution).")
+@click.option("--task", callback=_train_task, cls=_LazyHelpOption, help_fn=_train_tasks_help)
 @click.option("--label-range", help="label_distribution: the label set lo:hi:step (ages 0:100:1; "
               "default: the data's range).")
 @click.option("--sigma", type=NON_NEGATIVE_FLOAT, help="label_distribution: one Gaussian sigma for every "
@@ -330,6 +347,8 @@ def train(arch: str, data: str, output: str, arch_args: tuple[str, ...], head: s
         return
     ckpt = run(arch, data, output, arch_kwargs=arch_kwargs, resume=resume, force=force, **kw)
     m = ckpt.metrics
+    from .tasks import get_task
+
     if get_task(ckpt.task).class_labels and "val_top1" in m:
         click.echo(f"{output}: val top-1 {m['val_top1']:.2f}%  top-5 {m['val_top5']:.2f}%  "
                    f"({m.get('images_per_s') or 0:.0f} img/s){_precise_bn_change(m)}")
@@ -375,7 +394,7 @@ def eval_cmd(checkpoint: str, data: str | None, split: str, batch_size: int, dev
     if as_json not in (None, "-"):
         check_writable(as_json, force, kind=JSON_KIND, inputs=[checkpoint, data_input(data)])
     if streaming:
-        from .streaming_eval import evaluate_streaming, format_streaming
+        from .evaluation.streaming import evaluate_streaming, format_streaming
 
         if flip is not None:
             raise EdgekitError("--flip/--no-flip apply to label-distribution models, not --streaming")
@@ -406,7 +425,7 @@ def eval_cmd(checkpoint: str, data: str | None, split: str, batch_size: int, dev
 @_guard
 def info(checkpoint: str, as_json: bool) -> None:
     """Show a checkpoint: architecture, size, input spec, labels, metrics, lineage."""
-    from .inspect import checkpoint_summary, format_summary
+    from .evaluation.inspect import checkpoint_summary, format_summary
 
     summary = checkpoint_summary(checkpoint)
     click.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary))
@@ -418,7 +437,7 @@ def info(checkpoint: str, as_json: bool) -> None:
 @_guard
 def zoo(pattern: str, no_macs: bool) -> None:
     """List architectures with parameters and MACs at their default input."""
-    from .inspect import zoo_rows
+    from .evaluation.inspect import zoo_rows
 
     click.echo(f"{'name':<28} {'source':<12} {'input':>5} {'params (M)':>11} {'MACs (M)':>11}")
     for row in zoo_rows(pattern, macs=not no_macs):
@@ -440,7 +459,7 @@ def quickstart(output: str, epochs: int | None, force: bool) -> None:
     The recipe models/quickstart.yaml: the same as `edgekit run quickstart -o OUTPUT
     [--set training.epochs=N]`, then a summary ending with the optimised artifact against
     the original in PyTorch eager and in fp32 LiteRT."""
-    from .walkthrough import quickstart as run
+    from .recipes.quickstart import quickstart as run
 
     run(output, epochs=epochs, force=force)
 

@@ -260,12 +260,12 @@ def test_backstop_turns_any_failure_into_one_line(monkeypatch: pytest.MonkeyPatc
                                                   text: str) -> None:
     """Whatever escapes a command (an OSError naming its path, out of memory, Ctrl-C, a bug) is one
     stderr line and a non-zero exit, never a traceback; -v or EDGEKIT_DEBUG=1 re-raise a real failure."""
-    import edgekit.inspect
+    import edgekit.evaluation.inspect
 
     def boom(*args: Any, **kwargs: Any) -> None:
         raise exc
 
-    monkeypatch.setattr(edgekit.inspect, "zoo_rows", boom)
+    monkeypatch.setattr(edgekit.evaluation.inspect, "zoo_rows", boom)
     monkeypatch.delenv("EDGEKIT_DEBUG", raising=False)
     res = _invoke("zoo")
     assert res.exit_code == code, (res.stderr, res.exception)
@@ -286,11 +286,19 @@ def test_backstop_keeps_usage_errors_of_commands(monkeypatch: pytest.MonkeyPatch
     """A click usage error raised inside a command stays the usage error (exit 2), not a bug."""
     import click
 
-    import edgekit.inspect
+    import edgekit.evaluation.inspect
 
     def bad(*args: Any, **kwargs: Any) -> None:
         raise click.BadParameter("no good", param_hint="'--filter'")
 
-    monkeypatch.setattr(edgekit.inspect, "zoo_rows", bad)
+    monkeypatch.setattr(edgekit.evaluation.inspect, "zoo_rows", bad)
     res = _invoke("zoo")
     assert res.exit_code == 2 and res.stderr.strip() == "edgekit: error: Invalid value for '--filter': no good"
+
+
+def test_cli_starts_without_importing_torch() -> None:
+    """The CLI's option tables (configs, registries' names) are torch-free: `edgekit --help` and a
+    one-line error answer at once; torch is imported by the stage that needs it."""
+    code = "import sys, edgekit.cli; assert 'torch' not in sys.modules, 'edgekit.cli imported torch'"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]

@@ -174,14 +174,14 @@ def assert_parity(page: np.ndarray, ref: np.ndarray, name: str) -> dict:
 
 def shown_labels(logits: np.ndarray) -> list[int]:
     """The labels edgekit's smoother shows over one stream of per-frame logits."""
-    from edgekit.smoothing import smooth
+    from edgekit.evaluation.smoothing import smooth
 
     return smooth(torch.from_numpy(np.asarray(logits, np.float32))[None])[0].tolist()
 
 
 def stream_frames(clip: np.ndarray, stride: int, loops: int) -> np.ndarray:
     """The frames a stream at ``stride`` processes from ``clip`` played ``loops`` times in a row."""
-    from edgekit.streaming_eval import stream_indices
+    from edgekit.evaluation.streaming import stream_indices
 
     return np.concatenate([clip[stream_indices(len(clip), stride)]] * loops)
 

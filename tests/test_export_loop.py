@@ -152,7 +152,7 @@ def test_streaming_and_runtime_looks_come_from_the_format_table() -> None:
     from edgekit.benchmark.plots import _COLORS
     from edgekit.compress.rounding import ROUND_TO
     from edgekit.optimization.baseline import TARGETS as BASELINE
-    from edgekit.walkthrough import RUNTIME_NAMES
+    from edgekit.recipes.quickstart import RUNTIME_NAMES
 
     assert formats.stream_targets() == ("onnx", "tflite", "coreml")
     for target in formats.stream_targets():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import edgekit
-from edgekit.inspect import NEEDS_DATA, checkpoint_summary, format_summary, zoo_rows
+from edgekit.evaluation.inspect import NEEDS_DATA, checkpoint_summary, format_summary, zoo_rows
 
 
 def test_info_shows_a_tabular_checkpoint_standardisation_once(tmp_path: Path) -> None:

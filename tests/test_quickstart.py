@@ -103,7 +103,7 @@ def test_quickstart_end_to_end(tmp_path: Path) -> None:
 def test_headline_reads_optimize_json(meets: bool) -> None:
     """The headline from a recorded optimize.json: the chosen artifact (or the closest, said so)
     against the original's torch and fp32 LiteRT rows, with speed-ups and point differences."""
-    from edgekit.walkthrough import headline
+    from edgekit.recipes.quickstart import headline
 
     rows = [{"runtime": "torch", "precision": None, "artifact": "model.pt", "p50_ms": 0.8, "top1": 98.0, "error": None},
             {"runtime": "onnxruntime", "precision": "fp32", "artifact": "m.onnx", "p50_ms": 0.09, "top1": 98.0,

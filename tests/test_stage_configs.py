@@ -13,7 +13,7 @@ from edgekit.cli import main
 from edgekit.compress.prune_config import PruneConfig
 from edgekit.demo.config import DemoConfig
 from edgekit.errors import EdgekitError
-from edgekit.evaluation_config import STREAM_BATCH_SIZE, EvalConfig
+from edgekit.evaluation.config import STREAM_BATCH_SIZE, EvalConfig
 from edgekit.exporters.config import DEFAULT_OPSET, SAMPLE_IMAGES, STREAM_CLIPS, ExportConfig
 from edgekit.optimization.config import PRUNE_OPTIONS, OptimizeConfig
 from edgekit.stage_config import default, from_options

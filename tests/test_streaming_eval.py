@@ -1,4 +1,4 @@
-"""Streaming evaluation (edgekit.streaming_eval, edgekit.smoothing, ``edgekit eval --streaming``).
+"""Streaming evaluation (edgekit.evaluation.streaming, edgekit.evaluation.smoothing, ``edgekit eval --streaming``).
 
 The smoother and the settle frame are checked on hand-made sequences; the evaluation on a
 small causal tsm_compact_cnn (32 px, random weights made to give varied predictions) over
@@ -24,8 +24,8 @@ from edgekit.data import load_data, make_input_spec
 from edgekit.data.clips import ArrayClip, ClipList, segment_indices
 from edgekit.errors import EdgekitError
 from edgekit.evaluation import evaluate
-from edgekit.smoothing import NO_LABEL, accept_agreeing, smooth, window_sum
-from edgekit.streaming_eval import StreamFrames, evaluate_streaming, resolve_stride, settle_frames, stream_indices
+from edgekit.evaluation.smoothing import NO_LABEL, accept_agreeing, smooth, window_sum
+from edgekit.evaluation.streaming import StreamFrames, evaluate_streaming, resolve_stride, settle_frames, stream_indices
 from test_temporal_models import randomise
 
 SPEC = "gestures:n=66,classes=6"

@@ -180,7 +180,7 @@ def test_bench_streaming_row_is_per_frame(tflite_fp32: dict, clip_ckpt: Path, va
     assert row["input_shape"] == tflite_fp32["frame_input"]["shape"] and row["states"] == online.num_states
     assert row["timed_runs"] == 5
     # clip-end accuracy: the first n validation clips whole, as the PyTorch online model scores them
-    from edgekit.streaming_eval import StreamFrames
+    from edgekit.evaluation.streaming import StreamFrames
 
     frames = StreamFrames(ckpt.input_spec, clip_stride(ckpt, bundle))
     clips = [frames(bundle.val[i][0]).float().contiguous() for i in range(n)]

@@ -84,7 +84,7 @@ def stream_accuracy(session: Session, job: dict[str, Any], bundle: Any,
     """Clip-end top-1 (%) over whole validation clips of ``bundle`` (the model's own validation
     split, :func:`edgekit.benchmark.accuracy.validation_data`) run frame by frame (module docstring)."""
     from ..data.clips import ArrayClip
-    from ..streaming_eval import StreamFrames
+    from ..evaluation.streaming import StreamFrames
 
     stream = job["stream"]
     clip_spec = (stream.get("input_spec") or {}).get("clip_spec")

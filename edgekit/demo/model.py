@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import EdgekitError
 from ..exporters.manifest import find_manifest
-from ..smoothing import DEFAULT_AGREE, DEFAULT_WINDOW
+from ..evaluation.smoothing import DEFAULT_AGREE, DEFAULT_WINDOW
 
 __all__ = ["DemoModel", "load_bench_model", "load_demo_model", "page_manifest", "signature_names"]
 

@@ -104,8 +104,8 @@ def frame_input_spec(ckpt: Checkpoint) -> dict[str, Any]:
 
 def clip_stride(ckpt: Checkpoint, bundle: DataBundle) -> int:
     """Every how many camera frames the stream processes one: the training segment spacing
-    (:func:`edgekit.streaming_eval.resolve_stride`, as ``edgekit eval --streaming`` uses)."""
-    from ..streaming_eval import resolve_stride
+    (:func:`edgekit.evaluation.streaming.resolve_stride`, as ``edgekit eval --streaming`` uses)."""
+    from ..evaluation.streaming import resolve_stride
 
     ds = bundle.val if len(bundle.val) else bundle.train
     lengths = [len(ds[i][0]) for i in range(min(len(ds), 64))]
@@ -115,10 +115,10 @@ def clip_stride(ckpt: Checkpoint, bundle: DataBundle) -> int:
 def whole_clips(ckpt: Checkpoint, bundle: DataBundle, split: str, n: int, stride: int,
                 seed: int = 0) -> tuple[list[torch.Tensor], list[Any]]:
     """Up to ``n`` clips of ``split`` (seeded pick), whole: every ``stride``-th frame in order to the
-    last (:class:`edgekit.streaming_eval.StreamFrames`, the frames ``edgekit eval --streaming``
+    last (:class:`edgekit.evaluation.streaming.StreamFrames`, the frames ``edgekit eval --streaming``
     processes), each through the per-frame eval preprocessing: ``(L, C, H, W)`` tensors, targets."""
     from ..data.clips import ArrayClip
-    from ..streaming_eval import StreamFrames
+    from ..evaluation.streaming import StreamFrames
 
     ds = bundle.train if split == "train" else bundle.val
     if len(ds) == 0:
@@ -144,9 +144,9 @@ class _Graph:
 
 def stream_batched(online: Any, clips: Sequence[torch.Tensor], chunk: int = 64) -> list[np.ndarray]:
     """Per-frame logits ``(L, classes)`` of each clip through ``online`` (the online model, or a
-    :class:`_Graph` of it) by :func:`edgekit.streaming_eval.stream_logits`: zero states, new
+    :class:`_Graph` of it) by :func:`edgekit.evaluation.streaming.stream_logits`: zero states, new
     states fed back; clips of one length batched together, ``chunk`` at most."""
-    from ..streaming_eval import stream_logits
+    from ..evaluation.streaming import stream_logits
 
     out: list[Any] = [None] * len(clips)
     by_length: dict[int, list[int]] = {}

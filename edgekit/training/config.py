@@ -12,9 +12,7 @@ from typing import Any
 from ..errors import EdgekitError
 from ..numbers import (epoch_count, fraction, non_negative_float, non_negative_int, optional, positive_float,
                        positive_int, unit_interval)
-from ..stage_config import AUGMENTS, MIX_MODES, OPTIMIZERS, RunConfig, choice
-from ..tasks import list_tasks
-from .label_distribution import LABEL_LOSSES  # noqa: F401  (defined with the losses; the CLI's --loss choices)
+from ..stage_config import AUGMENTS, LABEL_LOSSES, MIX_MODES, OPTIMIZERS, RunConfig, choice
 
 #: TSM's temporal shift (see edgekit.models.shift): both directions, or from the past only (streams)
 SHIFTS = ("bidirectional", "causal")
@@ -83,7 +81,10 @@ class TrainConfig(FitOptions):
         self.input_size = optional(positive_int, "input_size", self.input_size)
         self.train_fraction = fraction("train_fraction", self.train_fraction)
         self.augment = choice("augment", self.augment, AUGMENTS)
-        self.task = optional(choice, "task", self.task, choices=list_tasks(trainable=True))
+        if self.task is not None:
+            from ..tasks import list_tasks  # the registry imports torch: only when a task is named
+
+            self.task = choice("task", self.task, list_tasks(trainable=True))
         self.loss = optional(choice, "loss", self.loss, choices=LABEL_LOSSES)
         self.sigma = optional(non_negative_float, "sigma", self.sigma)
         self.dldl_lambda = non_negative_float("lambda", self.dldl_lambda)

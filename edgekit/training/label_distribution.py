@@ -39,11 +39,8 @@ from torch.nn import functional as F
 from ..errors import EdgekitError
 from ..models.dldl import LabelSet, head_of, prediction
 from ..numbers import non_negative_float, optional
-from ..stage_config import choice
+from ..stage_config import LABEL_LOSSES, choice
 from .step import StepLoss, StepOutput
-
-#: the losses of ``--loss`` (the table above); :mod:`edgekit.training.config` offers these
-LABEL_LOSSES = ("dldl", "kl", "l1", "ce", "ranking")
 
 MIN_SIGMA = 1e-10
 #: the fixed sigma, in label steps, when neither ``--sigma`` nor the data gives one (DLDL's

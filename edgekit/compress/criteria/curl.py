@@ -11,7 +11,6 @@ import contextlib
 from typing import TYPE_CHECKING, Any, Callable
 
 from ...errors import EdgekitError
-from ..kd import soft_logits
 from .registry import criterion_names, register_criterion
 from .base import Criterion, Needs, Proxy
 
@@ -140,6 +139,8 @@ def activation_budget(device: torch.device) -> int:
 def curl_readout(label_task: LabelTask | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
     """What CURL's KL compares, as logits: a classifier's output, a label-distribution model's
     ``log p_hat``. A one-output (L1) model has no distribution: a one-line error naming the baselines."""
+    from ..kd import soft_logits
+
     try:
         return soft_logits("label_distribution" if label_task is not None else "classify", label_task)
     except EdgekitError as exc:

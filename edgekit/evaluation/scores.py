@@ -4,15 +4,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import Checkpoint, load_checkpoint
-from .data import DataBundle
-from .device import resolve_device
-from .errors import EdgekitError
-from .evaluation_config import EvalConfig
-from .stage_config import default
-from .tasks import get_task
-from .training.label_distribution import LabelTask
-from .training.metrics import evaluate_model
+from ..checkpoint import Checkpoint, load_checkpoint
+from ..data import DataBundle
+from ..device import resolve_device
+from ..errors import EdgekitError
+from .config import EvalConfig
+from ..stage_config import default
+from ..tasks import get_task
+from ..training.label_distribution import LabelTask
+from ..training.metrics import evaluate_model
 
 
 def evaluate(checkpoint: str | Path | Checkpoint, data: str | DataBundle | None = None, *, split: str = "val",

@@ -15,7 +15,7 @@ states fed back, then reports what a user of the stream would see:
   frame**: the first processed frame from which the argmax never changes again (0-based;
   also as the fraction ``(settle + 1) / frames`` of the clip seen), mean and median over all
   clips and over the clips right at the end;
-* the same for a **smoother** (:mod:`edgekit.smoothing`: logits summed over the last
+* the same for a **smoother** (:mod:`edgekit.evaluation.smoothing`: logits summed over the last
   ``window`` frames, a new label accepted after ``agree`` agreeing predictions);
 * the **offline clip accuracy** of the same checkpoint (its clip model on T segment
   centres: exactly :func:`edgekit.evaluation.evaluate`, what ``edgekit eval`` prints);
@@ -69,18 +69,18 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .checkpoint import Checkpoint, load_checkpoint
-from .data import DataBundle
-from .data.clips import ClipTransform, frame_spec, is_clip
-from .data.datasets import Transformed
-from .data.transforms import eval_transform
-from .device import resolve_device
-from .errors import EdgekitError
-from .evaluation_config import DEFAULT_AGREE, DEFAULT_BINS, DEFAULT_WINDOW, STREAM_BATCH_SIZE, EvalConfig, parse_stride
-from .numbers import positive_int
+from ..checkpoint import Checkpoint, load_checkpoint
+from ..data import DataBundle
+from ..data.clips import ClipTransform, frame_spec, is_clip
+from ..data.datasets import Transformed
+from ..data.transforms import eval_transform
+from ..device import resolve_device
+from ..errors import EdgekitError
+from .config import DEFAULT_AGREE, DEFAULT_BINS, DEFAULT_WINDOW, STREAM_BATCH_SIZE, EvalConfig, parse_stride
+from ..numbers import positive_int
 from .smoothing import smooth
-from .stage_config import default
-from .tasks import get_task
+from ..stage_config import default
+from ..tasks import get_task
 
 RESET_RULE = "states zeroed at the first frame of every clip (each clip is a new stream)"
 
@@ -185,7 +185,7 @@ def _batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
 
 
 def _online_model(ckpt: Checkpoint) -> tuple[torch.nn.Module, torch.nn.Module]:
-    from .models.temporal import to_online
+    from ..models.temporal import to_online
 
     if not get_task(ckpt.task).clips or not is_clip(ckpt.input_spec):
         raise EdgekitError(f"streaming evaluation needs a clip model checkpoint (task clip_classify, e.g. "
@@ -243,7 +243,7 @@ def evaluate_streaming(checkpoint: str | Path | Checkpoint, data: str | DataBund
     one point per processed frame (``by_frame``, with how many clips reach it).
     ``per_clip`` lists, in dataset order, each clip's length, processed frames, label, final
     predictions and settle frames (raw and smoothed)."""
-    from .evaluation import evaluate
+    from .scores import evaluate
 
     cfg = EvalConfig(split=split, batch_size=batch_size, device=device, window=window, agree=agree, bins=bins,
                      stride=stride, workers=workers)

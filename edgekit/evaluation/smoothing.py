@@ -24,8 +24,8 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from .evaluation_config import DEFAULT_AGREE, DEFAULT_WINDOW  # declared with the eval options (EvalConfig)
-from .numbers import positive_int
+from .config import DEFAULT_AGREE, DEFAULT_WINDOW  # declared with the eval options (EvalConfig)
+from ..numbers import positive_int
 
 #: the label shown before any candidate has been accepted
 NO_LABEL = -1

@@ -1,8 +1,8 @@
 """``EvalConfig``: the options of ``edgekit eval`` (:func:`edgekit.evaluation.evaluate` and, with
-``--streaming``, :func:`edgekit.streaming_eval.evaluate_streaming`), validated.
+``--streaming``, :func:`edgekit.evaluation.streaming.evaluate_streaming`), validated.
 
 Torch-free (like :mod:`edgekit.stage_config`), so the CLI reads its defaults from here; the
-smoother's window and agreement (:mod:`edgekit.smoothing`, also the demo's) are declared here
+smoother's window and agreement (:mod:`edgekit.evaluation.smoothing`, also the demo's) are declared here
 too, below every module that uses them. Zero, negative and NaN are one-line errors
 (:mod:`edgekit.numbers`).
 """
@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .errors import EdgekitError
-from .numbers import non_negative_int, positive_int
-from .stage_config import check_numbers, device_name
+from ..errors import EdgekitError
+from ..numbers import non_negative_int, positive_int
+from ..stage_config import check_numbers, device_name
 
 #: the demo's window: logits summed over the last 12 processed frames
 DEFAULT_WINDOW = 12
@@ -23,7 +23,7 @@ DEFAULT_AGREE = 2
 DEFAULT_BINS = 10
 #: the splits a checkpoint's data divides into
 SPLITS = ("val", "train")
-#: clips per batch of :func:`~edgekit.streaming_eval.evaluate_streaming` called without ``batch_size``:
+#: clips per batch of :func:`~edgekit.evaluation.streaming.evaluate_streaming` called without ``batch_size``:
 #: a batch there is whole clips (``frames`` images each offline, every processed frame online), so
 #: a quarter of :class:`EvalConfig`'s image batch. The CLI passes its one ``--batch-size`` to both.
 STREAM_BATCH_SIZE = 32

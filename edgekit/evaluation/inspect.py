@@ -4,12 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .channel_plan import describe_plan
-from .checkpoint import load_checkpoint
-from .data.transforms import is_tabular
-from .models.tabular import takes_features
-from .training.label_distribution import LabelTask
-from .registry import build_for_shape, count_macs, count_params, get_entry, list_models
+from ..channel_plan import describe_plan
+from ..checkpoint import load_checkpoint
+from ..data.transforms import is_tabular
+from ..models.tabular import takes_features
+from ..training.label_distribution import LabelTask
+from ..registry import build_for_shape, count_macs, count_params, get_entry, list_models
 
 
 def checkpoint_summary(path: str | Path) -> dict[str, Any]:

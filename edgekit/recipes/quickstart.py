@@ -26,9 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .errors import EdgekitError
-from .fileio import check_writable, write_json
-from .formats import RUNTIMES
+from ..errors import EdgekitError
+from ..fileio import check_writable, write_json
+from ..formats import RUNTIMES
 
 RECIPE = "quickstart"
 #: The recipe's checkpoint stages as the summary names them.
@@ -44,8 +44,8 @@ def quickstart(output: str | Path = "quickstart", *, epochs: int | None = None, 
     ``epochs``: the training (and distillation) epochs; None keeps the recipe's. A
     non-empty ``output`` needs ``force``; stages finished there with the same settings are
     then read back, not rerun (the recipe runner's cache)."""
-    from .numbers import epoch_count, optional
-    from .recipes.run import run_recipe
+    from ..numbers import epoch_count, optional
+    from .run import run_recipe
 
     epochs = optional(epoch_count, "epochs", epochs)
     out = check_writable(output, folder=True)
@@ -168,7 +168,7 @@ def _print_summary(out: Path, res: dict[str, Any]) -> None:
 
     import edgekit
 
-    from .registry import count_macs, count_params
+    from ..registry import count_macs, count_params
 
     console = Console()
     table = Table(title=f"edgekit quickstart: {res['arch']} on {res['data']} ({res['input_size']} px) and its "
