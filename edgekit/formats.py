@@ -10,7 +10,7 @@ second pipeline: a format whose ``stream_exporter`` is set exports a causal TSM'
 model (``export --streaming``) through the same export loop, and a runtime whose
 ``stream_runner`` is set runs such an artifact frame by frame. How a runtime is shown
 (``label``, ``color``) and the channel multiple pruning rounds to for it (``round_to``) are
-here too; the report, the walkthrough and :mod:`edgekit.compress.rounding` read them.
+here too; the report, the quickstart summary and :mod:`edgekit.compress.rounding` read them.
 
 ==========  ===================  ==============  ===========  ==========================
 format      files                export target   runtime      delegate (default first)
@@ -80,7 +80,7 @@ class Runtime:
     runner: str | None = None  # "module:Class" of the artifact runner (parity gate, verify)
     remote: bool = False  # runs on another device (a phone), not in this process
     stream_runner: str | None = None  # "module:Class" running a streaming artifact frame by frame
-    label: str = ""  # how reports and the walkthrough name it (default: its name)
+    label: str = ""  # how reports and the quickstart summary name it (default: its name)
     color: str = "#17becf"  # its colour in the report's plots
     #: the channel multiple its CPU kernels run fast (edgekit.compress.rounding, measured); the runtimes
     #: that have one are those the latency search measures and benchmarks the original model on

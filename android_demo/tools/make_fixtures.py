@@ -17,9 +17,9 @@ writes into ``OUT_DIR`` what the Kotlin logic must reproduce:
   the model's size like a camera frame);
 * ``manifest_int8.json``: the manifest with int8 tensors (quantization fields written by
   edgekit's exporter code), and edgekit's quantize / dequantize of values at those scales;
-* the smoother's labels (``edgekit.smoothing.smooth``) for random and real logits, the
+* the smoother's labels (``edgekit.evaluation.smoothing.smooth``) for random and real logits, the
   latency statistics (``edgekit.benchmark.stats.summarize``), and the frames a stream at the
-  manifest's ``process_every`` processes (``edgekit.streaming_eval.stream_indices``);
+  manifest's ``process_every`` processes (``edgekit.evaluation.streaming.stream_indices``);
 * ``fixtures.json``: the index of all of it.
 
 Raw files are little-endian; nothing here is committed (the tests write it into a tmp dir).
@@ -108,8 +108,8 @@ def main(manifest_path: str, out_dir: str) -> None:
     from edgekit.data.transforms import make_input_spec, preprocessing
     from edgekit.exporters.stream_runners import open_stream
     from edgekit.exporters.streaming import wiring_of
-    from edgekit.smoothing import smooth
-    from edgekit.streaming_eval import stream_indices
+    from edgekit.evaluation.smoothing import smooth
+    from edgekit.evaluation.streaming import stream_indices
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

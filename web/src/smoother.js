@@ -1,4 +1,4 @@
-// What the demo shows over time, the rule of edgekit/smoothing.py: the logits of the last
+// What the demo shows over time, the rule of edgekit/evaluation/smoothing.py: the logits of the last
 // `window` processed frames are summed and their argmax is the frame's candidate; the label
 // shown switches to a candidate once `agree` consecutive candidates name it (none before).
 

@@ -1,7 +1,7 @@
 package edgekit.android
 
 /**
- * edgekit's smoother (edgekit.smoothing), one frame at a time: the logits of the last [window]
+ * edgekit's smoother (edgekit.evaluation.smoothing), one frame at a time: the logits of the last [window]
  * processed frames (this one included, fewer at the start) are summed and their argmax is this
  * frame's candidate; the label shown switches to a candidate once [agree] consecutive
  * candidates name it, and is [NO_LABEL] until the first acceptance. The steady on-screen label
@@ -65,7 +65,7 @@ class Smoother(val window: Int = DEFAULT_WINDOW, val agree: Int = DEFAULT_AGREE)
             return best
         }
 
-        /** Labels shown for a whole sequence of per-frame logits (edgekit.smoothing.smooth for one stream). */
+        /** Labels shown for a whole sequence of per-frame logits (edgekit.evaluation.smoothing.smooth for one stream). */
         fun smooth(logits: List<FloatArray>, window: Int = DEFAULT_WINDOW, agree: Int = DEFAULT_AGREE): IntArray {
             val s = Smoother(window, agree)
             return IntArray(logits.size) { s.update(logits[it]) }
