@@ -156,51 +156,29 @@ def _report_kind(name: str) -> Kind:
     return Kind("an edgekit report", lambda p: p.stat().st_size < 64 << 20 and mark in p.read_text(errors="replace"))
 
 
-def report(result_files: Sequence[str | Path] | str | Path, output_dir: str | Path, *,
-           baseline: str | None = None, title: str | None = None, force: bool = False) -> Path:
-    """Write ``report.md``, ``report.html`` (self-contained) and the figures' PNGs into
-    ``output_dir``; returns the HTML path."""
-    files = [Path(result_files)] if isinstance(result_files, (str, Path)) else [Path(f) for f in result_files]
-    if not files:
-        raise EdgekitError("no results files to report")
-    out = check_writable(output_dir, folder=True, inputs=files, writes=REPORT_FILES)
-    for name in REPORT_FILES:  # a file of the folder that the report did not write is never replaced
-        if (out / name).exists():
-            check_writable(out / name, force, kind=_report_kind(name))
-    docs = [load_results(f) for f in files]
-    md_path, html_path = out / "report.md", out / "report.html"
-    sources = _source_labels(files)
-    rows: list[dict[str, Any]] = []
-    for src, doc in zip(sources, docs):
-        rows.extend({**r, "_source": src} for r in doc["rows"])
-    if not rows:
-        raise EdgekitError("the results files hold no rows")
-    multi = len(files) > 1
-    ok = [r for r in rows if not r.get("error")]
-    failed = [r for r in rows if r.get("error")]
-    speed = speedups(rows, baseline)
-    ok_speed = [s for r, s in zip(rows, speed) if not r.get("error")]
-    labels = [_label(r, multi) for r in ok]
-
+def _figures(ok: list[dict[str, Any]], labels: list[str], ok_speed: list[Any]) -> list[tuple[str, str, bytes]]:
+    """(file name, caption, PNG) of every figure the successful rows support."""
     figures: list[tuple[str, str, bytes]] = []
-    if ok:
-        figures.append(("latency.png", "Latency: p50 with p90/p99 whiskers", plots.latency_plot(ok, labels)))
-        dist = [(r, lab) for r, lab in zip(ok, labels) if r.get("latencies_ms")]
-        if dist:
-            figures.append(("distribution.png", "Latency distribution (every timed run)",
-                            plots.distribution_plot([d[0] for d in dist], [d[1] for d in dist])))
-        acc = [(r, lab) for r, lab in zip(ok, labels) if isinstance(r.get("accuracy"), dict)
-               and r["accuracy"].get("top1") is not None]
-        if acc:
-            figures.append(("pareto.png", "Accuracy against latency, with the Pareto front",
-                            plots.pareto_plot([a[0] for a in acc], [a[1] for a in acc])))
-        figures.append(("size_speedup.png", "Size, and speed-up against the own and the original model's torch rows",
-                        plots.size_speedup_plot(ok, labels, [s.own for s in ok_speed],
-                                                [s.original_torch for s in ok_speed])))
+    if not ok:
+        return figures
+    figures.append(("latency.png", "Latency: p50 with p90/p99 whiskers", plots.latency_plot(ok, labels)))
+    dist = [(r, lab) for r, lab in zip(ok, labels) if r.get("latencies_ms")]
+    if dist:
+        figures.append(("distribution.png", "Latency distribution (every timed run)",
+                        plots.distribution_plot([d[0] for d in dist], [d[1] for d in dist])))
+    acc = [(r, lab) for r, lab in zip(ok, labels) if isinstance(r.get("accuracy"), dict)
+           and r["accuracy"].get("top1") is not None]
+    if acc:
+        figures.append(("pareto.png", "Accuracy against latency, with the Pareto front",
+                        plots.pareto_plot([a[0] for a in acc], [a[1] for a in acc])))
+    figures.append(("size_speedup.png", "Size, and speed-up against the own and the original model's torch rows",
+                    plots.size_speedup_plot(ok, labels, [s.own for s in ok_speed],
+                                            [s.original_torch for s in ok_speed])))
+    return figures
 
-    # --- Markdown -------------------------------------------------------------------------
-    title = title or "edgekit latency report"
-    md: list[str] = [f"# {title}", "", "## Sources", ""]
+
+def _sources_section(sources: list[str], files: list[Path], docs: list[dict[str, Any]]) -> list[str]:
+    """The Markdown table of the results files: where, when, on which machine, how many rows."""
     src_body = []
     for src, f, doc in zip(sources, files, docs):
         m = doc.get("machine") or {}
@@ -208,8 +186,11 @@ def report(result_files: Sequence[str | Path] | str | Path, output_dir: str | Pa
         src_body.append([src, str(f), str(doc.get("created", "-")),
                          f"{m.get('cpu', '-')} ({m.get('usable_cores', '-')}/{m.get('logical_cores', '-')} cores)",
                          str(m.get("os", "-")), f"{len(doc['rows'])} ({n_fail} failed)"])
-    md += [_table(["source", "file", "created", "CPU (usable/logical cores)", "OS", "rows"], src_body), ""]
+    return [_table(["source", "file", "created", "CPU (usable/logical cores)", "OS", "rows"], src_body), ""]
 
+
+def _results_table(rows: list[dict[str, Any]], speed: list[Any], multi: bool) -> tuple[list[str], list[list[str]]]:
+    """The header and one row per successful measurement of the results table."""
     header = (["source"] if multi else []) + [
         "model", "runtime", "delegate", "precision", "threads", "batch", "device", "p50 ms", "p90 ms", "p99 ms",
         "mean ± std ms", "runs", "init ms", "first ms", "inputs/s", "size MB", "peak RSS MB", "+RSS MB",
@@ -237,6 +218,43 @@ def report(result_files: Sequence[str | Path] | str | Path, output_dir: str | Pa
             _fmt(r["peak_rss_mb"] - r["baseline_rss_mb"], 0) if r.get("baseline_rss_mb") is not None
             and r.get("peak_rss_mb") is not None else "-",
             *_speedup_cells(r, sp), _fmt(acc.get("top1"), 2), _fmt(acc.get("mae"), 3), "; ".join(flags)])
+    return header, body
+
+
+def report(result_files: Sequence[str | Path] | str | Path, output_dir: str | Path, *,
+           baseline: str | None = None, title: str | None = None, force: bool = False) -> Path:
+    """Write ``report.md``, ``report.html`` (self-contained) and the figures' PNGs into
+    ``output_dir``; returns the HTML path."""
+    files = [Path(result_files)] if isinstance(result_files, (str, Path)) else [Path(f) for f in result_files]
+    if not files:
+        raise EdgekitError("no results files to report")
+    out = check_writable(output_dir, folder=True, inputs=files, writes=REPORT_FILES)
+    for name in REPORT_FILES:  # a file of the folder that the report did not write is never replaced
+        if (out / name).exists():
+            check_writable(out / name, force, kind=_report_kind(name))
+    docs = [load_results(f) for f in files]
+    md_path, html_path = out / "report.md", out / "report.html"
+    sources = _source_labels(files)
+    rows: list[dict[str, Any]] = []
+    for src, doc in zip(sources, docs):
+        rows.extend({**r, "_source": src} for r in doc["rows"])
+    if not rows:
+        raise EdgekitError("the results files hold no rows")
+    multi = len(files) > 1
+    ok = [r for r in rows if not r.get("error")]
+    failed = [r for r in rows if r.get("error")]
+    speed = speedups(rows, baseline)
+    ok_speed = [s for r, s in zip(rows, speed) if not r.get("error")]
+    labels = [_label(r, multi) for r in ok]
+
+    figures = _figures(ok, labels, ok_speed)
+
+    # --- Markdown -------------------------------------------------------------------------
+    title = title or "edgekit latency report"
+    md: list[str] = [f"# {title}", "", "## Sources", ""]
+    md += _sources_section(sources, files, docs)
+
+    header, body = _results_table(rows, speed, multi)
     md += ["## Results", "", _table(header, body) if body else "_no successful rows_", ""]
     if any(r.get("per") == "frame" for r in ok):
         md += ["Rows marked **(per frame)** are streaming artifacts (one frame per call): their latencies are "
