@@ -13,6 +13,7 @@ import torch
 from click.testing import CliRunner
 
 from edgekit.cli import main
+from edgekit.compress.prune_config import off_target
 from edgekit.errors import EdgekitError
 from edgekit.optimization.budget import Budget, parse_budget
 from edgekit.optimization.config import OptimizeConfig
@@ -141,15 +142,18 @@ def test_generous_budget_picks_a_candidate_that_meets_it(searched: tuple[Path, d
     out, doc = searched
     on_disk = json.loads((out / "optimize.json").read_text())
     assert on_disk["chosen"]["key"] == doc["chosen"]["key"] and on_disk["format"] == "edgekit.optimize"
-    assert doc["meets_budget"] and doc["computed"] == 3 and doc["reused"] == 0
     labels = [c["label"] for c in doc["candidates"]]
-    # compact_cnn's 24-wide layers can keep only 16 or 24 channels: rounding lands off the fraction,
-    # so the search also tries it with unrounded counts and measures both
-    assert labels == ["unpruned", "macs0.50+kd1", "macs0.50u+kd1"]
-    pruned, unrounded = doc["candidates"][1:]
-    # at most the asked fraction; below it by up to one channel block per layer (counts rounded to 16)
-    assert 0.3 < pruned["macs_ratio"] < 0.49 and pruned["precision"] == "int8"
-    assert 0.49 <= unrounded["macs_ratio"] <= 0.51 and unrounded["pruned"] != pruned["pruned"]
+    assert doc["meets_budget"] and doc["computed"] == len(labels) and doc["reused"] == 0
+    pruned = doc["candidates"][1]
+    # compact_cnn's 24-wide layers can keep only 16 or 24 channels: where rounding lands off the fraction
+    # (which depends on the trained weights, so on the CPU that trained them) the search also tries it
+    # with unrounded counts and measures both; where it lands on it, it does not
+    off = off_target(pruned["macs_ratio"], 0.5)
+    assert labels == ["unpruned", "macs0.50+kd1"] + (["macs0.50u+kd1"] if off else [])
+    # at most the asked fraction, give or take the tolerance; counts rounded to 16
+    assert 0.3 < pruned["macs_ratio"] <= 0.51 and pruned["precision"] == "int8"
+    unrounded = doc["candidates"][2] if off else None
+    assert unrounded is None or (0.49 <= unrounded["macs_ratio"] <= 0.51 and unrounded["pruned"] != pruned["pruned"])
     assert Path(pruned["checkpoint"]).is_file() and Path(pruned["folder"]).parent == out / "candidates"
     # Fisher-scored and rounded to LiteRT's channel multiple (round_to auto for a litert budget)
     from edgekit.checkpoint import load_checkpoint
@@ -162,9 +166,10 @@ def test_generous_budget_picks_a_candidate_that_meets_it(searched: tuple[Path, d
     original = [m.out_channels for m in load_checkpoint(doc["checkpoint"]).model.modules()
                 if isinstance(m, torch.nn.Conv2d)]
     assert widths != original and all(w % block == 0 or w == o for w, o in zip(widths, original)), (widths, original)
-    loose = load_checkpoint(unrounded["pruned"])
-    assert loose.provenance["round_to"] is None and loose.provenance["scoring"] == "fisher"
-    assert any(m.out_channels % block for m in loose.model.modules() if isinstance(m, torch.nn.Conv2d))
+    if unrounded is not None:
+        loose = load_checkpoint(unrounded["pruned"])
+        assert loose.provenance["round_to"] is None and loose.provenance["scoring"] == "fisher"
+        assert any(m.out_channels % block for m in loose.model.modules() if isinstance(m, torch.nn.Conv2d))
     chosen = doc["chosen"]
     assert chosen["p50_ms"] <= 1000 and Path(chosen["artifact"]).is_file()
     assert chosen["artifact"].endswith(".tflite") and Path(chosen["artifact"] + ".json").is_file()  # manifest
@@ -205,7 +210,8 @@ def test_rerun_reuses_every_candidate(searched: tuple[Path, dict], digits_ckpt: 
     before = _stamps(out)
     doc = edgekit.optimize(digits_ckpt, None, out, budget="1000ms@litert", max_drop=100, exhaustive=True,
                            resume=True, progress=False, **SMALL)
-    assert doc["computed"] == 0 and doc["reused"] == 3 and all(c["reused"] for c in doc["candidates"])
+    n = len(first["candidates"])
+    assert doc["computed"] == 0 and doc["reused"] == n and all(c["reused"] for c in doc["candidates"])
     assert _stamps(out) == before  # nothing under candidates/ was rewritten
     assert doc["chosen"]["key"] == first["chosen"]["key"]
 
@@ -216,7 +222,8 @@ def test_impossible_budget_names_the_closest(searched: tuple[Path, dict], digits
                                     *SMALL_CLI])
     assert res.exit_code == 1 and "Traceback" not in res.stderr, res.stderr
     line = res.stderr.strip().splitlines()[-1]  # after the progress lines: the verdict, one line
-    assert line.startswith("edgekit: no candidate of 3 meets 0.0001ms@litert within 1 points"), line
+    n = len(json.loads((out / "optimize.json").read_text())["candidates"])
+    assert line.startswith(f"edgekit: no candidate of {n} meets 0.0001ms@litert within 1 points"), line
     doc = json.loads((out / "optimize.json").read_text())
     assert not doc["meets_budget"] and doc["chosen"] is None and doc["computed"] == 0
     fastest = min(doc["candidates"], key=lambda c: c["p50_ms"])  # one recovery per architecture here
@@ -322,7 +329,7 @@ def test_killed_candidate_resumes_at_its_first_missing_stage(searched: tuple[Pat
     kept = {p: p.stat().st_mtime_ns for p in (Path(pruned["pruned"]), Path(pruned["checkpoint"]))}
     doc = edgekit.optimize(digits_ckpt, None, out, budget="1000ms@litert", max_drop=100, exhaustive=True,
                            progress=False, **SMALL)
-    assert doc["computed"] == 1 and doc["reused"] == 2
+    assert doc["computed"] == 1 and doc["reused"] == len(first["candidates"]) - 1
     assert {p: p.stat().st_mtime_ns for p in kept} == kept  # neither pruned nor recovered again
     again = next(c for c in doc["candidates"] if c["key"] == pruned["key"])
     assert Path(again["artifact"]).is_file() and again["top1"] == pytest.approx(pruned["top1"], abs=2.0)
@@ -358,12 +365,13 @@ def test_both_recoveries_share_one_pruned_checkpoint(searched: tuple[Path, dict]
     stamp = shared.stat().st_mtime_ns
     doc = edgekit.optimize(digits_ckpt, None, out, budget="1000ms@litert", max_drop=100, exhaustive=True,
                            progress=False, **{**SMALL, "recovery": ("kd", "finetune")})
-    assert [c["label"] for c in doc["candidates"]] == ["unpruned", "macs0.50+kd1", "macs0.50+finetune1",
-                                                       "macs0.50u+kd1", "macs0.50u+finetune1"]
-    assert doc["computed"] == 2 and doc["reused"] == 3
+    off = len(first["candidates"]) == 3  # rounding landed off the fraction: unrounded plans too
+    assert [c["label"] for c in doc["candidates"]] == ["unpruned", "macs0.50+kd1", "macs0.50+finetune1"] + (
+        ["macs0.50u+kd1", "macs0.50u+finetune1"] if off else [])
+    assert doc["computed"] == (2 if off else 1) and doc["reused"] == len(first["candidates"])
     cand = doc["candidates"][2]
     loose = doc["candidates"][3:]
-    assert loose[0]["pruned"] == loose[1]["pruned"] != str(kd["pruned"])  # each rounding pruned once
+    assert not off or loose[0]["pruned"] == loose[1]["pruned"] != str(kd["pruned"])  # each rounding pruned once
     assert cand["key"] != kd["key"] and Path(cand["artifact"]).is_file()
     assert cand["pruned"] == str(shared) and shared.stat().st_mtime_ns == stamp  # pruned once for both
     assert shared.parent == out / "pruned" and cand["macs_ratio"] == kd["macs_ratio"]
