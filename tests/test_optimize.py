@@ -191,7 +191,7 @@ def test_generous_budget_picks_a_candidate_that_meets_it(searched: tuple[Path, d
     report = Path(doc["report"])
     assert report.is_file() and "Pareto" in report.with_suffix(".md").read_text()
     rows = json.loads(Path(doc["results"]).read_text())["rows"]
-    assert len(rows) == 6 and all(r["lineage"]["root_sha256"] == orig["sha256"] for r in rows)
+    assert len(rows) == 3 + len(labels) and all(r["lineage"]["root_sha256"] == orig["sha256"] for r in rows)
     chosen_row = next(r for r in rows if r["artifact"] == chosen["artifact"])
     halves = chosen_row["accuracy"]["halves"]
     assert halves["select"]["n"] + halves["report"]["n"] == chosen_row["accuracy"]["n"] == sel["select_n"] + sel["report_n"]
