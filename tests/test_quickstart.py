@@ -50,7 +50,7 @@ def _check_headline(line: str, head: dict[str, Any], opt: dict[str, Any], bench:
         # the same model's accuracy as the bench stage measured it, independently, on the same split
         stage_row = next(b for b in bench if b["model"] == "model" and b["runtime"] == row["runtime"]
                          and b["precision"] == "fp32")
-        assert abs(stage_row["top1"] - row["top1"]) <= 0.01, (stage_row, row)
+        assert abs(stage_row["top1"] - row["top1_all"]) <= 0.01, (stage_row, row)
 
 
 def test_quickstart_end_to_end(tmp_path: Path) -> None:
@@ -88,7 +88,7 @@ def test_quickstart_end_to_end(tmp_path: Path) -> None:
     import edgekit
 
     again = edgekit.bench(head["artifact"], runtime="litert", threads=1, runs=3, warmup=1, data="digits")
-    assert abs(again[0]["accuracy"]["top1"] - head["top1"]) <= 0.01
+    assert abs(again[0]["accuracy"]["halves"]["report"]["top1"] - head["top1"]) <= 0.01  # optimize reports that half
 
     # the quickstart is the recipe: `edgekit run quickstart` with its settings finds every stage done
     rerun = _edgekit("run", "quickstart", "--set", "training.epochs=2", "-o", str(out), timeout=300)
