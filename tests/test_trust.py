@@ -93,7 +93,7 @@ def test_checkpoint_naming_logging_basicconfig_truncates_nothing(tmp_path: Path)
 
 def test_torch_hub_is_never_reached_from_a_file(tmp_path: Path) -> None:
     """torch.hub:load with a local hubconf.py that writes a marker: refused by info, eval, export,
-    bench (torch runtime, in its worker) and distill --student; the hub code never runs."""
+    bench (before any worker starts) and distill --student; the hub code never runs."""
     hub, marker = tmp_path / "hub", tmp_path / "HUB_RAN"
     hub.mkdir()
     (hub / "hubconf.py").write_text(f"import pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\n"
@@ -111,8 +111,8 @@ def test_torch_hub_is_never_reached_from_a_file(tmp_path: Path) -> None:
     teacher = crafted(tmp_path / "teacher.pt", state_dict=create_model("compact_cnn", num_classes=2).state_dict())
     with pytest.raises(UntrustedCode, match="torch.hub:load"):
         distill(teacher, evil, "synthetic:classes=2,n=40", tmp_path / "student.pt", epochs=1, progress=False)
-    rows = bench([str(evil)], runtime="torch", warmup=0, runs=1)
-    assert rows and all("--trust-code" in (r.get("error") or "") for r in rows), rows
+    with pytest.raises(UntrustedCode, match="--trust-code"):  # refused before any worker starts
+        bench([str(evil)], runtime="torch", warmup=0, runs=1)
     assert not marker.exists()
     sources = [p for p in (ROOT / "edgekit").rglob("*.py") if "torch.hub.load" in p.read_text()]
     assert sources == []
