@@ -88,8 +88,12 @@ class Field:
 
     path: str
     check: Callable[[Any], bool]
-    expect: str
+    expect: str | Callable[[], str]  # a callable when the valid values are a registry's (read when needed)
     required: bool | Callable[[dict[str, Any]], bool] = True
+
+    @property
+    def expected(self) -> str:
+        return self.expect() if callable(self.expect) else self.expect
 
 
 #: Every field of a checkpoint (:meth:`edgekit.checkpoint.Checkpoint.to_dict`), parents first.
@@ -111,7 +115,7 @@ SCHEMA: tuple[Field, ...] = (
         _list_of(lambda d: _int(d) and d >= 0)(s) for s in v.values()),
           "a mapping of tensor -> shape (non-negative integers)", False),
     Field("state_dict", _tensors, "a mapping of names to tensors"),
-    Field("task", lambda v: isinstance(v, str) and v in list_tasks(), "a registered task (edgekit.tasks)"),
+    Field("task", lambda v: isinstance(v, str) and v in list_tasks(), lambda: f"one of {', '.join(list_tasks())}"),
     Field("labels", _list_of(lambda v: isinstance(v, str) or _number(v)), "a list of label names"),
     Field("input_spec", _mapping, "a mapping (shape, resize, mean, std...)"),
     Field("input_spec.kind", lambda v: v in INPUT_KINDS, f"one of {', '.join(INPUT_KINDS)} (or absent: images)", False),
@@ -162,7 +166,7 @@ def validate(ckpt: dict[str, Any], source: str) -> None:
         if value is _MISSING:
             required = field.required(ckpt) if callable(field.required) else field.required
             if required:
-                raise EdgekitError(f"{source}: field {field.path!r} is missing (it must be {field.expect})")
+                raise EdgekitError(f"{source}: field {field.path!r} is missing (it must be {field.expected})")
             continue
         if not field.check(value):
-            raise EdgekitError(f"{source}: field {field.path!r} must be {field.expect}, got {_show(value)}")
+            raise EdgekitError(f"{source}: field {field.path!r} must be {field.expected}, got {_show(value)}")
