@@ -22,6 +22,7 @@ _API = {
     "save_checkpoint": "edgekit.checkpoint",
     "load_data": "edgekit.data",
     "train": "edgekit.training.trainer",
+    "pretrain": "edgekit.pretraining.trainer",
     "evaluate": "edgekit.evaluation",
     "quickstart": "edgekit.recipes.quickstart",
     "EdgekitError": "edgekit.errors",

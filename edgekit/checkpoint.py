@@ -94,7 +94,10 @@ class Checkpoint:
     @property
     def num_outputs(self) -> int:
         """The width of the model's output: classes, 1 for a regressor, K + 1 for a label-distribution
-        head over K label values (the distribution, then its expectation)."""
+        head over K label values (the distribution, then its expectation), the feature width of an embedding."""
+        own = get_task(self.task).output_width(self.extra)
+        if own is not None:
+            return own
         if self.arch_kwargs.get("label_range") is not None:
             from .models.dldl import LabelSet, head_width
 

@@ -186,7 +186,8 @@ def adapt_small_input(model: nn.Module) -> nn.Module:
 def create_model(name: str, num_classes: int = 1000, weights: str | Path | None = None,
                  small_input: bool = False, feature_dim: int | None = None, head: str | None = None,
                  nfl_mul: int | None = None, nfl_per: int | None = None, nfl_dh: int | None = None,
-                 nfl_seed: int | None = None, label_range: str | None = None, **kwargs: Any) -> nn.Module:
+                 nfl_seed: int | None = None, label_range: str | None = None, drop_last_stage: bool = False,
+                 **kwargs: Any) -> nn.Module:
     """Build architecture ``name`` with ``num_classes`` outputs.
 
     ``weights`` is a local file: a state dict or an edgekit checkpoint. Tensors whose
@@ -199,6 +200,9 @@ def create_model(name: str, num_classes: int = 1000, weights: str | Path | None 
     ``head="dldl"`` (or ``"ranking"``, ``"regression"``) replaces it by the DLDL-v2
     label-distribution head over ``label_range`` (``"lo:hi:step"``; ``num_classes`` is then
     the label set's size, 1 for regression; see :mod:`edgekit.models.dldl`). ``head="fc"`` or ``None`` keeps the architecture's own classifier.
+    ``head="embedding"`` removes the classifier (the net outputs its penultimate feature), and
+    with it ``drop_last_stage=True`` the last stage of a ResNet-style backbone (S3L's small
+    architecture; see :mod:`edgekit.models.embedding`).
     The entry's layout is attached as ``model.edgekit_layout``.
     """
     entry = get_entry(name)
@@ -231,8 +235,10 @@ def create_model(name: str, num_classes: int = 1000, weights: str | Path | None 
         adapt_small_input(model)
     nfl = {k: v for k, v in (("n_mul", nfl_mul), ("n_per", nfl_per), ("dh", nfl_dh), ("seed", nfl_seed))
            if v is not None}
-    if head not in (None, "fc", "nfl", "dldl", "ranking", "regression"):
-        raise EdgekitError(f"head must be 'fc', 'nfl', 'dldl', 'ranking' or 'regression', got {head!r}")
+    if head not in (None, "fc", "nfl", "dldl", "ranking", "regression", "embedding"):
+        raise EdgekitError(f"head must be 'fc', 'nfl', 'dldl', 'ranking', 'regression' or 'embedding', got {head!r}")
+    if drop_last_stage and head != "embedding":
+        raise EdgekitError("drop_last_stage builds a pretraining backbone: it needs head='embedding'")
     if nfl and head != "nfl":
         raise EdgekitError("nfl_mul, nfl_per, nfl_dh and nfl_seed need head='nfl'")
     if head == "nfl":
@@ -243,6 +249,10 @@ def create_model(name: str, num_classes: int = 1000, weights: str | Path | None 
         from .models.dldl import add_dldl_head
 
         add_dldl_head(model, str(label_range), head)
+    if head == "embedding":
+        from .models.embedding import to_embedding
+
+        to_embedding(model, name, bool(drop_last_stage))
     if feature_dim is not None:
         from .models.connector import add_connector
 

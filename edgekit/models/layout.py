@@ -34,6 +34,9 @@ class Layout:
     feature: str | None = None
     stem: str | None = None
     stem_pool: str | None = None
+    #: the last stage of a staged (ResNet-style) backbone, which S3L's small-architecture
+    #: pretraining removes (conv5 / ``layer4``); ``None``: the net has no such stage
+    last_stage: str | None = None
 
     def with_connector(self, head: str) -> "Layout":
         """The layout after :func:`edgekit.models.connector.add_connector` replaced ``head``."""
@@ -46,7 +49,7 @@ class Layout:
 
 
 def _resnet() -> Layout:
-    return Layout(classifier="fc", feature="avgpool", stem="conv1", stem_pool="maxpool")
+    return Layout(classifier="fc", feature="avgpool", stem="conv1", stem_pool="maxpool", last_stage="layer4")
 
 
 #: torchvision families by name prefix, longest first. ``stem_pool`` is declared only where
@@ -56,7 +59,7 @@ TORCHVISION: tuple[tuple[str, Layout], ...] = (
     ("resnet", _resnet()),
     ("resnext", _resnet()),
     ("wide_resnet", _resnet()),
-    ("regnet", Layout(classifier="fc", feature="avgpool", stem="stem.0")),
+    ("regnet", Layout(classifier="fc", feature="avgpool", stem="stem.0", last_stage="trunk_output.block4")),
     ("mobilenet_v2", Layout(classifier="classifier.1", feature="classifier.0", stem="features.0.0")),
     ("mobilenet_v3", Layout(classifier="classifier.3", feature="classifier.2", stem="features.0.0")),
     ("efficientnet", Layout(classifier="classifier.1", feature="classifier.0", stem="features.0.0")),

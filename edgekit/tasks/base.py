@@ -153,6 +153,11 @@ class Task:
         """Where the output keeps its parts, for the manifest (None: one plain tensor)."""
         return None
 
+    def output_width(self, extra: dict[str, Any]) -> int | None:
+        """The model's output width when the task records it itself in a checkpoint's ``extra``
+        (None: the classes or the head say it)."""
+        return None
+
     def __repr__(self) -> str:
         return f"<task {self.name}>"
 

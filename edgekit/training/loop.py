@@ -124,7 +124,8 @@ def fit(model: nn.Module, loader: DataLoader, *, epochs: int, loss_fn: StepLoss,
         log_path: str | None = None, on_epoch_end: Callable[[int, dict[str, Any], dict[str, Any]], None] | None = None,
         resume_state: dict[str, Any] | None = None, progress: bool = True, desc: str = "train",
         extra_params: Iterable[nn.Parameter] = (), precise_bn_batches: int = 0,
-        bn_loader: Iterable[Any] | None = None, saved: str | None = None) -> list[dict[str, Any]]:
+        bn_loader: Iterable[Any] | None = None, saved: str | None = None,
+        probe: Callable[[], dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Train ``model`` for ``epochs`` and return the per-epoch metric records.
 
     ``on_epoch_end(epoch, record, state)`` receives the resumable state (optimizer,
@@ -137,6 +138,9 @@ def fit(model: nn.Module, loader: DataLoader, *, epochs: int, loss_fn: StepLoss,
     ``precise_bn_batches`` batches of ``bn_loader`` (default: ``loader``; 0 disables);
     the record's ``val_*`` are the accuracy after, and ``precise_bn`` holds the
     batches, images and the validation metrics before and after.
+
+    ``probe()``, when given, replaces the validation of ``val_loader`` after every epoch (rank
+    0): its numbers are recorded as ``val_*`` (pretraining's k-NN probe).
 
     A loss that is not a finite number (or weights that stop being finite) raises
     :class:`Diverged` at once, naming the epoch and ``saved`` (the file ``on_epoch_end``
@@ -170,8 +174,8 @@ def fit(model: nn.Module, loader: DataLoader, *, epochs: int, loss_fn: StepLoss,
                             progress and is_main, desc, use_cuda, saved)
         if not _weights_finite(model):
             raise _diverged("the weights stopped being finite numbers", desc, epoch, epochs, saved)
-        if val_loader is not None and is_main:
-            val = evaluate_model(model, val_loader, task, device)
+        if (val_loader is not None or probe is not None) and is_main:
+            val = probe() if probe is not None else evaluate_model(model, val_loader, task, device)
             record.update({f"val_{k}": v for k, v in val.items() if k != "n"})
         if epoch == epochs - 1 and is_main and precise_bn_batches > 0 and bn_layers(model):
             before = {k[4:]: v for k, v in record.items() if k.startswith("val_")}
