@@ -30,6 +30,7 @@ from .numbers import CLICK_TYPES, EPOCHS, EPOCHS_OR_ZERO, fraction
 from .optimization.budget import BUDGET
 from .optimization.config import RATIOS, OptimizeConfig
 from .optimization.plan import RECOVERIES
+from .pretraining.config import SSL_METHODS, PretrainConfig
 from .stage_config import RunConfig, default
 from .training.config import AUGMENTS, LABEL_LOSSES, MIX_MODES, OPTIMIZERS, SHIFTS, TrainConfig
 
@@ -316,6 +317,8 @@ def _distill_methods_help() -> str:
 @click.option("--flip-test/--no-flip-test", default=None, help="label_distribution: average the prediction of "
               "each image and its mirror at evaluation (default on, off with a no_flip augmentation).")
 @click.option("--weights", type=click.Path(), help="Local pretrained weights (state dict or checkpoint).")
+@click.option("--warmup-frozen", type=EPOCHS, help="With --weights: first train only the layers the weights lack "
+              "(a stage dropped in pretraining, the classifier) for N epochs, the rest frozen; then --epochs.")
 @click.option("--train-fraction", default=default(TrainConfig, "train_fraction"), show_default=True, type=FRACTION)
 @click.option("--seed", default=default(TrainConfig, "seed"), show_default=True, type=NON_NEGATIVE_INT,
               help="Seeds training and the train/val split (recorded in the checkpoint).")
@@ -354,6 +357,60 @@ def train(arch: str, data: str, output: str, arch_args: tuple[str, ...], head: s
                    f"({m.get('images_per_s') or 0:.0f} img/s){_precise_bn_change(m)}")
     else:
         click.echo(f"{output}: " + ", ".join(f"{k} {v:.4g}" for k, v in m.items() if isinstance(v, float)))
+
+
+@main.command()
+@click.option("--method", type=click.Choice(SSL_METHODS), default=default(PretrainConfig, "method"), show_default=True,
+              help="simclr (NT-Xent over the batch), mocov2 (momentum encoder + queue), byol (predictor + EMA target).")
+@click.option("--arch", required=True, help="Registry name of the backbone (see `edgekit zoo`).")
+@click.option("--data", required=True, callback=_data_spec, cls=_LazyHelpOption, help_fn=_data_help)
+@click.option("-o", "--output", required=True, type=click.Path(), help="Checkpoint to write (task: embedding).")
+@click.option("--from", "from_checkpoint", type=click.Path(), help="Continue an earlier pretraining of the same "
+              "architecture and method, heads and queue included (S3L's multi-stage: small size, then larger).")
+@click.option("--epochs", default=default(PretrainConfig, "epochs"), show_default=True, type=EPOCHS)
+@click.option("--batch-size", default=default(PretrainConfig, "batch_size"), show_default=True, type=POSITIVE_INT)
+@click.option("--input-size", type=POSITIVE_INT, help="Square input size (default: the dataset's; S3L: smaller "
+              "than you fine-tune at).")
+@click.option("--small-input/--no-small-input", default=None,
+              help="Stride-1 stem for small images (default: on for inputs <= 64 px on ImageNet nets).")
+@click.option("--drop-last-stage", is_flag=True, help="Pretrain without the backbone's last stage (S3L's small "
+              "architecture; ResNet-style nets). Fine-tuning adds it back freshly initialised (train --warmup-frozen).")
+@click.option("--arch-arg", "arch_args", multiple=True, help="Extra architecture kwarg key=value (repeatable).")
+@click.option("--flip/--no-flip", default=None, help="Horizontal flips in the views (default: unless the data is "
+              "not flip invariant, such as digits and gestures).")
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=default(PretrainConfig, "optimizer"),
+              show_default=True)
+@click.option("--lr", type=POSITIVE_FLOAT, help="Peak learning rate (default: the method's, scaled to the batch).")
+@click.option("--weight-decay", type=NON_NEGATIVE_FLOAT, help="Default: the method's.")
+@click.option("--warmup-epochs", default=default(PretrainConfig, "warmup_epochs"), show_default=True,
+              type=NON_NEGATIVE_FLOAT)
+@click.option("--temperature", type=POSITIVE_FLOAT, help="simclr/mocov2 softmax temperature (default 0.1 / 0.2).")
+@click.option("--queue", type=POSITIVE_INT, help="mocov2: negatives kept (default 4096, at most half the images).")
+@click.option("--momentum-encoder", type=float, help="mocov2: key encoder momentum m (0.999); byol: base target "
+              "decay (0.996). In (0, 1).")
+@click.option("--proj-dim", type=POSITIVE_INT, help="Projection width (default 128; byol 256).")
+@click.option("--proj-hidden", type=POSITIVE_INT, help="Projector hidden width (default: the backbone's; byol 4096).")
+@click.option("--knn-k", default=default(PretrainConfig, "knn_k"), show_default=True, type=POSITIVE_INT,
+              help="Neighbours of the k-NN probe run after every epoch (labels read by the probe only).")
+@click.option("--seed", default=default(PretrainConfig, "seed"), show_default=True, type=NON_NEGATIVE_INT)
+@click.option("--workers", default=default(PretrainConfig, "workers"), show_default=True, type=NON_NEGATIVE_INT)
+@click.option("--device", default=default(PretrainConfig, "device"), show_default=True)
+@_precise_bn_option
+@click.option("--resume", is_flag=True, help="Continue an interrupted run writing to --output.")
+@click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
+@_guard
+def pretrain(arch: str, data: str, output: str, from_checkpoint: str | None, arch_args: tuple[str, ...],
+             resume: bool, force: bool, **kw: Any) -> None:
+    """Self-supervised pretraining of ARCH on the images of DATA (S3L; labels unused), into an embedding checkpoint."""
+    from .pretraining.trainer import pretrain as run
+
+    ckpt = run(arch, data, output, from_checkpoint=from_checkpoint, arch_kwargs=_parse_kv(arch_args) or None,
+               resume=resume, force=force, **kw)
+    m = ckpt.metrics
+    knn = (f": k-NN top-1 {m['val_knn_top1']:.2f}% (random init {m['init_knn_top1']:.2f}%)"
+           if "val_knn_top1" in m and "init_knn_top1" in m else "")
+    click.echo(f"{output}: {ckpt.extra['ssl']['method']} {ckpt.arch} embedding of {ckpt.num_outputs}{knn} "
+               f"({m.get('images_per_s') or 0:.0f} img/s)")
 
 
 @main.command("eval")
@@ -411,6 +468,8 @@ def eval_cmd(checkpoint: str, data: str | None, split: str, batch_size: int, dev
         click.echo(format_streaming(res) + (f"\nwrote {as_json}" if as_json else ""))
     elif "top1" in res:
         click.echo(f"top-1 {res['top1']:.2f}%  top-5 {res['top5']:.2f}%  loss {res['loss']:.4f}  (n={res['n']})")
+    elif "knn_top1" in res:
+        click.echo(f"k-NN top-1 {res['knn_top1']:.2f}% (k={res['knn_k']}, training split as the bank; n={res['n']})")
     else:
         extra = "".join(f"  {name} {res[key]:.4f}" for key, name in (("eps_error", "epsilon-error"),
                                                                         ("pearson", "Pearson")) if key in res)

@@ -275,6 +275,8 @@ def load_weights(model: nn.Module, path: str | Path) -> dict[str, list[str]]:
     if hasattr(model, "adapt_weights"):  # e.g. a video net taking its 2D backbone's weights
         state = model.adapt_weights(state)
     own = model.state_dict()
+    if _is_backbone(obj):
+        _require_backbone_fits(path, obj, state, own)
     fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not fitting:
         raise EdgekitError(f"no tensor of {path} fits this model (is it for another architecture?)")
@@ -284,6 +286,30 @@ def load_weights(model: nn.Module, path: str | Path) -> dict[str, list[str]]:
         "unexpected": sorted(k for k in state if k not in own),
         "missing": sorted(k for k in own if k not in state),
     }
+
+
+def _is_backbone(obj: Any) -> bool:
+    """Whether a loaded weights file is an edgekit checkpoint of a backbone-only task (a pretraining's)."""
+    from .tasks import get_task
+
+    if not (isinstance(obj, dict) and obj.get("format") == "edgekit.checkpoint" and isinstance(obj.get("task"), str)):
+        return False
+    try:
+        return get_task(obj["task"]).backbone_only
+    except EdgekitError:
+        return False
+
+
+def _require_backbone_fits(path: Path, obj: dict[str, Any], state: dict[str, torch.Tensor],
+                           own: dict[str, torch.Tensor]) -> None:
+    """A pretrained backbone seeds a model only whole: one line naming the first tensor that does not fit."""
+    for key, value in state.items():
+        if key not in own or own[key].shape != value.shape:
+            arch = obj.get("arch") or {}
+            there = f"shape {list(own[key].shape)} in this model" if key in own else "absent from this model"
+            raise EdgekitError(f"{path} is a pretrained {arch.get('name')} backbone ({arch.get('kwargs')}) that does "
+                               f"not fit this model: {key} is {list(value.shape)} there and {there}; train the "
+                               "architecture it was pretrained as, with the same --small-input")
 
 
 def load_state(model: nn.Module, state: dict[str, torch.Tensor], strict: bool = True) -> Any:

@@ -32,6 +32,9 @@ def evaluate(checkpoint: str | Path | Checkpoint, data: str | DataBundle | None 
     bundle = data if isinstance(data, DataBundle) else ckpt.load_data(data)
     check_labels(ckpt, bundle)
     dev = resolve_device(device)
+    own = get_task(ckpt.task).evaluate_split(ckpt.model.to(dev), bundle, ckpt.eval_transform, split, batch_size, dev)
+    if own is not None:
+        return own
     loader = bundle.loader(split, ckpt.eval_transform, batch_size)
     if flip is None:
         task = LabelTask.of(ckpt.extra)

@@ -32,13 +32,19 @@ def features(model: nn.Module, loader: Any, device: torch.device | str = "cpu") 
 
 
 def knn_predict(bank: torch.Tensor, bank_labels: torch.Tensor, query: torch.Tensor, classes: int,
-                k: int = 20, temperature: float = 0.1, chunk: int = 1024) -> torch.Tensor:
+                k: int = 20, temperature: float = 0.1, chunk: int = 1024, exclude_self: bool = False) -> torch.Tensor:
     """The label each row of ``query`` gets from its ``k`` most similar rows of ``bank`` (both
-    normalised), weighted by ``exp(similarity / temperature)``."""
-    k = min(k, len(bank))
+    normalised), weighted by ``exp(similarity / temperature)``. ``exclude_self``: ``query`` is
+    ``bank`` and a row may not vote for itself (leave-one-out)."""
+    k = min(k, len(bank) - int(exclude_self))
     preds = []
-    for q in query.split(chunk):
-        sim, idx = (q @ bank.T).topk(k, dim=1)
+    for start in range(0, len(query), chunk):
+        q = query[start:start + chunk]
+        sims = q @ bank.T
+        if exclude_self:
+            rows = torch.arange(len(q))
+            sims[rows, rows + start] = float("-inf")
+        sim, idx = sims.topk(k, dim=1)
         votes = torch.zeros(len(q), classes).scatter_add_(1, bank_labels[idx], (sim / temperature).exp())
         preds.append(votes.argmax(1))
     return torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long)

@@ -73,6 +73,9 @@ class Task:
     compare: str = "mse"
     #: what the output holds, in words (a Core ML model's output description)
     output_description: str = "model output"
+    #: its state dict is a backbone that seeds other models (``--weights``): every tensor of it
+    #: must fit the model it seeds, or the backbone would be loaded in part without a word
+    backbone_only: bool = False
     #: names of the data-bundle tasks a model of this task can be trained or scored on
     data_tasks: tuple[str, ...] = ()
 
@@ -128,6 +131,12 @@ class Task:
         if not outs:
             return {"n": 0}
         return {"n": sum(len(o) for o in outs), **self.metrics(torch.cat(outs), torch.cat(ys))}
+
+    def evaluate_split(self, model: nn.Module, bundle: Any, transform: Callable, split: str, batch_size: int,
+                       device: str | torch.device = "cpu") -> dict[str, Any] | None:
+        """Metrics that need more of the data than the scored split (a k-NN probe's reference
+        bank), or None: ``edgekit eval`` then runs :meth:`evaluate` over the split alone."""
+        return None
 
     def summary(self, metrics: dict[str, Any]) -> str | None:
         """One line of a checkpoint's headline numbers for reports (None when it has none)."""

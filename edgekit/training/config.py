@@ -58,6 +58,7 @@ class TrainConfig(FitOptions):
     small_input: bool | None = None  # default: on for inputs <= 64 px on ImageNet nets
     arch_kwargs: dict[str, Any] | None = None
     weights: str | None = None
+    warmup_frozen: int | None = None  # epochs training only the layers --weights lack (S3L), before --epochs
     augment: str = "standard"
     train_fraction: float = 1.0
     # the label-distribution task (DLDL-v2; see edgekit.training.label_distribution)
@@ -79,6 +80,7 @@ class TrainConfig(FitOptions):
         self.mix = choice("mix mode", self.mix, MIX_MODES)
         self.mix_alpha = optional(positive_float, "mix_alpha", self.mix_alpha)
         self.input_size = optional(positive_int, "input_size", self.input_size)
+        self.warmup_frozen = optional(epoch_count, "warmup_frozen", self.warmup_frozen)
         self.train_fraction = fraction("train_fraction", self.train_fraction)
         self.augment = choice("augment", self.augment, AUGMENTS)
         if self.task is not None:

@@ -21,7 +21,7 @@ from ..errors import EdgekitError
 from ..models.dldl import HEADS
 from ..models.tabular import takes_features
 from ..fileio import atomic_path, check_writable, data_input, output_path
-from ..registry import count_params, create_model, get_entry, load_state
+from ..registry import count_params, create_model, get_entry, load_state, load_weights
 from ..seeding import seed_everything
 from ..tasks import get_task
 from . import distributed as dist_utils
@@ -29,6 +29,7 @@ from .config import TrainConfig
 from .guards import allocation_guard, check_batch_fits, describe_batch, require_classes
 from .label_distribution import LabelTask
 from .loop import fit
+from .warmup import fresh_parameters, warmup_frozen
 from .mix import Mixer
 from .precise_bn import bn_loader
 
@@ -76,7 +77,10 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, config: Trai
     kwargs, spec = model_inputs(arch, bundle, cfg, label_task)
     check_batch_fits(cfg.batch_size, spec["shape"], dev, len(bundle.train))
     check_batch_fits(max(cfg.batch_size, 128), spec["shape"], dev, len(bundle.val))  # the validation loader's
-    model = create_model(arch, weights=cfg.weights, **kwargs)
+    model = create_model(arch, **kwargs)
+    loaded = load_weights(model, cfg.weights) if cfg.weights is not None else None
+    if cfg.warmup_frozen and loaded is None:
+        raise EdgekitError("--warmup-frozen trains the layers that pretrained --weights lack; pass --weights")
 
     sampler = DistributedSampler(_Len(len(bundle.train)), seed=cfg.seed) if distributed else None
     aug = "no_flip" if not bundle.flip_invariant and cfg.augment == "standard" else cfg.augment
@@ -107,6 +111,10 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, config: Trai
                 torch.save({"model": ckpt.state_dict, "fit": state}, tmp)
 
     with allocation_guard(describe_batch(cfg.batch_size, spec["shape"])):
+        if cfg.warmup_frozen and resume_state is None and loaded is not None:
+            ckpt.provenance["warmup_frozen"] = warmup_frozen(
+                model, fresh_parameters(model, loaded), cfg.warmup_frozen, loader=loader, loss_fn=loss_fn,
+                optim=optim, device=dev, val_loader=val_loader, task=task, progress=progress)
         history = fit(model, loader, epochs=cfg.epochs, loss_fn=loss_fn, optim=optim, device=dev,
                       val_loader=val_loader, task=task, log_path=str(metrics_path(output)), on_epoch_end=on_epoch_end,
                       resume_state=resume_state, progress=progress, precise_bn_batches=cfg.precise_bn,
