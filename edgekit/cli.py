@@ -26,7 +26,7 @@ from .evaluation.config import SPLITS, EvalConfig
 from .exporters.config import DEFAULT_OPSET, SAMPLE_IMAGES, STREAM_CLIPS, ExportConfig
 from .formats import PRECISIONS
 from .numbers import FRACTION, NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT, UNIT_INTERVAL
-from .numbers import CLICK_TYPES, EPOCHS, EPOCHS_OR_ZERO, fraction
+from .numbers import CLICK_TYPES, EPOCHS, EPOCHS_OR_ZERO, OPEN_FRACTION, fraction
 from .optimization.budget import BUDGET
 from .optimization.config import RATIOS, OptimizeConfig
 from .optimization.plan import RECOVERIES
@@ -386,7 +386,7 @@ def train(arch: str, data: str, output: str, arch_args: tuple[str, ...], head: s
               type=NON_NEGATIVE_FLOAT)
 @click.option("--temperature", type=POSITIVE_FLOAT, help="simclr/mocov2 softmax temperature (default 0.1 / 0.2).")
 @click.option("--queue", type=POSITIVE_INT, help="mocov2: negatives kept (default 4096, at most half the images).")
-@click.option("--momentum-encoder", type=float, help="mocov2: key encoder momentum m (0.999); byol: base target "
+@click.option("--momentum-encoder", type=OPEN_FRACTION, help="mocov2: key encoder momentum m (0.999); byol: base target "
               "decay (0.996). In (0, 1).")
 @click.option("--proj-dim", type=POSITIVE_INT, help="Projection width (default 128; byol 256).")
 @click.option("--proj-hidden", type=POSITIVE_INT, help="Projector hidden width (default: the backbone's; byol 4096).")
@@ -407,8 +407,8 @@ def pretrain(arch: str, data: str, output: str, from_checkpoint: str | None, arc
     ckpt = run(arch, data, output, from_checkpoint=from_checkpoint, arch_kwargs=_parse_kv(arch_args) or None,
                resume=resume, force=force, **kw)
     m = ckpt.metrics
-    knn = (f": k-NN top-1 {m['val_knn_top1']:.2f}% (random init {m['init_knn_top1']:.2f}%)"
-           if "val_knn_top1" in m and "init_knn_top1" in m else "")
+    before = f" (before pretraining {m['init_knn_top1']:.2f}%)" if "init_knn_top1" in m else ""
+    knn = f": k-NN top-1 {m['val_knn_top1']:.2f}%{before}" if "val_knn_top1" in m else ""
     click.echo(f"{output}: {ckpt.extra['ssl']['method']} {ckpt.arch} embedding of {ckpt.num_outputs}{knn} "
                f"({m.get('images_per_s') or 0:.0f} img/s)")
 

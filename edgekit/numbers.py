@@ -122,5 +122,6 @@ UNIT_INTERVAL = Checked(unit_interval, "[0,1]")
 #: the click type running each check, for CLI options made from a config's fields (``CHECKS``)
 CLICK_TYPES = {positive_int: POSITIVE_INT, non_negative_int: NON_NEGATIVE_INT, positive_float: POSITIVE_FLOAT,
                non_negative_float: NON_NEGATIVE_FLOAT, fraction: FRACTION, unit_interval: UNIT_INTERVAL}
+OPEN_FRACTION = Checked(fraction, "(0,1)", closed_right=False)  # strictly between 0 and 1 (a momentum)
 EPOCHS = Checked(epoch_count, "EPOCHS")  # 1..MAX_EPOCHS
 EPOCHS_OR_ZERO = Checked(epoch_count, "EPOCHS>=0", allow_zero=True)  # 0..MAX_EPOCHS

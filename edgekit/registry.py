@@ -276,7 +276,7 @@ def load_weights(model: nn.Module, path: str | Path) -> dict[str, list[str]]:
         state = model.adapt_weights(state)
     own = model.state_dict()
     if _is_backbone(obj):
-        _require_backbone_fits(path, obj, state, own)
+        _require_backbone_fits(path, obj, state, own, model)
     fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not fitting:
         raise EdgekitError(f"no tensor of {path} fits this model (is it for another architecture?)")
@@ -301,15 +301,25 @@ def _is_backbone(obj: Any) -> bool:
 
 
 def _require_backbone_fits(path: Path, obj: dict[str, Any], state: dict[str, torch.Tensor],
-                           own: dict[str, torch.Tensor]) -> None:
-    """A pretrained backbone seeds a model only whole: one line naming the first tensor that does not fit."""
+                           own: dict[str, torch.Tensor], model: nn.Module) -> None:
+    """A pretrained backbone seeds a model only whole, and the model is that backbone plus its
+    classifier (and the stage pretraining dropped): one line naming the first tensor that does not fit."""
+    arch = obj.get("arch") or {}
+    kwargs = arch.get("kwargs") or {}
+    layout = layout_of(model)
+    new = tuple(f"{p}." for p in (layout.classifier, layout.last_stage if kwargs.get("drop_last_stage") else None) if p)
     for key, value in state.items():
         if key not in own or own[key].shape != value.shape:
-            arch = obj.get("arch") or {}
             there = f"shape {list(own[key].shape)} in this model" if key in own else "absent from this model"
-            raise EdgekitError(f"{path} is a pretrained {arch.get('name')} backbone ({arch.get('kwargs')}) that does "
-                               f"not fit this model: {key} is {list(value.shape)} there and {there}; train the "
-                               "architecture it was pretrained as, with the same --small-input")
+            problem = f"{key} is {list(value.shape)} there and {there}"
+            break
+    else:
+        extra = next((k for k in own if k not in state and not k.startswith(new) and not k.endswith("num_batches_tracked")), None)
+        if extra is None:
+            return
+        problem = f"this model's {extra} is not in it"
+    raise EdgekitError(f"{path} is a pretrained {arch.get('name')} backbone ({kwargs}) that does not fit this "
+                       f"model: {problem}; train the architecture it was pretrained as, with the same --small-input")
 
 
 def load_state(model: nn.Module, state: dict[str, torch.Tensor], strict: bool = True) -> Any:

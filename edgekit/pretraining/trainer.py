@@ -127,7 +127,7 @@ def pretrain(arch: str, data: str | DataBundle, output: str | Path, *, config: P
                       provenance={"stage": "pretrain", "data": bundle.spec, "seed": cfg.seed, "epochs": cfg.epochs,
                                   "method": cfg.method, "params": count_params(backbone),
                                   **({"parent": parent.sha256, "parent_path": str(parent.path)} if parent else {})})
-    initial = probe() if dist_utils.is_main() and resume_state is None and probe is not None else {}
+    initial = _initial_probe(probe, output if resume_state is not None else None)
 
     def on_epoch_end(epoch: int, rec: dict[str, Any], state: dict[str, Any]) -> None:
         _fill(ckpt, method, rec, initial)
@@ -141,6 +141,7 @@ def pretrain(arch: str, data: str | DataBundle, output: str | Path, *, config: P
                       task="embedding", log_path=str(metrics_path(output)), on_epoch_end=on_epoch_end,
                       resume_state=resume_state, progress=progress, desc=f"pretrain {cfg.method}",
                       saved=str(output), probe=probe)
+    agree = dist_utils.params_agree(method)
     if dist_utils.is_main():
         if cfg.precise_bn:
             bn = DataLoader(Transformed(Unlabelled(bundle.train), FrameOrImage(eval_transform(spec))),
@@ -153,6 +154,8 @@ def pretrain(arch: str, data: str | DataBundle, output: str | Path, *, config: P
         ckpt.metrics["images_per_s"] = float(sorted(h["images_per_s"] for h in history)[len(history) // 2]) \
             if history else None
         ckpt.metrics["precise_bn"] = cfg.precise_bn
+        if distributed:
+            ckpt.metrics["ddp"] = {"world_size": dist_utils.world_size(), "ranks_agree": agree}
         ckpt.save(output, force=True)
         state_file.unlink(missing_ok=True)
     dist_utils.barrier()
@@ -234,6 +237,15 @@ def _probe(backbone: torch.nn.Module, bundle: DataBundle, spec: dict[str, Any], 
                                      device)}
 
     return run
+
+
+def _initial_probe(probe: Any, resumed: Path | None) -> dict[str, Any]:
+    """The probe of the backbone before training (random or ``--from`` weights): measured now, or,
+    when a run resumes, read back from the checkpoint its first epochs wrote."""
+    if resumed is not None:
+        written = load_checkpoint(resumed).metrics if resumed.is_file() else {}
+        return {k[len("init_"):]: v for k, v in written.items() if k.startswith("init_")}
+    return probe() if dist_utils.is_main() and probe is not None else {}
 
 
 def _fill(ckpt: Checkpoint, method: SSLMethod, record: dict[str, Any], initial: dict[str, Any]) -> None:
