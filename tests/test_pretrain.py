@@ -102,11 +102,11 @@ def test_views_are_two_random_crops_and_respect_flip_invariance() -> None:
 
 def test_pretraining_cannot_read_labels() -> None:
     from edgekit.data import load_data
-    from edgekit.pretraining.trainer import Unlabelled
+    from edgekit.data.hidden import HiddenLabels
 
-    pool = Unlabelled(load_data(DATA).train)
-    assert pool[0][1] == 0
-    with pytest.raises(EdgekitError, match="reads no labels"):
+    pool = HiddenLabels(load_data(DATA).train, "pretraining")
+    assert pool[3][1] == 3  # the index, not the label
+    with pytest.raises(EdgekitError, match="pretraining reads no labels"):
         pool.targets
 
 

@@ -17,7 +17,8 @@ for when only a small labelled set exists):
    the ``expansion`` argument overrides). The teacher's logits on each are stored in a
    table Z. Loss = 0.7 * KL(p_student || softmax(Z_i)) + 0.3 * CE, T=1; with ``label_lr`` > 0
    the table moves after every step by plain SGD on its own gradient, Z_i <- Z_i -
-   label_lr * dL/dZ_i (the Deep-Decipher label refinement; the paper's lr is 1).
+   label_lr * dL/dZ_i (the Deep-Decipher label refinement, :mod:`edgekit.training.label_table`,
+   shared with R2-D2; the paper's lr is 1).
    ``label_lr=0`` (the default, :data:`DEFAULT_LABEL_LR`) keeps the teacher's logits fixed.
    The student's stage-3 learning rate is ``refine_lr`` (default :data:`REFINE_LR_RATIO`
    times stage 2's; the paper's ratio is 1/100).
@@ -63,6 +64,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..data import DataBundle, eval_transform, train_transform
 from ..numbers import non_negative_float, positive_float
 from ..training.label_distribution import LabelTask, label_loss
+from ..training.label_table import LabelTable
 from ..training.loop import OptimConfig, StepLoss, StepOutput, classification_loss, fit
 from ..training.mix import Mixer
 from ..training.precise_bn import bn_loader
@@ -216,10 +218,12 @@ def refine_loss(table: torch.Tensor, targets: torch.Tensor, weight: float = REFI
     hard_loss = label_loss(label_task) if label_task is not None else None
     logits = soft_logits(_task(label_task), label_task)
 
+    rows = LabelTable(table)
+
     def step(model: nn.Module, x: torch.Tensor, idx: torch.Tensor, epoch: int) -> StepOutput:
         idx_cpu = idx.cpu()
         y = targets[idx_cpu].to(x.device)
-        z = table[idx_cpu].to(x.device).requires_grad_(bool(label_lr))
+        z = rows.batch(idx_cpu, x.device, grad=bool(label_lr))
         if hard_loss is None:
             out = model(x)
             hard, terms = ce(out, y), {}
@@ -230,7 +234,7 @@ def refine_loss(table: torch.Tensor, targets: torch.Tensor, weight: float = REFI
         loss = weight * soft + (1 - weight) * hard
         if label_lr:
             (gz,) = torch.autograd.grad(loss, z, retain_graph=True)
-            table[idx_cpu] -= label_lr * gz.detach().cpu()
+            rows.step(idx_cpu, gz, label_lr)
         if hard_loss is None:
             return StepOutput(loss, {"kl": float(soft.detach()), "ce": float(hard.detach())}, out, y)
         return StepOutput(loss, {**terms, "kl_refine": float(soft.detach())})

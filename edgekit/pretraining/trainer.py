@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler
 
 from ..checkpoint import KIND, Checkpoint, load_checkpoint
 from ..data import DataBundle, eval_transform, load_data, make_input_spec
 from ..data.datasets import Transformed
+from ..data.hidden import HiddenLabels
 from ..data.transforms import is_tabular
 from ..device import resolve_device
 from ..errors import EdgekitError
@@ -45,24 +46,6 @@ from .views import FrameOrImage, TwoViews, view_transform
 
 #: where an embedding checkpoint keeps the pretraining's method, settings and heads
 EXTRA_KEY = "ssl"
-
-
-class Unlabelled(Dataset):
-    """The images of ``base`` with their labels hidden: reading a target raises."""
-
-    def __init__(self, base: Dataset) -> None:
-        self.base = base
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def __getitem__(self, i: int) -> tuple[Any, int]:
-        sample, _ = self.base[i]
-        return sample, 0
-
-    @property
-    def targets(self) -> Any:
-        raise EdgekitError("pretraining reads no labels")
 
 
 def pretrain(arch: str, data: str | DataBundle, output: str | Path, *, config: PretrainConfig | None = None,
@@ -101,8 +84,8 @@ def pretrain(arch: str, data: str | DataBundle, output: str | Path, *, config: P
     dim = embedding_dim(backbone, tuple(spec["shape"]))
     settings = _settings(method_cls, cfg, len(bundle.train))
     flip = cfg.flip if cfg.flip is not None else bundle.flip_invariant
-    sampler = DistributedSampler(Unlabelled(bundle.train), seed=cfg.seed) if distributed else None
-    loader = DataLoader(Transformed(Unlabelled(bundle.train), TwoViews(view_transform(spec, flip))),
+    sampler = DistributedSampler(HiddenLabels(bundle.train, "pretraining"), seed=cfg.seed) if distributed else None
+    loader = DataLoader(Transformed(HiddenLabels(bundle.train, "pretraining"), TwoViews(view_transform(spec, flip))),
                         batch_size=cfg.batch_size, shuffle=sampler is None, sampler=sampler, drop_last=True,
                         num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
     method = method_cls(backbone, dim, settings, cfg.epochs * len(loader))
@@ -144,7 +127,7 @@ def pretrain(arch: str, data: str | DataBundle, output: str | Path, *, config: P
     agree = dist_utils.params_agree(method)
     if dist_utils.is_main():
         if cfg.precise_bn:
-            bn = DataLoader(Transformed(Unlabelled(bundle.train), FrameOrImage(eval_transform(spec))),
+            bn = DataLoader(Transformed(HiddenLabels(bundle.train, "pretraining"), FrameOrImage(eval_transform(spec))),
                             batch_size=cfg.batch_size, shuffle=True)
             precise_bn(backbone, bn, cfg.precise_bn, dev)
         last = dict(history[-1]) if history else {}
