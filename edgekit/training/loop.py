@@ -125,7 +125,8 @@ def fit(model: nn.Module, loader: DataLoader, *, epochs: int, loss_fn: StepLoss,
         resume_state: dict[str, Any] | None = None, progress: bool = True, desc: str = "train",
         extra_params: Iterable[nn.Parameter] = (), precise_bn_batches: int = 0,
         bn_loader: Iterable[Any] | None = None, saved: str | None = None,
-        probe: Callable[[], dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        probe: Callable[[], dict[str, Any]] | None = None,
+        record_extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Train ``model`` for ``epochs`` and return the per-epoch metric records.
 
     ``on_epoch_end(epoch, record, state)`` receives the resumable state (optimizer,
@@ -140,7 +141,8 @@ def fit(model: nn.Module, loader: DataLoader, *, epochs: int, loss_fn: StepLoss,
     batches, images and the validation metrics before and after.
 
     ``probe()``, when given, replaces the validation of ``val_loader`` after every epoch (rank
-    0): its numbers are recorded as ``val_*`` (pretraining's k-NN probe).
+    0): its numbers are recorded as ``val_*`` (pretraining's k-NN probe). ``record_extra`` is
+    added to every epoch's record (the phase of a multi-phase run).
 
     A loss that is not a finite number (or weights that stop being finite) raises
     :class:`Diverged` at once, naming the epoch and ``saved`` (the file ``on_epoch_end``
@@ -182,6 +184,7 @@ def fit(model: nn.Module, loader: DataLoader, *, epochs: int, loss_fn: StepLoss,
             record.update(_precise_bn(model, bn_loader if bn_loader is not None else loader, precise_bn_batches,
                                       device, before, val_loader, task, progress))
         record["lr"] = opt.param_groups[0]["lr"]
+        record.update(record_extra or {})
         history.append(record)
         if is_main and log_path:
             append_jsonl(log_path, record)
