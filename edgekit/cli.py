@@ -316,7 +316,11 @@ def _distill_methods_help() -> str:
 @click.option("--flip-test/--no-flip-test", default=None, help="label_distribution: average the prediction of "
               "each image and its mirror at evaluation (default on, off with a no_flip augmentation).")
 @click.option("--weights", type=click.Path(), help="Local pretrained weights (state dict or checkpoint).")
-@click.option("--train-fraction", default=default(TrainConfig, "train_fraction"), show_default=True, type=FRACTION)
+@click.option("--labeled-fraction", "--train-fraction", "labeled_fraction", type=FRACTION, show_default=True,
+              default=default(TrainConfig, "labeled_fraction"),
+              help="Train on a stratified fraction of the training split's labels, drawn with --seed and recorded "
+                   "in the checkpoint, so every later stage sees the same labelled images (the validation split "
+                   "never changes). --train-fraction is its old, deprecated name.")
 @click.option("--seed", default=default(TrainConfig, "seed"), show_default=True, type=NON_NEGATIVE_INT,
               help="Seeds training and the train/val split (recorded in the checkpoint).")
 @click.option("--repeats", type=POSITIVE_INT,

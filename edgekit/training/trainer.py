@@ -63,7 +63,7 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, config: Trai
     output = check_writable(output, force or resume, kind=KIND, inputs=[cfg.weights, data_input(data)])
     dev = resolve_device(cfg.device)
     bundle = data if isinstance(data, DataBundle) else load_data(data, seed=cfg.seed)
-    bundle = bundle.subset_train(cfg.train_fraction, cfg.seed)
+    bundle = bundle.labeled(cfg.labeled_fraction, cfg.seed)  # recorded: later stages see the same labels
     require_classes(bundle, "training")
     get_entry(arch)  # an unknown architecture fails before anything is written
     if not resume and metrics_path(output).exists():
