@@ -8,6 +8,7 @@ from ..channel_plan import describe_plan
 from ..checkpoint import load_checkpoint
 from ..data.transforms import is_tabular
 from ..models.tabular import takes_features
+from ..pretrained import describe
 from ..training.label_distribution import LabelTask
 from ..registry import build_for_shape, count_macs, count_params, get_entry, list_models
 
@@ -35,7 +36,7 @@ def describe_data(record: dict[str, Any]) -> str:
              f"split seed {record.get('seed')}")
     fraction = record.get("labeled_fraction")
     labels = ("labels: all of the training split" if fraction is None else
-              f"labels: {fraction:.4g} of the training split (stratified, seed {record.get('labeled_seed')})")
+              f"labels: {fraction * 100:.4g}% of the training split (stratified, seed {record.get('labeled_seed')})")
     return f"{record['spec']} ({split}); {labels}"
 
 
@@ -82,6 +83,8 @@ def format_summary(s: dict[str, Any]) -> str:
     if s["metrics"]:
         lines.append("metrics      " + ", ".join(
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in s["metrics"].items()))
+    if prov.get("weights"):
+        lines.append(f"weights      {describe(prov['weights'])}")
     lines.append(f"lineage      stage={prov.get('stage', '?')} parent={(prov.get('parent') or '-')[:16]} "
                  f"created={prov.get('created', '?')}")
     if prov.get("command"):
