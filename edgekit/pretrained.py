@@ -37,7 +37,6 @@ with ``transform_input=True`` (re-normalising ImageNet inputs to [-1, 1]); edgek
 """
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from dataclasses import dataclass
@@ -182,10 +181,8 @@ def resolve(weights: "str | os.PathLike[str] | Weights", arch: str, weights_arch
     else:
         try:
             member = tvm.get_weight(str(weights))
-        except (ValueError, KeyError, TypeError):
-            close = difflib.get_close_matches(str(weights), names, n=2, cutoff=0.5)
-            hint = f" (did you mean {' or '.join(close)}?)" if close else ""
-            raise EdgekitError(f"unknown torchvision weights {weights!r}{hint}; {arch} takes {DEFAULT_NAME} or "
+        except (ValueError, KeyError, TypeError):  # an enum or member torchvision does not have
+            raise EdgekitError(f"unknown torchvision weights {weights!r}; {arch} takes {DEFAULT_NAME} or one of "
                                f"{', '.join(names)}") from None
         if not isinstance(member, enum_cls):
             of = f"{arch}'s backbone {weights_arch}" if weights_arch != arch else arch
