@@ -76,5 +76,6 @@ def smallest_fraction(n: int) -> float:
             return min(1.0, f)
         mantissa += 1
 
+
 def _name(index: int, labels: Sequence[str]) -> str:
     return str(labels[index]) if 0 <= index < len(labels) else str(index)

@@ -63,12 +63,12 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, config: Trai
     # before the first epoch: a bad output path is one line now, not after an epoch's work
     output = check_writable(output, force or resume, kind=KIND, inputs=[cfg.weights, data_input(data)])
     dev = resolve_device(cfg.device)
+    # a file, or torchvision weights by name: a bad name, or uncached weights offline, fail before the data loads
+    weights = resolve_weights(cfg.weights, arch) if cfg.weights is not None else None
     bundle = data if isinstance(data, DataBundle) else load_data(data, seed=cfg.seed)
     bundle = bundle.labeled(cfg.labeled_fraction, cfg.seed)  # recorded: later stages see the same labels
     require_classes(bundle, "training")
     get_entry(arch)  # an unknown architecture fails before anything is written
-    # a file, or torchvision weights by name: a bad name or uncached weights offline fail here too
-    weights = resolve_weights(cfg.weights, arch) if cfg.weights is not None else None
     if not resume and metrics_path(output).exists():
         metrics_path(output).unlink()
     distributed = dist_utils.setup(dev)
