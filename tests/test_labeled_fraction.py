@@ -80,6 +80,22 @@ def test_a_fraction_leaving_a_class_unlabelled_names_it_and_the_smallest_that_wo
         bundle.labeled_split(suggested - 10 ** -4)
 
 
+def test_a_class_of_one_sample_is_labelled_only_by_the_whole_split() -> None:
+    from edgekit.data.labeled import labeled_indices
+
+    with pytest.raises(EdgekitError, match="class 'b' \\(1 training sample\\) without a labelled sample; the "
+                                           "smallest fraction that labels every class is 1$"):
+        labeled_indices([0, 0, 0, 1], 0.9, seed=0, labels=["a", "b"])
+    assert labeled_indices([0, 0, 0, 1], 1.0, seed=0) == ([0, 1, 2, 3], [])
+
+
+def test_prunes_train_fraction_draws_the_same_samples() -> None:
+    """One draw: prune's --train-fraction (subset_train, unrecorded) and the labelled part agree."""
+    bundle = load_data("digits")
+    for fraction, seed in ((0.1, 0), (0.15, 3), (0.5, 1)):
+        assert bundle.subset_train(fraction, seed).train.indices == bundle.labeled_split(fraction, seed)[0].indices
+
+
 @pytest.fixture(scope="module")
 def labeled_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("labeled") / "model.ckpt"

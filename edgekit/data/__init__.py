@@ -105,14 +105,12 @@ class DataBundle:
         data source by :func:`load_data`; true when nothing says otherwise)."""
         return bool(self.info.get("flip_invariant", True))
 
-    def labeled_split(self, fraction: float, seed: int = 0, what: str = "labeled fraction"
-                      ) -> tuple[Dataset, Dataset]:
+    def labeled_split(self, fraction: float, seed: int = 0) -> tuple[Dataset, Dataset]:
         """``(labelled, unlabelled)``: a stratified, seeded ``fraction`` of the training split and
         the rest of it, the pool a semi-supervised trainer reads without its labels (see
-        :mod:`edgekit.data.labeled`; a fraction leaving a class unlabelled is one line naming
-        ``what``)."""
+        :mod:`edgekit.data.labeled`; a fraction leaving a class unlabelled is one line)."""
         keep, rest = labeled_indices(self.train.targets, fraction, seed,  # type: ignore[attr-defined]
-                                     stratify=get_task(self.task).class_labels, labels=self.labels, what=what)
+                                     stratify=get_task(self.task).class_labels, labels=self.labels)
         return Subset(self.train, keep), Subset(self.train, rest)
 
     def labeled(self, fraction: float, seed: int = 0) -> "DataBundle":
@@ -131,16 +129,19 @@ class DataBundle:
         train, _ = self.labeled_split(fraction, seed)
         return replace(self, train=train, split={**self.split, "labeled_fraction": fraction, "labeled_seed": seed})
 
-    def subset_train(self, fraction: float, seed: int = 0, what: str = "training fraction") -> "DataBundle":
-        """The same bundle with only ``fraction`` of the training split (the labelled part
-        :meth:`labeled_split` draws), its record unchanged: prune's ``--train-fraction``, a
-        simulation of limited data on top of whatever the checkpoint trained on. :meth:`labeled`
-        is the recorded form that training uses."""
-        fraction = check_fraction(what, fraction)
+    def subset_train(self, fraction: float, seed: int = 0) -> "DataBundle":
+        """The same bundle with only ``fraction`` of the training split (stratified, seeded; at least
+        one sample of every class with two or more), its record unchanged: prune's
+        ``--train-fraction``, a simulation of limited data on top of whatever the checkpoint trained
+        on. The same draw as :meth:`labeled_split`; :meth:`labeled` is the recorded, strict form
+        training uses."""
+        if not 0 < fraction <= 1:
+            raise EdgekitError(f"training fraction must be in (0, 1], got {fraction}")
         if fraction == 1:
             return self
-        train, _ = self.labeled_split(fraction, seed, what)
-        return replace(self, train=train, info={**self.info, "train_fraction": fraction})
+        targets = self.train.targets  # type: ignore[attr-defined]
+        _, keep = seeded_split(len(targets), fraction, seed, targets if get_task(self.task).class_labels else None)
+        return replace(self, train=Subset(self.train, keep), info={**self.info, "train_fraction": fraction})
 
     def loader(self, split: str, transform: Callable, batch_size: int, shuffle: bool = False,
                workers: int = 0, sampler: Any = None, drop_last: bool = False) -> DataLoader:

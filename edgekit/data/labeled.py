@@ -9,10 +9,11 @@ same labelled samples; the rest of the training split is the unlabelled pool a
 semi-supervised trainer draws from. The validation split is never touched.
 
 Per class (classification targets) ``round(n_c * F)`` samples are drawn from a permutation
-seeded by ``seed``, the same draw as :func:`edgekit.data.datasets.seeded_split` makes, so a
-fraction selects the samples ``DataBundle.subset_train`` always selected. A fraction that
-leaves a class without one labelled sample is refused, naming the class and the smallest
-fraction that labels every class; numeric targets (regression) are drawn unstratified.
+seeded by ``seed``: :func:`edgekit.data.datasets.seeded_split`'s draw of its held-out part, so a
+fraction selects the samples ``DataBundle.subset_train`` (prune's ``--train-fraction``) selects.
+A fraction that leaves a class without one labelled sample is refused, naming the class and the
+smallest fraction that labels every class (``seeded_split`` would keep one anyway, and the
+fraction would not be the share trained on); numeric targets (regression) are drawn unstratified.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import numpy as np
 
 from ..errors import EdgekitError
 from ..numbers import fraction as check_fraction
+from .datasets import seeded_split
 
 #: significant digits of the smallest working fraction a refusal suggests
 SUGGEST_DIGITS = 3
@@ -41,27 +43,22 @@ def labeled_indices(targets: Sequence[Any], fraction: float, seed: int, *, strat
         raise EdgekitError(f"{what} {fraction:g} of an empty training split")
     if fraction == 1:
         return list(range(n)), []
-    rng = np.random.default_rng(seed)
-    if stratify and all(isinstance(t, (int, np.integer)) for t in targets):
-        arr = np.asarray(targets, dtype=np.int64)
-        groups = [rng.permutation(np.flatnonzero(arr == c)) for c in np.unique(arr)]
-        classes = [int(arr[g[0]]) for g in groups]
-    else:
-        groups, classes = [rng.permutation(n)], []
-    keep, rest = [], []
-    for idx in groups:
-        k = round(len(idx) * fraction)
-        if k == 0:  # the smallest group is the one to name: the suggested fraction labels it, so every group
-            smallest = min(range(len(groups)), key=lambda j: len(groups[j]))
-            size = len(groups[smallest])
-            short = (f"class {_name(classes[smallest], labels)!r} ({size} training sample{'s' * (size != 1)})"
-                     if classes else f"the training split ({size} sample{'s' * (size != 1)})")
-            raise EdgekitError(f"{what} {fraction:g} leaves {short} without a labelled sample; the smallest "
-                               f"fraction that labels {'every class' if classes else 'one sample'} is "
-                               f"{smallest_fraction(size):g}")
-        keep.extend(idx[:k].tolist())
-        rest.extend(idx[k:].tolist())
-    return sorted(keep), sorted(rest)
+    stratified = stratify and all(isinstance(t, (int, np.integer)) for t in targets)
+    classes, sizes = np.unique(np.asarray(targets, dtype=np.int64), return_counts=True) if stratified else \
+        (np.array([], dtype=np.int64), np.array([n]))
+    # seeded_split keeps a class of one sample whole: only the whole split (F = 1) labels it
+    if any(round(int(size) * fraction) == 0 or (stratified and size == 1) for size in sizes):
+        # the smallest group is the one to name: the fraction that labels it labels every group
+        size = int(sizes.min())
+        least = 1.0 if stratified and size == 1 else smallest_fraction(size)
+        short = (f"class {_name(int(classes[sizes.argmin()]), labels)!r} ({size} training sample{'s' * (size != 1)})"
+                 if stratified else f"the training split ({size} sample{'s' * (size != 1)})")
+        raise EdgekitError(f"{what} {fraction:g} leaves {short} without a labelled sample; the smallest "
+                           f"fraction that labels {'every class' if stratified else 'one sample'} is "
+                           f"{least:g}")
+    # every group keeps round(n_c * F) >= 1 samples: exactly seeded_split's draw of its held-out part
+    rest, keep = seeded_split(n, fraction, seed, targets if stratified else None)
+    return keep, rest
 
 
 def smallest_fraction(n: int) -> float:
