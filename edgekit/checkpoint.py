@@ -10,7 +10,8 @@ path in it is refused unless the user trusts the file (:mod:`edgekit.trust`). It
   pruned model, so the module is rebuilt from its definition (never unpickled);
 * ``state_dict``, ``task`` (classify | regression | label_distribution | clip_classify
   | tabular), ``labels``, ``input_spec`` (see :mod:`edgekit.data.transforms`);
-* ``data``: the spec, validation fraction and split seed its training used, inherited by
+* ``data``: the spec, validation fraction and split seed its training used (and the labelled
+  fraction of the training split with its seed, when training saw only part of the labels), inherited by
   every checkpoint derived from it (pruned, distilled), so that every stage opens the same
   held-apart split through :meth:`Checkpoint.load_data`;
 * ``metrics`` and ``provenance`` (parent hash, the lineage's root, command, versions, time).
@@ -110,7 +111,8 @@ class Checkpoint:
 
     @property
     def data_record(self) -> dict[str, Any]:
-        """The data this checkpoint was trained on: ``{"spec", "val", "seed"}`` ({} if unknown).
+        """The data this checkpoint was trained on: ``{"spec", "val", "seed"}``, with
+        ``labeled_fraction`` and ``labeled_seed`` when it saw part of the labels ({} if unknown).
 
         Checkpoints written before the record existed are read from their provenance (the
         spec and the split seed their stage used), walking up to the trained ancestor."""
@@ -130,17 +132,14 @@ class Checkpoint:
         """This checkpoint's data, split exactly as its training split it.
 
         ``spec`` defaults to the recorded spec; a given spec is opened with the recorded
-        validation fraction and split seed unless it names its own (``digits:seed=3``).
+        validation fraction and split seed unless it names its own (``digits:seed=3``), and its
+        training split is the recorded labelled fraction (``labeled_fraction``, ``labeled_seed``:
+        ``edgekit train --labeled-fraction``) when there is one.
         One function for every stage (eval, prune, distill, export calibration and parity,
         bench accuracy), so none of them scores images the model was trained on."""
-        from .data import load_data
+        from .data import load_recorded
 
-        record = self.data_record
-        spec = spec or record.get("spec")
-        if not spec:
-            raise EdgekitError("this checkpoint records no dataset; pass a data spec (e.g. --data digits or "
-                               "imagefolder:PATH)")
-        return load_data(spec, seed=record.get("seed"), val=record.get("val"))
+        return load_recorded(self.data_record, spec)
 
     @property
     def lineage(self) -> dict[str, Any]:

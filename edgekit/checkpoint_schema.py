@@ -132,6 +132,8 @@ SCHEMA: tuple[Field, ...] = (
     Field("data.spec", _or_none(lambda v: isinstance(v, str)), "a data spec", False),
     Field("data.val", _or_none(lambda v: _number(v) and 0 <= v < 1), "a fraction in [0, 1)", False),
     Field("data.seed", _or_none(lambda v: _int(v) and v >= 0), "a non-negative integer", False),
+    Field("data.labeled_fraction", _or_none(lambda v: _number(v) and 0 < v <= 1), "a fraction in (0, 1]", False),
+    Field("data.labeled_seed", _or_none(lambda v: _int(v) and v >= 0), "a non-negative integer", False),
     Field("metrics", _mapping, "a mapping"),
     Field("provenance", _mapping, "a mapping"),
     Field("extra", _or_none(_mapping), "a mapping", False),

@@ -316,10 +316,17 @@ def _distill_methods_help() -> str:
               show_default=True, help="Weight of the L1 term of --loss dldl.")
 @click.option("--flip-test/--no-flip-test", default=None, help="label_distribution: average the prediction of "
               "each image and its mirror at evaluation (default on, off with a no_flip augmentation).")
-@click.option("--weights", type=click.Path(), help="Local pretrained weights (state dict or checkpoint).")
+@click.option("--weights", help="Starting weights: a local file (state dict or checkpoint), 'imagenet' (the "
+              "architecture's default torchvision weights; a video net's backbone's) or a torchvision weights name "
+              "(MobileNet_V2_Weights.IMAGENET1K_V2), read from the torch hub cache ($TORCH_HOME) and downloaded into "
+              "it once; EDGEKIT_OFFLINE=1 never downloads. A classifier of another size is skipped.")
 @click.option("--warmup-frozen", type=EPOCHS, help="With --weights: first train only the layers the weights lack "
               "(a stage dropped in pretraining, the classifier) for N epochs, the rest frozen; then --epochs.")
-@click.option("--train-fraction", default=default(TrainConfig, "train_fraction"), show_default=True, type=FRACTION)
+@click.option("--labeled-fraction", "--train-fraction", "labeled_fraction", type=FRACTION, show_default=True,
+              default=default(TrainConfig, "labeled_fraction"),
+              help="Train on a stratified fraction of the training split's labels, drawn with --seed and recorded "
+                   "in the checkpoint, so every later stage sees the same labelled images (the validation split "
+                   "never changes). --train-fraction is its old, deprecated name.")
 @click.option("--seed", default=default(TrainConfig, "seed"), show_default=True, type=NON_NEGATIVE_INT,
               help="Seeds training and the train/val split (recorded in the checkpoint).")
 @click.option("--repeats", type=POSITIVE_INT,
@@ -350,7 +357,11 @@ def train(arch: str, data: str, output: str, arch_args: tuple[str, ...], head: s
         return
     ckpt = run(arch, data, output, arch_kwargs=arch_kwargs, resume=resume, force=force, **kw)
     m = ckpt.metrics
+    from .pretrained import describe
     from .tasks import get_task
+
+    if ckpt.provenance.get("weights"):
+        click.echo(f"started from {describe(ckpt.provenance['weights'])}")
 
     if get_task(ckpt.task).class_labels and "val_top1" in m:
         click.echo(f"{output}: val top-1 {m['val_top1']:.2f}%  top-5 {m['val_top5']:.2f}%  "

@@ -14,8 +14,10 @@ Five sources, one namespace:
 Every entry carries a :class:`~edgekit.models.layout.Layout` (classifier, penultimate
 feature, stem), declared for edgekit's nets and torchvision's families, empty for user
 factories; ``create_model`` attaches it to the model so stages read it instead of
-guessing with hooks. ``create_model`` never downloads anything: pretrained weights come
-from a local file (``weights=PATH``), either a plain state dict or an edgekit checkpoint.
+guessing with hooks. Pretrained weights (``weights=``) come from a local file (a plain
+state dict or an edgekit checkpoint) or are torchvision's by name (``imagenet``,
+``MobileNet_V2_Weights.IMAGENET1K_V2``), read from the torch hub cache and downloaded into it
+at most once: :mod:`edgekit.pretrained` resolves them.
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ from torch import nn
 
 from .errors import EdgekitError, suggest
 from .numbers import positive_float
-from .fileio import safe_torch_load
+from .pretrained import Weights, is_weights_name, resolve
 from .models.entries import BUILTIN, BUILTIN_FAMILIES, Factory, ModelEntry
 from .models.layout import TORCHVISION_KWARGS, Layout, attach, declared, layout_of, torchvision_layout
 from .trust import caller_named
@@ -147,7 +149,7 @@ def get_entry(name: str) -> ModelEntry:
             return tvm.get_model(name, weights=None, num_classes=num_classes, **{**TORCHVISION_KWARGS.get(name, {}), **kw})
 
         return ModelEntry(name, tv_factory, 299 if name == "inception_v3" else 224, "torchvision",
-                          torchvision_layout(name))
+                          torchvision_layout(name), weights_arch=name)
     family = max((p for p in _FAMILIES if name.startswith(p)), key=len, default=None)
     if family is not None:
         return _FAMILIES[family](name)
@@ -183,16 +185,17 @@ def adapt_small_input(model: nn.Module) -> nn.Module:
     return model
 
 
-def create_model(name: str, num_classes: int = 1000, weights: str | Path | None = None,
+def create_model(name: str, num_classes: int = 1000, weights: str | Path | Weights | None = None,
                  small_input: bool = False, feature_dim: int | None = None, head: str | None = None,
                  nfl_mul: int | None = None, nfl_per: int | None = None, nfl_dh: int | None = None,
                  nfl_seed: int | None = None, label_range: str | None = None, drop_last_stage: bool = False,
                  **kwargs: Any) -> nn.Module:
     """Build architecture ``name`` with ``num_classes`` outputs.
 
-    ``weights`` is a local file: a state dict or an edgekit checkpoint. Tensors whose
-    shape does not match (a classifier for another number of classes) are skipped and
-    reported, so ImageNet weights can seed a 10-class model. ``feature_dim=D`` puts a
+    ``weights`` is a local file (a state dict or an edgekit checkpoint) or torchvision weights
+    by name (``imagenet``: the architecture's default; ``MobileNet_V2_Weights.IMAGENET1K_V2``;
+    see :mod:`edgekit.pretrained`). Tensors whose shape does not match (a classifier for another
+    number of classes) are skipped and reported, so ImageNet weights can seed a 10-class model. ``feature_dim=D`` puts a
     Linear connector to D dims before the final classifier (a distilled student whose
     teacher's feature has D dims; see :func:`edgekit.models.connector.add_connector`).
     ``head="nfl"`` replaces the classifier after global pooling by the NFL layer + Linear
@@ -258,33 +261,45 @@ def create_model(name: str, num_classes: int = 1000, weights: str | Path | None 
 
         add_connector(model, int(feature_dim))
     if weights is not None:
-        load_weights(model, weights)
+        load_weights(model, weights, name)
     return model
 
 
-def load_weights(model: nn.Module, path: str | Path) -> dict[str, list[str]]:
-    """Load a local state dict (or an edgekit checkpoint's) into ``model``, never executing code.
+def resolve_weights(weights: str | Path | Weights, arch: str) -> Weights:
+    """``weights`` (a file, ``imagenet`` or a torchvision weights name) resolved for registry
+    architecture ``arch``, without touching the network (see :mod:`edgekit.pretrained`)."""
+    return resolve(weights, arch, get_entry(arch).weights_arch if isinstance(weights, str) else None)
 
-    Returns the keys that were skipped because they are missing, unexpected or of another shape.
-    """
-    path = Path(path)
-    obj = safe_torch_load(path, "weights file")
-    state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise EdgekitError(f"{path} holds no state dict of tensors")
+
+def load_weights(model: nn.Module, weights: str | Path | Weights, arch: str | None = None,
+                 progress: bool = False) -> dict[str, list[str]]:
+    """Load starting weights into ``model``, never executing code: a local state dict (or an
+    edgekit checkpoint's), or torchvision weights by name for registry architecture ``arch``
+    (resolved by :func:`resolve_weights`; downloaded into the torch hub cache if missing there).
+
+    Returns the keys ``loaded``, and those skipped because they are missing, unexpected or of
+    another shape (``mismatched``: a classifier for another number of classes)."""
+    if isinstance(weights, str) and is_weights_name(weights):
+        if arch is None:
+            raise EdgekitError(f"--weights {weights} names torchvision weights; say for which architecture "
+                               "(create_model(arch, weights=...))")
+        weights = resolve_weights(weights, arch)
+    source = weights if isinstance(weights, Weights) else resolve(weights, arch or "this model", None)
+    state, header = source.read(progress=progress)
     if hasattr(model, "adapt_weights"):  # e.g. a video net taking its 2D backbone's weights
         state = model.adapt_weights(state)
     own = model.state_dict()
-    if _is_backbone(obj):
-        _require_backbone_fits(path, obj, state, own, model)
+    if _is_backbone(header):
+        _require_backbone_fits(source.file, header, state, own, model)
     fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not fitting:
-        raise EdgekitError(f"no tensor of {path} fits this model (is it for another architecture?)")
+        raise EdgekitError(f"no tensor of {source.name} fits this model (is it for another architecture?)")
     load_state(model, fitting, strict=False)
     return {
         "mismatched": sorted(k for k in state if k in own and own[k].shape != state[k].shape),
         "unexpected": sorted(k for k in state if k not in own),
         "missing": sorted(k for k in own if k not in state),
+        "loaded": sorted(fitting),
     }
 
 

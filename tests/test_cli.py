@@ -53,8 +53,23 @@ def test_zoo_lists_params_and_macs() -> None:
     (["train", "--arch", "compact_cnn", "--data", "digits", "--lr", "nan", "-o", "{tmp}/x.pt"],
      "--lr must be a finite number"),
     (["train", "--arch", "compact_cnn", "--data", "digits", "--batch-size", "0", "-o", "{tmp}/x.pt"], "--batch-size"),
-    (["train", "--arch", "compact_cnn", "--data", "digits", "--train-fraction", "0", "-o", "{tmp}/x.pt"],
-     "--train-fraction"),
+    (["train", "--arch", "compact_cnn", "--data", "digits", "--labeled-fraction", "0", "-o", "{tmp}/x.pt"],
+     "--labeled-fraction must be in (0, 1], got '0'"),
+    (["train", "--arch", "compact_cnn", "--data", "digits", "--labeled-fraction", "1.5", "-o", "{tmp}/x.pt"],
+     "--labeled-fraction must be in (0, 1]"),
+    # the deprecated name is the same option
+    (["train", "--arch", "compact_cnn", "--data", "digits", "--train-fraction", "nan", "-o", "{tmp}/x.pt"],
+     "--labeled-fraction must be a finite number"),
+    (["train", "--arch", "compact_cnn", "--data", "digits", "--labeled-fraction", "0.002", "-o", "{tmp}/x.pt"],
+     "labeled fraction 0.002 leaves class '8' (139 training samples) without a labelled sample; the smallest "
+     "fraction that labels every class is 0.0036"),
+    # torchvision weights names: checked before any training, never downloading
+    (["train", "--arch", "compact_cnn", "--data", "digits", "--weights", "imagenet", "-o", "{tmp}/x.pt"],
+     "compact_cnn has no torchvision weights to start from 'imagenet'"),
+    (["train", "--arch", "resnet18", "--data", "digits", "--weights", "MobileNet_V2_Weights.IMAGENET1K_V2",
+      "-o", "{tmp}/x.pt"], "MobileNet_V2_Weights.IMAGENET1K_V2 are not weights of resnet18"),
+    (["train", "--arch", "tsm_mobilenet_v2", "--data", "gestures:n=40", "--weights", "ResNet18_Weights.NOPE",
+      "-o", "{tmp}/x.pt"], "unknown torchvision weights 'ResNet18_Weights.NOPE'; tsm_mobilenet_v2 takes imagenet"),
     (["train", "--arch", "compact_cnn", "--data", "digits", "--weight-decay", "-1", "-o", "{tmp}/x.pt"],
      "--weight-decay"),
     (["train", "--arch", "compact_cnn", "--data", "digits", "--precise-bn", "-1", "-o", "{tmp}/x.pt"],
@@ -146,6 +161,13 @@ def test_top_level_help_lists_every_command() -> None:
     assert listed == set(_command_names())
 
 
+def test_train_help_names_weights_and_labeled_fraction() -> None:
+    out = " ".join(_invoke("train", "--help").stdout.split())
+    for text in ("--labeled-fraction", "--train-fraction is its old, deprecated name", "'imagenet'",
+                 "MobileNet_V2_Weights.IMAGENET1K_V2", "EDGEKIT_OFFLINE=1 never downloads"):
+        assert text in out, text
+
+
 @pytest.mark.parametrize("name", _command_names())
 def test_command_help(name: str) -> None:
     res = _invoke(name, "--help")
@@ -208,7 +230,8 @@ def good_calls(tmp_path_factory: pytest.TempPathFactory, digits_ckpt: Path) -> d
         "info": ["info", ck],
         "eval": ["eval", ck, "--data", "digits", "--json", f"{tmp}/eval.json"],
         "train": ["train", "--arch", "compact_cnn", "--data", "synthetic:classes=2,n=40", "--epochs", "1",
-                  "--batch-size", "16", "--arch-arg", "width_mult=0.25", "--precise-bn", "0", "-o", f"{tmp}/t.pt"],
+                  "--batch-size", "16", "--arch-arg", "width_mult=0.25", "--precise-bn", "0", "--labeled-fraction",
+                  "0.5", "-o", f"{tmp}/t.pt"],
         "prune": ["prune", ck, "-o", f"{tmp}/p.pt", "--target", "macs=0.7", "--scoring", "fisher", "--steps", "1",
                   "--proxy-size", "32", "--finetune-epochs", "0", "--precise-bn", "0"],
         "export": ["export", ck, "-t", "onnx", "-o", f"{tmp}/exp", "--parity-size", "16", "--calib-size", "16"],
@@ -237,13 +260,19 @@ def test_command_good_call(name: str, good_calls: dict[str, Any]) -> None:
     expect = {"zoo": lambda: "resnet18 " in res.stdout,
               "info": lambda: "architecture compact_cnn" in res.stdout,
               "eval": lambda: json.loads((tmp / "eval.json").read_text())["n"] == 359,
-              "train": lambda: (tmp / "t.pt").is_file() and "val top-1" in res.stdout,
+              "train": lambda: "val top-1" in res.stdout and torch_load_data(tmp / "t.pt")["labeled_fraction"] == 0.5,
               "prune": lambda: (tmp / "p.pt").is_file() and "MACs" in res.stdout,
               "export": lambda: any((tmp / "exp").glob("*.onnx")) and "cosine" in res.stdout,
               "verify": lambda: "parity gate passed" in res.stdout,
               "bench": lambda: json.loads((tmp / "bench.json").read_text())["rows"][0]["error"] is None,
               "report": lambda: (tmp / "rep").is_dir() and any((tmp / "rep").iterdir())}[name]
     assert expect(), res.stdout
+
+
+def torch_load_data(path: Path) -> dict[str, Any]:
+    from edgekit.checkpoint import load_checkpoint
+
+    return load_checkpoint(path).data
 
 
 @pytest.mark.parametrize("exc,code,text", [

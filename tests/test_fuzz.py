@@ -224,6 +224,8 @@ def file_cases() -> list[dict[str, Any]]:
     exp, cheap_exp = ["export", CKPT, "-o", f"{OUT}/exp"], CHEAP["export"]
     train = ["train", *CHEAP["train"], "-o", f"{OUT}/x.pt"]
     train_on = ["train", "--arch", "compact_cnn", "--epochs", "1", "--precise-bn", "0", "-o", f"{OUT}/x.pt"]
+    train_tv = ["train", "--arch", "resnet18", "--data", "digits", "--epochs", "1", "--precise-bn", "0",
+                "-o", f"{OUT}/x.pt"]  # a torchvision architecture
     return [
         _case("profile-binary", *exp, *cheap_exp, "--profile", "{F}/binary.yaml"),
         _case("profile-python-tag", *exp, *cheap_exp, "--profile", "{F}/tag_profile.yaml", marker="{F}/marker_yaml_p"),
@@ -247,6 +249,16 @@ def file_cases() -> list[dict[str, Any]]:
               "--data", "tabular:{F}/nan.csv", "-o", f"{OUT}/x.pt"),
         _case("train-arch-import-path", "train", "--arch", "logging:basicConfig", "--data", "digits",
               "--epochs", "1", "-o", f"{OUT}/x.pt"),
+        # torchvision weights by name (the batch runs with EDGEKIT_OFFLINE=1 and an empty TORCH_HOME: no download)
+        _case("train-weights-imagenet-no-torchvision-arch", *train, "--weights", "imagenet",
+              names="compact_cnn has no torchvision weights"),
+        _case("train-weights-other-arch", *train_tv, "--weights", "MobileNet_V2_Weights.IMAGENET1K_V2",
+              names="are not weights of resnet18"),
+        _case("train-weights-unknown-name", *train_tv, "--weights", "ResNet18_Weights.NOPE",
+              names="unknown torchvision weights"),
+        _case("train-weights-offline-uncached", *train_tv, "--weights", "imagenet",
+              names="hub/checkpoints/resnet18-f37072fd.pth"),
+        _case("train-labeled-fraction-leaves-a-class", *train, "--labeled-fraction", "0.002", names="class '8'"),
         _case("train-arch-arg-width-zero", *train, "--arch-arg", "width_mult=0"),
         _case("train-arch-arg-width-nan", *train, "--arch-arg", "width_mult=NaN"),
         _case("train-data-synthetic-n0", *train_on, "--data", "synthetic:n=0"),
@@ -627,8 +639,10 @@ def batch_results(fuzz_env: dict[str, Any]) -> dict[str, dict[str, Any]]:
     results = fuzz_env["root"].parent / "results.json"
     spec.write_text(json.dumps({"cases": CASES, "root": str(fuzz_env["root"]), "ro": fuzz_env["ro"],
                                 "cwd": str(fuzz_env["cwd"]), "results": str(results)}))
+    # no case may download: torchvision weights named by a case are looked up in an empty cache, offline
+    env = {**os.environ, "EDGEKIT_OFFLINE": "1", "TORCH_HOME": str(fuzz_env["root"].parent / "torch_home")}
     proc = subprocess.run([sys.executable, str(HERE), str(spec)], capture_output=True, text=True,
-                          timeout=CASE_TIMEOUT_S * len(CASES), cwd=fuzz_env["cwd"])
+                          timeout=CASE_TIMEOUT_S * len(CASES), cwd=fuzz_env["cwd"], env=env)
     assert proc.returncode == 0 and results.exists(), proc.stderr[-4000:]
     return json.loads(results.read_text())
 

@@ -168,7 +168,8 @@ def test_finished_train_leaves_only_checkpoint_and_log(tmp_path: Path) -> None:
 @pytest.mark.parametrize("options,text", [
     ({"input_size": 0}, "input_size must be a positive integer"), ({"epochs": -1}, "epochs"),
     ({"lr": float("nan")}, "lr must be a finite number"), ({"batch_size": 0}, "batch_size"),
-    ({"train_fraction": 0.0}, "train_fraction"), ({"precise_bn": -1}, "precise_bn"),
+    ({"labeled_fraction": 0.0}, "labeled_fraction"), ({"labeled_fraction": float("nan")}, "labeled_fraction"),
+    ({"train_fraction": 0.5}, "unknown train option 'train_fraction'"), ({"precise_bn": -1}, "precise_bn"),
     ({"label_smoothing": 1.0}, "label_smoothing"), ({"optimizr": "sgd"}, "did you mean optimizer"),
 ])
 def test_train_api_rejects_bad_numbers_before_writing(tmp_path: Path, options: dict, text: str) -> None:

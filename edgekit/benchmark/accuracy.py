@@ -56,10 +56,9 @@ def validation_data(job: dict[str, Any]) -> Any:
     """The validation split of ``job['data']``, split as the model's training split it (its
     recorded validation fraction and seed; options written in the spec win), so accuracy is
     never measured on images the model was trained on."""
-    from ..data import load_data
+    from ..data import load_recorded
 
-    record = _data_record(job)
-    return load_data(job["data"], seed=record.get("seed"), val=record.get("val"))
+    return load_recorded(_data_record(job), job["data"])
 
 
 def _task(job: dict[str, Any], session: Session) -> str:

@@ -54,6 +54,7 @@ import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import EdgekitError
+from ..numbers import fraction as check_fraction
 from ..numbers import non_negative_float, non_negative_int, positive_int
 from ..tasks import get_task
 from . import builtin, gestures, tabular
@@ -62,13 +63,14 @@ from .datasets import (IMAGE_EXTENSIONS, ArrayImages, ImageList, Subset, Transfo
                        seeded_split)
 from .folders import files_by_class, open_class_folders
 from .jester import open_jester
+from .labeled import labeled_indices
 from .ordinal import label_range
 from .sources import SOURCES, DataSource, SourceRequest, get_source, register_source, usages
 from .transforms import eval_transform, make_input_spec, train_transform
 
 log = logging.getLogger("edgekit.data")
 
-__all__ = ["DataBundle", "DataSource", "SOURCES", "load_data", "parse_spec", "register_source",
+__all__ = ["DataBundle", "DataSource", "SOURCES", "load_data", "load_recorded", "parse_spec", "register_source",
            "make_input_spec", "eval_transform", "train_transform", "with_frames"]
 
 
@@ -92,7 +94,9 @@ class DataBundle:
     @property
     def record(self) -> dict[str, Any]:
         """What a checkpoint stores about its data: ``{"spec", "val", "seed"}`` (``folders``
-        instead of val/seed when the source has its own train/val or split column)."""
+        instead of val/seed when the source has its own train/val or split column), plus
+        ``labeled_fraction`` and ``labeled_seed`` when training saw only part of its labels
+        (:meth:`labeled`). :func:`load_recorded` opens the same data from it."""
         return {"spec": self.spec, **self.split}
 
     @property
@@ -101,8 +105,36 @@ class DataBundle:
         data source by :func:`load_data`; true when nothing says otherwise)."""
         return bool(self.info.get("flip_invariant", True))
 
+    def labeled_split(self, fraction: float, seed: int = 0) -> tuple[Dataset, Dataset]:
+        """``(labelled, unlabelled)``: a stratified, seeded ``fraction`` of the training split and
+        the rest of it, the pool a semi-supervised trainer reads without its labels (see
+        :mod:`edgekit.data.labeled`; a fraction leaving a class unlabelled is one line)."""
+        keep, rest = labeled_indices(self.train.targets, fraction, seed,  # type: ignore[attr-defined]
+                                     stratify=get_task(self.task).class_labels, labels=self.labels)
+        return Subset(self.train, keep), Subset(self.train, rest)
+
+    def labeled(self, fraction: float, seed: int = 0) -> "DataBundle":
+        """This bundle training on the labelled part of its training split only, with ``fraction``
+        and ``seed`` written into :attr:`record` (``labeled_fraction``, ``labeled_seed``), so that a
+        checkpoint trained on it hands the same labelled samples to every later stage
+        (:meth:`edgekit.checkpoint.Checkpoint.load_data`). At 1 it is the bundle itself, recording
+        nothing; a bundle already reduced to its labelled part is not reduced again."""
+        fraction = check_fraction("labeled fraction", fraction)
+        if fraction == 1:
+            return self
+        if "labeled_fraction" in self.split:
+            raise EdgekitError(f"{self.spec}: the training split is already the labelled fraction "
+                               f"{self.split['labeled_fraction']:g} (seed {self.split.get('labeled_seed')}); "
+                               "a labelled fraction is taken of the whole training split once")
+        train, _ = self.labeled_split(fraction, seed)
+        return replace(self, train=train, split={**self.split, "labeled_fraction": fraction, "labeled_seed": seed})
+
     def subset_train(self, fraction: float, seed: int = 0) -> "DataBundle":
-        """The same bundle with only ``fraction`` of the training split (stratified, seeded)."""
+        """The same bundle with only ``fraction`` of the training split (stratified, seeded; at least
+        one sample of every class with two or more), its record unchanged: prune's
+        ``--train-fraction``, a simulation of limited data on top of whatever the checkpoint trained
+        on. The same draw as :meth:`labeled_split`; :meth:`labeled` is the recorded, strict form
+        training uses."""
         if not 0 < fraction <= 1:
             raise EdgekitError(f"training fraction must be in (0, 1], got {fraction}")
         if fraction == 1:
@@ -172,6 +204,23 @@ def load_data(spec: str, seed: int | None = None, val: float | None = None) -> D
     if not bundle.split:
         bundle.split = {"val": val, "seed": split_seed}
     bundle.info.setdefault("flip_invariant", source.flip_invariant)
+    return bundle
+
+
+def load_recorded(record: dict[str, Any], spec: str | None = None) -> DataBundle:
+    """The data a checkpoint's data record (:attr:`DataBundle.record`) describes, split as its
+    training split it: ``spec`` (default: the recorded one) opened with the recorded validation
+    fraction and split seed (``seed=``/``val=`` written in the spec win), its training split then
+    reduced to the recorded labelled fraction (:meth:`DataBundle.labeled`), the validation split
+    untouched. The labelled fraction holds for a ``spec`` other than the recorded one too: a model
+    trained on part of the labels keeps to that share in every later stage."""
+    spec = spec or record.get("spec")
+    if not spec:
+        raise EdgekitError("this checkpoint records no dataset; pass a data spec (e.g. --data digits or "
+                           "imagefolder:PATH)")
+    bundle = load_data(spec, seed=record.get("seed"), val=record.get("val"))
+    if record.get("labeled_fraction") is not None:
+        bundle = bundle.labeled(record["labeled_fraction"], int(record.get("labeled_seed") or 0))
     return bundle
 
 

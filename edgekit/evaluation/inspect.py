@@ -8,6 +8,7 @@ from ..channel_plan import describe_plan
 from ..checkpoint import load_checkpoint
 from ..data.transforms import is_tabular
 from ..models.tabular import takes_features
+from ..pretrained import describe
 from ..training.label_distribution import LabelTask
 from ..registry import build_for_shape, count_macs, count_params, get_entry, list_models
 
@@ -21,8 +22,22 @@ def checkpoint_summary(path: str | Path) -> dict[str, Any]:
     return {"path": str(path), "sha256": ckpt.sha256, "arch": ckpt.arch, "arch_kwargs": ckpt.arch_kwargs,
             "task": ckpt.task, "params": count_params(model), "macs": macs,
             "pruned_layers": describe_plan(ckpt.channel_plan), "input_spec": ckpt.input_spec,
-            "labels": ckpt.labels, "label_task": (ckpt.extra or {}).get(LabelTask.KEY),
+            "labels": ckpt.labels, "label_task": (ckpt.extra or {}).get(LabelTask.KEY), "data": ckpt.data_record,
             "metrics": ckpt.metrics, "provenance": ckpt.provenance}
+
+
+def describe_data(record: dict[str, Any]) -> str:
+    """One line for a data record: the spec, how it was split, and the labelled share of its
+    training split (``edgekit train --labeled-fraction``)."""
+    if not record.get("spec"):
+        return "unknown (pass --data to the stages that need it)"
+    split = ("its own train/val split" if record.get("folders") else
+             f"validation {record['val']:g}, split seed {record.get('seed')}" if record.get("val") is not None else
+             f"split seed {record.get('seed')}")
+    fraction = record.get("labeled_fraction")
+    labels = ("labels: all of the training split" if fraction is None else
+              f"labels: {fraction * 100:.4g}% of the training split (stratified, seed {record.get('labeled_seed')})")
+    return f"{record['spec']} ({split}); {labels}"
 
 
 def format_summary(s: dict[str, Any]) -> str:
@@ -58,6 +73,8 @@ def format_summary(s: dict[str, Any]) -> str:
                      f"flip-averaged evaluation {'on' if task.get('flip_test') else 'off'})")
     else:
         lines.append(f"labels       {len(labels)}: {', '.join(labels[:12])}{' ...' if len(labels) > 12 else ''}")
+    if "data" in s:
+        lines.append(f"data         {describe_data(s['data'])}")
     if s["pruned_layers"]:
         lines.append(f"channel plan {len(s['pruned_layers'])} resized layer(s):")
         lines += [f"  {row}" for row in s["pruned_layers"][:20]]
@@ -66,6 +83,8 @@ def format_summary(s: dict[str, Any]) -> str:
     if s["metrics"]:
         lines.append("metrics      " + ", ".join(
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in s["metrics"].items()))
+    if prov.get("weights"):
+        lines.append(f"weights      {describe(prov['weights'])}")
     lines.append(f"lineage      stage={prov.get('stage', '?')} parent={(prov.get('parent') or '-')[:16]} "
                  f"created={prov.get('created', '?')}")
     if prov.get("command"):

@@ -28,6 +28,10 @@ class ModelEntry:
     default_input: int
     source: str  # "edgekit", "torchvision", "user" or "plugin" (an entry point)
     layout: Layout = Layout()
+    #: the torchvision architecture whose pretrained weights fit this one (``--weights imagenet``, see
+    #: :mod:`edgekit.pretrained`): its own name for torchvision's, the backbone's for a video net over
+    #: one, None where torchvision has none
+    weights_arch: str | None = None
 
 
 #: edgekit's own architectures by name (filled by :func:`builtin` when the zoo is imported)

@@ -36,8 +36,10 @@ the forward accepts any T. The backbone is the ``backbone`` child, so the regist
 feature and the classifier run per frame (``(N*T, D)``), averaging comes after the
 classifier (TSN's consensus on scores). ``weights=PATH`` given to ``create_model`` loads
 a 2D image checkpoint or torchvision state dict into the backbone (keys without the
-``backbone.`` prefix are moved under it), or a clip checkpoint as it is: the real-time
-paper reports (abstract) that ImageNet initialisation improves accuracy in this setting.
+``backbone.`` prefix are moved under it), or a clip checkpoint as it is; ``weights="imagenet"``
+(or a torchvision weights name) loads the backbone's torchvision weights the same way
+(:mod:`edgekit.pretrained`): the real-time paper reports (abstract) that ImageNet
+initialisation improves accuracy in this setting.
 
 **When to reset the state** of an online model: at the start of every stream (zeros:
 :meth:`OnlineTSM.initial_states`, or call it without states), and whenever frames stop
@@ -399,4 +401,5 @@ def resolve(name: str, get_entry: Callable[[str], ModelEntry], create_model: Cal
     if takes_features(inner.factory):
         raise EdgekitError(f"{name}: {backbone} takes feature vectors, not images")
     factory = functools.partial(_BUILDERS[prefix], backbone, create_model)
-    return ModelEntry(name, factory, inner.default_input, "edgekit", _prefixed(inner.layout))
+    return ModelEntry(name, factory, inner.default_input, "edgekit", _prefixed(inner.layout),
+                      weights_arch=inner.weights_arch)  # the backbone's torchvision weights (adapt_weights)

@@ -60,7 +60,7 @@ class TrainConfig(FitOptions):
     weights: str | None = None
     warmup_frozen: int | None = None  # epochs training only the layers --weights lack (S3L), before --epochs
     augment: str = "standard"
-    train_fraction: float = 1.0
+    labeled_fraction: float = 1.0  # train on a stratified, seeded fraction of the training split's labels
     # the label-distribution task (DLDL-v2; see edgekit.training.label_distribution)
     task: str | None = None  # None: the data's (classify, regression or label_distribution)
     label_range: str | None = None  # lo:hi:step; default: the data's suggestion
@@ -81,7 +81,7 @@ class TrainConfig(FitOptions):
         self.mix_alpha = optional(positive_float, "mix_alpha", self.mix_alpha)
         self.input_size = optional(positive_int, "input_size", self.input_size)
         self.warmup_frozen = optional(epoch_count, "warmup_frozen", self.warmup_frozen)
-        self.train_fraction = fraction("train_fraction", self.train_fraction)
+        self.labeled_fraction = fraction("labeled_fraction", self.labeled_fraction)
         self.augment = choice("augment", self.augment, AUGMENTS)
         if self.task is not None:
             from ..tasks import list_tasks  # the registry imports torch: only when a task is named

@@ -21,7 +21,8 @@ from ..errors import EdgekitError
 from ..models.dldl import HEADS
 from ..models.tabular import takes_features
 from ..fileio import atomic_path, check_writable, data_input, output_path
-from ..registry import count_params, create_model, get_entry, load_state, load_weights
+from ..pretrained import Weights
+from ..registry import count_params, create_model, get_entry, load_state, load_weights, resolve_weights
 from ..seeding import seed_everything
 from ..tasks import get_task
 from . import distributed as dist_utils
@@ -63,8 +64,10 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, config: Trai
     # before the first epoch: a bad output path is one line now, not after an epoch's work
     output = check_writable(output, force or resume, kind=KIND, inputs=[cfg.weights, data_input(data)])
     dev = resolve_device(cfg.device)
+    # a file, or torchvision weights by name: a bad name, or uncached weights offline, fail before the data loads
+    weights = resolve_weights(cfg.weights, arch) if cfg.weights is not None else None
     bundle = data if isinstance(data, DataBundle) else load_data(data, seed=cfg.seed)
-    bundle = bundle.subset_train(cfg.train_fraction, cfg.seed)
+    bundle = bundle.labeled(cfg.labeled_fraction, cfg.seed)  # recorded: later stages see the same labels
     require_classes(bundle, "training")
     get_entry(arch)  # an unknown architecture fails before anything is written
     if not resume and metrics_path(output).exists():
@@ -74,11 +77,12 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, config: Trai
     seed_everything(cfg.seed)
 
     label_task = label_task_for(cfg, bundle)
-    kwargs, spec = model_inputs(arch, bundle, cfg, label_task)
+    kwargs, spec = model_inputs(arch, bundle, cfg, label_task, weights)
     check_batch_fits(cfg.batch_size, spec["shape"], dev, len(bundle.train))
     check_batch_fits(max(cfg.batch_size, 128), spec["shape"], dev, len(bundle.val))  # the validation loader's
     model = create_model(arch, **kwargs)
-    loaded = load_weights(model, cfg.weights) if cfg.weights is not None else None
+    loaded = None if weights is None else load_weights(model, weights, arch, progress=progress and dist_utils.is_main())
+    start = {} if weights is None else {"weights": weights.record(loaded)}
     if cfg.warmup_frozen and loaded is None:
         raise EdgekitError("--warmup-frozen trains the layers that pretrained --weights lack; pass --weights")
 
@@ -100,7 +104,7 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, config: Trai
                       extra={LabelTask.KEY: label_task.record()} if label_task else {},
                       provenance={"stage": "train", "data": bundle.spec, "seed": cfg.seed, "epochs": cfg.epochs,
                                   "optimizer": cfg.optimizer, "mix": cfg.mix, "precise_bn": cfg.precise_bn,
-                                  "world_size": dist_utils.world_size(), "params": count_params(model)})
+                                  "world_size": dist_utils.world_size(), "params": count_params(model), **start})
 
     def on_epoch_end(epoch: int, record: dict[str, Any], state: dict[str, Any]) -> None:
         ckpt.state_dict = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
@@ -190,12 +194,13 @@ def label_task_for(cfg: TrainConfig, bundle: DataBundle) -> LabelTask | None:
     return LabelTask(str(label_range), loss, cfg.dldl_lambda, cfg.sigma, flip)
 
 
-def model_inputs(arch: str, bundle: DataBundle, cfg: TrainConfig,
-                 label_task: LabelTask | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+def model_inputs(arch: str, bundle: DataBundle, cfg: TrainConfig, label_task: LabelTask | None = None,
+                 weights: Weights | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """The architecture kwargs and input spec for training ``arch`` on ``bundle``.
 
     Images: the spec from the input size (``cfg.input_size``, else the data's), small-input
-    stems for ImageNet nets on small images. Tabular data fixes its own spec (features and
+    stems for ImageNet nets on small images, and the normalisation of torchvision ``weights``
+    when the model starts from them (their ``transforms()``' mean and std; ImageNet's otherwise). Tabular data fixes its own spec (features and
     the training split's standardisation), which a tabular net (one whose factory takes
     ``in_features``) receives as ``in_features``, ``mean`` and ``std``."""
     entry = get_entry(arch)
@@ -222,7 +227,8 @@ def model_inputs(arch: str, bundle: DataBundle, cfg: TrainConfig,
     small_input = cfg.small_input if cfg.small_input is not None else size <= 64 and entry.default_input >= 128
     if small_input:
         kwargs["small_input"] = True
-    return kwargs, make_input_spec(size, crop_ratio=None if size <= 64 else 0.875, frames=frames)
+    return kwargs, make_input_spec(size, crop_ratio=None if size <= 64 else 0.875, frames=frames,
+                                   **(weights.normalization() if weights is not None else {}))
 
 
 def clip_inputs(arch: str, bundle: DataBundle, cfg: TrainConfig, kwargs: dict[str, Any]) -> int | None:
