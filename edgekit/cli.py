@@ -409,6 +409,7 @@ def train(arch: str, data: str, output: str, arch_args: tuple[str, ...], head: s
 @_precise_bn_option
 @click.option("--resume", is_flag=True, help="Continue an interrupted run writing to --output.")
 @click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
+@_trust_code_option
 @_guard
 def pretrain(arch: str, data: str, output: str, from_checkpoint: str | None, arch_args: tuple[str, ...],
              resume: bool, force: bool, **kw: Any) -> None:

@@ -191,6 +191,8 @@ BAD_CALLS: dict[str, tuple[list[str], str]] = {
     "optimize": (["{tmp}/missing.pt", "--budget", "fast", "-o", "{tmp}/opt"], "--budget"),
     "run": (["no_such_recipe_zz", "-o", "{tmp}/run"], "no_such_recipe_zz"),
     "demo": (["--model", "{tmp}/missing.tflite", "--port", "0"], "--port"),
+    "pretrain": (["--arch", "resnet18", "--data", "digits", "-o", "{tmp}/x.ckpt", "--from", "{tmp}/missing.ckpt"],
+                 "not found"),
 }
 
 
@@ -216,6 +218,7 @@ GOOD_ELSEWHERE = {
     "run": ("test_recipes.py", "def test_run_end_to_end_reuses_and_recomputes_downstream_only("),
     "quickstart": ("test_quickstart.py", "def test_quickstart_end_to_end("),
     "demo": ("test_demo.py", '[sys.executable, "-m", "edgekit", "demo"'),
+    "pretrain": ("test_pretrain.py", "def test_cli_pretrain_good_call("),
 }
 
 

@@ -72,6 +72,8 @@ CHEAP = {
     "optimize": ["--budget", "1000ms@onnxruntime", "--ratios", "0.5", "--refine", "0", "--recovery-epochs", "0",
                  "--proxy-size", "16", "--calib-size", "8", "--parity-size", "8", "--min-seconds", "0.01"],
     "bench": ["--runtime", "torch", "--runs", "2", "--warmup", "0"],
+    "pretrain": ["--arch", "resnet18", "--data", "digits", "--epochs", "1", "--precise-bn", "0", "--input-size", "8",
+                 "--batch-size", "16", "--proj-hidden", "16"],
 }
 
 # Per command: arguments that fail only after parsing (a corrupt checkpoint, an unknown
@@ -91,6 +93,7 @@ LATE_FAIL = {
     "demo": ["--model", CORRUPT],
     "info": [CORRUPT],
     "zoo": ["--filter", "resnet18"],
+    "pretrain": ["--arch", "no_such_arch_zz", "--data", "digits", "-o", f"{OUT}/x.ckpt"],
 }
 
 # Values no numeric option accepts, and zero where the option wants a positive number.
@@ -157,6 +160,7 @@ READERS = {
     "optimize": ["optimize", "{X}", "-o", f"{OUT}/opt", "--data", "digits", *CHEAP["optimize"]],
     "bench": ["bench", "{X}", *CHEAP["bench"]],
     "train-weights": ["train", *CHEAP["train"], "--weights", "{X}", "-o", f"{OUT}/x.pt"],
+    "pretrain-from": ["pretrain", *CHEAP["pretrain"], "--from", "{X}", "-o", f"{OUT}/x.ckpt"],
 }
 
 
@@ -190,6 +194,7 @@ def output_cases() -> list[dict[str, Any]]:
     cases = []
     writers = {  # command -> (args before the output, the output option, file or folder, args after)
         "train": (["train", *CHEAP["train"]], "-o", "file"),
+        "pretrain": (["pretrain", *CHEAP["pretrain"]], "-o", "file"),
         "prune": (["prune", CKPT, *CHEAP["prune"]], "-o", "file"),
         "distill": (["distill", "--teacher", CKPT, *CHEAP["distill"]], "-o", "file"),
         "eval-json": (["eval", CKPT, "--data", "digits"], "--json", "file"),
@@ -207,6 +212,8 @@ def output_cases() -> list[dict[str, Any]]:
     cases += [
         _case("out-prune-same-as-input", "prune", "{F}/model2.pt", *CHEAP["prune"], "-o", "{F}/model2.pt", "--force"),
         _case("out-distill-same-as-teacher", "distill", "--teacher", "{F}/model2.pt", *CHEAP["distill"],
+              "-o", "{F}/model2.pt", "--force"),
+        _case("out-pretrain-same-as-from", "pretrain", *CHEAP["pretrain"], "--from", "{F}/model2.pt",
               "-o", "{F}/model2.pt", "--force"),
         _case("out-train-same-as-weights", "train", *CHEAP["train"], "--weights", "{F}/model2.pt",
               "-o", "{F}/model2.pt", "--force"),
@@ -266,6 +273,14 @@ def file_cases() -> list[dict[str, Any]]:
         _case("train-data-synthetic-nan", *train_on, "--data", "synthetic:n=nan"),
         _case("train-data-missing-folder", *train_on, "--data", "imagefolder:{F}/nosuch"),
         _case("train-data-file-as-folder", *train_on, "--data", "imagefolder:{F}/existing.pt"),
+        _case("pretrain-tabular", "pretrain", *CHEAP["pretrain"], "--data", "sklearn:iris", "-o", f"{OUT}/x.ckpt"),
+        _case("pretrain-no-stages", "pretrain", *CHEAP["pretrain"], "--arch", "compact_cnn", "--drop-last-stage",
+              "-o", f"{OUT}/x.ckpt"),
+        _case("pretrain-batch-one", "pretrain", *CHEAP["pretrain"], "--batch-size", "1", "--method", "simclr",
+              "-o", f"{OUT}/x.ckpt"),
+        _case("pretrain-data-missing-folder", "pretrain", *CHEAP["pretrain"], "--data", "imagefolder:{F}/nosuch",
+              "-o", f"{OUT}/x.ckpt"),
+        _case("pretrain-from-classifier", "pretrain", *CHEAP["pretrain"], "--from", CKPT, "-o", f"{OUT}/x.ckpt"),
         _case("eval-one-class-folder", "eval", CKPT, "--data", "imagefolder:{F}/onecls"),
         _case("eval-stride-zero", "eval", "{F}/clip.pt", "--streaming", "--stride", "0"),
         _case("distill-method-kd+", "distill", "--teacher", CKPT, *CHEAP["distill"], "-o", f"{OUT}/x.pt",
