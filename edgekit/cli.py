@@ -32,6 +32,7 @@ from .optimization.config import RATIOS, OptimizeConfig
 from .optimization.plan import RECOVERIES
 from .pretraining.config import SSL_METHODS, PretrainConfig
 from .stage_config import RunConfig, default
+from .stage_config import SEMI_MODES
 from .training.config import AUGMENTS, LABEL_LOSSES, MIX_MODES, OPTIMIZERS, SHIFTS, TrainConfig
 
 
@@ -327,6 +328,16 @@ def _distill_methods_help() -> str:
               help="Train on a stratified fraction of the training split's labels, drawn with --seed and recorded "
                    "in the checkpoint, so every later stage sees the same labelled images (the validation split "
                    "never changes). --train-fraction is its old, deprecated name.")
+@click.option("--semi", type=click.Choice(SEMI_MODES), default=default(TrainConfig, "semi"), show_default=True,
+              help="Semi-supervised regime over the labelled fraction and an unlabelled pool (the rest of the "
+                   "training split, labels hidden): r2d2 (R2-D2's four stages), pseudo-label (confident hard "
+                   "labels re-predicted every epoch) or none (the labelled images only).")
+@click.option("--unlabeled", callback=_data_spec, help="A data spec whose training images join the unlabelled pool.")
+@click.option("--label-lr", type=POSITIVE_FLOAT, help="r2d2: the pseudo-label table's lr (the authors' lambda; "
+              "default: their effective per-image step, 4000 x 0.1 / 512, at any batch size).")
+@click.option("--repredict", type=POSITIVE_INT, help="r2d2: cycles, each starting by repredicting the pseudo-labels (4).")
+@click.option("--cycle-epochs", type=EPOCHS, help="r2d2: epochs per cycle (default: the authors' share of --epochs).")
+@click.option("--pseudo-threshold", type=FRACTION, help="pseudo-label: confidence for a hard label (0.95).")
 @click.option("--seed", default=default(TrainConfig, "seed"), show_default=True, type=NON_NEGATIVE_INT,
               help="Seeds training and the train/val split (recorded in the checkpoint).")
 @click.option("--repeats", type=POSITIVE_INT,

@@ -35,6 +35,8 @@ AUGMENTS = ("standard", "no_flip", "none", "dldl", "dldl_no_flip")
 OPTIMIZERS = ("sgd", "adamw", "adam")
 #: batch mixing modes (:class:`edgekit.training.mix.Mixer`)
 MIX_MODES = ("none", "mixup", "cutmix", "mwh", "mwh-cutmix")
+#: the semi-supervised regimes of ``train --semi`` (registered in edgekit.training.semi)
+SEMI_MODES = ("none", "pseudo-label", "r2d2")
 #: the label-distribution losses (see edgekit.training.label_distribution)
 LABEL_LOSSES = ("dldl", "kl", "l1", "ce", "ranking")
 

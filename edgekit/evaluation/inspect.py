@@ -23,7 +23,20 @@ def checkpoint_summary(path: str | Path) -> dict[str, Any]:
             "task": ckpt.task, "params": count_params(model), "macs": macs,
             "pruned_layers": describe_plan(ckpt.channel_plan), "input_spec": ckpt.input_spec,
             "labels": ckpt.labels, "label_task": (ckpt.extra or {}).get(LabelTask.KEY), "data": ckpt.data_record,
-            "metrics": ckpt.metrics, "provenance": ckpt.provenance}
+            "metrics": ckpt.metrics, "provenance": ckpt.provenance,
+            "semi": _plain_settings((ckpt.extra or {}).get("semi")), "ssl": _plain_settings((ckpt.extra or {}).get("ssl"))}
+
+
+def _plain_settings(record: Any) -> dict[str, Any] | None:
+    """A training regime's record without its tensors (pseudo-labels, heads): what info shows of it."""
+    if not isinstance(record, dict):
+        return None
+    return {k: v for k, v in record.items() if k not in ("pseudo_labels", "heads")}
+
+
+def describe_regime(name: str, record: dict[str, Any]) -> str:
+    """One line for a semi-supervised or pretraining record."""
+    return f"{name:<12} " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items())
 
 
 def describe_data(record: dict[str, Any]) -> str:
@@ -85,6 +98,9 @@ def format_summary(s: dict[str, Any]) -> str:
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in s["metrics"].items()))
     if prov.get("weights"):
         lines.append(f"weights      {describe(prov['weights'])}")
+    for key in ("semi", "ssl"):
+        if s.get(key):
+            lines.append(describe_regime(key, s[key]))
     lines.append(f"lineage      stage={prov.get('stage', '?')} parent={(prov.get('parent') or '-')[:16]} "
                  f"created={prov.get('created', '?')}")
     if prov.get("command"):

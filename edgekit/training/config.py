@@ -12,7 +12,7 @@ from typing import Any
 from ..errors import EdgekitError
 from ..numbers import (epoch_count, fraction, non_negative_float, non_negative_int, optional, positive_float,
                        positive_int, unit_interval)
-from ..stage_config import AUGMENTS, LABEL_LOSSES, MIX_MODES, OPTIMIZERS, RunConfig, choice
+from ..stage_config import AUGMENTS, LABEL_LOSSES, MIX_MODES, OPTIMIZERS, SEMI_MODES, RunConfig, choice
 
 #: TSM's temporal shift (see edgekit.models.shift): both directions, or from the past only (streams)
 SHIFTS = ("bidirectional", "causal")
@@ -61,6 +61,14 @@ class TrainConfig(FitOptions):
     warmup_frozen: int | None = None  # epochs training only the layers --weights lack (S3L), before --epochs
     augment: str = "standard"
     labeled_fraction: float = 1.0  # train on a stratified, seeded fraction of the training split's labels
+    # semi-supervised training (edgekit.training.semi): the labelled fraction above, the rest of the
+    # training split (and/or the images of ``unlabeled``) as the pool whose labels stay hidden
+    semi: str = "none"  # none | pseudo-label | r2d2
+    unlabeled: str | None = None  # a data spec whose training images join the unlabelled pool
+    label_lr: float | None = None  # r2d2: the authors' lambda; default: their effective per-row step 0.78
+    repredict: int | None = None  # r2d2: reprediction cycles (the authors' 4)
+    cycle_epochs: int | None = None  # r2d2: epochs per cycle (default: the authors' proportions of --epochs)
+    pseudo_threshold: float | None = None  # pseudo-label: confidence for a hard label (0.95)
     # the label-distribution task (DLDL-v2; see edgekit.training.label_distribution)
     task: str | None = None  # None: the data's (classify, regression or label_distribution)
     label_range: str | None = None  # lo:hi:step; default: the data's suggestion
@@ -83,6 +91,12 @@ class TrainConfig(FitOptions):
         self.warmup_frozen = optional(epoch_count, "warmup_frozen", self.warmup_frozen)
         self.labeled_fraction = fraction("labeled_fraction", self.labeled_fraction)
         self.augment = choice("augment", self.augment, AUGMENTS)
+        self.semi = choice("semi", self.semi, SEMI_MODES)
+        self.label_lr = optional(positive_float, "label_lr", self.label_lr)
+        self.repredict = optional(positive_int, "repredict", self.repredict)
+        self.cycle_epochs = optional(epoch_count, "cycle_epochs", self.cycle_epochs)
+        self.pseudo_threshold = optional(fraction, "pseudo_threshold", self.pseudo_threshold)
+        self._check_semi()
         if self.task is not None:
             from ..tasks import list_tasks  # the registry imports torch: only when a task is named
 
@@ -92,3 +106,20 @@ class TrainConfig(FitOptions):
         self.dldl_lambda = non_negative_float("lambda", self.dldl_lambda)
         self.frames = optional(positive_int, "frames", self.frames)
         self.shift = optional(choice, "shift", self.shift, choices=SHIFTS)
+
+    def _check_semi(self) -> None:
+        """Semi-supervised options belong together: a regime that reads a pool needs one, its options need it."""
+        own = {"label_lr": "r2d2", "repredict": "r2d2", "cycle_epochs": "r2d2", "pseudo_threshold": "pseudo-label"}
+        for name, mode in own.items():
+            if getattr(self, name) is not None and self.semi != mode:
+                raise EdgekitError(f"--{name.replace('_', '-')} belongs to --semi {mode}")
+        if self.semi == "none":
+            if self.unlabeled is not None:
+                raise EdgekitError("--unlabeled gives a semi-supervised run its pool; pass --semi r2d2 or pseudo-label")
+            return
+        if self.labeled_fraction == 1 and self.unlabeled is None:
+            raise EdgekitError(f"--semi {self.semi} needs unlabelled images: --labeled-fraction below 1 (the rest of "
+                               "the training split) or --unlabeled SPEC")
+        if self.mix != "none" or self.warmup_frozen is not None:
+            raise EdgekitError(f"--semi {self.semi} has its own losses and stages; it takes neither --mix nor "
+                               "--warmup-frozen")

@@ -255,7 +255,7 @@ def _run_epoch(model: nn.Module, loader: DataLoader, loss_fn: StepLoss, opt: tor
                 term_sums[k] = term_sums.get(k, 0.0) + v * b
             if out.logits is not None and out.targets is not None and out.targets.dtype == torch.long:
                 n_correct += int((out.logits.argmax(1) == out.targets).sum())
-                n_scored += b
+                n_scored += len(out.targets)  # a step may score part of its batch (the labelled images)
             rate = n_seen / max(time.perf_counter() - t0, 1e-9)
             acc = f" acc {100.0 * n_correct / n_scored:.1f}%" if n_scored else ""
             bar.update(task, advance=1, stats=f"loss {loss_sum / n_seen:.4f}{acc} {rate:.0f} img/s")

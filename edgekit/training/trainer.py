@@ -30,6 +30,8 @@ from .config import TrainConfig
 from .guards import allocation_guard, check_batch_fits, describe_batch, require_classes
 from .label_distribution import LabelTask
 from .loop import fit
+from .semi import get_regime, run_phases
+from .semi.setup import semi_run, unlabelled_pool
 from .warmup import fresh_parameters, warmup_frozen
 from .mix import Mixer
 from .precise_bn import bn_loader
@@ -66,8 +68,10 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, config: Trai
     dev = resolve_device(cfg.device)
     # a file, or torchvision weights by name: a bad name, or uncached weights offline, fail before the data loads
     weights = resolve_weights(cfg.weights, arch) if cfg.weights is not None else None
-    bundle = data if isinstance(data, DataBundle) else load_data(data, seed=cfg.seed)
-    bundle = bundle.labeled(cfg.labeled_fraction, cfg.seed)  # recorded: later stages see the same labels
+    full = data if isinstance(data, DataBundle) else load_data(data, seed=cfg.seed)
+    bundle = full.labeled(cfg.labeled_fraction, cfg.seed)  # recorded: later stages see the same labels
+    regime = get_regime(cfg.semi)
+    pool, pool_record = unlabelled_pool(full, cfg) if regime.uses_pool else (None, {})
     require_classes(bundle, "training")
     get_entry(arch)  # an unknown architecture fails before anything is written
     if not resume and metrics_path(output).exists():
@@ -99,6 +103,8 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, config: Trai
     optim = cfg.optim()
 
     resume_state = read_resume(state_file, model, output) if resume else None
+    if resume_state is not None and ("semi" in resume_state) != (pool is not None):
+        raise EdgekitError(f"cannot resume from {state_file}: it is a run of another --semi regime")
     ckpt = Checkpoint(arch=arch, arch_kwargs=kwargs, state_dict={}, task=task, labels=bundle.labels,
                       input_spec=spec, data=bundle.record,
                       extra={LabelTask.KEY: label_task.record()} if label_task else {},
@@ -106,14 +112,29 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, config: Trai
                                   "optimizer": cfg.optimizer, "mix": cfg.mix, "precise_bn": cfg.precise_bn,
                                   "world_size": dist_utils.world_size(), "params": count_params(model), **start})
 
-    def on_epoch_end(epoch: int, record: dict[str, Any], state: dict[str, Any]) -> None:
+    def on_epoch_end(epoch: int, record: dict[str, Any], state: dict[str, Any] | None) -> None:
         ckpt.state_dict = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         ckpt.metrics = epoch_metrics(record)
+        if pool is not None:
+            ckpt.extra["semi"] = {"regime": cfg.semi, **pool_record, **regime.record()}
         ckpt.save(output, force=True)
-        if epoch + 1 < cfg.epochs:  # the last epoch leaves nothing to resume
+        if pool is not None and state is not None:  # a semi-supervised run: its phase and pseudo-labels too
+            with atomic_path(state_file) as tmp:
+                torch.save({"model": ckpt.state_dict, "fit": state["fit"],
+                            "semi": {"phase": state["phase"], "regime": state["regime"]}}, tmp)
+        elif pool is None and epoch + 1 < cfg.epochs:  # the last epoch leaves nothing to resume
             with atomic_path(state_file) as tmp:
                 torch.save({"model": ckpt.state_dict, "fit": state}, tmp)
 
+    if pool is not None:
+        run = semi_run(model, bundle, pool, cfg, train_transform(spec, aug), eval_transform(spec), optim, dev)
+        semi_state = None if resume_state is None else {"fit": resume_state.get("fit"), **resume_state["semi"]}
+        with allocation_guard(describe_batch(cfg.batch_size, spec["shape"])):
+            history = run_phases(regime, run, resume_state=semi_state, on_epoch_end=on_epoch_end, val_loader=val_loader,
+                                 task=task, log_path=str(metrics_path(output)), progress=progress,
+                                 precise_bn_batches=cfg.precise_bn,
+                                 bn_loader=bn_loader(bundle, spec, cfg.batch_size, cfg.workers), saved=str(output))
+        return _finish(model, ckpt, history, output, state_file, distributed)
     with allocation_guard(describe_batch(cfg.batch_size, spec["shape"])):
         if cfg.warmup_frozen and resume_state is None and loaded is not None:
             ckpt.provenance["warmup_frozen"] = warmup_frozen(
@@ -123,6 +144,12 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, config: Trai
                       val_loader=val_loader, task=task, log_path=str(metrics_path(output)), on_epoch_end=on_epoch_end,
                       resume_state=resume_state, progress=progress, precise_bn_batches=cfg.precise_bn,
                       bn_loader=bn_loader(bundle, spec, cfg.batch_size, cfg.workers), saved=str(output))
+    return _finish(model, ckpt, history, output, state_file, distributed)
+
+
+def _finish(model: torch.nn.Module, ckpt: Checkpoint, history: list[dict[str, Any]], output: Path, state_file: Path,
+            distributed: bool) -> Checkpoint:
+    """The last save of a run (images/s, DDP agreement), the resume file removed, the checkpoint read back."""
     agree = dist_utils.params_agree(model)
     if dist_utils.is_main():
         ckpt.metrics["images_per_s"] = float(np.median([h["images_per_s"] for h in history])) if history else None
@@ -143,8 +170,10 @@ def read_resume(state_file: Path, model: torch.nn.Module, output: Path) -> dict[
     keys = ("optimizer", "scheduler", "rng", "epoch")
     try:
         saved = torch.load(state_file, map_location="cpu", weights_only=True)
-        if not (isinstance(saved, dict) and isinstance(saved.get("model"), dict) and isinstance(saved.get("fit"), dict)
-                and all(k in saved["fit"] for k in keys)):
+        semi = isinstance(saved, dict) and isinstance(saved.get("semi"), dict)  # between two phases there is no fit state
+        if not (isinstance(saved, dict) and isinstance(saved.get("model"), dict)
+                and (isinstance(saved.get("fit"), dict) and all(k in saved["fit"] for k in keys)
+                     or semi and saved.get("fit") is None)):
             raise ValueError("not a training resume file (no model and fit state)")
         if not all(bool(torch.isfinite(t).all()) for t in saved["model"].values()
                    if isinstance(t, torch.Tensor) and t.is_floating_point()):
@@ -155,7 +184,7 @@ def read_resume(state_file: Path, model: torch.nn.Module, output: Path) -> dict[
         last = (f"the last good checkpoint is {output}; continue from its weights with --weights {output} "
                 "--force" if output.is_file() else "no checkpoint was written; train again without --resume")
         raise EdgekitError(f"cannot resume from {state_file}: it is truncated or damaged ({first}); {last}") from None
-    return saved["fit"]
+    return {"fit": saved["fit"], "semi": saved["semi"]} if semi else saved["fit"]
 
 
 def label_task_for(cfg: TrainConfig, bundle: DataBundle) -> LabelTask | None:

@@ -128,8 +128,8 @@ class R2D2(Regime):
     def phases(self, run: SemiRun) -> list[Phase]:
         k = int(run.settings.get("repredict") or REPREDICT)
         e1, e2, ec, e4 = stage_epochs(run.epochs, k, run.settings.get("cycle_epochs"))
-        step = float(run.settings.get("label_step") or EFFECTIVE_STEP)
-        label_lr = step * run.batch_size / CLASS_WEIGHT  # the authors' lambda giving that step at this batch
+        # the authors' lambda; by default the one giving their effective per-row step at this batch size
+        label_lr = float(run.settings.get("label_lr") or EFFECTIVE_STEP * run.batch_size / CLASS_WEIGHT)
         if self.table is None:
             self.table = LabelTable(torch.zeros(len(run.pool), run.classes))  # type: ignore[arg-type]
         self.hard = self.hard if self.hard is not None else torch.zeros(len(run.pool), dtype=torch.long)  # type: ignore[arg-type]
