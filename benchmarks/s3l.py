@@ -84,6 +84,9 @@ def main() -> None:
     ap.add_argument("--pretrain-per-seed", action="store_true", help="pretrain again for every seed")
     ap.add_argument("--finetune-epochs", type=int, default=10)
     ap.add_argument("--warmup-frozen", type=int, default=2)
+    ap.add_argument("--small-input", action=argparse.BooleanOptionalAction, default=None,
+                    help="the backbone's small-input stem (default: edgekit's, on for inputs <= 64 px)")
+    ap.add_argument("--precise-bn", type=int, default=20, help="BN re-estimation batches after every run")
     ap.add_argument("--throughput", type=int, nargs="*", default=[],
                     help="also time pretraining at these input sizes (1 epoch, generated shapes)")
     ap.add_argument("--throughput-images", type=int, default=400)
@@ -153,7 +156,8 @@ def pretrained(args: argparse.Namespace, work: Path, spec: str, method: str, siz
                rows: list[dict]) -> dict:
     """The cached pretraining row of these settings, or a new run's."""
     key = dict(data=spec, arch=args.arch, method=method, size=size, drop_last_stage=drop, seed=seed,
-               epochs=args.pretrain_epochs, batch_size=args.pretrain_batch)
+               epochs=args.pretrain_epochs, batch_size=args.pretrain_batch, small_input=args.small_input,
+               precise_bn=args.precise_bn)
     for r in reversed(rows):
         if all(r.get(k) == v for k, v in key.items()) and Path(r["path"]).is_file():
             return r
@@ -164,7 +168,7 @@ def pretrained(args: argparse.Namespace, work: Path, spec: str, method: str, siz
     t0 = time.perf_counter()
     ck = edgekit.pretrain(args.arch, pinned(spec), path, method=method, epochs=args.pretrain_epochs,
                           batch_size=args.pretrain_batch, input_size=size, drop_last_stage=drop, seed=seed,
-                          progress=False, force=True)
+                          small_input=args.small_input, precise_bn=args.precise_bn, progress=False, force=True)
     seconds = time.perf_counter() - t0
     epochs = [json.loads(line) for line in Path(str(path) + ".metrics.jsonl").read_text().splitlines() if line.strip()]
     rec = {**key, "path": str(path), "wall_seconds": seconds, "images_per_s": ck.metrics.get("images_per_s"),
@@ -183,7 +187,8 @@ def finetune(args: argparse.Namespace, work: Path, spec: str, method: str, size:
     key = dict(data=spec, arch=args.arch, init=method, pretrain_size=size, drop_last_stage=drop, fraction=fraction,
                seed=seed, epochs=args.finetune_epochs, pretrain_epochs=None if method == "scratch" else
                args.pretrain_epochs, pretrain_per_seed=None if method == "scratch" else args.pretrain_per_seed,
-               warmup_frozen=args.warmup_frozen if drop else None)
+               warmup_frozen=args.warmup_frozen if drop else None, small_input=args.small_input,
+               precise_bn=args.precise_bn)
     if any(all(r.get(k) == v for k, v in key.items()) for r in rows):
         return
     import edgekit
@@ -196,7 +201,7 @@ def finetune(args: argparse.Namespace, work: Path, spec: str, method: str, size:
         options["warmup_frozen"] = args.warmup_frozen
     t0 = time.perf_counter()
     ck = edgekit.train(args.arch, pinned(spec), path, epochs=args.finetune_epochs, seed=seed, progress=False,
-                       force=True, **options)
+                       small_input=args.small_input, precise_bn=args.precise_bn, force=True, **options)
     rec = {**key, "val_top1": ck.metrics["val_top1"], "seconds": time.perf_counter() - t0,
            "input": ck.input_spec.get("shape")}
     rows.append(rec)
@@ -250,7 +255,9 @@ def write_page(args: argparse.Namespace, store: dict) -> None:
         f"Fine-tuning: `edgekit train --weights SSL.pt` (or none: scratch) at the data's full input size, the "
         f"default recipe (SGD, lr 0.05 cosine, batch 64, standard augmentation), `--{fo.replace('_', '-')}` "
         "labels drawn per seed (stratified), last-stage-dropped backbones with `--warmup-frozen N` first; "
-        "validation split fixed (seed 0). Top-1 is mean ± std over the seeds; Δ is paired by seed against "
+        f"validation split fixed (seed 0); precise BN {args.precise_bn} batches after every run; small-input "
+        f"stem {'edgekit default (on at <= 64 px)' if args.small_input is None else args.small_input} "
+        "(per run in the JSON). Top-1 is mean ± std over the seeds; Δ is paired by seed against "
         "scratch. Pretraining wall time is the whole `edgekit pretrain` run (k-NN probes after every epoch included).",
         "",
     ]
