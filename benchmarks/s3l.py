@@ -234,8 +234,9 @@ def throughput(args: argparse.Namespace, work: Path, size: int, rows: list[dict]
 def _label(r: dict) -> str:
     if r.get("init", r.get("method")) == "scratch":
         return "scratch"
-    return f"{r.get('init', r.get('method'))} @ {r['pretrain_size' if 'init' in r else 'size']} px" + \
-        (" (last stage dropped)" if r["drop_last_stage"] else "")
+    epochs = r.get("pretrain_epochs", r.get("epochs")) if "init" in r else r["epochs"]
+    return f"{r.get('init', r.get('method'))} @ {r['pretrain_size' if 'init' in r else 'size']} px, {epochs} ep" + \
+        (", last stage dropped" if r["drop_last_stage"] else "")
 
 
 def write_page(args: argparse.Namespace, store: dict) -> None:
@@ -279,7 +280,8 @@ def write_page(args: argparse.Namespace, store: dict) -> None:
         fine = [r for r in store["finetune"] if r["data"] == spec]
         if not fine:
             continue
-        wall = {(r["method"], r["size"], r["drop_last_stage"]): r["wall_seconds"] for r in pre if r["seed"] == 0}
+        wall = {(r["method"], r["size"], r["drop_last_stage"], r["epochs"]): r["wall_seconds"]
+                for r in pre if r["seed"] == 0}
         lines += ["### Fine-tuned top-1 (%) by labelled fraction", ""]
         fractions = sorted({r["fraction"] for r in fine})
         head = "| init | pretrain wall s | " + " | ".join(
@@ -300,7 +302,7 @@ def write_page(args: argparse.Namespace, store: dict) -> None:
                 deltas = [r["val_top1"] - base[r["seed"]] for r in fr if r["seed"] in base]
                 cells.append(f"{mean_std([r['val_top1'] for r in fr])} | "
                              f"{mean_std(deltas) if key[0] != 'scratch' and deltas else '-'} | {len(fr)}")
-            w = wall.get((key[0], key[1], key[2]))
+            w = wall.get((key[0], key[1], key[2], key[4]))
             lines.append(f"| {_label(rs[0])} | {'-' if w is None else f'{w:.0f}'} | " + " | ".join(cells) + " |")
         seeds = sorted({r["seed"] for r in fine})
         lines += ["", f"Fine-tuning: {fine[0]['epochs']} epochs; seeds {seeds}; training images at 100 %: see the "
