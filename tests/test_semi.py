@@ -3,6 +3,7 @@ steps, the D2 step's golden values, the shared label table, two-stream batches, 
 that training never reads a hidden label."""
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -142,3 +143,80 @@ def test_regimes_never_read_hidden_labels(regime: str) -> None:
         phases = list(dict.fromkeys(h["phase"] for h in history))
         assert phases == ["r2d2 stage 1 (supervised)", "r2d2 stage 2 (D2)", "r2d2 stage 3 (R2 cycle 1/2)",
                           "r2d2 stage 3 (R2 cycle 2/2)", "r2d2 stage 4 (fine-tune)"]
+
+
+def test_phases_resume_where_they_stopped() -> None:
+    """A run stopped after any epoch continues from the state handed to on_epoch_end: the same phases
+    follow, and the pseudo-label table comes back with it."""
+    from edgekit.data import eval_transform, load_data, make_input_spec, train_transform
+    from edgekit.data.datasets import Subset
+    from edgekit.registry import create_model
+    from edgekit.training.loop import OptimConfig
+    from edgekit.training.semi import SemiRun, get_regime, run_phases
+
+    bundle = load_data("synthetic:classes=2,n=60,size=8")
+    spec = make_input_spec(8)
+
+    def make() -> SemiRun:
+        torch.manual_seed(0)
+        return SemiRun(model=create_model("compact_cnn", num_classes=2, width_mult=0.25), classes=2,
+                       labelled=Subset(bundle.train, list(range(8))), pool=HiddenLabels(Subset(bundle.train, list(range(8, 48)))),
+                       train_transform=train_transform(spec), eval_transform=eval_transform(spec), batch_size=16,
+                       epochs=7, lr=0.05, optim=OptimConfig(lr=0.05), device=torch.device("cpu"),
+                       settings={"repredict": 2, "cycle_epochs": 1})
+
+    states: list = []
+    full = run_phases(get_regime("r2d2"), make(), resume_state=None, progress=False,
+                      on_epoch_end=lambda e, rec, st: states.append(st))
+    assert states[-1] is None and all(s is not None for s in states[:-1])  # the last epoch leaves nothing to resume
+    # stop after the 4th epoch (the end of stage 2: the next phase starts fresh, with its reprediction)
+    stop = states[3]
+    assert stop["fit"] is None and stop["phase"] == 2 and stop["regime"]["table"].shape == (40, 2)
+    regime = get_regime("r2d2")
+    rest = run_phases(regime, make(), resume_state=stop, progress=False, on_epoch_end=None)
+    assert [h["phase"] for h in rest] == [h["phase"] for h in full[4:]]
+    assert set(regime.record()["pseudo_labels"]) == {"d2_init", "stage2", "cycle1", "cycle2", "final"}
+
+
+def test_train_semi_end_to_end_records_the_regime(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from edgekit import load_checkpoint
+
+    out = tmp_path / "semi.pt"
+    args = ["train", "--arch", "compact_cnn", "--arch-arg", "width_mult=0.25", "--data", "synthetic:classes=2,n=80,size=8",
+            "--labeled-fraction", "0.25", "--semi", "r2d2", "--epochs", "7", "--repredict", "2", "--cycle-epochs", "1",
+            "--batch-size", "16", "--precise-bn", "2", "-o", str(out)]
+    res = subprocess.run([sys.executable, "-m", "edgekit", *args], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    ck = load_checkpoint(out)
+    semi = ck.extra["semi"]
+    assert semi["regime"] == "r2d2" and semi["pool"] == 48 and semi["labeled_fraction"] == 0.25
+    assert semi["stage_epochs"] == [2, 2, [1, 1], 1] and semi["effective_step"] == pytest.approx(EFFECTIVE_STEP)
+    assert semi["pseudo_labels"]["final"].shape == (48,)
+    assert ck.data["labeled_fraction"] == 0.25  # later stages see the same 16 labelled images
+    info = subprocess.run([sys.executable, "-m", "edgekit", "info", str(out)], capture_output=True, text=True)
+    assert "semi         regime=r2d2" in info.stdout and "pseudo_labels" not in info.stdout
+    log = [json.loads(line) for line in (tmp_path / "semi.pt.metrics.jsonl").read_text().splitlines()]
+    assert len(log) == 7 and log[-1]["phase"] == "r2d2 stage 4 (fine-tune)" and "val_top1" in log[-1]
+
+
+@pytest.mark.parametrize("args,text", [
+    (["--semi", "r2d2"], "needs unlabelled images"),
+    (["--semi", "r2d2", "--labeled-fraction", "0.5", "--mix", "mixup"], "takes neither --mix"),
+    (["--repredict", "2"], "--repredict belongs to --semi r2d2"),
+    (["--semi", "pseudo-label", "--labeled-fraction", "0.5", "--pseudo-threshold", "0"], "--pseudo-threshold"),
+    (["--semi", "r2d2", "--unlabeled", "gestures:n=20"], "do not fit a model"),
+    (["--semi", "r2d2", "--labeled-fraction", "0.5", "--epochs", "3"], "too few for r2d2's four stages"),
+])
+def test_semi_bad_input_is_one_line(args: list[str], text: str, tmp_path) -> None:
+    import subprocess
+    import sys
+
+    base = ["train", "--arch", "compact_cnn", "--data", "synthetic:classes=2,n=40,size=8", "--epochs", "8",
+            "-o", str(tmp_path / "x.pt")]
+    res = subprocess.run([sys.executable, "-m", "edgekit", *base, *args], capture_output=True, text=True, timeout=600)
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert res.returncode == 2 and len(lines) == 1 and text in lines[0], res.stderr
+    assert not (tmp_path / "x.pt").exists()
