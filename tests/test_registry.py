@@ -142,7 +142,7 @@ def test_features_read_the_layout_and_fall_back_to_hooks() -> None:
     assert find_classifier(user, shape) == "3" and feature_dim(user, shape) == 6
     # a connector moves the declared classifier and feature; the tap follows it
     model = create_model("resnet18", num_classes=3, small_input=True, feature_dim=64).eval()
-    assert layout_of(model) == Layout("fc.classifier", "fc.connector", "conv1", "maxpool")
+    assert layout_of(model) == Layout("fc.classifier", "fc.connector", "conv1", "maxpool", "layer4")
     with FeatureTap(model, shape) as tap, torch.no_grad():
         model(torch.randn(2, 3, 32, 32))
     assert tap.layer == "fc.connector" and tap.feature.shape == (2, 64)
