@@ -72,14 +72,14 @@ def pretrain(arch: str, data: str | DataBundle, output: str | Path, *, config: P
     if cfg.batch_size < method_cls.min_batch:
         raise EdgekitError(f"--batch-size {cfg.batch_size} is too small for {cfg.method}: "
                            f"{method_cls.min_batch_reason}; use at least {method_cls.min_batch}")
-    if not resume and metrics_path(output).exists():
-        metrics_path(output).unlink()
+    if not resume:
+        metrics_path(output).unlink(missing_ok=True)
     distributed = dist_utils.setup(dev)
     dev = dist_utils.local_device(dev)
     seed_everything(cfg.seed)
 
     kwargs, spec = backbone_inputs(arch, bundle, cfg)
-    check_batch_fits(cfg.batch_size * 2, spec["shape"], dev, 2 * len(bundle.train))
+    check_batch_fits(cfg.batch_size * 2, spec["shape"], dev, 2 * len(bundle.train))  # two views per image
     backbone = create_model(arch, **kwargs)
     dim = embedding_dim(backbone, tuple(spec["shape"]))
     settings = _settings(method_cls, cfg, len(bundle.train))
@@ -99,12 +99,7 @@ def pretrain(arch: str, data: str | DataBundle, output: str | Path, *, config: P
                         / settings.ref_batch, weight_decay=cfg.weight_decay if cfg.weight_decay is not None
                         else settings.weight_decay, warmup_epochs=cfg.warmup_epochs)
     resume_state = read_resume(state_file, method, output) if resume else None
-    record = {"method": cfg.method, "dim": dim, "settings": settings.record(), "flip": flip,
-              "drop_last_stage": cfg.drop_last_stage, "lr": optim.lr, "weight_decay": optim.weight_decay,
-              "batch_size": cfg.batch_size, "world_size": dist_utils.world_size(),
-              "shuffle_bn": "split-batch BN on every process" if cfg.method == "mocov2" else None,
-              "stages": [*((parent.extra[EXTRA_KEY].get("stages") or []) if parent else []),
-                         {"input_size": spec["shape"][-1], "epochs": cfg.epochs}]}
+    record = _ssl_record(cfg, dim, settings, flip, optim, spec, parent)
     ckpt = Checkpoint(arch=arch, arch_kwargs=kwargs, state_dict={}, task="embedding", labels=[], input_spec=spec,
                       data=bundle.record, extra={EXTRA_KEY: record},
                       provenance={"stage": "pretrain", "data": bundle.spec, "seed": cfg.seed, "epochs": cfg.epochs,
@@ -126,17 +121,7 @@ def pretrain(arch: str, data: str | DataBundle, output: str | Path, *, config: P
                       saved=str(output), probe=probe)
     agree = dist_utils.params_agree(method)
     if dist_utils.is_main():
-        if cfg.precise_bn:
-            bn = DataLoader(Transformed(HiddenLabels(bundle.train, "pretraining"), FrameOrImage(eval_transform(spec))),
-                            batch_size=cfg.batch_size, shuffle=True)
-            precise_bn(backbone, bn, cfg.precise_bn, dev)
-        last = dict(history[-1]) if history else {}
-        if probe is not None:
-            last.update({f"val_{k}": v for k, v in probe().items()})
-        _fill(ckpt, method, last, initial)
-        ckpt.metrics["images_per_s"] = float(sorted(h["images_per_s"] for h in history)[len(history) // 2]) \
-            if history else None
-        ckpt.metrics["precise_bn"] = cfg.precise_bn
+        _finish(ckpt, method, bundle, spec, cfg, history, probe, initial, dev)
         if distributed:
             ckpt.metrics["ddp"] = {"world_size": dist_utils.world_size(), "ranks_agree": agree}
         ckpt.save(output, force=True)
@@ -144,6 +129,34 @@ def pretrain(arch: str, data: str | DataBundle, output: str | Path, *, config: P
     dist_utils.barrier()
     dist_utils.cleanup()
     return load_checkpoint(output)
+
+
+def _finish(ckpt: Checkpoint, method: SSLMethod, bundle: DataBundle, spec: dict[str, Any], cfg: PretrainConfig,
+            history: list[dict[str, Any]], probe: Any, initial: dict[str, Any], device: torch.device) -> None:
+    """The end of a run (rank 0): BatchNorm statistics re-estimated on the training images (eval
+    transform), the probe run on them, the final numbers in ``ckpt``."""
+    if cfg.precise_bn:
+        bn = DataLoader(Transformed(HiddenLabels(bundle.train, "pretraining"), FrameOrImage(eval_transform(spec))),
+                        batch_size=cfg.batch_size, shuffle=True)
+        precise_bn(method.backbone, bn, cfg.precise_bn, device)
+    last = dict(history[-1]) if history else {}
+    if probe is not None:
+        last.update({f"val_{k}": v for k, v in probe().items()})
+    _fill(ckpt, method, last, initial)
+    ckpt.metrics["images_per_s"] = float(sorted(h["images_per_s"] for h in history)[len(history) // 2]) \
+        if history else None
+    ckpt.metrics["precise_bn"] = cfg.precise_bn
+
+
+def _ssl_record(cfg: PretrainConfig, dim: int, settings: Any, flip: bool, optim: OptimConfig,
+                spec: dict[str, Any], parent: Checkpoint | None) -> dict[str, Any]:
+    """What an embedding checkpoint records of its pretraining (``extra["ssl"]``, heads added per epoch)."""
+    earlier = (parent.extra[EXTRA_KEY].get("stages") or []) if parent else []
+    return {"method": cfg.method, "dim": dim, "settings": settings.record(), "flip": flip,
+            "drop_last_stage": cfg.drop_last_stage, "lr": optim.lr, "weight_decay": optim.weight_decay,
+            "batch_size": cfg.batch_size, "world_size": dist_utils.world_size(),
+            "shuffle_bn": "split-batch BN on every process" if cfg.method == "mocov2" else None,
+            "stages": [*earlier, {"input_size": spec["shape"][-1], "epochs": cfg.epochs}]}
 
 
 def ssl_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epoch: int) -> StepOutput:

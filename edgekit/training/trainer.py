@@ -84,21 +84,11 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, config: Trai
     kwargs, spec = model_inputs(arch, bundle, cfg, label_task, weights)
     check_batch_fits(cfg.batch_size, spec["shape"], dev, len(bundle.train))
     check_batch_fits(max(cfg.batch_size, 128), spec["shape"], dev, len(bundle.val))  # the validation loader's
-    model = create_model(arch, **kwargs)
-    loaded = None if weights is None else load_weights(model, weights, arch, progress=progress and dist_utils.is_main())
-    start = {} if weights is None else {"weights": weights.record(loaded)}
-    if cfg.warmup_frozen and loaded is None:
-        raise EdgekitError("--warmup-frozen trains the layers that pretrained --weights lack; pass --weights")
+    model, loaded = _build(arch, kwargs, weights, cfg, progress and dist_utils.is_main())
 
-    sampler = DistributedSampler(_Len(len(bundle.train)), seed=cfg.seed) if distributed else None
-    aug = "no_flip" if not bundle.flip_invariant and cfg.augment == "standard" else cfg.augment
-    loader = bundle.loader("train", train_transform(spec, aug), cfg.batch_size, shuffle=True, workers=cfg.workers,
-                           sampler=sampler, drop_last=len(bundle.train) > cfg.batch_size)
-    val_loader = bundle.loader("val", eval_transform(spec), max(cfg.batch_size, 128), workers=cfg.workers)
-    mix_alpha = cfg.mix_alpha if cfg.mix_alpha is not None else (1.0 if "cutmix" in cfg.mix else 0.5)
-    mixer = Mixer(cfg.mix, mix_alpha, cfg.seed) if cfg.mix != "none" else None
+    aug, loader, val_loader = _loaders(bundle, spec, cfg, distributed)
     task = get_task(bundle.task).model_task(label_task)
-    loss_fn = get_task(task).loss(mixer=mixer, label_smoothing=cfg.label_smoothing, epochs=cfg.epochs,
+    loss_fn = get_task(task).loss(mixer=_mixer(cfg), label_smoothing=cfg.label_smoothing, epochs=cfg.epochs,
                                   label_task=label_task)
     optim = cfg.optim()
 
@@ -110,7 +100,8 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, config: Trai
                       extra={LabelTask.KEY: label_task.record()} if label_task else {},
                       provenance={"stage": "train", "data": bundle.spec, "seed": cfg.seed, "epochs": cfg.epochs,
                                   "optimizer": cfg.optimizer, "mix": cfg.mix, "precise_bn": cfg.precise_bn,
-                                  "world_size": dist_utils.world_size(), "params": count_params(model), **start})
+                                  "world_size": dist_utils.world_size(), "params": count_params(model),
+                                  **({} if weights is None else {"weights": weights.record(loaded)})})
 
     def on_epoch_end(epoch: int, record: dict[str, Any], state: dict[str, Any] | None) -> None:
         ckpt.state_dict = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
@@ -118,33 +109,62 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, config: Trai
         if pool is not None:
             ckpt.extra["semi"] = {"regime": cfg.semi, **pool_record, **regime.record()}
         ckpt.save(output, force=True)
-        if pool is not None and state is not None:  # a semi-supervised run: its phase and pseudo-labels too
+        resumable = _resume_record(state, pool is not None, epoch + 1 < cfg.epochs)
+        if resumable is not None:
             with atomic_path(state_file) as tmp:
-                torch.save({"model": ckpt.state_dict, "fit": state["fit"],
-                            "semi": {"phase": state["phase"], "regime": state["regime"]}}, tmp)
-        elif pool is None and epoch + 1 < cfg.epochs:  # the last epoch leaves nothing to resume
-            with atomic_path(state_file) as tmp:
-                torch.save({"model": ckpt.state_dict, "fit": state}, tmp)
+                torch.save({"model": ckpt.state_dict, **resumable}, tmp)
 
-    if pool is not None:
-        run = semi_run(model, bundle, pool, cfg, train_transform(spec, aug), eval_transform(spec), optim, dev)
-        semi_state = None if resume_state is None else {"fit": resume_state.get("fit"), **resume_state["semi"]}
-        with allocation_guard(describe_batch(cfg.batch_size, spec["shape"])):
-            history = run_phases(regime, run, resume_state=semi_state, on_epoch_end=on_epoch_end, val_loader=val_loader,
-                                 task=task, log_path=str(metrics_path(output)), progress=progress,
-                                 precise_bn_batches=cfg.precise_bn,
-                                 bn_loader=bn_loader(bundle, spec, cfg.batch_size, cfg.workers), saved=str(output))
-        return _finish(model, ckpt, history, output, state_file, distributed)
+    common = dict(val_loader=val_loader, task=task, log_path=str(metrics_path(output)), on_epoch_end=on_epoch_end,
+                  progress=progress, precise_bn_batches=cfg.precise_bn, saved=str(output),
+                  bn_loader=bn_loader(bundle, spec, cfg.batch_size, cfg.workers))
     with allocation_guard(describe_batch(cfg.batch_size, spec["shape"])):
-        if cfg.warmup_frozen and resume_state is None and loaded is not None:
-            ckpt.provenance["warmup_frozen"] = warmup_frozen(
-                model, fresh_parameters(model, loaded), cfg.warmup_frozen, loader=loader, loss_fn=loss_fn,
-                optim=optim, device=dev, val_loader=val_loader, task=task, progress=progress)
-        history = fit(model, loader, epochs=cfg.epochs, loss_fn=loss_fn, optim=optim, device=dev,
-                      val_loader=val_loader, task=task, log_path=str(metrics_path(output)), on_epoch_end=on_epoch_end,
-                      resume_state=resume_state, progress=progress, precise_bn_batches=cfg.precise_bn,
-                      bn_loader=bn_loader(bundle, spec, cfg.batch_size, cfg.workers), saved=str(output))
+        if pool is not None:
+            run = semi_run(model, bundle, pool, cfg, train_transform(spec, aug), eval_transform(spec), optim, dev)
+            semi_state = None if resume_state is None else {"fit": resume_state.get("fit"), **resume_state["semi"]}
+            history = run_phases(regime, run, resume_state=semi_state, **common)
+        else:
+            if cfg.warmup_frozen and resume_state is None and loaded is not None:
+                ckpt.provenance["warmup_frozen"] = warmup_frozen(
+                    model, fresh_parameters(model, loaded), cfg.warmup_frozen, loader=loader, loss_fn=loss_fn,
+                    optim=optim, device=dev, val_loader=val_loader, task=task, progress=progress)
+            history = fit(model, loader, epochs=cfg.epochs, loss_fn=loss_fn, optim=optim, device=dev,
+                          resume_state=resume_state, **common)
     return _finish(model, ckpt, history, output, state_file, distributed)
+
+
+def _loaders(bundle: DataBundle, spec: dict[str, Any], cfg: TrainConfig, distributed: bool) -> tuple[str, Any, Any]:
+    """The augmentation preset (no flips for data a mirror changes), the training and validation loaders."""
+    sampler = DistributedSampler(_Len(len(bundle.train)), seed=cfg.seed) if distributed else None
+    aug = "no_flip" if not bundle.flip_invariant and cfg.augment == "standard" else cfg.augment
+    loader = bundle.loader("train", train_transform(spec, aug), cfg.batch_size, shuffle=True, workers=cfg.workers,
+                           sampler=sampler, drop_last=len(bundle.train) > cfg.batch_size)
+    return aug, loader, bundle.loader("val", eval_transform(spec), max(cfg.batch_size, 128), workers=cfg.workers)
+
+
+def _build(arch: str, kwargs: dict[str, Any], weights: Any, cfg: TrainConfig,
+           progress: bool) -> tuple[torch.nn.Module, dict[str, list[str]] | None]:
+    """The model, with its starting weights loaded (and what of them loaded, for the record)."""
+    model = create_model(arch, **kwargs)
+    loaded = None if weights is None else load_weights(model, weights, arch, progress=progress)
+    if cfg.warmup_frozen and loaded is None:
+        raise EdgekitError("--warmup-frozen trains the layers that pretrained --weights lack; pass --weights")
+    return model, loaded
+
+
+def _mixer(cfg: TrainConfig) -> Mixer | None:
+    """The run's image mixing (``--mix``; alpha 0.5, CutMix 1.0 unless given), or None."""
+    if cfg.mix == "none":
+        return None
+    return Mixer(cfg.mix, cfg.mix_alpha if cfg.mix_alpha is not None else (1.0 if "cutmix" in cfg.mix else 0.5), cfg.seed)
+
+
+def _resume_record(state: dict[str, Any] | None, semi: bool, more: bool) -> dict[str, Any] | None:
+    """What the resume file keeps besides the weights, or None when nothing is left to resume: the
+    fit state, and for a semi-supervised run its phase and the regime's state (pseudo-labels)."""
+    if semi:
+        return None if state is None else {"fit": state["fit"], "semi": {"phase": state["phase"],
+                                                                          "regime": state["regime"]}}
+    return {"fit": state} if more else None
 
 
 def _finish(model: torch.nn.Module, ckpt: Checkpoint, history: list[dict[str, Any]], output: Path, state_file: Path,
