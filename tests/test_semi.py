@@ -220,3 +220,16 @@ def test_semi_bad_input_is_one_line(args: list[str], text: str, tmp_path) -> Non
     lines = [line for line in res.stderr.splitlines() if line.strip()]
     assert res.returncode == 2 and len(lines) == 1 and text in lines[0], res.stderr
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_train_semi_on_clips(tmp_path) -> None:
+    """The same regimes on gesture clips: a causal TSM, the pool of clips behind hidden labels."""
+    import edgekit
+
+    ck = edgekit.train("tsm_compact_cnn", "gestures:n=110,frames=8", tmp_path / "g.pt", arch_kwargs={"width_mult": 0.25},
+                       shift="causal", frames=4, labeled_fraction=0.3, semi="pseudo-label", epochs=3, batch_size=16,
+                       precise_bn=2, progress=False)
+    semi = ck.extra["semi"]
+    labelled = round(0.3 * 88 / 11) * 11  # 2 of each class's 8 training clips (stratified)
+    assert semi["regime"] == "pseudo-label" and semi["pool"] == 88 - labelled and ck.input_spec["frames"] == 4
+    assert len(semi["confident_share"]) == 2 and "val_top1" in ck.metrics
