@@ -99,7 +99,8 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, config: Trai
                       input_spec=spec, data=bundle.record,
                       extra={LabelTask.KEY: label_task.record()} if label_task else {},
                       provenance={"stage": "train", "data": bundle.spec, "seed": cfg.seed, "epochs": cfg.epochs,
-                                  "optimizer": cfg.optimizer, "mix": cfg.mix, "precise_bn": cfg.precise_bn,
+                                  "optimizer": cfg.optimizer, "lr_schedule": optim.record(cfg.epochs),
+                                  "mix": cfg.mix, "mixer": mixer.record() if mixer else None, "precise_bn": cfg.precise_bn,
                                   "world_size": dist_utils.world_size(), "params": count_params(model)})
 
     def on_epoch_end(epoch: int, record: dict[str, Any], state: dict[str, Any]) -> None:
