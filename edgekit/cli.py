@@ -295,7 +295,8 @@ def _distill_methods_help() -> str:
               type=UNIT_INTERVAL, help="In [0, 1).")
 @click.option("--mix", type=click.Choice(MIX_MODES), default=default(TrainConfig, "mix"),
               show_default=True, help="mwh = mixup without hesitation schedule. mixup and mwh take lambda = "
-              "max(lambda, 1 - lambda) as the mWh code does; the log's `mixed` is each epoch's fraction of mixed batches.")
+              "max(lambda, 1 - lambda) as the mWh code does; the log's `mixed` is each epoch's fraction of "
+              "mixed batches.")
 @click.option("--mix-alpha", type=POSITIVE_FLOAT, help="Beta(alpha, alpha) for mixing (default 0.5, CutMix 1.0).")
 @click.option("--small-input/--no-small-input", default=None,
               help="Stride-1 stem for small images (default: on for inputs <= 64 px on ImageNet nets).")

@@ -12,7 +12,8 @@ from typing import Any
 from ..errors import EdgekitError
 from ..numbers import (epoch_count, fraction, milestones, non_negative_float, non_negative_int, optional,
                        positive_float, positive_int, unit_interval)
-from ..stage_config import AUGMENTS, LABEL_LOSSES, LR_SCHEDULES, MIX_MODES, OPTIMIZERS, STEP_MILESTONES, RunConfig, choice
+from ..stage_config import (AUGMENTS, LABEL_LOSSES, LR_SCHEDULES, MIX_MODES, OPTIMIZERS, STEP_MILESTONES, RunConfig,
+                            choice)
 
 #: TSM's temporal shift (see edgekit.models.shift): both directions, or from the past only (streams)
 SHIFTS = ("bidirectional", "causal")

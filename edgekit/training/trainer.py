@@ -100,7 +100,8 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, config: Trai
                       extra={LabelTask.KEY: label_task.record()} if label_task else {},
                       provenance={"stage": "train", "data": bundle.spec, "seed": cfg.seed, "epochs": cfg.epochs,
                                   "optimizer": cfg.optimizer, "lr_schedule": optim.record(cfg.epochs),
-                                  "mix": cfg.mix, "mixer": mixer.record() if mixer else None, "precise_bn": cfg.precise_bn,
+                                  "mix": cfg.mix, "mixer": mixer.record() if mixer else None,
+                                  "precise_bn": cfg.precise_bn,
                                   "world_size": dist_utils.world_size(), "params": count_params(model)})
 
     def on_epoch_end(epoch: int, record: dict[str, Any], state: dict[str, Any]) -> None:
