@@ -145,6 +145,35 @@ def _paired(results: dict[str, Any], dataset: str, a: tuple[str, int], b: tuple[
     return f"{_ms(diffs)} ({', '.join(f'{d:+.2f}' for d in diffs)})", diffs
 
 
+def verdict(results: dict[str, Any], args: argparse.Namespace, seeds: list[int]) -> list[str]:
+    """The paper's two claims against these runs, read off the paired differences (means and signs)."""
+    E, short = args.epochs, max(1, round(args.short_fraction * args.epochs))
+    lines = ["## The paper's claims at this scale", ""]
+    for dataset in args.datasets:
+        _, d = _paired(results, dataset, ("mwh", E), ("mixup", E), seeds)
+        _, f = _paired(results, dataset, ("mwh", short), ("mixup", E), seeds)
+        _, n = _paired(results, dataset, ("mixup", E), ("none", E), seeds)
+        if not d:
+            continue
+        mean, up = statistics.mean(d), sum(x > 0 for x in d)
+        sd = statistics.stdev(d) if len(d) > 1 else float("nan")
+        same = "agrees in sign with" if mean > 0 else "does not reproduce"
+        line = (f"- **{dataset}**: mWh − mixup at {E} epochs = {mean:+.2f} points (sd {sd:.2f} over {len(d)} paired "
+                f"seeds, {up} of them above): {same} the paper's +1.73")
+        if len(d) > 1 and sd > 0:
+            t = mean / (sd / math.sqrt(len(d)))
+            line += f" (paired t = {t:+.2f}, {len(d) - 1} degrees of freedom)"
+        line += "."
+        if f:
+            line += (f" mWh at {short} epochs − mixup at {E} = {statistics.mean(f):+.2f} "
+                     f"({sum(x >= 0 for x in f)} of {len(f)} seeds at or above): "
+                     f"{'equal or better accuracy in fewer epochs' if statistics.mean(f) >= 0 else 'not equal accuracy in fewer epochs'}.")
+        if n:
+            line += f" Mixup itself − no mixing = {statistics.mean(n):+.2f}."
+        lines.append(line)
+    return lines + [""]
+
+
 def table(results: dict[str, Any], args: argparse.Namespace, command: str) -> str:
     import edgekit
 
@@ -195,6 +224,7 @@ def table(results: dict[str, Any], args: argparse.Namespace, command: str) -> st
                 lines.append(f"- {label}: {text}; {sum(d > 0 for d in diffs)} of {len(diffs)} seeds above, "
                              f"{sum(d == 0 for d in diffs)} equal.")
         lines.append("")
+    lines += verdict(results, args, seeds)
     lines += ["## Does each run follow its schedule? (from `OUT.metrics.jsonl`)", "",
               "The training log's `mixed` is each epoch's fraction of mixed batches, `lr` the rate after the "
               "epoch's last step. Epochs whose mixing probability is 0 or 1 (none; mixup and CutMix; mWh's "
