@@ -26,13 +26,12 @@ from .evaluation.config import SPLITS, EvalConfig
 from .exporters.config import DEFAULT_OPSET, SAMPLE_IMAGES, STREAM_CLIPS, ExportConfig
 from .formats import PRECISIONS
 from .numbers import FRACTION, NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT, UNIT_INTERVAL
-from .numbers import CLICK_TYPES, EPOCHS, EPOCHS_OR_ZERO, OPEN_FRACTION, fraction
+from .numbers import CLICK_TYPES, EPOCHS, EPOCHS_OR_ZERO, MILESTONES, OPEN_FRACTION, fraction
 from .optimization.budget import BUDGET
 from .optimization.config import RATIOS, OptimizeConfig
 from .optimization.plan import RECOVERIES
 from .pretraining.config import SSL_METHODS, PretrainConfig
-from .stage_config import RunConfig, default
-from .stage_config import SEMI_MODES
+from .stage_config import LR_SCHEDULES, SEMI_MODES, STEP_MILESTONES, RunConfig, default
 from .training.config import AUGMENTS, LABEL_LOSSES, MIX_MODES, OPTIMIZERS, SHIFTS, TrainConfig
 
 
@@ -287,10 +286,17 @@ def _distill_methods_help() -> str:
 @click.option("--weight-decay", type=NON_NEGATIVE_FLOAT)
 @click.option("--warmup-epochs", default=default(TrainConfig, "warmup_epochs"), show_default=True,
               type=NON_NEGATIVE_FLOAT)
+@click.option("--lr-schedule", type=click.Choice(LR_SCHEDULES), default=default(TrainConfig, "lr_schedule"),
+              show_default=True, help="After the warm-up: cosine decay, or step (lr / 10 at each of --milestones, "
+              "the mWh authors' schedule).")
+@click.option("--milestones", type=MILESTONES, help="--lr-schedule step: where the lr drops, as increasing fractions "
+              f"of --epochs (default {','.join(map(str, STEP_MILESTONES))}: epochs 50 and 75 of 100).")
 @click.option("--label-smoothing", default=default(TrainConfig, "label_smoothing"), show_default=True,
               type=UNIT_INTERVAL, help="In [0, 1).")
 @click.option("--mix", type=click.Choice(MIX_MODES), default=default(TrainConfig, "mix"),
-              show_default=True, help="mwh = mixup without hesitation schedule.")
+              show_default=True, help="mwh = mixup without hesitation schedule. mixup and mwh take lambda = "
+              "max(lambda, 1 - lambda) as the mWh code does; the log's `mixed` is each epoch's fraction of "
+              "mixed batches.")
 @click.option("--mix-alpha", type=POSITIVE_FLOAT, help="Beta(alpha, alpha) for mixing (default 0.5, CutMix 1.0).")
 @click.option("--small-input/--no-small-input", default=None,
               help="Stride-1 stem for small images (default: on for inputs <= 64 px on ImageNet nets).")

@@ -92,6 +92,28 @@ def unit_interval(name: str, value: Any) -> float:
     return x
 
 
+def milestones(name: str, value: Any) -> tuple[float, ...]:
+    """Learning-rate milestones as fractions of the run: ``"0.5,0.75"`` or ``(0.5, 0.75)``, each in
+    (0, 1) and strictly increasing (a step schedule divides the rate at each; see
+    :func:`edgekit.training.loop.build_scheduler`)."""
+    if isinstance(value, str):
+        items: list[Any] = [v.strip() for v in value.split(",")]
+    elif isinstance(value, (int, float)):
+        items = [value]
+    else:
+        items = list(value) if isinstance(value, (list, tuple)) else []
+    if not items or any(v == "" for v in items):
+        raise EdgekitError(f"{name} must be comma-separated fractions of the epochs such as 0.5,0.75, got {value!r}")
+    try:
+        out = tuple(fraction(name, v, closed_right=False) for v in items)
+    except EdgekitError:
+        raise EdgekitError(f"{name} are fractions of the epochs, each in (0, 1) (0.5 = half-way), "
+                           f"got {value!r}") from None
+    if any(b <= a for a, b in zip(out, out[1:])):
+        raise EdgekitError(f"{name} must be strictly increasing fractions of the epochs, got {value!r}")
+    return out
+
+
 def optional(check: Any, name: str, value: Any, **kw: Any) -> Any:
     """``check(name, value)`` unless ``value`` is None (not given)."""
     return None if value is None else check(name, value, **kw)
@@ -123,5 +145,6 @@ UNIT_INTERVAL = Checked(unit_interval, "[0,1]")
 CLICK_TYPES = {positive_int: POSITIVE_INT, non_negative_int: NON_NEGATIVE_INT, positive_float: POSITIVE_FLOAT,
                non_negative_float: NON_NEGATIVE_FLOAT, fraction: FRACTION, unit_interval: UNIT_INTERVAL}
 OPEN_FRACTION = Checked(fraction, "(0,1)", closed_right=False)  # strictly between 0 and 1 (a momentum)
+MILESTONES = Checked(milestones, "F1,F2,...")  # increasing fractions of the epochs, each in (0, 1)
 EPOCHS = Checked(epoch_count, "EPOCHS")  # 1..MAX_EPOCHS
 EPOCHS_OR_ZERO = Checked(epoch_count, "EPOCHS>=0", allow_zero=True)  # 0..MAX_EPOCHS

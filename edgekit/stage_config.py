@@ -33,6 +33,12 @@ PRECISE_BN_BATCHES = 200
 AUGMENTS = ("standard", "no_flip", "none", "dldl", "dldl_no_flip")
 #: optimizers of the fit engine (:class:`edgekit.training.loop.OptimConfig`)
 OPTIMIZERS = ("sgd", "adamw", "adam")
+#: learning-rate schedules of the fit engine (:func:`edgekit.training.loop.build_scheduler`): cosine
+#: decay, or the step schedule of the mWh authors' code (lr / 10 at each milestone)
+LR_SCHEDULES = ("cosine", "step")
+#: the step schedule's default milestones, as fractions of the epochs: the mWh authors' epochs 50
+#: and 75 of 100 (easy_mwh.py, ``adjust_learning_rate``)
+STEP_MILESTONES = (0.5, 0.75)
 #: batch mixing modes (:class:`edgekit.training.mix.Mixer`)
 MIX_MODES = ("none", "mixup", "cutmix", "mwh", "mwh-cutmix")
 #: the semi-supervised regimes of ``train --semi`` (registered in edgekit.training.semi)

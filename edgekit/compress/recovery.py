@@ -116,7 +116,7 @@ def finetune(model: nn.Module, bundle: DataBundle, spec: dict[str, Any], *, epoc
 def mixup_kd_loss(teacher: nn.Module, seed: int = 0, temperature: float = KD_T,
                   weight: float = KD_WEIGHT) -> Callable[..., StepOutput]:
     """Stage 2: mixup (alpha=1) with the teacher on the same mixed image."""
-    mixer = Mixer("mixup", alpha=1.0, seed=seed)
+    mixer = Mixer("mixup", alpha=1.0, seed=seed, fold=False)  # CURL's mixup keeps lambda ~ Beta(1, 1) unfolded
     ce = nn.CrossEntropyLoss()
 
     def step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epoch: int) -> StepOutput:

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import EdgekitError
-from ..numbers import (epoch_count, fraction, non_negative_float, non_negative_int, optional, positive_float,
-                       positive_int, unit_interval)
-from ..stage_config import AUGMENTS, LABEL_LOSSES, MIX_MODES, OPTIMIZERS, SEMI_MODES, RunConfig, choice
+from ..numbers import (epoch_count, fraction, milestones, non_negative_float, non_negative_int, optional,
+                       positive_float, positive_int, unit_interval)
+from ..stage_config import (AUGMENTS, LABEL_LOSSES, LR_SCHEDULES, MIX_MODES, OPTIMIZERS, SEMI_MODES, STEP_MILESTONES,
+                            RunConfig, choice)
 
 #: TSM's temporal shift (see edgekit.models.shift): both directions, or from the past only (streams)
 SHIFTS = ("bidirectional", "causal")
@@ -52,6 +53,8 @@ class TrainConfig(FitOptions):
     """What to train and how; ``None`` means "the default for this model and data"."""
 
     label_smoothing: float = 0.0
+    lr_schedule: str = "cosine"  # or step: the mWh authors' lr / 10 at each milestone
+    milestones: tuple[float, ...] | None = None  # step: fractions of epochs; default 0.5,0.75 (epochs 50, 75 of 100)
     mix: str = "none"  # mwh = mixup without hesitation
     mix_alpha: float | None = None  # Beta(alpha, alpha); default 0.5, CutMix 1.0
     input_size: int | None = None  # default: the dataset's
@@ -80,11 +83,25 @@ class TrainConfig(FitOptions):
     frames: int | None = None  # frames sampled per clip (TSN segments); default: the data's suggestion
     shift: str | None = None  # tsm_ only: bidirectional (the architecture's default) or causal (streams)
 
+    def optim(self) -> Any:
+        """The engine's :class:`~edgekit.training.loop.OptimConfig`, with the schedule."""
+        optim = super().optim()
+        optim.schedule = self.lr_schedule
+        if self.milestones is not None:
+            optim.milestones = self.milestones
+        return optim
+
     def __post_init__(self) -> None:
         super().__post_init__()
         self.label_smoothing = unit_interval("label_smoothing", self.label_smoothing)
         if self.label_smoothing == 1:
             raise EdgekitError("label_smoothing must be below 1, got 1")
+        self.lr_schedule = choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        self.milestones = optional(milestones, "milestones", self.milestones)
+        if self.lr_schedule == "step" and self.milestones is None:
+            self.milestones = STEP_MILESTONES
+        elif self.lr_schedule != "step" and self.milestones is not None:
+            raise EdgekitError(f"--milestones belongs to --lr-schedule step, not {self.lr_schedule}")
         self.mix = choice("mix mode", self.mix, MIX_MODES)
         self.mix_alpha = optional(positive_float, "mix_alpha", self.mix_alpha)
         self.input_size = optional(positive_int, "input_size", self.input_size)

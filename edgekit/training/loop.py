@@ -1,13 +1,15 @@
 """The training engine shared by ``train``, ``prune`` recovery and ``distill``.
 
 :func:`fit` owns what every stage needs and none should repeat: optimizer and
-warm-up + cosine schedule, AMP and channels_last on CUDA, a rich progress bar
+warm-up + cosine (or step) schedule, AMP and channels_last on CUDA, a rich progress bar
 (loss, accuracy, images/s), one JSON line of metrics per epoch, per-epoch
 callbacks (atomic checkpoints, resume state), DDP samplers, and precise BatchNorm
 statistics at the end of the run (:mod:`edgekit.training.precise_bn`), so no stage ships
 the lagging moving averages of a short run. What differs between stages is only the
 loss: a :data:`StepLoss` maps ``(model, x, y, epoch)`` to a :class:`StepOutput` whose
-named terms are logged.
+named terms are logged, each averaged over the epoch's images (the classification loss's
+``mixed``, 1 for a mixed batch and 0 for a plain one, averages to the fraction of the epoch's
+batches that were mixed: batches are equal in size, as the trainers drop the last partial one).
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from torch.utils.data import DataLoader
 from ..errors import EdgekitError
 from ..fileio import append_jsonl
 from . import distributed as dist_utils
-from ..stage_config import OPTIMIZERS
+from ..stage_config import LR_SCHEDULES, OPTIMIZERS, STEP_MILESTONES
 from .metrics import evaluate_model
 from .precise_bn import bn_layers, precise_bn
 # the step contract and the built-in step losses live below the tasks (edgekit.training.step); re-exported
@@ -33,19 +35,32 @@ from .step import StepLoss, StepOutput, classification_loss, regression_loss  # 
 
 @dataclass
 class OptimConfig:
-    """Optimizer and schedule: SGD (momentum, Nesterov) or AdamW; linear warm-up then cosine."""
+    """Optimizer and schedule: SGD (momentum, Nesterov) or AdamW; linear warm-up, then cosine decay
+    (``schedule="cosine"``) or steps (``"step"``: the rate times ``gamma`` at each of ``milestones``,
+    fractions of the run; the mWh authors' 0.1 at epochs 50 and 75 of 100)."""
 
     optimizer: str = "sgd"
-    lr: float | None = None  # default: 0.1 for SGD, 1e-3 for AdamW, scaled by batch/256 * 4 (see below)
+    lr: float | None = None  # default: 0.05 for SGD, 2e-3 for AdamW/Adam
     weight_decay: float | None = None
     momentum: float = 0.9
     warmup_epochs: float = 1.0
-    min_lr_ratio: float = 0.0
+    min_lr_ratio: float = 0.0  # cosine only
+    schedule: str = "cosine"
+    milestones: tuple[float, ...] = STEP_MILESTONES  # step only
+    gamma: float = 0.1  # step only
 
     def resolved_lr(self) -> float:
         if self.lr is not None:
             return self.lr
         return 0.05 if self.optimizer == "sgd" else 2e-3
+
+    def record(self, epochs: int) -> dict[str, Any]:
+        """The schedule as plain data for a checkpoint's provenance (milestones also in epochs)."""
+        rec: dict[str, Any] = {"name": self.schedule, "lr": self.resolved_lr(), "warmup_epochs": self.warmup_epochs}
+        if self.schedule == "step":
+            rec.update(milestones=list(self.milestones), milestone_epochs=[m * epochs for m in self.milestones],
+                       gamma=self.gamma)
+        return rec
 
 
 def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
@@ -68,15 +83,31 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer
 
 def build_scheduler(opt: torch.optim.Optimizer, cfg: OptimConfig, epochs: int,
                     steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Per-iteration linear warm-up over ``warmup_epochs``, then cosine to ``min_lr_ratio``."""
+    """Per-iteration linear warm-up over ``warmup_epochs``, then the schedule ``cfg.schedule``.
+
+    ``cosine``: from the peak down to ``min_lr_ratio`` of it at the end of the run. ``step``: the
+    rate is multiplied by ``gamma`` at each milestone, iteration ``round(m * epochs * steps_per_epoch)``
+    for milestone fraction ``m`` (the start of epoch ``m * epochs`` when that is whole: 0.5 and
+    0.75 of 100 epochs are the mWh authors' epochs 50 and 75). A milestone inside the warm-up
+    scales the ramp too. The mWh code warms up only when it scales the rate for several GPUs;
+    edgekit keeps its warm-up (``warmup_epochs=0`` turns it off)."""
+    if cfg.schedule not in LR_SCHEDULES:
+        raise ValueError(f"unknown lr schedule {cfg.schedule!r}; expected one of {', '.join(LR_SCHEDULES)}")
     total = max(1, epochs * steps_per_epoch)
     warm = min(int(cfg.warmup_epochs * steps_per_epoch), total - 1)
+    drops = [round(m * epochs * steps_per_epoch) for m in cfg.milestones]
 
-    def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
+    def step_factor(step: int) -> float:
+        return cfg.gamma ** sum(step >= d for d in drops)
+
+    def cosine_factor(step: int) -> float:
         t = (step - warm) / max(1, total - warm)
         return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+
+    def factor(step: int) -> float:
+        if cfg.schedule == "step":
+            return step_factor(step) * ((step + 1) / warm if step < warm else 1.0)
+        return (step + 1) / warm if step < warm else cosine_factor(step)
 
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 

@@ -88,7 +88,8 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, config: Trai
 
     aug, loader, val_loader = _loaders(bundle, spec, cfg, distributed)
     task = get_task(bundle.task).model_task(label_task)
-    loss_fn = get_task(task).loss(mixer=_mixer(cfg), label_smoothing=cfg.label_smoothing, epochs=cfg.epochs,
+    mixer = _mixer(cfg)
+    loss_fn = get_task(task).loss(mixer=mixer, label_smoothing=cfg.label_smoothing, epochs=cfg.epochs,
                                   label_task=label_task)
     optim = cfg.optim()
 
@@ -99,7 +100,9 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, config: Trai
                       input_spec=spec, data=bundle.record,
                       extra={LabelTask.KEY: label_task.record()} if label_task else {},
                       provenance={"stage": "train", "data": bundle.spec, "seed": cfg.seed, "epochs": cfg.epochs,
-                                  "optimizer": cfg.optimizer, "mix": cfg.mix, "precise_bn": cfg.precise_bn,
+                                  "optimizer": cfg.optimizer, "lr_schedule": optim.record(cfg.epochs),
+                                  "mix": cfg.mix, "mixer": mixer.record() if mixer else None,
+                                  "precise_bn": cfg.precise_bn,
                                   "world_size": dist_utils.world_size(), "params": count_params(model),
                                   **({} if weights is None else {"weights": weights.record(loaded)})})
 
