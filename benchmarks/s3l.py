@@ -18,6 +18,12 @@ pretraining runs once (seed 0) and the seeds vary the label subset and the fine-
 ``--throughput SIZE...`` also records ``edgekit pretrain`` images/s and wall time per epoch for
 ``--arch`` at those input sizes (one short run each, on generated shapes at the largest size).
 
+``--gestures SPEC`` runs the gestures arm instead (issue 26 §4, the real-time TSM paper's
+initialisation finding without ImageNet): ``--arch`` (mobilenet_v2) pretrained on random frames of
+the training clips, then scratch and each pretrained backbone fine-tuned identically as the causal
+``--clip-arch`` TSM, scored offline and streamed frame by frame (raw and smoothed at the clip end);
+every pretrained run checks that all backbone tensors were loaded. ``--table-only`` rewrites the page.
+
 Every run is cached in the JSON next to the page, keyed by its settings, so a re-run (or a
 cut-short run) skips what is done; the page lists every command that added rows.
 
@@ -25,6 +31,9 @@ Usage::
 
     python benchmarks/s3l.py --work /tmp/s3l --data digits --data synthetic:clutter=3,n=800,size=32 \\
         --seeds 0 1 2 --fractions 0.01 0.1 1 --sizes 32 16 8 --methods simclr mocov2 --drop-sizes 8
+    python benchmarks/s3l.py --work /tmp/s3l --gestures gestures:n=440,size=32,gen_seed=0 --arch mobilenet_v2 \
+        --sizes 32 --pretrain-epochs 15 --pretrain-batch 32 --finetune-epochs 10 --finetune-batch 16 \
+        --no-small-input --threads 1 --seeds 0 1 2
 """
 from __future__ import annotations
 
@@ -375,7 +384,7 @@ def gestures_section(spec: str, store: dict) -> list[str]:
         base = {r["seed"]: r for r in fine if r["init"] == "scratch" and r["epochs"] == key[3]}
         cells = [mean_std([r[m] for r in rs]) for m in metrics]
         deltas = ["-" if key[0] == "scratch" else
-                  mean_std([r[m] - base[r["seed"]][m] for r in rs if r["seed"] in base]) for m in metrics]
+                  mean_std([round(r[m] - base[r["seed"]][m], 9) + 0.0 for r in rs if r["seed"] in base]) for m in metrics]
         w = wall.get((key[0], key[1], key[2]))
         loaded = "-" if key[0] == "scratch" else ", ".join(
             sorted({f"{r['weights']['backbone_loaded']}/{r['weights']['backbone_tensors']}" for r in rs}))
