@@ -18,6 +18,12 @@ pretraining runs once (seed 0) and the seeds vary the label subset and the fine-
 ``--throughput SIZE...`` also records ``edgekit pretrain`` images/s and wall time per epoch for
 ``--arch`` at those input sizes (one short run each, on generated shapes at the largest size).
 
+``--gestures SPEC`` runs the gestures arm instead (issue 26 §4, the real-time TSM paper's
+initialisation finding without ImageNet): ``--arch`` (mobilenet_v2) pretrained on random frames of
+the training clips, then scratch and each pretrained backbone fine-tuned identically as the causal
+``--clip-arch`` TSM, scored offline and streamed frame by frame (raw and smoothed at the clip end);
+every pretrained run checks that all backbone tensors were loaded. ``--table-only`` rewrites the page.
+
 Every run is cached in the JSON next to the page, keyed by its settings, so a re-run (or a
 cut-short run) skips what is done; the page lists every command that added rows.
 
@@ -25,6 +31,9 @@ Usage::
 
     python benchmarks/s3l.py --work /tmp/s3l --data digits --data synthetic:clutter=3,n=800,size=32 \\
         --seeds 0 1 2 --fractions 0.01 0.1 1 --sizes 32 16 8 --methods simclr mocov2 --drop-sizes 8
+    python benchmarks/s3l.py --work /tmp/s3l --gestures gestures:n=440,size=32,gen_seed=0 --arch mobilenet_v2 \
+        --sizes 32 --pretrain-epochs 15 --pretrain-batch 32 --finetune-epochs 10 --finetune-batch 16 \
+        --no-small-input --threads 1 --seeds 0 1 2
 """
 from __future__ import annotations
 
@@ -91,6 +100,17 @@ def main() -> None:
                     help="also time pretraining at these input sizes (1 epoch, generated shapes)")
     ap.add_argument("--throughput-images", type=int, default=400)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--gestures", metavar="SPEC", default=None,
+                    help="the gestures arm instead of the image one: a clip data spec (e.g. "
+                    "gestures:n=220,size=32,gen_seed=0); --arch must be a 2D backbone (mobilenet_v2), "
+                    "fine-tuned as the causal --clip-arch")
+    ap.add_argument("--clip-arch", default="tsm_mobilenet_v2")
+    ap.add_argument("--inits", nargs="+", default=["scratch", "simclr", "mocov2"],
+                    help="gestures arm: which initialisations to fine-tune (split them over processes)")
+    ap.add_argument("--frames", type=int, default=8, help="gestures arm: TSM segments")
+    ap.add_argument("--finetune-batch", type=int, default=32, help="gestures arm: fine-tuning batch")
+    ap.add_argument("--lr", type=float, default=0.02, help="gestures arm: peak lr (the house gestures benchmark's)")
+    ap.add_argument("--table-only", action="store_true", help="only rewrite the page from the JSON")
     ap.add_argument("--out", default=str(HERE / "s3l.md"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -98,9 +118,12 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     raw_path = Path(args.out).with_suffix(".json")
     store = json.loads(raw_path.read_text()) if raw_path.is_file() else {}
-    for key in ("pretrain", "finetune", "throughput", "commands"):
+    for key in ("pretrain", "finetune", "throughput", "commands", "gestures"):
         store.setdefault(key, [])
     command = rerun_command(__file__, sys.argv[1:], args.work)
+    if args.table_only:
+        write_page(args, store)
+        return
 
     def save() -> None:
         if command not in store["commands"]:
@@ -108,6 +131,10 @@ def main() -> None:
         merged = merge_store(raw_path, store)
         store.update(merged)
 
+    if args.gestures:
+        gestures_arm(args, work, store, save)
+        write_page(args, store)
+        return
     for size in args.throughput:
         throughput(args, work, size, store["throughput"])
         save()
@@ -209,6 +236,82 @@ def finetune(args: argparse.Namespace, work: Path, spec: str, method: str, size:
     print(f"finetune {spec} {label} {fraction:g} s{seed}: {rec['val_top1']:.2f} ({rec['seconds']:.0f} s)", flush=True)
 
 
+# ---------------------------------------------------------------- gestures arm
+
+def gestures_arm(args: argparse.Namespace, work: Path, store: dict, save) -> None:
+    """Issue 26 §4's gestures part (the real-time TSM paper's initialisation finding, arXiv
+    1906.07052, without ImageNet): the 2D ``--arch`` backbone pretrained by each SSL method in
+    ``--inits`` on random frames of the training clips (once, seed 0, at ``--sizes[0]`` px),
+    then every init (``scratch``: random) fine-tuned identically as the causal ``--clip-arch``
+    for each seed, scored offline (clip top-1) and streamed (raw and smoothed at the clip end)."""
+    spec, size = args.gestures, args.sizes[0]
+    recs = {}
+    for method in [m for m in args.inits if m != "scratch"]:  # pretrain first: a parallel process finds them cached
+        recs[method] = pretrained(args, work, spec, method, size, False, 0, store["pretrain"])
+        save()
+    for seed in args.seeds:
+        for init in args.inits:
+            gesture_finetune(args, work, spec, init, size, recs[init]["path"] if init in recs else None, seed,
+                             store["gestures"])
+            save()
+
+
+def weights_report(ckpt, weights: str, arch: str) -> dict:
+    """What loading ``weights`` into a fresh copy of ``ckpt``'s model does, tensor by tensor:
+    the train provenance counts what was loaded but lists only shape mismatches as skipped, so
+    this also names the model's tensors the file did not fill and the file's tensors it dropped."""
+    import copy
+
+    from edgekit.registry import load_weights
+
+    rep = load_weights(copy.deepcopy(ckpt.model), weights, arch)
+    own = ckpt.model.state_dict()
+    backbone = [k for k in own if k.startswith("backbone.") and not k.startswith("backbone.classifier")]
+    return {"loaded": len(rep["loaded"]), "model_tensors": len(own), "backbone_tensors": len(backbone),
+            "backbone_loaded": sum(k in set(rep["loaded"]) for k in backbone),
+            "missing": rep["missing"], "unexpected": rep["unexpected"], "mismatched": rep["mismatched"]}
+
+
+def gesture_finetune(args: argparse.Namespace, work: Path, spec: str, init: str, size: int, weights: str | None,
+                     seed: int, rows: list[dict]) -> None:
+    """Fine-tune the causal clip model from ``weights`` (None: scratch) unless cached; score it
+    offline and streamed frame by frame (:func:`edgekit.evaluation.streaming.evaluate_streaming`)."""
+    key = dict(data=spec, arch=args.clip_arch, backbone=args.arch, shift="causal", init=init,
+               pretrain_size=None if init == "scratch" else size,
+               pretrain_epochs=None if init == "scratch" else args.pretrain_epochs, seed=seed,
+               epochs=args.finetune_epochs, frames=args.frames, batch_size=args.finetune_batch, lr=args.lr,
+               small_input=args.small_input, precise_bn=args.precise_bn)
+    if any(all(r.get(k) == v for k, v in key.items()) for r in rows):
+        return
+    import edgekit
+    from edgekit.checkpoint import load_checkpoint
+    from edgekit.evaluation.streaming import evaluate_streaming
+    from edgekit.training.trainer import metrics_path
+
+    path = work / f"gest-{zlib.crc32(spec.encode()) % 10**6}-{init}-s{seed}.pt"  # per run: processes run in parallel
+    options = {} if weights is None else {"weights": weights}
+    t0 = time.perf_counter()
+    ck = edgekit.train(args.clip_arch, pinned(spec), path, shift="causal", frames=args.frames,
+                       epochs=args.finetune_epochs, batch_size=args.finetune_batch, lr=args.lr, seed=seed,
+                       small_input=args.small_input, precise_bn=args.precise_bn, progress=False, force=True, **options)
+    seconds = time.perf_counter() - t0
+    log = [json.loads(line) for line in metrics_path(path).read_text().splitlines() if line.strip()]
+    res = evaluate_streaming(load_checkpoint(path), batch_size=32, device="cpu")
+    rec = {**key, "val_top1_trainer": ck.metrics["val_top1"], "offline_top1": res["offline"]["top1"],
+           "stream_end": res["online"]["end"], "stream_smoothed_end": res["smoothed"]["end"],
+           "smoothed_window": res["smoothed"]["window"], "equivalence": res["equivalence"],
+           "val_clips": res["clips"], "train_clips": len(ck.load_data().train), "seconds": seconds,
+           "val_top1_by_epoch": [r.get("val_top1") for r in log],
+           "weights": None if weights is None else {"provenance": ck.provenance.get("weights"),
+                                                     **weights_report(ck, weights, args.clip_arch)}}
+    if weights is not None and rec["weights"]["backbone_loaded"] != rec["weights"]["backbone_tensors"]:
+        raise SystemExit(f"{weights}: only {rec['weights']['backbone_loaded']} of "
+                         f"{rec['weights']['backbone_tensors']} backbone tensors loaded into {args.clip_arch}")
+    rows.append(rec)
+    print(f"gestures {init} s{seed}: offline {rec['offline_top1']:.1f} stream end {rec['stream_end']:.1f} "
+          f"smoothed {rec['stream_smoothed_end']:.1f} ({seconds:.0f} s)", flush=True)
+
+
 def throughput(args: argparse.Namespace, work: Path, size: int, rows: list[dict]) -> None:
     """One short pretraining at ``size`` px: ``edgekit pretrain``'s images/s and seconds per epoch."""
     key = dict(arch=args.arch, size=size, images=args.throughput_images, threads=args.threads)
@@ -239,6 +342,64 @@ def _label(r: dict) -> str:
         (", last stage dropped" if r["drop_last_stage"] else "")
 
 
+def pretrain_table(pre: list[dict]) -> list[str]:
+    """The pretraining rows of one data spec: cost and k-NN probe per epoch."""
+    if not pre:
+        return []
+    lines = ["### Pretraining (no labels): cost and k-NN probe", "",
+             "| backbone | seed | epochs | wall s | s/epoch (median) | img/s | k-NN random init | "
+             "k-NN pretrained | k-NN per epoch |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(pre, key=lambda r: (r["method"], -r["size"], r["drop_last_stage"], r["seed"])):
+        eps = [e for e in r["epoch_seconds"] if e is not None]
+        lines.append(f"| {_label(r)} | {r['seed']} | {r['epochs']} | {r['wall_seconds']:.0f} | "
+                     f"{statistics.median(eps) if eps else float('nan'):.1f} | {r['images_per_s']:.0f} | "
+                     f"{r['init_knn_top1']:.2f} | {r['val_knn_top1']:.2f} | "
+                     f"{' → '.join(f'{v:.1f}' for v in r['knn_curve'] if v is not None)} |")
+    return lines + [""]
+
+
+def gestures_section(spec: str, store: dict) -> list[str]:
+    """The gestures arm of one clip spec: pretraining, then offline and streamed top-1 by init."""
+    pre = [r for r in store["pretrain"] if r["data"] == spec]
+    fine = [r for r in store["gestures"] if r["data"] == spec]
+    lines = [f"## Gestures: causal TSM from scratch vs from SSL on the clips' frames (`{spec}`)", ""]
+    pre_lines = pretrain_table(pre)
+    if pre_lines:
+        pre_lines[0] = "### Pretraining of the 2D backbone on random frames of the training clips (no labels)"
+    lines += pre_lines
+    if not fine:
+        return lines
+    wall = {(r["method"], r["size"], r["epochs"]): r["wall_seconds"] for r in pre if r["seed"] == 0}
+    r0 = fine[0]
+    lines += [f"### Fine-tuned as `{r0['arch']}` (causal shift): top-1 (%) on the validation clips", "",
+              "| init | pretrain wall s | offline clip top-1 | streamed, clip end (raw) | streamed, clip end "
+              "(smoothed) | Δ offline vs scratch | Δ streamed raw | Δ streamed smoothed | n | backbone tensors "
+              "loaded | fine-tune s (mean) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    groups: dict[tuple, list[dict]] = {}
+    for r in fine:
+        groups.setdefault((r["init"], r["pretrain_size"], r["pretrain_epochs"], r["epochs"]), []).append(r)
+    metrics = ("offline_top1", "stream_end", "stream_smoothed_end")
+    for key in sorted(groups, key=lambda k: (k[0] != "scratch", k[0], -(k[1] or 0))):
+        rs = sorted(groups[key], key=lambda r: r["seed"])
+        base = {r["seed"]: r for r in fine if r["init"] == "scratch" and r["epochs"] == key[3]}
+        cells = [mean_std([r[m] for r in rs]) for m in metrics]
+        deltas = ["-" if key[0] == "scratch" else
+                  mean_std([round(r[m] - base[r["seed"]][m], 9) + 0.0 for r in rs if r["seed"] in base]) for m in metrics]
+        w = wall.get((key[0], key[1], key[2]))
+        loaded = "-" if key[0] == "scratch" else ", ".join(
+            sorted({f"{r['weights']['backbone_loaded']}/{r['weights']['backbone_tensors']}" for r in rs}))
+        label = "scratch" if key[0] == "scratch" else f"{key[0]} @ {key[1]} px, {key[2]} ep"
+        lines.append(f"| {label} | {'-' if w is None else f'{w:.0f}'} | " + " | ".join(cells + deltas) +
+                     f" | {len(rs)} | {loaded} | {statistics.mean(r['seconds'] for r in rs):.0f} |")
+    lines += ["", f"Fine-tuning: {r0['epochs']} epochs, {r0['frames']} frames, batch {r0['batch_size']}, peak lr "
+              f"{r0['lr']}, small-input stem {r0['small_input']}; {r0['train_clips']} training / {r0['val_clips']} "
+              f"validation clips (split fixed, seed 0); seeds {sorted({r['seed'] for r in fine})}. Streamed: the "
+              f"online model frame by frame, the smoother's window {r0['smoothed_window']}; equivalence error of the "
+              f"stream vs the offline causal model at most "
+              f"{max(r['equivalence']['max_abs_error'] for r in fine):.1e} (logits).", ""]
+    return lines
+
+
 def write_page(args: argparse.Namespace, store: dict) -> None:
     import edgekit
 
@@ -253,7 +414,8 @@ def write_page(args: argparse.Namespace, store: dict) -> None:
         "",
         f"Machine: {platform.processor() or platform.machine()}, {args.threads} torch thread(s), 2 CPU cores "
         f"shared with other jobs (wall times are noisy); edgekit {edgekit.__version__}, torch {torch.__version__}.  ",
-        f"Fine-tuning: `edgekit train --weights SSL.pt` (or none: scratch) at the data's full input size, the "
+        f"Fine-tuning (image sections; the gestures section states its own): `edgekit train --weights SSL.pt` "
+        "(or none: scratch) at the data's full input size, the "
         f"default recipe (SGD, lr 0.05 cosine, batch 64, standard augmentation), `--{fo.replace('_', '-')}` "
         "labels drawn per seed (stratified), last-stage-dropped backbones with `--warmup-frozen N` first; "
         f"validation split fixed (seed 0); precise BN {args.precise_bn} batches after every run; small-input "
@@ -262,21 +424,13 @@ def write_page(args: argparse.Namespace, store: dict) -> None:
         "scratch. Pretraining wall time is the whole `edgekit pretrain` run (k-NN probes after every epoch included).",
         "",
     ]
-    specs = list(dict.fromkeys([r["data"] for r in store["finetune"]] + [r["data"] for r in store["pretrain"]]))
+    clips = {r["data"] for r in store["gestures"]} | {r["data"] for r in store["pretrain"] if r["data"].startswith("gestures")}
+    specs = [s for s in dict.fromkeys([r["data"] for r in store["finetune"]] + [r["data"] for r in store["pretrain"]])
+             if s not in clips]
     for spec in specs:
         lines += [f"## `{spec}`", ""]
         pre = [r for r in store["pretrain"] if r["data"] == spec]
-        if pre:
-            lines += ["### Pretraining (no labels): cost and k-NN probe", "",
-                      "| backbone | seed | epochs | wall s | s/epoch (median) | img/s | k-NN random init | "
-                      "k-NN pretrained | k-NN per epoch |", "|---|---|---|---|---|---|---|---|---|"]
-            for r in sorted(pre, key=lambda r: (r["method"], -r["size"], r["drop_last_stage"], r["seed"])):
-                eps = [e for e in r["epoch_seconds"] if e is not None]
-                lines.append(f"| {_label(r)} | {r['seed']} | {r['epochs']} | {r['wall_seconds']:.0f} | "
-                             f"{statistics.median(eps) if eps else float('nan'):.1f} | {r['images_per_s']:.0f} | "
-                             f"{r['init_knn_top1']:.2f} | {r['val_knn_top1']:.2f} | "
-                             f"{' → '.join(f'{v:.1f}' for v in r['knn_curve'] if v is not None)} |")
-            lines.append("")
+        lines += pretrain_table(pre)
         fine = [r for r in store["finetune"] if r["data"] == spec]
         if not fine:
             continue
@@ -307,6 +461,8 @@ def write_page(args: argparse.Namespace, store: dict) -> None:
         seeds = sorted({r["seed"] for r in fine})
         lines += ["", f"Fine-tuning: {fine[0]['epochs']} epochs; seeds {seeds}; training images at 100 %: see the "
                   "JSON (`input` is the fine-tuned shape).", ""]
+    for spec in sorted(clips, key=lambda s: -sum(r["data"] == s for r in store["gestures"])):  # the main run first
+        lines += gestures_section(spec, store)
     if store["throughput"]:
         lines += ["## `edgekit pretrain` speed on this CPU", "",
                   "| arch | input px | images | threads | s/epoch | images/s | wall s (probe included) | "
