@@ -82,6 +82,10 @@ def main() -> None:
                                    arch_kwargs=arch_kwargs, epochs=args.epochs, batch_size=args.batch_size)
                         if _find(raw_path, key) is None:
                             rec = run_one(work, key, sys.argv[1:])
+                            if rec is None:
+                                print(f"{spec} {fraction:.0%} seed {seed} {mode}: another process is running it",
+                                      flush=True)
+                                continue
                             _append(raw_path, rec)
                             print(_summary(rec), flush=True)
     with _locked(raw_path):
@@ -89,18 +93,38 @@ def main() -> None:
     write_page(Path(args.out), results)
 
 
-def run_one(work: Path, key: dict, argv: list[str]) -> dict:
-    """Train one run (resuming a cut-short one), then score its pseudo-labels on the hidden pool."""
-    import edgekit
-    from edgekit.checkpoint import load_checkpoint
-
-    name = "{}-f{}-s{}-{}".format(key["data"].replace(":", "_").replace(",", "_").replace("=", ""), key["fraction"],
-                                  key["seed"], key["mode"])
+def run_one(work: Path, key: dict, argv: list[str]) -> dict | None:
+    """Train one run (resuming a cut-short one), then score its pseudo-labels on the hidden pool;
+    None when another process holds the run (its lock file under ``WORK``)."""
+    kw = "".join(f"_{k}{v}" for k, v in (key["arch_kwargs"] or {}).items())
+    name = "{}-{}{}-e{}-b{}-f{}-s{}-{}".format(key["data"].replace(":", "_").replace(",", "_").replace("=", ""),
+                                               key["arch"], kw, key["epochs"], key["batch_size"], key["fraction"],
+                                               key["seed"], key["mode"])
     done = work / "results" / f"{name}.json"
     if done.is_file():
         rec = json.loads(done.read_text())
         if all(rec.get(k) == v for k, v in key.items()):
             return rec
+    claim = open(work / f"{name}.lock", "w")
+    try:
+        fcntl.flock(claim, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        claim.close()
+        return None
+    try:
+        return _train_and_score(work, name, key, argv)
+    finally:
+        fcntl.flock(claim, fcntl.LOCK_UN)
+        claim.close()
+
+
+def _train_and_score(work: Path, name: str, key: dict, argv: list[str]) -> dict:
+    import edgekit
+    from edgekit.checkpoint import load_checkpoint
+
+    done = work / "results" / f"{name}.json"
+    if done.is_file():  # finished by another process since the JSON was read
+        return json.loads(done.read_text())
     out = work / f"{name}.pt"
     resume = Path(str(out) + ".resume").is_file()
     t0 = time.perf_counter()
@@ -119,7 +143,10 @@ def run_one(work: Path, key: dict, argv: list[str]) -> dict:
         has = labels >= 0
         scored[stage] = {"accuracy": 100.0 * float((labels[has] == truth[has]).float().mean()) if bool(has.any())
                          else None, "labelled_share": 100.0 * float(has.float().mean())}
+    log = [json.loads(line) for line in Path(str(out) + ".metrics.jsonl").read_text().splitlines() if line.strip()]
     rec = {**key, "val_top1": ckpt.metrics["val_top1"], "seconds": seconds, "resumed": resume,
+           # a resumed run's wall time covers only its last part: the epochs' own times cover all of it
+           "epoch_seconds": sum(r.get("epoch_seconds", 0.0) for r in log),
            "labelled_images": len(labelled), "pool_images": len(rest), "val_images": len(bundle.val),
            "stage_epochs": semi.get("stage_epochs"), "pseudo_labels": scored,
            "command": ckpt.provenance.get("command", ""), "bench_command": rerun_command(__file__, argv, work),
