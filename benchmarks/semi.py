@@ -210,7 +210,9 @@ def _acc(v: dict) -> str:
 def write_page(out: Path, results: list[dict]) -> None:
     import edgekit
 
-    commands = list(dict.fromkeys(r["bench_command"] for r in results))
+    # run from inside benchmarks/ the script is cited by its name alone: cite it from the checkout
+    commands = list(dict.fromkeys(r["bench_command"].replace("python semi.py ", "python benchmarks/semi.py ", 1)
+                                  for r in results))
     lines = ["# Semi-supervised training at few labels: R2-D2 vs pseudo-labelling vs labelled-only", "",
              f"Commands that produced the rows below (each skips the runs already in {out.with_suffix('.json').name}; "
              f"`--page-only` rewrites this page from it):", ""]
@@ -285,8 +287,10 @@ def _stage_cells(rs: list[dict], mode: str) -> list[str]:
     def cell(names: list[str]) -> str:
         vals = [r["pseudo_labels"][n] for r in rs for n in names[:1] if n in r["pseudo_labels"]]
         acc = [v["accuracy"] for v in vals if v["accuracy"] is not None]
-        if not acc:
+        if not vals:
             return "-"
+        if not acc:
+            return "none confident (0 %)"
         share = statistics.mean(v["labelled_share"] for v in vals)
         return f"{statistics.mean(acc):.1f}" + (f" ({share:.0f} %)" if share < 99.95 else "")
 
