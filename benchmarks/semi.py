@@ -37,6 +37,7 @@ import json
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -165,7 +166,9 @@ def _number(text: str):
 @contextmanager
 def _locked(raw_path: Path):
     """Serialise read-modify-write of the JSON between processes sharing it."""
-    with open(str(raw_path) + ".lock", "w") as lock:
+    # the lock file lives in the temp folder, not next to the recorded JSON
+    with open(Path(tempfile.gettempdir()) / f"edgekit-bench-{raw_path.resolve().as_posix().replace('/', '_')}.lock",
+              "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
