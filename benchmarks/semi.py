@@ -203,7 +203,7 @@ def _summary(rec: dict) -> str:
 
 def _acc(v: dict) -> str:
     if v["accuracy"] is None:
-        return f"- (0 % labelled)"
+        return "- (0 % labelled)"
     return f"{v['accuracy']:.1f}" + (f" ({v['labelled_share']:.0f} % labelled)" if v["labelled_share"] < 100 else "")
 
 
