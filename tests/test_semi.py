@@ -27,6 +27,15 @@ def test_stage_split_follows_the_authors() -> None:
         stage_epochs(5, 4, None)
 
 
+def test_pseudo_label_shares_r2d2s_stage_one() -> None:
+    """At equal --epochs the two regimes run the same supervised stage 1, so they differ only after it."""
+    from edgekit.training.semi.r2d2 import supervised_epochs
+
+    for total in (30, 19, 950):
+        assert supervised_epochs(total) == stage_epochs(total, 4, None)[0]
+    assert supervised_epochs(3) == 1  # too short for r2d2: still one supervised epoch first
+
+
 def test_cycle_learning_rates_step_down_as_the_authors() -> None:
     assert cycle_lr_ratios(4) == pytest.approx([1.0, 2 / 3, 1 / 3, 1 / 30])  # 0.03, 0.02, 0.01, 0.001
     assert cycle_lr_ratios(1) == [1.0]

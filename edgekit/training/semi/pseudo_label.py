@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 from ..loop import OptimConfig
 from ..step import classification_loss
 from .base import Phase, Regime, SemiRun, predict, register_regime
-from .r2d2 import STAGE_EPOCHS, _transformed, hard_label_loss
+from .r2d2 import _transformed, hard_label_loss, supervised_epochs
 from .streams import TwoStream
 
 THRESHOLD = 0.95
@@ -36,7 +36,7 @@ class PseudoLabel(Regime):
 
     def phases(self, run: SemiRun) -> list[Phase]:
         threshold = float(run.settings.get("threshold") or THRESHOLD)
-        e1 = max(1, round(run.epochs * STAGE_EPOCHS[0] / sum(STAGE_EPOCHS)))
+        e1 = supervised_epochs(run.epochs)
         if self.hard is None:
             self.hard = torch.zeros(len(run.pool), dtype=torch.long)  # type: ignore[arg-type]
             self.confident = torch.zeros(len(run.pool), dtype=torch.bool)  # type: ignore[arg-type]

@@ -72,6 +72,15 @@ def stage_epochs(total: int, repredict: int, cycle_epochs: int | None) -> tuple[
     return e1, e2, cycle_epochs, e4
 
 
+def supervised_epochs(total: int) -> int:
+    """Stage 1's epochs out of ``total`` as r2d2 splits them with its default cycles, so that a
+    baseline sharing stage 1 (pseudo-label) differs from r2d2 only after it."""
+    try:
+        return stage_epochs(total, REPREDICT, None)[0]
+    except EdgekitError:  # too short for r2d2's four stages: the same share of the whole run
+        return max(1, round(total * STAGE_EPOCHS[0] / sum(STAGE_EPOCHS)))
+
+
 def d2_loss(table: LabelTable, label_lr: float, classes: int) -> Any:
     """Stage 2 and 3's step: reverse KL to the rows + entropy; the pool's rows step after the backward."""
 
