@@ -38,7 +38,7 @@ from ..training import distributed as dist_utils
 from ..training.guards import allocation_guard, check_batch_fits, describe_batch
 from ..training.loop import OptimConfig, StepOutput, fit
 from ..training.precise_bn import precise_bn
-from ..training.trainer import metrics_path, read_resume, resume_path
+from ..training.trainer import finish_run, metrics_path, read_resume, resume_path
 from .config import PretrainConfig
 from .knn import knn_top1
 from .methods import SSLMethod, get_method, resolve_settings
@@ -119,22 +119,14 @@ def pretrain(arch: str, data: str | DataBundle, output: str | Path, *, config: P
                       task="embedding", log_path=str(metrics_path(output)), on_epoch_end=on_epoch_end,
                       resume_state=resume_state, progress=progress, desc=f"pretrain {cfg.method}",
                       saved=str(output), probe=probe)
-    agree = dist_utils.params_agree(method)
-    if dist_utils.is_main():
-        _finish(ckpt, method, bundle, spec, cfg, history, probe, initial, dev)
-        if distributed:
-            ckpt.metrics["ddp"] = {"world_size": dist_utils.world_size(), "ranks_agree": agree}
-        ckpt.save(output, force=True)
-        state_file.unlink(missing_ok=True)
-    dist_utils.barrier()
-    dist_utils.cleanup()
-    return load_checkpoint(output)
+    return finish_run(method, ckpt, history, output, state_file, distributed,
+                      before_save=lambda: _finish(ckpt, method, bundle, spec, cfg, history, probe, initial, dev))
 
 
 def _finish(ckpt: Checkpoint, method: SSLMethod, bundle: DataBundle, spec: dict[str, Any], cfg: PretrainConfig,
             history: list[dict[str, Any]], probe: Any, initial: dict[str, Any], device: torch.device) -> None:
     """The end of a run (rank 0): BatchNorm statistics re-estimated on the training images (eval
-    transform), the probe run on them, the final numbers in ``ckpt``."""
+    transform), the probe run on them, the final numbers in ``ckpt`` (:func:`finish_run` adds images/s)."""
     if cfg.precise_bn:
         bn = DataLoader(Transformed(HiddenLabels(bundle.train, "pretraining"), FrameOrImage(eval_transform(spec))),
                         batch_size=cfg.batch_size, shuffle=True)
@@ -143,8 +135,6 @@ def _finish(ckpt: Checkpoint, method: SSLMethod, bundle: DataBundle, spec: dict[
     if probe is not None:
         last.update({f"val_{k}": v for k, v in probe().items()})
     _fill(ckpt, method, last, initial)
-    ckpt.metrics["images_per_s"] = float(sorted(h["images_per_s"] for h in history)[len(history) // 2]) \
-        if history else None
     ckpt.metrics["precise_bn"] = cfg.precise_bn
 
 

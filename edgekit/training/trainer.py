@@ -7,7 +7,7 @@ every epoch, so a killed run leaves the last complete epoch on disk.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -132,7 +132,7 @@ def train(arch: str, data: str | DataBundle, output: str | Path, *, config: Trai
                     optim=optim, device=dev, val_loader=val_loader, task=task, progress=progress)
             history = fit(model, loader, epochs=cfg.epochs, loss_fn=loss_fn, optim=optim, device=dev,
                           resume_state=resume_state, **common)
-    return _finish(model, ckpt, history, output, state_file, distributed)
+    return finish_run(model, ckpt, history, output, state_file, distributed)
 
 
 def _loaders(bundle: DataBundle, spec: dict[str, Any], cfg: TrainConfig, distributed: bool) -> tuple[str, Any, Any]:
@@ -170,11 +170,14 @@ def _resume_record(state: dict[str, Any] | None, semi: bool, more: bool) -> dict
     return {"fit": state} if more else None
 
 
-def _finish(model: torch.nn.Module, ckpt: Checkpoint, history: list[dict[str, Any]], output: Path, state_file: Path,
-            distributed: bool) -> Checkpoint:
-    """The last save of a run (images/s, DDP agreement), the resume file removed, the checkpoint read back."""
+def finish_run(model: torch.nn.Module, ckpt: Checkpoint, history: list[dict[str, Any]], output: Path,
+               state_file: Path, distributed: bool, before_save: Callable[[], None] | None = None) -> Checkpoint:
+    """The last save of a run (``before_save`` on rank 0 first, then images/s and DDP agreement), the
+    resume file removed, the process group left, the checkpoint read back. Shared by train and pretrain."""
     agree = dist_utils.params_agree(model)
     if dist_utils.is_main():
+        if before_save is not None:
+            before_save()
         ckpt.metrics["images_per_s"] = float(np.median([h["images_per_s"] for h in history])) if history else None
         if distributed:
             ckpt.metrics["ddp"] = {"world_size": dist_utils.world_size(), "ranks_agree": agree}

@@ -14,6 +14,7 @@ Adding a method is one module defining a subclass plus one :func:`register_metho
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, replace
 from typing import Any, ClassVar
 
@@ -42,7 +43,7 @@ class Settings:
         return asdict(self)
 
 
-class SSLMethod(nn.Module):
+class SSLMethod(nn.Module, ABC):
     """Base class: ``backbone`` (an embedding net of width ``dim``) plus the method's heads."""
 
     name: ClassVar[str] = ""
@@ -60,8 +61,9 @@ class SSLMethod(nn.Module):
         self.total_steps = max(1, int(total_steps))
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
 
+    @abstractmethod
     def forward(self, views: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        raise NotImplementedError
+        """The loss of a batch of two views ``(B, 2, C, H, W)`` and its named terms."""
 
     def head_state(self) -> dict[str, torch.Tensor]:
         """Everything of the state dict but the backbone (heads, momentum encoder, queue, step)."""

@@ -12,6 +12,7 @@ Adding a regime is one module defining a :class:`Regime` subclass plus one :func
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
@@ -55,15 +56,16 @@ class Phase:
     start: Callable[[], None] | None = None  # run when the phase starts (not when it resumes)
 
 
-class Regime:
+class Regime(ABC):
     """Base class: ``phases(run)`` plus the state that must survive a resume."""
 
     name: ClassVar[str] = ""
     #: whether the regime reads the unlabelled pool (``none`` trains on the labelled set alone)
     uses_pool: ClassVar[bool] = True
 
+    @abstractmethod
     def phases(self, run: SemiRun) -> list[Phase]:
-        raise NotImplementedError
+        """The run's phases in order (a regime's whole schedule)."""
 
     def state(self) -> dict[str, Any]:
         """Tensors and numbers to restore on resume (a pseudo-label table)."""
